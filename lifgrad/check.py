@@ -1,0 +1,438 @@
+"""Gradient checks: finite differences, the closed form, kernels vs reference.
+
+Each check returns :class:`CheckResult` rows (a maximum error, a tolerance and
+whether it passed); :func:`run_suite` runs them over reset modes x detach x
+strict x surrogates, and ``lifgrad check`` prints the table.  Checks assert by
+returning ``passed``; nothing here only prints.
+
+Ground truth is independent of the code under test: :func:`naive_forward` is
+a separately written simulation used for every finite difference, and it can
+*freeze* the reset spikes, which turns ``detach_reset=True`` into an exact
+gradient (A11) that finite differences can check.
+
+Error measures.  Directional derivatives: ``|fd - an| / max(|fd|, |an|)``.
+Arrays (kernel vs reference): ``max|a - b| / max|b|`` (normwise, so entries
+near zero do not inflate it).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from . import surrogates as sgs
+from .config import LIFConfig, LIFParams
+from .functional import lif_backward, lif_forward
+from .network import Dense, Sequential
+
+__all__ = ["CheckResult", "naive_forward", "fd_layer", "fd_zero_surrogate", "closed_form",
+           "closed_form_check", "kernel_vs_reference", "fd_network", "run_suite"]
+
+TOL_FD = 1e-6
+TOL_CLOSED = 1e-12
+TOL_KERNEL = {"float64": 1e-12, "float32": 1e-5}
+SMOOTH_FAMILIES = tuple(f.name for f in sgs.FAMILIES if f.G is not None)
+
+
+class CheckResult(NamedTuple):
+    check: str
+    case: str
+    quantity: str
+    error: float
+    tol: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(np.isfinite(self.error) and self.error <= self.tol)
+
+
+def _rel(a, b, atol=0.0):
+    """``|a - b| / max(|a|, |b|, atol)``; ``atol`` keeps a gradient that is
+    exactly zero from turning finite-difference rounding into error 1."""
+    a, b = float(a), float(b)
+    den = max(abs(a), abs(b), atol)
+    return 0.0 if den == 0.0 else abs(a - b) / den
+
+
+def _rel_array(a, b):
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    den = np.max(np.abs(b)) if b.size else 0.0
+    diff = np.max(np.abs(a - b)) if b.size else 0.0
+    return 0.0 if den == 0.0 and diff == 0.0 else diff / max(den, 1e-300)
+
+
+# ---------------------------------------------------------------------------
+# Independent ground truth
+# ---------------------------------------------------------------------------
+
+def naive_forward(I, alpha, theta, gamma, u_reset, u0, reset, forward, strict, surrogate,
+                  frozen_v=None):
+    """A deliberately plain simulation of (A2)-(A6), written apart from the
+    reference, used as ground truth.  ``frozen_v`` (T, B, N): use these spikes
+    inside the reset instead of the simulated ones (the function whose exact
+    gradient ``detach_reset=True`` computes, (A11))."""
+    T = I.shape[0]
+    u = np.zeros_like(I)
+    v = np.zeros_like(I)
+    prev_u = np.broadcast_to(u0, I.shape[1:]).astype(I.dtype)
+    prev_v = np.zeros(I.shape[1:], I.dtype)
+    for t in range(T):
+        r = prev_v if frozen_v is None else (frozen_v[t - 1] if t > 0 else np.zeros_like(prev_v))
+        if reset == "subtract":
+            cur = alpha * prev_u + I[t] - gamma * r
+        elif reset == "zero":
+            cur = alpha * (prev_u - r * prev_u + r * u_reset) + I[t]
+        else:
+            cur = alpha * prev_u + I[t]
+        if forward == "smooth":
+            spk = surrogate.G(cur - theta)
+        else:
+            spk = np.where(cur > theta, 1.0, 0.0) if strict else np.where(cur >= theta, 1.0, 0.0)
+        u[t], v[t] = cur, spk
+        prev_u, prev_v = cur, spk
+    return u, v
+
+
+def _layer_problem(rng, T, B, N, gamma_free):
+    I = rng.normal(0.35, 0.5, (T, B, N))
+    p = dict(alpha=rng.uniform(0.6, 0.95, N), theta=rng.uniform(0.8, 1.2, N),
+             gamma=rng.uniform(0.5, 1.5, N) if gamma_free else None,
+             u_reset=rng.uniform(-0.3, 0.3, N), u0=rng.normal(0.0, 0.3, (B, N)))
+    A = rng.normal(size=(T, B, N))
+    C = rng.normal(size=(T, B, N))
+    return I, p, A, C
+
+
+FD_STEPS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+
+
+def _fd_stencil(loss, x, d, h):
+    """Fourth-order central difference of ``loss`` at ``x`` along ``d``."""
+    d1 = loss(x + h * d) - loss(x - h * d)          # differences first: a constant
+    d2 = loss(x + 2 * h * d) - loss(x - 2 * h * d)  # loss gives exactly 0
+    return (8 * d1 - d2) / (12 * h)
+
+
+def _fd_floor(L, h):
+    """Rounding level of the stencil, 1000 eps |L| / h: a directional derivative
+    below it is indistinguishable from zero by finite differences."""
+    return 1e3 * np.finfo(np.float64).eps * (1.0 + abs(L)) / (h or FD_STEPS[-1])
+
+
+def _fd_directional(loss, x, d, h=None):
+    """Directional derivative by finite differences, with the step chosen per
+    parameter: the fourth-order stencil is evaluated on a ladder of steps and
+    the step whose estimate agrees best with the next smaller step is used
+    (the analytic gradient plays no part in the choice).  ``h`` fixes the step."""
+    if h is not None:
+        return _fd_stencil(loss, x, d, h)
+    est = [_fd_stencil(loss, x, d, s) for s in FD_STEPS]
+    diffs = [abs(a - b) for a, b in zip(est[:-1], est[1:])]
+    return est[int(np.argmin(diffs))]
+
+
+def _layer_fd(config, seed, T, B, N, gamma_free, h, forward, check_flips):
+    """Shared body of the smooth and zero-surrogate finite-difference checks."""
+    rng = np.random.default_rng(seed)
+    I, p, A, C = _layer_problem(rng, T, B, N, gamma_free)
+    params = LIFParams(p["alpha"], p["theta"], p["gamma"], p["u_reset"])
+    v, tr = lif_forward(I, params, config, u0=p["u0"])
+    g = lif_backward(tr, params, config, dv=A, du=C)
+    frozen = v if config.detach_reset else None
+    base = dict(I=I, **p)
+
+    def loss_and_v(vals):
+        gamma = vals["theta"] if vals["gamma"] is None else vals["gamma"]
+        uu, vv = naive_forward(vals["I"], vals["alpha"], vals["theta"], gamma, vals["u_reset"],
+                               vals["u0"], config.reset, forward, config.strict,
+                               config.surrogate, frozen)
+        return float(np.sum(A * vv) + np.sum(C * uu)), vv
+
+    names = ["I", "alpha", "theta", "u_reset", "u0"] + (["gamma"] if gamma_free else [])
+    if config.reset != "zero":
+        names.remove("u_reset")          # u_reset does not enter (A2)/(A4)
+    if config.reset != "subtract" and "gamma" in names:
+        names.remove("gamma")            # gamma enters (A2) only
+    flipped = False
+    L0 = loss_and_v(base)[0]
+    out = {}
+    for name in names:
+        errs = []
+        for _ in range(2):
+            d = rng.normal(size=np.shape(base[name]))
+            d /= np.linalg.norm(d)
+
+            def loss(x, name=name):
+                nonlocal flipped
+                vals = dict(base)
+                vals[name] = x
+                L, vv = loss_and_v(vals)
+                if check_flips and not np.array_equal(vv, v):
+                    flipped = True
+                return L
+
+            fd = _fd_directional(loss, base[name], d, h)
+            an = float(np.sum(np.asarray(getattr(g, name)) * d))
+            errs.append(_rel(fd, an, atol=_fd_floor(L0, h)))
+        out[name] = max(errs)
+    return out, flipped
+
+
+def fd_layer(config, seed=0, T=12, B=2, N=5, gamma_free=False, h=None):
+    """Smooth-forward adjoint vs central differences, every parameter (A22).
+
+    ``config`` must have ``forward='smooth'``, amplitude 1 and no clip.  For
+    ``detach_reset=True`` the reference function freezes the reset spikes.
+    Returns ``{parameter: max relative error over two random directions}``.
+    """
+    if config.forward != "smooth":
+        raise ValueError("fd_layer: config.forward must be 'smooth'")
+    if config.surrogate.scale != 1.0 or config.surrogate.clip is not None:
+        raise ValueError("fd_layer: the surrogate must have scale 1 and no clip to be exact (A22)")
+    out, _ = _layer_fd(config, seed, T, B, N, gamma_free, h, "smooth", check_flips=False)
+    return out
+
+
+def fd_zero_surrogate(config, seed=0, T=12, B=2, N=5, gamma_free=False, h=1e-6, tries=20):
+    """Hard forward with the zero surrogate vs finite differences of the real
+    spiking network (A22).  Retries another random point when a perturbation
+    flips a spike; raises if ``tries`` points all flip.  Returns
+    ``({parameter: max relative error}, seed used)``."""
+    config = config.replace(forward="hard", surrogate=sgs.get("zero"))
+    for k in range(tries):
+        out, flipped = _layer_fd(config, seed + 1000 * k, T, B, N, gamma_free, h, "hard",
+                                 check_flips=True)
+        if not flipped:
+            return out, seed + 1000 * k
+    raise RuntimeError(f"fd_zero_surrogate: every one of {tries} points flipped a spike")
+
+
+# ---------------------------------------------------------------------------
+# Closed form, SPEC section 4 and derivations/closed_form.md (C2), (C3)
+# ---------------------------------------------------------------------------
+
+def closed_form(x, delta, phi, alpha, gamma, detach):
+    """``dL/dw = sum_k x_k sum_{t>=k} delta_t phi_t prod_{j=k}^{t-1} c_j`` with
+    ``c_j = alpha - gamma phi_j`` (C2), or ``c_j = alpha`` when detached (C3).
+    O(T^2), written from the formula, not from the recursion."""
+    T = len(x)
+    c = np.full(T, float(alpha)) if detach else float(alpha) - float(gamma) * np.asarray(phi)
+    total = 0.0
+    for k in range(T):
+        inner = 0.0
+        prod = 1.0
+        for t in range(k, T):
+            inner += delta[t] * phi[t] * prod
+            prod *= c[t]
+        total += x[k] * inner
+    return total
+
+
+def closed_form_check(T=200, detach=False, seed=0, surrogate="sigmoid", backend="cpu"):
+    """Adjoint dL/dw of a single neuron vs the closed form; relative error."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 1.0, T)
+    delta = rng.uniform(0.0, 1.0, T)
+    w, alpha, theta = 0.7, 0.9, 1.0
+    cfg = LIFConfig(reset="subtract", detach_reset=detach, surrogate=sgs.get(surrogate),
+                    backend=backend)
+    params = LIFParams(alpha, theta)
+    I = (w * x).reshape(T, 1, 1)
+    v, tr = lif_forward(I, params, cfg)
+    g = lif_backward(tr, params, cfg, dv=delta.reshape(T, 1, 1))
+    adjoint = float(np.sum(x * g.I[:, 0, 0]))
+    phi = cfg.surrogate.phi(tr.u[:, 0, 0] - theta, tr.v[:, 0, 0])
+    closed = closed_form(x, delta, phi, alpha, theta, detach)
+    return _rel(adjoint, closed), adjoint, closed
+
+
+# ---------------------------------------------------------------------------
+# Kernels vs reference
+# ---------------------------------------------------------------------------
+
+def _kernel_problem(rng, T, B, N, dtype):
+    """Half random, half on an exact binary grid so that u == theta happens
+    exactly (strict vs non-strict firing differs there)."""
+    I = rng.normal(0.35, 0.6, (T, B, N))
+    half = B // 2
+    I[:, :half] = rng.integers(0, 5, (T, half, N)) * 0.25
+    return I.astype(dtype)
+
+
+def kernel_vs_reference(config, dtype="float64", seed=0, T=16, B=4, N=37, gamma_free=False,
+                        backend="cpu"):
+    """Max normwise relative difference between ``backend`` and the NumPy
+    reference, over u, v and every gradient.  Returns ``{quantity: error}``."""
+    rng = np.random.default_rng(seed)
+    I = _kernel_problem(rng, T, B, N, dtype)
+    alpha = np.full(N, 0.5)
+    alpha[N // 2:] = rng.uniform(0.5, 1.0, N - N // 2)
+    params = LIFParams(alpha=alpha, theta=1.0, gamma=0.75 if gamma_free else None,
+                       u_reset=0.25)
+    dv = rng.normal(size=I.shape).astype(dtype)
+    du = rng.normal(size=I.shape).astype(dtype)
+    u0 = rng.normal(0, 0.3, (B, N)).astype(dtype)
+    res = {}
+    for be in ("reference", backend):
+        cfg = config.replace(backend=be)
+        v, tr = lif_forward(I, params, cfg, u0=u0)
+        g = lif_backward(tr, params, cfg, dv=dv, du=du)
+        res[be] = dict(u=tr.u, v=v, **{k: val for k, val in g._asdict().items() if val is not None})
+        # a static input exercises the (1, B, N) path
+        vs, trs = lif_forward(I[0], params, cfg, u0=u0, T=T)
+        gs = lif_backward(trs, params, cfg, dv=dv)
+        res[be]["v_static"] = vs
+        res[be]["I_static"] = gs.I
+    ref, ker = res["reference"], res[backend]
+    out = {}
+    for k in ref:
+        if ker[k].dtype != np.dtype(dtype):
+            out[k] = math.inf            # dtype not preserved
+        else:
+            out[k] = _rel_array(ker[k], ref[k])
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Networks
+# ---------------------------------------------------------------------------
+
+def fd_network(surrogate="sigmoid", reset="subtract", detach=False, static=False, seed=0,
+               h=None, sizes=(6, 7, 5, 3), T=8, B=3):
+    """Smooth-forward network gradients vs central differences for every
+    parameter (W, b, learned alpha and theta) (A20), (A21)."""
+    cfg = LIFConfig(reset=reset, detach_reset=detach, forward="smooth",
+                    surrogate=sgs.get(surrogate), backend="cpu")
+    rng = np.random.default_rng(seed)
+    layers = [Dense(a, b, cfg, alpha=rng.uniform(0.6, 0.95, b), theta=rng.uniform(0.3, 0.6, b),
+                    u_reset=0.1, learn=("alpha", "theta"))
+              for a, b in zip(sizes[:-1], sizes[1:])]
+    net = Sequential(layers, seed=seed, dtype="float64")
+    for k in net.params:
+        if k.endswith(".W"):
+            net.params[k] = net.params[k] * 2.0
+    x = rng.uniform(0, 1, (B, sizes[0])) if static else rng.uniform(0, 1, (T, B, sizes[0]))
+    A = rng.normal(size=(T, B, sizes[-1]))
+    C = rng.normal(size=(T, B, sizes[-1]))
+    v, tr = net.forward(x, T=T)
+    grads = net.backward(tr, dv=A, du=C, need_input_grad=True)
+    params = dict(net.params)
+    L0 = float(np.sum(A * v) + np.sum(C * tr.layers[-1].trace.u))
+    out = {}
+    for name in list(params) + ["x"]:
+        base = x if name == "x" else params[name]
+        errs = []
+        for _ in range(2):
+            d = rng.normal(size=base.shape)
+            d /= np.linalg.norm(d)
+
+            def loss(val, name=name):
+                pp = dict(params)
+                xx = x
+                if name == "x":
+                    xx = val
+                else:
+                    pp[name] = val
+                vv, tt = net.forward(xx, pp, T=T)
+                return float(np.sum(A * vv) + np.sum(C * tt.layers[-1].trace.u))
+
+            errs.append(_rel(_fd_directional(loss, base, d, h), np.sum(grads[name] * d),
+                             atol=_fd_floor(L0, h)))
+        out[name] = max(errs)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The suite behind `lifgrad check`
+# ---------------------------------------------------------------------------
+
+def _case(reset, detach, strict=None, surrogate=None, extra=""):
+    parts = [f"reset={reset}", f"detach={detach}"]
+    if strict is not None:
+        parts.append(f"strict={strict}")
+    if surrogate is not None:
+        parts.append(f"sg={surrogate}")
+    if extra:
+        parts.append(extra)
+    return " ".join(parts)
+
+
+def run_suite(quick=False, progress=None):
+    """Run every check; return a list of :class:`CheckResult`.
+
+    ``quick`` trims the surrogate list and sizes (used by ``lifgrad demo``)."""
+    rows = []
+    resets = ("subtract", "zero", "none")
+    fams = SMOOTH_FAMILIES[:3] if quick else SMOOTH_FAMILIES
+    all_fams = tuple(f.name for f in sgs.FAMILIES)
+    kern_fams = all_fams[:3] + ("spike_operator",) if quick else all_fams
+
+    def note(msg):
+        if progress:
+            progress(msg)
+
+    # 1. smooth forward vs finite differences
+    note("finite differences, smooth forward")
+    for reset, detach, fam in itertools.product(resets, (False, True), fams):
+        for gamma_free in ((False, True) if reset == "subtract" else (False,)):
+            cfg = LIFConfig(reset=reset, detach_reset=detach, forward="smooth",
+                            surrogate=sgs.get(fam), backend="cpu")
+            errs = fd_layer(cfg, seed=hash((reset, detach, fam, gamma_free)) % 1000,
+                            gamma_free=gamma_free)
+            case = _case(reset, detach, surrogate=fam, extra="gamma=free" if gamma_free else "")
+            rows += [CheckResult("fd-smooth", case, k, e, TOL_FD) for k, e in errs.items()]
+    # 2. zero surrogate on the spiking network
+    note("finite differences, spiking network with the zero surrogate")
+    for reset, detach, strict in itertools.product(resets, (False, True), (False, True)):
+        for gamma_free in ((False, True) if reset == "subtract" else (False,)):
+            cfg = LIFConfig(reset=reset, detach_reset=detach, strict=strict)
+            errs, _ = fd_zero_surrogate(cfg, seed=7, gamma_free=gamma_free)
+            case = _case(reset, detach, strict, extra="gamma=free" if gamma_free else "")
+            rows += [CheckResult("fd-zero-surrogate", case, k, e, TOL_FD)
+                     for k, e in errs.items()]
+    # 3. closed form
+    note("closed form, single neuron")
+    for T, detach in itertools.product((1, 10, 200) if not quick else (50,), (False, True)):
+        err, _, _ = closed_form_check(T=T, detach=detach, seed=T)
+        rows.append(CheckResult("closed-form", f"T={T} detach={detach}", "dL/dw", err, TOL_CLOSED))
+    # 4. kernels vs reference
+    note("cpu kernels vs NumPy reference")
+    for dtype in ("float64", "float32"):
+        for reset, detach, strict, fam in itertools.product(resets, (False, True), (False, True),
+                                                            kern_fams):
+            fwds = ("hard", "smooth") if sgs.family(fam).G is not None else ("hard",)
+            for fwd in fwds:
+                if fwd == "smooth" and strict:
+                    continue                     # strict only matters for the hard forward
+                cfg = LIFConfig(reset=reset, detach_reset=detach, strict=strict, forward=fwd,
+                                surrogate=sgs.get(fam))
+                errs = kernel_vs_reference(cfg, dtype=dtype, gamma_free=(reset == "subtract"),
+                                           T=8 if quick else 16)
+                worst = max(errs, key=errs.get)
+                rows.append(CheckResult(f"kernel-{dtype}",
+                                        _case(reset, detach, strict, fam, f"fwd={fwd}"),
+                                        f"max over {len(errs)} ({worst})", errs[worst],
+                                        TOL_KERNEL[dtype]))
+    # 5. networks
+    note("finite differences, networks")
+    for reset, static in itertools.product(resets, (False, True)):
+        errs = fd_network(reset=reset, static=static)
+        rows += [CheckResult("fd-network", f"reset={reset} static={static}", k, e, TOL_FD)
+                 for k, e in errs.items()]
+    return rows
+
+
+def format_table(rows, only_failures=False):
+    """A plain-text table of check rows, one line each, and a summary line."""
+    lines = [f"{'check':<18} {'case':<52} {'quantity':<22} {'max rel err':>11} {'tol':>7}  ok"]
+    for r in rows:
+        if only_failures and r.passed:
+            continue
+        lines.append(f"{r.check:<18} {r.case:<52} {r.quantity:<22} {r.error:>11.2e} "
+                     f"{r.tol:>7.0e}  {'PASS' if r.passed else 'FAIL'}")
+    n_fail = sum(not r.passed for r in rows)
+    lines.append(f"{len(rows)} rows, {len(rows) - n_fail} passed, {n_fail} failed")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Compiled kernels.  ``cpu``: Numba njit twins of ``lifgrad.reference``."""
