@@ -196,7 +196,7 @@ def fd_layer(config, seed=0, T=12, B=2, N=5, gamma_free=False, h=None):
     return out
 
 
-def fd_zero_surrogate(config, seed=0, T=12, B=2, N=5, gamma_free=False, h=1e-6, tries=20):
+def fd_zero_surrogate(config, seed=0, T=12, B=2, N=5, gamma_free=False, h=1e-4, tries=20):
     """Hard forward with the zero surrogate vs finite differences of the real
     spiking network (A22).  Retries another random point when a perturbation
     flips a spike; raises if ``tries`` points all flip.  Returns

@@ -52,67 +52,111 @@ _g_zero = _F["zero"][0]
 
 @njit(**_JIT)
 def _g(x, v, sg):
-    """Raw derivative of the family with code ``sg[0]`` (codes: surrogates.FAMILIES)."""
-    c = sg[0]
-    a, b, d = sg[1], sg[2], sg[3]
-    if c == 0:
-        return _g_sigmoid(x, v, a, b, d)
-    if c == 1:
-        return _g_fast_sigmoid(x, v, a, b, d)
-    if c == 2:
-        return _g_fast_sigmoid_norm(x, v, a, b, d)
-    if c == 3:
-        return _g_atan(x, v, a, b, d)
-    if c == 4:
-        return _g_atan_pi(x, v, a, b, d)
-    if c == 5:
-        return _g_rect(x, v, a, b, d)
-    if c == 6:
-        return _g_triangle(x, v, a, b, d)
-    if c == 7:
-        return _g_laplace(x, v, a, b, d)
-    if c == 8:
-        return _g_gaussian(x, v, a, b, d)
-    if c == 9:
-        return _g_straight_through(x, v, a, b, d)
-    if c == 10:
-        return _g_spike_operator(x, v, a, b, d)
-    if c == 11:
-        return _g_zero(x, v, a, b, d)
-    return np.nan
+    """Raw derivative of the family with code ``sg[0]`` at one point (codes:
+    ``surrogates.FAMILIES``); NaN for an unknown code."""
+    xs = np.empty(1)
+    vs = np.empty(1)
+    out = np.empty(1)
+    xs[0] = x
+    vs[0] = v
+    _g_block(sg[0], sg[1], sg[2], sg[3], xs, vs, out, 1)
+    return out[0]
 
 
 @njit(**_JIT)
 def _G(x, sg):
-    """Primitive of the family with code ``sg[0]``; NaN where there is none."""
-    c = sg[0]
-    a, b, d = sg[1], sg[2], sg[3]
-    if c == 0:
-        return _G_sigmoid(x, 0.0, a, b, d)
-    if c == 1:
-        return _G_fast_sigmoid(x, 0.0, a, b, d)
-    if c == 2:
-        return _G_fast_sigmoid_norm(x, 0.0, a, b, d)
-    if c == 3:
-        return _G_atan(x, 0.0, a, b, d)
-    if c == 4:
-        return _G_atan_pi(x, 0.0, a, b, d)
-    if c == 5:
-        return _G_rect(x, 0.0, a, b, d)
-    if c == 6:
-        return _G_triangle(x, 0.0, a, b, d)
-    if c == 7:
-        return _G_laplace(x, 0.0, a, b, d)
-    if c == 8:
-        return _G_gaussian(x, 0.0, a, b, d)
-    return np.nan
+    """Primitive of the family with code ``sg[0]`` at one point; NaN where there is none."""
+    xs = np.empty(1)
+    out = np.empty(1)
+    xs[0] = x
+    _G_block(sg[0], sg[1], sg[2], sg[3], xs, out, 1)
+    return out[0]
 
 
 @njit(**_JIT)
 def _phi(x, v, sg):
-    """``scale * clip(g, lo, hi)``  (A7)."""
-    g = _g(x, v, sg)
-    return sg[4] * min(max(g, sg[5]), sg[6])
+    """``scale * clip(g, lo, hi)`` at one point  (A7)."""
+    return sg[4] * min(max(_g(x, v, sg), sg[5]), sg[6])
+
+
+@njit(**_JIT)
+def _g_block(c, a, b, d, x, v, out, m):
+    """out[:m] = g(x[:m]) for family code c.  The branch on the family sits
+    outside the loops, so each loop is a plain, vectorisable pass."""
+    if c == 0:
+        for k in range(m):
+            out[k] = _g_sigmoid(x[k], v[k], a, b, d)
+    elif c == 1:
+        for k in range(m):
+            out[k] = _g_fast_sigmoid(x[k], v[k], a, b, d)
+    elif c == 2:
+        for k in range(m):
+            out[k] = _g_fast_sigmoid_norm(x[k], v[k], a, b, d)
+    elif c == 3:
+        for k in range(m):
+            out[k] = _g_atan(x[k], v[k], a, b, d)
+    elif c == 4:
+        for k in range(m):
+            out[k] = _g_atan_pi(x[k], v[k], a, b, d)
+    elif c == 5:
+        for k in range(m):
+            out[k] = _g_rect(x[k], v[k], a, b, d)
+    elif c == 6:
+        for k in range(m):
+            out[k] = _g_triangle(x[k], v[k], a, b, d)
+    elif c == 7:
+        for k in range(m):
+            out[k] = _g_laplace(x[k], v[k], a, b, d)
+    elif c == 8:
+        for k in range(m):
+            out[k] = _g_gaussian(x[k], v[k], a, b, d)
+    elif c == 9:
+        for k in range(m):
+            out[k] = _g_straight_through(x[k], v[k], a, b, d)
+    elif c == 10:
+        for k in range(m):
+            out[k] = _g_spike_operator(x[k], v[k], a, b, d)
+    elif c == 11:
+        for k in range(m):
+            out[k] = _g_zero(x[k], v[k], a, b, d)
+    else:
+        for k in range(m):
+            out[k] = np.nan
+
+
+@njit(**_JIT)
+def _G_block(c, a, b, d, x, out, m):
+    """out[:m] = G(x[:m]) for family code c; NaN where there is no primitive."""
+    if c == 0:
+        for k in range(m):
+            out[k] = _G_sigmoid(x[k], 0.0, a, b, d)
+    elif c == 1:
+        for k in range(m):
+            out[k] = _G_fast_sigmoid(x[k], 0.0, a, b, d)
+    elif c == 2:
+        for k in range(m):
+            out[k] = _G_fast_sigmoid_norm(x[k], 0.0, a, b, d)
+    elif c == 3:
+        for k in range(m):
+            out[k] = _G_atan(x[k], 0.0, a, b, d)
+    elif c == 4:
+        for k in range(m):
+            out[k] = _G_atan_pi(x[k], 0.0, a, b, d)
+    elif c == 5:
+        for k in range(m):
+            out[k] = _G_rect(x[k], 0.0, a, b, d)
+    elif c == 6:
+        for k in range(m):
+            out[k] = _G_triangle(x[k], 0.0, a, b, d)
+    elif c == 7:
+        for k in range(m):
+            out[k] = _G_laplace(x[k], 0.0, a, b, d)
+    elif c == 8:
+        for k in range(m):
+            out[k] = _G_gaussian(x[k], 0.0, a, b, d)
+    else:
+        for k in range(m):
+            out[k] = np.nan
 
 
 @njit(parallel=True, **_JIT)
@@ -126,32 +170,42 @@ def lif_forward_scan(I, static, u0, alpha, theta, gamma, u_reset,
         n0 = (task % nblk) * BLOCK
         n1 = min(N, n0 + BLOCK)
         m = n1 - n0
-        up = np.empty(m, u.dtype)
-        vp = np.zeros(m, u.dtype)
-        for k in range(m):
-            up[k] = u0[b, n0 + k]
+        al = alpha[n0:n1]
+        th = theta[n0:n1]
+        ga = gamma[n0:n1]
+        ur = u_reset[n0:n1]
+        up = u0[b, n0:n1].copy()        # u_{t-1}
+        vp = np.zeros(m, u.dtype)       # v_{t-1}; v_0 = 0
+        x64 = np.empty(m)               # u_t - theta in float64
+        G64 = np.empty(m)
         for t in range(T):
-            ti = 0 if static else t
+            It = I[0, b, n0:n1] if static else I[t, b, n0:n1]
+            ut = u[t, b, n0:n1]
+            vt = v[t, b, n0:n1]
+            if reset == 0:                                                # (A2)
+                for k in range(m):
+                    ut[k] = al[k] * up[k] + It[k] - ga[k] * vp[k]
+            elif reset == 1:                                              # (A3)
+                for k in range(m):
+                    ut[k] = al[k] * ((one - vp[k]) * up[k] + vp[k] * ur[k]) + It[k]
+            else:                                                         # (A4)
+                for k in range(m):
+                    ut[k] = al[k] * up[k] + It[k]
+            if smooth:                                                    # (A6)
+                for k in range(m):
+                    x64[k] = ut[k] - th[k]
+                _G_block(sg[0], sg[1], sg[2], sg[3], x64, G64, m)
+                for k in range(m):
+                    vt[k] = G64[k]
+            elif strict:                                                  # (A5) strict
+                for k in range(m):
+                    vt[k] = 1.0 if ut[k] - th[k] > 0 else 0.0
+            else:                                                         # (A5)
+                for k in range(m):
+                    vt[k] = 1.0 if ut[k] - th[k] >= 0 else 0.0
             for k in range(m):
-                n = n0 + k
-                a = alpha[n]
-                if reset == 0:                                            # (A2)
-                    ut = a * up[k] + I[ti, b, n] - gamma[n] * vp[k]
-                elif reset == 1:                                          # (A3)
-                    ut = a * ((one - vp[k]) * up[k] + vp[k] * u_reset[n]) + I[ti, b, n]
-                else:                                                     # (A4)
-                    ut = a * up[k] + I[ti, b, n]
-                x = ut - theta[n]
-                if smooth:
-                    vt = _G(x, sg)                                        # (A6)
-                elif strict:
-                    vt = 1.0 if x > 0 else 0.0                            # (A5) strict
-                else:
-                    vt = 1.0 if x >= 0 else 0.0                           # (A5)
-                u[t, b, n] = ut
-                v[t, b, n] = vt
-                up[k] = ut
-                vp[k] = v[t, b, n]
+                up[k] = ut[k]
+                vp[k] = vt[k]
 
 
 @njit(parallel=True, **_JIT)
@@ -162,65 +216,79 @@ def lif_backward_scan(u, v, u0, dv, du, has_dv, has_du, static,
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
     zero = one - one
+    scale, lo, hi = sg[4], sg[5], sg[6]
     for task in prange(B * nblk):
         b = task // nblk
         n0 = (task % nblk) * BLOCK
         n1 = min(N, n0 + BLOCK)
         m = n1 - n0
+        al = alpha[n0:n1]
+        th = theta[n0:n1]
+        ga = gamma[n0:n1]
+        ur = u_reset[n0:n1]
         ubn = np.zeros(m, u.dtype)      # ubar_{t+1}; ubar_{T+1} = 0
         a_al = np.zeros(m, u.dtype)
         a_th = np.zeros(m, u.dtype)
         a_rv = np.zeros(m, u.dtype)
         a_dI = np.zeros(m, u.dtype)
+        vbar = np.empty(m, u.dtype)
         ph = np.empty(m, u.dtype)       # phi_t of the block, rounded to the dtype
+        x64 = np.empty(m)
+        v64 = np.empty(m)
+        g64 = np.empty(m)
+        zrow = np.zeros(m, u.dtype)
         for t in range(T - 1, -1, -1):
+            ut = u[t, b, n0:n1]
+            vt = v[t, b, n0:n1]
+            # phi_t = scale * clip(g(u_t - theta))                          (A7)
             for k in range(m):
-                n = n0 + k
-                ph[k] = _phi(u[t, b, n] - theta[n], v[t, b, n], sg)       # (A7)
+                x64[k] = ut[k] - th[k]
+                v64[k] = vt[k]
+            _g_block(sg[0], sg[1], sg[2], sg[3], x64, v64, g64, m)
             for k in range(m):
-                n = n0 + k
-                a = alpha[n]
-                ut = u[t, b, n]
-                vt = v[t, b, n]
-                un = ubn[k]
-                if reset == 0:                                            # (A10a)
-                    leak = a
-                    rv = -gamma[n] * un
-                elif reset == 1:                                          # (A10b)
-                    leak = a * (one - vt)
-                    rv = a * (u_reset[n] - ut) * un
-                else:                                                     # (A10c)
-                    leak = a
-                    rv = zero
-                if detach:                                                # (A11)
-                    rv = zero
-                delta = dv[t, b, n] if has_dv else zero
-                eps = du[t, b, n] if has_du else zero
-                vbar = delta + rv                                         # (A8)
-                phi = ph[k]
-                ubar = eps + phi * vbar + leak * un                       # (A9)
-                if t > 0:
-                    upr = u[t - 1, b, n]
-                    vpr = v[t - 1, b, n]
-                else:
-                    upr = u0[b, n]
-                    vpr = zero
-                if reset == 1:
-                    a_al[k] += ubar * ((one - vpr) * upr + vpr * u_reset[n])  # (A14b)
-                else:
-                    a_al[k] += ubar * upr                                 # (A14a)
-                a_th[k] -= phi * vbar                                     # (A15)
-                a_rv[k] += un * vt                                        # (A15)-(A17)
-                if static:
-                    a_dI[k] += ubar                                       # (A21)
-                else:
-                    dI[t, b, n] = ubar                                    # (A13)
-                ubn[k] = ubar
+                ph[k] = scale * min(max(g64[k], lo), hi)
+            dvt = dv[t, b, n0:n1] if has_dv else zrow
+            dut = du[t, b, n0:n1] if has_du else zrow
+            upr = u[t - 1, b, n0:n1] if t > 0 else u0[b, n0:n1]
+            vpr = v[t - 1, b, n0:n1] if t > 0 else zrow
+            # vbar_t = delta_t + reset_v_t                    (A8), (A10), (A11)
+            if detach or reset == 2:
+                for k in range(m):
+                    vbar[k] = dvt[k]
+            elif reset == 0:
+                for k in range(m):
+                    vbar[k] = dvt[k] + (-ga[k] * ubn[k])
+            else:
+                for k in range(m):
+                    vbar[k] = dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k]
+            # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients
+            if reset == 1:
+                for k in range(m):
+                    un = ubn[k]
+                    ub = dut[k] + ph[k] * vbar[k] + al[k] * (one - vt[k]) * un  # (A9), (A10b)
+                    a_al[k] += ub * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k])  # (A14b)
+                    a_th[k] -= ph[k] * vbar[k]                                # (A15)
+                    a_rv[k] += un * vt[k]                                     # (A15)-(A17)
+                    ubn[k] = ub
+            else:
+                for k in range(m):
+                    un = ubn[k]
+                    ub = dut[k] + ph[k] * vbar[k] + al[k] * un               # (A9), (A10a,c)
+                    a_al[k] += ub * upr[k]                                    # (A14a)
+                    a_th[k] -= ph[k] * vbar[k]                                # (A15)
+                    a_rv[k] += un * vt[k]                                     # (A15)-(A17)
+                    ubn[k] = ub
+            if static:                                                        # (A21)
+                for k in range(m):
+                    a_dI[k] += ubn[k]
+            else:                                                             # (A13)
+                dIt = dI[t, b, n0:n1]
+                for k in range(m):
+                    dIt[k] = ubn[k]
         for k in range(m):
-            n = n0 + k
-            acc_alpha[b, n] = a_al[k]
-            acc_theta[b, n] = a_th[k]
-            acc_rv[b, n] = a_rv[k]
-            du0[b, n] = alpha[n] * ubn[k]                                 # (A18)
+            acc_alpha[b, n0 + k] = a_al[k]
+            acc_theta[b, n0 + k] = a_th[k]
+            acc_rv[b, n0 + k] = a_rv[k]
+            du0[b, n0 + k] = al[k] * ubn[k]                                   # (A18)
             if static:
-                dI[0, b, n] = a_dI[k]
+                dI[0, b, n0 + k] = a_dI[k]

@@ -1,0 +1,71 @@
+"""Every CPU kernel against its NumPy reference twin (SPEC section 6, item 4)."""
+import itertools
+
+import numpy as np
+import pytest
+
+from lifgrad import LIFConfig, LIFParams, lif_backward, lif_forward
+from lifgrad import surrogates as sgs
+from lifgrad.check import TOL_KERNEL, kernel_vs_reference
+from lifgrad.kernels import cpu
+from lifgrad import reference
+
+RESETS = ("subtract", "zero", "none")
+ALL = sgs.names()
+
+
+def test_kernels_have_reference_twins_with_same_signature():
+    import inspect
+    for name in ("lif_forward_scan", "lif_backward_scan"):
+        ref = inspect.signature(getattr(reference, name))
+        ker = inspect.signature(getattr(cpu, name).py_func)
+        assert list(ref.parameters) == list(ker.parameters)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("reset,detach,strict", list(itertools.product(RESETS, (False, True), (False, True))))
+@pytest.mark.parametrize("surrogate", ALL)
+def test_backward_cpu_matches_reference(reset, detach, strict, surrogate, dtype):
+    cfg = LIFConfig(reset=reset, detach_reset=detach, strict=strict, surrogate=sgs.get(surrogate))
+    errs = kernel_vs_reference(cfg, dtype=dtype, gamma_free=(reset == "subtract"), T=12, B=4, N=21)
+    assert max(errs.values()) <= TOL_KERNEL[dtype], errs
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("reset,detach", list(itertools.product(RESETS, (False, True))))
+@pytest.mark.parametrize("surrogate", [f.name for f in sgs.FAMILIES if f.G is not None])
+def test_smooth_forward_cpu_matches_reference(reset, detach, surrogate, dtype):
+    cfg = LIFConfig(reset=reset, detach_reset=detach, forward="smooth", surrogate=sgs.get(surrogate))
+    errs = kernel_vs_reference(cfg, dtype=dtype, T=12, B=4, N=21)
+    assert max(errs.values()) <= TOL_KERNEL[dtype], errs
+
+
+def test_kernel_handles_more_neurons_than_one_block():
+    # N spans several parallel blocks, including a partial one
+    cfg = LIFConfig(surrogate=sgs.get("sigmoid"))
+    errs = kernel_vs_reference(cfg, dtype="float64", T=5, B=3, N=cpu.BLOCK * 2 + 17)
+    assert max(errs.values()) <= 1e-12
+
+
+def test_kernel_comparison_detects_a_wrong_kernel(monkeypatch):
+    """The comparison can fail: a kernel that drops the reset term is caught."""
+    orig = cpu.lif_backward_scan
+
+    def broken(u, v, u0, dv, du, has_dv, has_du, static, alpha, theta, gamma, u_reset,
+               reset, detach, sg, *out):
+        return orig(u, v, u0, dv, du, has_dv, has_du, static, alpha, theta, gamma, u_reset,
+                    reset, True, sg, *out)
+    monkeypatch.setattr(cpu, "lif_backward_scan", broken)
+    errs = kernel_vs_reference(LIFConfig(surrogate=sgs.get("sigmoid")), dtype="float64")
+    assert max(errs.values()) > 1e-3
+
+
+def test_strict_firing_matters_on_exact_hits():
+    """With binary inputs and round numbers u == theta happens exactly (SPEC 2)."""
+    I = np.array([0.5, 0.5, 0.0, 1.0])[:, None, None]  # u: 0.5, 1.0 (== theta), ...
+    p = LIFParams(alpha=1.0, theta=1.0)
+    for backend in ("reference", "cpu"):
+        v, _ = lif_forward(I, p, LIFConfig(strict=False, backend=backend))
+        vs, _ = lif_forward(I, p, LIFConfig(strict=True, backend=backend))
+        assert v[:, 0, 0].tolist() == [0, 1, 0, 1]
+        assert vs[:, 0, 0].tolist() == [0, 0, 0, 1]

@@ -1,0 +1,63 @@
+"""Sequential networks: flat named parameters, static fast path, shapes."""
+import numpy as np
+import pytest
+
+from lifgrad import LIFConfig, LIFParams, lif_backward, lif_forward
+from lifgrad import surrogates as sgs
+from lifgrad.network import Dense, Sequential
+
+
+def test_flat_named_parameters():
+    net = Sequential([Dense(4, 3, learn=("alpha",)), Dense(3, 2, bias=False, learn=("theta",))])
+    assert list(net.params) == ["layer0.W", "layer0.b", "layer0.alpha", "layer1.W", "layer1.theta"]
+    v, tr = net.forward(np.ones((5, 2, 4)))
+    g = net.backward(tr, dv=np.ones((5, 2, 2)))
+    assert list(g) == list(net.params)
+    for k in g:
+        assert g[k].shape == net.params[k].shape and g[k].dtype == np.float32
+
+
+def test_single_layer_network_matches_functional(rng):
+    cfg = LIFConfig(surrogate=sgs.get("sigmoid"))
+    net = Sequential([Dense(4, 3, cfg, alpha=0.8)], dtype="float64")
+    x = rng.uniform(0, 1, (6, 2, 4))
+    dv = rng.normal(size=(6, 2, 3))
+    v, tr = net.forward(x)
+    g = net.backward(tr, dv=dv)
+    W, b = net.params["layer0.W"], net.params["layer0.b"]
+    v2, tr2 = lif_forward(x @ W.T + b, LIFParams(0.8), cfg)
+    g2 = lif_backward(tr2, LIFParams(0.8), cfg, dv=dv)
+    np.testing.assert_array_equal(v, v2)
+    np.testing.assert_allclose(g["layer0.W"], np.einsum("tbn,tbi->ni", g2.I, x), rtol=1e-12)
+    np.testing.assert_allclose(g["layer0.b"], g2.I.sum(axis=(0, 1)), rtol=1e-12)
+
+
+def test_static_input_path_equals_repeated_input(rng):
+    cfg = LIFConfig(surrogate=sgs.get("sigmoid"))
+    net = Sequential([Dense(5, 4, cfg), Dense(4, 3, cfg)], dtype="float64", seed=3)
+    for k in net.params:
+        net.params[k] = net.params[k] * 3
+    x = rng.uniform(0, 1, (2, 5))
+    T = 7
+    dv = rng.normal(size=(T, 2, 3))
+    v1, t1 = net.forward(x, T=T)
+    g1 = net.backward(t1, dv=dv, need_input_grad=True)
+    v2, t2 = net.forward(np.broadcast_to(x, (T, 2, 5)))
+    g2 = net.backward(t2, dv=dv, need_input_grad=True)
+    np.testing.assert_array_equal(v1, v2)
+    assert v1.sum() > 0
+    for k in net.params:
+        np.testing.assert_allclose(g1[k], g2[k], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g1["x"], g2["x"].sum(axis=0), rtol=1e-12, atol=1e-14)
+
+
+def test_network_backward_does_not_mutate(rng):
+    net = Sequential([Dense(3, 3), Dense(3, 2)], dtype="float64")
+    before = {k: v.copy() for k, v in net.params.items()}
+    x = rng.uniform(0, 1, (4, 2, 3))
+    xc = x.copy()
+    _, tr = net.forward(x)
+    net.backward(tr, dv=np.ones((4, 2, 2)))
+    for k in before:
+        np.testing.assert_array_equal(before[k], net.params[k])
+    np.testing.assert_array_equal(x, xc)

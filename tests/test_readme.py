@@ -1,0 +1,13 @@
+"""The README's Python examples run as written."""
+import pathlib
+import re
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_python_blocks_run():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert blocks
+    for code in blocks:
+        ns = {}
+        exec(compile(code, str(README), "exec"), ns)
