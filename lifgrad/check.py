@@ -68,39 +68,84 @@ def _rel_array(a, b):
 # Independent ground truth
 # ---------------------------------------------------------------------------
 
-def naive_forward(I, alpha, theta, gamma, u_reset, u0, reset, forward, strict, surrogate,
-                  frozen_v=None):
-    """A deliberately plain simulation of (A2)-(A6), written apart from the
-    reference, used as ground truth.  ``frozen_v`` (T, B, N): use these spikes
-    inside the reset instead of the simulated ones (the function whose exact
-    gradient ``detach_reset=True`` computes, (A11))."""
-    T = I.shape[0]
+def naive_forward(I, p, config, frozen_v=None):
+    """A deliberately plain simulation of a layer, written apart from the
+    reference and used as ground truth: (A2)-(A6), (S1), (R1), (L1), (L2).
+
+    ``p``: dict with alpha, theta, gamma (None = tied), u_reset, alpha_s, rho,
+    beta_a, R, u0, s0, a0.  ``frozen_v`` (T, B, N): use these spikes inside the
+    reset instead of the simulated ones (the function whose exact gradient
+    ``detach_reset=True`` computes, (A11))."""
+    T, B, N = I.shape
+    gamma = p["theta"] if p.get("gamma") is None else p["gamma"]
     u = np.zeros_like(I)
     v = np.zeros_like(I)
-    prev_u = np.broadcast_to(u0, I.shape[1:]).astype(I.dtype)
-    prev_v = np.zeros(I.shape[1:], I.dtype)
+    prev_u = np.broadcast_to(p.get("u0", 0.0), (B, N)).astype(I.dtype)
+    prev_s = np.broadcast_to(p.get("s0", 0.0), (B, N)).astype(I.dtype)
+    prev_a = np.broadcast_to(p.get("a0", 0.0), (B, N)).astype(I.dtype)
+    prev_v = np.zeros((B, N), I.dtype)
     for t in range(T):
         r = prev_v if frozen_v is None else (frozen_v[t - 1] if t > 0 else np.zeros_like(prev_v))
-        if reset == "subtract":
-            cur = alpha * prev_u + I[t] - gamma * r
-        elif reset == "zero":
-            cur = alpha * (prev_u - r * prev_u + r * u_reset) + I[t]
+        cur_in = I[t]
+        if config.recurrent == "one":
+            cur_in = cur_in + p["R"] * prev_v
+        elif config.recurrent == "all":
+            cur_in = cur_in + np.einsum("ij,bj->bi", p["R"], prev_v)
+        if config.synaptic:
+            prev_s = p["alpha_s"] * prev_s + cur_in
+            cur_in = prev_s
+        if config.reset == "subtract":
+            cur = p["alpha"] * prev_u + cur_in - gamma * r
+        elif config.reset == "zero":
+            cur = p["alpha"] * (prev_u - r * prev_u + r * p["u_reset"]) + cur_in
         else:
-            cur = alpha * prev_u + I[t]
-        if forward == "smooth":
-            spk = surrogate.G(cur - theta)
+            cur = p["alpha"] * prev_u + cur_in
+        thr = p["theta"]
+        if config.adaptive:
+            prev_a = p["rho"] * prev_a + prev_v
+            thr = p["theta"] + p["beta_a"] * prev_a
+        if config.forward == "smooth":
+            spk = config.surrogate.G(cur - thr)
+        elif config.strict:
+            spk = np.where(cur > thr, 1.0, 0.0)
         else:
-            spk = np.where(cur > theta, 1.0, 0.0) if strict else np.where(cur >= theta, 1.0, 0.0)
+            spk = np.where(cur >= thr, 1.0, 0.0)
         u[t], v[t] = cur, spk
         prev_u, prev_v = cur, spk
     return u, v
 
 
-def _layer_problem(rng, T, B, N, gamma_free):
+MODELS = {
+    "lif": {},
+    "synaptic": dict(synaptic=True),
+    "adaptive": dict(adaptive=True),
+    "recurrent-one": dict(recurrent="one"),
+    "recurrent-all": dict(recurrent="all"),
+    "synaptic-recurrent": dict(synaptic=True, recurrent="all"),
+    "adaptive-recurrent": dict(adaptive=True, recurrent="all"),
+}
+
+
+def model_config(model, **kw):
+    """A LIFConfig for one of ``MODELS`` with further fields ``kw``."""
+    return LIFConfig(**MODELS[model], **kw)
+
+
+def _layer_problem(rng, T, B, N, gamma_free, config):
     I = rng.normal(0.35, 0.5, (T, B, N))
     p = dict(alpha=rng.uniform(0.6, 0.95, N), theta=rng.uniform(0.8, 1.2, N),
              gamma=rng.uniform(0.5, 1.5, N) if gamma_free else None,
              u_reset=rng.uniform(-0.3, 0.3, N), u0=rng.normal(0.0, 0.3, (B, N)))
+    if config.synaptic:
+        I *= 0.4
+        p.update(alpha_s=rng.uniform(0.3, 0.8, N), s0=rng.normal(0.0, 0.2, (B, N)))
+    if config.adaptive:
+        p.update(rho=rng.uniform(0.7, 0.95, N), beta_a=rng.uniform(0.1, 0.5, N),
+                 a0=rng.uniform(0.0, 0.5, (B, N)))
+    if config.recurrent == "one":
+        p["R"] = rng.normal(0.0, 0.3, N)
+    elif config.recurrent == "all":
+        p["R"] = rng.normal(0.0, 0.3 / np.sqrt(N), (N, N))
     A = rng.normal(size=(T, B, N))
     C = rng.normal(size=(T, B, N))
     return I, p, A, C
@@ -122,67 +167,93 @@ def _fd_floor(L, h):
     return 1e3 * np.finfo(np.float64).eps * (1.0 + abs(L)) / (h or FD_STEPS[-1])
 
 
-def _fd_directional(loss, x, d, h=None):
+def _fd_directional(loss, x, d, h=None, usable=None):
     """Directional derivative by finite differences, with the step chosen per
     parameter: the fourth-order stencil is evaluated on a ladder of steps and
     the step whose estimate agrees best with the next smaller step is used
-    (the analytic gradient plays no part in the choice).  ``h`` fixes the step."""
-    if h is not None:
-        return _fd_stencil(loss, x, d, h)
-    est = [_fd_stencil(loss, x, d, s) for s in FD_STEPS]
+    (the analytic gradient plays no part in the choice).  ``h`` fixes the step.
+
+    ``usable()``, if given, is asked after each stencil whether its four
+    evaluations are admissible (no spike flipped); steps that are not are
+    dropped.  Returns None when no step is usable."""
+    steps = FD_STEPS if h is None else (h,)
+    est = []
+    for s in steps:
+        e = _fd_stencil(loss, x, d, s)
+        if usable is None or usable():
+            est.append(e)
+    if not est:
+        return None
+    if len(est) == 1:
+        return est[0]
     diffs = [abs(a - b) for a, b in zip(est[:-1], est[1:])]
     return est[int(np.argmin(diffs))]
 
 
-def _layer_fd(config, seed, T, B, N, gamma_free, h, forward, check_flips):
+def _fd_names(config, gamma_free):
+    names = ["I", "alpha", "theta", "u0"]
+    if config.reset == "zero":
+        names.append("u_reset")          # u_reset enters (A3) only
+    if gamma_free and config.reset == "subtract":
+        names.append("gamma")            # gamma enters (A2) only
+    if config.synaptic:
+        names += ["alpha_s", "s0"]
+    if config.adaptive:
+        names += ["rho", "beta_a", "a0"]
+    if config.recurrent is not None:
+        names.append("R")
+    return names
+
+
+def _layer_fd(config, seed, T, B, N, gamma_free, h, check_flips):
     """Shared body of the smooth and zero-surrogate finite-difference checks."""
     rng = np.random.default_rng(seed)
-    I, p, A, C = _layer_problem(rng, T, B, N, gamma_free)
-    params = LIFParams(p["alpha"], p["theta"], p["gamma"], p["u_reset"])
-    v, tr = lif_forward(I, params, config, u0=p["u0"])
+    I, p, A, C = _layer_problem(rng, T, B, N, gamma_free, config)
+    params = LIFParams(**{k: p[k] for k in ("alpha", "theta", "gamma", "u_reset")},
+                       **{k: p[k] for k in ("alpha_s", "rho", "beta_a", "R") if k in p})
+    v, tr = lif_forward(I, params, config, u0=p["u0"], s0=p.get("s0"), a0=p.get("a0"))
     g = lif_backward(tr, params, config, dv=A, du=C)
     frozen = v if config.detach_reset else None
     base = dict(I=I, **p)
 
     def loss_and_v(vals):
-        gamma = vals["theta"] if vals["gamma"] is None else vals["gamma"]
-        uu, vv = naive_forward(vals["I"], vals["alpha"], vals["theta"], gamma, vals["u_reset"],
-                               vals["u0"], config.reset, forward, config.strict,
-                               config.surrogate, frozen)
+        uu, vv = naive_forward(vals["I"], vals, config, frozen)
         return float(np.sum(A * vv) + np.sum(C * uu)), vv
 
-    names = ["I", "alpha", "theta", "u_reset", "u0"] + (["gamma"] if gamma_free else [])
-    if config.reset != "zero":
-        names.remove("u_reset")          # u_reset does not enter (A2)/(A4)
-    if config.reset != "subtract" and "gamma" in names:
-        names.remove("gamma")            # gamma enters (A2) only
-    flipped = False
     L0 = loss_and_v(base)[0]
     out = {}
-    for name in names:
+    for name in _fd_names(config, gamma_free):
         errs = []
         for _ in range(2):
             d = rng.normal(size=np.shape(base[name]))
             d /= np.linalg.norm(d)
 
+            flips = [False]
+
             def loss(x, name=name):
-                nonlocal flipped
                 vals = dict(base)
                 vals[name] = x
                 L, vv = loss_and_v(vals)
                 if check_flips and not np.array_equal(vv, v):
-                    flipped = True
+                    flips[0] = True
                 return L
 
-            fd = _fd_directional(loss, base[name], d, h)
+            def usable():
+                ok = not flips[0]
+                flips[0] = False
+                return ok
+
+            fd = _fd_directional(loss, base[name], d, h, usable if check_flips else None)
+            if fd is None:
+                return out, True
             an = float(np.sum(np.asarray(getattr(g, name)) * d))
             errs.append(_rel(fd, an, atol=_fd_floor(L0, h)))
         out[name] = max(errs)
-    return out, flipped
+    return out, False
 
 
 def fd_layer(config, seed=0, T=12, B=2, N=5, gamma_free=False, h=None):
-    """Smooth-forward adjoint vs central differences, every parameter (A22).
+    """Smooth-forward adjoint vs finite differences, every parameter (A22).
 
     ``config`` must have ``forward='smooth'``, amplitude 1 and no clip.  For
     ``detach_reset=True`` the reference function freezes the reset spikes.
@@ -192,18 +263,19 @@ def fd_layer(config, seed=0, T=12, B=2, N=5, gamma_free=False, h=None):
         raise ValueError("fd_layer: config.forward must be 'smooth'")
     if config.surrogate.scale != 1.0 or config.surrogate.clip is not None:
         raise ValueError("fd_layer: the surrogate must have scale 1 and no clip to be exact (A22)")
-    out, _ = _layer_fd(config, seed, T, B, N, gamma_free, h, "smooth", check_flips=False)
+    out, _ = _layer_fd(config, seed, T, B, N, gamma_free, h, check_flips=False)
     return out
 
 
-def fd_zero_surrogate(config, seed=0, T=12, B=2, N=5, gamma_free=False, h=1e-4, tries=20):
+def fd_zero_surrogate(config, seed=0, T=12, B=2, N=5, gamma_free=False, h=None, tries=20):
     """Hard forward with the zero surrogate vs finite differences of the real
-    spiking network (A22).  Retries another random point when a perturbation
-    flips a spike; raises if ``tries`` points all flip.  Returns
+    spiking network (A22).  Steps whose perturbation flips a spike are not
+    used; when every step of some direction flips one, another random point is
+    tried; raises if ``tries`` points all fail.  Returns
     ``({parameter: max relative error}, seed used)``."""
     config = config.replace(forward="hard", surrogate=sgs.get("zero"))
     for k in range(tries):
-        out, flipped = _layer_fd(config, seed + 1000 * k, T, B, N, gamma_free, h, "hard",
+        out, flipped = _layer_fd(config, seed + 1000 * k, T, B, N, gamma_free, h,
                                  check_flips=True)
         if not flipped:
             return out, seed + 1000 * k
@@ -265,22 +337,37 @@ def _kernel_problem(rng, T, B, N, dtype):
 def kernel_vs_reference(config, dtype="float64", seed=0, T=16, B=4, N=37, gamma_free=False,
                         backend="cpu"):
     """Max normwise relative difference between ``backend`` and the NumPy
-    reference, over u, v and every gradient.  Returns ``{quantity: error}``."""
+    reference, over u, v (s, a), and every gradient.  Returns ``{quantity: error}``.
+
+    Parameters are multiples of 1/8 on half the batch, so u == theta_t happens
+    exactly there (strict vs non-strict firing differs)."""
     rng = np.random.default_rng(seed)
     I = _kernel_problem(rng, T, B, N, dtype)
     alpha = np.full(N, 0.5)
     alpha[N // 2:] = rng.uniform(0.5, 1.0, N - N // 2)
-    params = LIFParams(alpha=alpha, theta=1.0, gamma=0.75 if gamma_free else None,
-                       u_reset=0.25)
+    R = None
+    if config.recurrent == "one":
+        R = rng.integers(-2, 3, N) * 0.25
+    elif config.recurrent == "all":
+        R = rng.integers(-1, 2, (N, N)) * 0.125
+    # per-neuron parameters: a scalar's gradient would be one heavily cancelling sum
+    params = LIFParams(alpha=alpha, theta=np.ones(N), gamma=np.full(N, 0.75) if gamma_free else None,
+                       u_reset=np.full(N, 0.25), alpha_s=np.full(N, 0.5), rho=np.full(N, 0.5),
+                       beta_a=np.full(N, 0.25), R=R)
     dv = rng.normal(size=I.shape).astype(dtype)
     du = rng.normal(size=I.shape).astype(dtype)
     u0 = rng.normal(0, 0.3, (B, N)).astype(dtype)
+    s0 = rng.normal(0, 0.3, (B, N)).astype(dtype) if config.synaptic else None
+    a0 = rng.uniform(0, 0.5, (B, N)).astype(dtype) if config.adaptive else None
     res = {}
     for be in ("reference", backend):
         cfg = config.replace(backend=be)
-        v, tr = lif_forward(I, params, cfg, u0=u0)
+        v, tr = lif_forward(I, params, cfg, u0=u0, s0=s0, a0=a0)
         g = lif_backward(tr, params, cfg, dv=dv, du=du)
         res[be] = dict(u=tr.u, v=v, **{k: val for k, val in g._asdict().items() if val is not None})
+        for k in ("s", "a"):
+            if getattr(tr, k) is not None:
+                res[be][k] = getattr(tr, k)
         # a static input exercises the (1, B, N) path
         vs, trs = lif_forward(I[0], params, cfg, u0=u0, T=T)
         gs = lif_backward(trs, params, cfg, dv=dv)
@@ -289,7 +376,7 @@ def kernel_vs_reference(config, dtype="float64", seed=0, T=16, B=4, N=37, gamma_
     ref, ker = res["reference"], res[backend]
     out = {}
     for k in ref:
-        if ker[k].dtype != np.dtype(dtype):
+        if np.asarray(ker[k]).dtype != np.dtype(dtype):
             out[k] = math.inf            # dtype not preserved
         else:
             out[k] = _rel_array(ker[k], ref[k])
@@ -300,20 +387,25 @@ def kernel_vs_reference(config, dtype="float64", seed=0, T=16, B=4, N=37, gamma_
 # Networks
 # ---------------------------------------------------------------------------
 
-def fd_network(surrogate="sigmoid", reset="subtract", detach=False, static=False, seed=0,
-               h=None, sizes=(6, 7, 5, 3), T=8, B=3):
+def fd_network(surrogate="sigmoid", reset="subtract", static=False, seed=0, h=None,
+               sizes=(6, 7, 5, 3), T=8, B=3, model="lif", learn=("alpha", "theta"), **layer_kw):
     """Smooth-forward network gradients vs central differences for every
-    parameter (W, b, learned alpha and theta) (A20), (A21)."""
-    cfg = LIFConfig(reset=reset, detach_reset=detach, forward="smooth",
-                    surrogate=sgs.get(surrogate), backend="cpu")
+    parameter (W, b, R, learned neuron parameters in their parametrisation)
+    and the input (A20), (A21), (P1)-(P5).  ``model`` is a key of ``MODELS``."""
+    cfg = model_config(model, reset=reset, forward="smooth", surrogate=sgs.get(surrogate),
+                       backend="cpu")
     rng = np.random.default_rng(seed)
     layers = [Dense(a, b, cfg, alpha=rng.uniform(0.6, 0.95, b), theta=rng.uniform(0.3, 0.6, b),
-                    u_reset=0.1, learn=("alpha", "theta"))
+                    u_reset=0.1, alpha_s=rng.uniform(0.3, 0.7, b), rho=rng.uniform(0.6, 0.9, b),
+                    beta_a=rng.uniform(0.1, 0.4, b), learn=learn, **layer_kw)
               for a, b in zip(sizes[:-1], sizes[1:])]
     net = Sequential(layers, seed=seed, dtype="float64")
     for k in net.params:
         if k.endswith(".W"):
             net.params[k] = net.params[k] * 2.0
+        if k.endswith(".R"):
+            net.params[k] = net.params[k] + rng.normal(0, 0.2, net.params[k].shape) * (
+                net.params[k] != 0 if net.params[k].ndim == 2 else 1)
     x = rng.uniform(0, 1, (B, sizes[0])) if static else rng.uniform(0, 1, (T, B, sizes[0]))
     A = rng.normal(size=(T, B, sizes[-1]))
     C = rng.normal(size=(T, B, sizes[-1]))
@@ -349,8 +441,8 @@ def fd_network(surrogate="sigmoid", reset="subtract", detach=False, static=False
 # The suite behind `lifgrad check`
 # ---------------------------------------------------------------------------
 
-def _case(reset, detach, strict=None, surrogate=None, extra=""):
-    parts = [f"reset={reset}", f"detach={detach}"]
+def _case(model, reset, detach, strict=None, surrogate=None, extra=""):
+    parts = [model, f"reset={reset}", f"detach={detach}"]
     if strict is not None:
         parts.append(f"strict={strict}")
     if surrogate is not None:
@@ -360,39 +452,55 @@ def _case(reset, detach, strict=None, surrogate=None, extra=""):
     return " ".join(parts)
 
 
-def run_suite(quick=False, progress=None):
+MODEL_SURROGATES = ("sigmoid", "atan", "gaussian")      # families for non-plain models
+
+
+def run_suite(quick=False, progress=None, models=None):
     """Run every check; return a list of :class:`CheckResult`.
 
-    ``quick`` trims the surrogate list and sizes (used by ``lifgrad demo``)."""
+    The plain LIF cell is checked with every surrogate, the other models
+    (``MODELS``) with ``MODEL_SURROGATES``.  ``quick`` trims surrogates, models
+    and sizes (used by ``lifgrad demo``)."""
     rows = []
     resets = ("subtract", "zero", "none")
-    fams = SMOOTH_FAMILIES[:3] if quick else SMOOTH_FAMILIES
+    models = list(MODELS) if models is None else list(models)
+    if quick:
+        models = models[:3]
     all_fams = tuple(f.name for f in sgs.FAMILIES)
-    kern_fams = all_fams[:3] + ("spike_operator",) if quick else all_fams
+
+    def fams_for(model, smooth):
+        if model == "lif":
+            fams = SMOOTH_FAMILIES if smooth else all_fams
+        else:
+            fams = MODEL_SURROGATES + (() if smooth else ("spike_operator",))
+        return fams[:2] if quick else fams
 
     def note(msg):
         if progress:
             progress(msg)
 
+    seed = itertools.count(1)
     # 1. smooth forward vs finite differences
     note("finite differences, smooth forward")
-    for reset, detach, fam in itertools.product(resets, (False, True), fams):
-        for gamma_free in ((False, True) if reset == "subtract" else (False,)):
-            cfg = LIFConfig(reset=reset, detach_reset=detach, forward="smooth",
-                            surrogate=sgs.get(fam), backend="cpu")
-            errs = fd_layer(cfg, seed=hash((reset, detach, fam, gamma_free)) % 1000,
-                            gamma_free=gamma_free)
-            case = _case(reset, detach, surrogate=fam, extra="gamma=free" if gamma_free else "")
-            rows += [CheckResult("fd-smooth", case, k, e, TOL_FD) for k, e in errs.items()]
+    for model in models:
+        for reset, detach, fam in itertools.product(resets, (False, True), fams_for(model, True)):
+            for gamma_free in ((False, True) if reset == "subtract" else (False,)):
+                cfg = model_config(model, reset=reset, detach_reset=detach, forward="smooth",
+                                   surrogate=sgs.get(fam))
+                errs = fd_layer(cfg, seed=next(seed), gamma_free=gamma_free)
+                case = _case(model, reset, detach, surrogate=fam,
+                             extra="gamma=free" if gamma_free else "")
+                rows += [CheckResult("fd-smooth", case, k, e, TOL_FD) for k, e in errs.items()]
     # 2. zero surrogate on the spiking network
     note("finite differences, spiking network with the zero surrogate")
-    for reset, detach, strict in itertools.product(resets, (False, True), (False, True)):
-        for gamma_free in ((False, True) if reset == "subtract" else (False,)):
-            cfg = LIFConfig(reset=reset, detach_reset=detach, strict=strict)
-            errs, _ = fd_zero_surrogate(cfg, seed=7, gamma_free=gamma_free)
-            case = _case(reset, detach, strict, extra="gamma=free" if gamma_free else "")
-            rows += [CheckResult("fd-zero-surrogate", case, k, e, TOL_FD)
-                     for k, e in errs.items()]
+    for model in models:
+        for reset, detach, strict in itertools.product(resets, (False, True), (False, True)):
+            for gamma_free in ((False, True) if reset == "subtract" else (False,)):
+                cfg = model_config(model, reset=reset, detach_reset=detach, strict=strict)
+                errs, _ = fd_zero_surrogate(cfg, seed=next(seed), gamma_free=gamma_free)
+                case = _case(model, reset, detach, strict, extra="gamma=free" if gamma_free else "")
+                rows += [CheckResult("fd-zero-surrogate", case, k, e, TOL_FD)
+                         for k, e in errs.items()]
     # 3. closed form
     note("closed form, single neuron")
     for T, detach in itertools.product((1, 10, 200) if not quick else (50,), (False, True)):
@@ -400,29 +508,48 @@ def run_suite(quick=False, progress=None):
         rows.append(CheckResult("closed-form", f"T={T} detach={detach}", "dL/dw", err, TOL_CLOSED))
     # 4. kernels vs reference
     note("cpu kernels vs NumPy reference")
-    for dtype in ("float64", "float32"):
+    for dtype, model in itertools.product(("float64", "float32"), models):
         for reset, detach, strict, fam in itertools.product(resets, (False, True), (False, True),
-                                                            kern_fams):
+                                                            fams_for(model, False)):
             fwds = ("hard", "smooth") if sgs.family(fam).G is not None else ("hard",)
             for fwd in fwds:
                 if fwd == "smooth" and strict:
                     continue                     # strict only matters for the hard forward
-                cfg = LIFConfig(reset=reset, detach_reset=detach, strict=strict, forward=fwd,
-                                surrogate=sgs.get(fam))
+                cfg = model_config(model, reset=reset, detach_reset=detach, strict=strict,
+                                   forward=fwd, surrogate=sgs.get(fam))
                 errs = kernel_vs_reference(cfg, dtype=dtype, gamma_free=(reset == "subtract"),
                                            T=8 if quick else 16)
                 worst = max(errs, key=errs.get)
                 rows.append(CheckResult(f"kernel-{dtype}",
-                                        _case(reset, detach, strict, fam, f"fwd={fwd}"),
+                                        _case(model, reset, detach, strict, fam, f"fwd={fwd}"),
                                         f"max over {len(errs)} ({worst})", errs[worst],
                                         TOL_KERNEL[dtype]))
-    # 5. networks
+    # 5. networks (every model, the static path, the parametrisations)
     note("finite differences, networks")
-    for reset, static in itertools.product(resets, (False, True)):
-        errs = fd_network(reset=reset, static=static)
-        rows += [CheckResult("fd-network", f"reset={reset} static={static}", k, e, TOL_FD)
-                 for k, e in errs.items()]
+    for model, reset in itertools.product(models, resets):
+        for static in (False, True):
+            errs = fd_network(reset=reset, static=static, model=model)
+            rows += [CheckResult("fd-network", f"{model} reset={reset} static={static}", k, e,
+                                 TOL_FD) for k, e in errs.items()]
+    if not quick:
+        for label, kw in PARAMETRISATION_CASES.items():
+            errs = fd_network(**kw)
+            rows += [CheckResult("fd-network", f"parametrisation {label}", k, e, TOL_FD)
+                     for k, e in errs.items()]
     return rows
+
+
+PARAMETRISATION_CASES = {
+    "alpha=sigmoid(w)": dict(alpha_param="sigmoid"),
+    "alpha=exp(-dt/tau)": dict(alpha_param="tau", dt=0.5),
+    "alpha clamped": dict(alpha_param="clamp"),
+    "theta clamped": dict(theta_range=(0.35, 0.55)),
+    "synaptic tau_syn, tau_mem": dict(model="synaptic", alpha_param="tau",
+                                      alpha_s_param="tau", learn=("alpha", "alpha_s", "theta")),
+    "adaptive rho, beta_a": dict(model="adaptive", learn=("alpha", "theta", "rho", "beta_a")),
+    "recurrent, no autapses, own bias": dict(model="recurrent-all", autapses=False,
+                                             rec_bias=True),
+}
 
 
 def format_table(rows, only_failures=False):

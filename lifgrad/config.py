@@ -22,6 +22,7 @@ __all__ = ["LIFConfig", "LIFParams", "RESETS", "FORWARDS", "BACKENDS",
 RESETS = ("subtract", "zero", "none")
 FORWARDS = ("hard", "smooth")
 BACKENDS = ("cpu", "reference")
+RECURRENT = ("one", "all")
 _RESET_ALIASES = {"hard": "zero"}
 DTYPES = (np.float32, np.float64)
 
@@ -52,6 +53,11 @@ class LIFConfig:
     backend:      'cpu' (Numba, default) or 'reference' (NumPy)
     dtype:        None (follow the input; integers/bools become float64),
                   'float32' or 'float64'
+    synaptic:     two-state cell, the membrane is driven by s_t = alpha_s s_{t-1} + I_t  (S1)
+    adaptive:     adaptive threshold theta_t = theta + beta_a a_t,
+                  a_t = rho a_{t-1} + v_{t-1}                                 (L1), (L2)
+    recurrent:    None, 'one' (one-to-one, I_t += r * v_{t-1}) or
+                  'all' (all-to-all, I_t += R v_{t-1})                        (R1)
     """
 
     reset: str = "subtract"
@@ -61,6 +67,9 @@ class LIFConfig:
     surrogate: _sg.Surrogate = field(default_factory=lambda: _sg.get("atan"))
     backend: str = "cpu"
     dtype: str | None = None
+    synaptic: bool = False
+    adaptive: bool = False
+    recurrent: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "reset", _choice("reset", self.reset, RESETS, _RESET_ALIASES))
@@ -68,6 +77,10 @@ class LIFConfig:
         object.__setattr__(self, "backend", _choice("backend", self.backend, BACKENDS))
         _flag("detach_reset", self.detach_reset)
         _flag("strict", self.strict)
+        _flag("synaptic", self.synaptic)
+        _flag("adaptive", self.adaptive)
+        if self.recurrent is not None:
+            _choice("recurrent", self.recurrent, RECURRENT)
         object.__setattr__(self, "surrogate", _sg.get(self.surrogate))
         if self.dtype is not None:
             try:
@@ -87,6 +100,12 @@ class LIFConfig:
     @property
     def reset_code(self) -> int:
         return RESETS.index(self.reset)
+
+    def mode(self) -> tuple:
+        """The flags the kernels read, see ``lifgrad.reference`` (M_*)."""
+        return (self.reset_code, int(self.strict), int(self.forward == "smooth"),
+                int(self.detach_reset), int(self.synaptic), int(self.adaptive),
+                int(self.recurrent == "one"))
 
 
 def _as_param(arg, value, n, dtype, lo=-math.inf, hi=math.inf):
@@ -114,15 +133,23 @@ def _as_param(arg, value, n, dtype, lo=-math.inf, hi=math.inf):
 class LIFParams(NamedTuple):
     """Differentiable neuron parameters of one LIF layer.
 
-    Each is a scalar or an array of shape (N,).  ``gamma=None`` ties the reset
-    strength to the threshold (gamma = theta, the SPEC default), so a learned
-    threshold also moves the reset, (A15).
+    Each of alpha, theta, gamma, u_reset, alpha_s, rho, beta_a is a scalar or
+    an array of shape (N,).  ``gamma=None`` ties the reset strength to the
+    (baseline) threshold (gamma = theta, the SPEC default), so a learned
+    threshold also moves the reset, (A15).  ``alpha_s`` is read only by a
+    synaptic cell, ``rho`` and ``beta_a`` only by an adaptive one.  ``R`` is
+    the recurrent weight: ``(N,)`` for ``recurrent='one'``, ``(N, N)`` for
+    ``recurrent='all'`` (``R[i, j]`` from neuron j to neuron i), else unused.
     """
 
     alpha: object = 0.9
     theta: object = 1.0
     gamma: object = None
     u_reset: object = 0.0
+    alpha_s: object = 0.8
+    rho: object = 0.95
+    beta_a: object = 0.2
+    R: object = None
 
     @property
     def tied(self) -> bool:
@@ -138,6 +165,39 @@ class LIFParams(NamedTuple):
             gamma, _ = _as_param("gamma", self.gamma, n, dtype)
         u_reset, _ = _as_param("u_reset", self.u_reset, n, dtype)
         return alpha, theta, gamma, u_reset
+
+    def packed(self, n: int, dtype, config) -> np.ndarray:
+        """The (8, n) parameter matrix of the kernels (rows P_* of ``lifgrad.reference``).
+
+        Validates every parameter the configuration uses."""
+        P = np.zeros((8, n), dtype)
+        P[0], P[1], P[2], P[3] = self.resolved(n, dtype)
+        if config.synaptic:
+            P[4] = _as_param("alpha_s", self.alpha_s, n, dtype, 0.0, 1.0)[0]
+        if config.adaptive:
+            P[5] = _as_param("rho", self.rho, n, dtype, 0.0, 1.0)[0]
+            P[6] = _as_param("beta_a", self.beta_a, n, dtype)[0]
+        if config.recurrent == "one":
+            if self.R is None or np.ndim(self.R) > 1:
+                raise ValueError(f"R: recurrent='one' needs a scalar or shape ({n},) of "
+                                 f"one-to-one weights, got "
+                                 f"{'None' if self.R is None else np.shape(self.R)}")
+            P[7] = _as_param("R", self.R, n, dtype)[0]
+        return P
+
+    def recurrent_matrix(self, n: int, dtype, config):
+        """The (n, n) all-to-all weight for ``recurrent='all'``, validated; else None."""
+        if config.recurrent != "all":
+            return None
+        R = np.asarray(self.R) if self.R is not None else None
+        if R is None or R.shape != (n, n):
+            raise ValueError(f"R: recurrent='all' needs shape ({n}, {n}), got "
+                             f"{'None' if R is None else R.shape}")
+        if R.dtype.kind not in "biuf":
+            raise TypeError(f"R: expected real numbers, got dtype {R.dtype}")
+        if not np.all(np.isfinite(R)):
+            raise ValueError("R: contains NaN or Inf")
+        return np.ascontiguousarray(R, dtype=dtype)
 
 
 def alpha_from_tau(tau, dt=1.0):

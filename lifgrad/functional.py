@@ -1,11 +1,18 @@
-"""The functional core: ``lif_forward`` and ``lif_backward`` for one LIF layer.
+"""The functional core: ``lif_forward`` and ``lif_backward`` for one layer.
 
 These validate at the boundary, allocate outputs, and dispatch to a backend
 (``reference`` NumPy or ``cpu`` Numba).  They are pure: no argument is
 mutated, and the backward reads only the :class:`Trace` the forward returned
 (plus the parameters and configuration, which are part of the contract).
 
-Equations: ``derivations/lif_adjoint.md``; gradient reductions (A13)-(A19).
+One cell covers every model (plain, synaptic, adaptive, recurrent), chosen by
+the configuration; see ``lifgrad.reference``.  Feedforward and one-to-one
+recurrent cells run as one fused scan per direction.  An all-to-all
+recurrence needs ``R v_{t-1}`` between steps: the forward alternates one
+matrix product and one step of the scan kernel, and the backward does the same
+with ``R^T dL/dI_{t+1}`` (R2); ``dL/dR`` is one product over all steps (R3).
+
+Equations: ``derivations/`` (A*), (S*), (R*), (L*).
 """
 from __future__ import annotations
 
@@ -21,23 +28,28 @@ __all__ = ["lif_forward", "lif_backward", "Trace", "LIFGrads"]
 
 class Trace(NamedTuple):
     """What the backward needs: the pre-reset membrane ``u`` and spikes ``v``
-    (both ``(T, B, N)``), the initial state ``u0`` as a ``(B, N)`` array, whether
-    the input was static, and the shape the caller gave for ``u0``."""
+    (``(T, B, N)``), the synaptic current ``s`` and adaptation ``a`` (``None``
+    for models without them), the initial state ``(3, B, N)`` (u_0, s_0, a_0),
+    whether the input was static, and the shapes given for u0, s0, a0."""
 
     u: np.ndarray
     v: np.ndarray
-    u0: np.ndarray
+    s: np.ndarray | None
+    a: np.ndarray | None
+    state0: np.ndarray
     static: bool
-    u0_shape: tuple | None
+    shapes0: tuple
 
 
 class LIFGrads(NamedTuple):
-    """Gradients of one LIF layer, each shaped like its argument.
+    """Gradients of one layer, each shaped like its argument.
 
     ``I`` is ``(T, B, N)``, or ``(B, N)`` for a static input (A21).  ``gamma``
     is ``None`` when gamma is tied to theta (its effect is inside ``theta``,
-    (A15)).  ``u0`` is shaped like the ``u0`` given to the forward, ``(B, N)``
-    when none was given.
+    (A15)).  ``alpha_s``/``s0`` are ``None`` unless the cell is synaptic,
+    ``rho``/``beta_a``/``a0`` unless adaptive, ``R`` unless recurrent.
+    ``u0`` (and s0, a0) are shaped like the value given to the forward,
+    ``(B, N)`` when none was given.
     """
 
     I: np.ndarray
@@ -46,6 +58,12 @@ class LIFGrads(NamedTuple):
     gamma: np.ndarray | None
     u_reset: np.ndarray
     u0: np.ndarray
+    alpha_s: np.ndarray | None = None
+    rho: np.ndarray | None = None
+    beta_a: np.ndarray | None = None
+    R: np.ndarray | None = None
+    s0: np.ndarray | None = None
+    a0: np.ndarray | None = None
 
 
 def _backend(config):
@@ -53,6 +71,28 @@ def _backend(config):
         return reference
     from .kernels import cpu
     return cpu
+
+
+class _per_step_threads:
+    """Run Numba single-threaded while a driver alternates one BLAS product and
+    one small kernel call per time step.  Parallel regions of a few thousand
+    elements gain nothing, and OpenMP threads spinning between them fight the
+    BLAS threads for the cores (measured: 2.4 s instead of 52 ms per step of a
+    256-neuron recurrent layer with 2 OpenBLAS threads on 2 cores)."""
+
+    def __init__(self, config):
+        self.active = config.backend == "cpu"
+
+    def __enter__(self):
+        if self.active:
+            import numba
+            self.n = numba.get_num_threads()
+            numba.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        if self.active:
+            import numba
+            numba.set_num_threads(self.n)
 
 
 def _float_dtype(arg, a, config):
@@ -92,29 +132,31 @@ def _as_params(params):
     raise TypeError(f"params: expected a lifgrad.LIFParams or a dict, got {type(params).__name__}")
 
 
-def _resolve_u0(u0, B, N, dtype):
-    if u0 is None:
+def _resolve_state(arg, value, B, N, dtype):
+    if value is None:
         return np.zeros((B, N), dtype), None
-    a = np.asarray(u0)
+    a = np.asarray(value)
     if a.dtype.kind not in "biuf":
-        raise TypeError(f"u0: expected real numbers, got dtype {a.dtype}")
+        raise TypeError(f"{arg}: expected real numbers, got dtype {a.dtype}")
     if a.shape not in ((), (N,), (B, N)):
-        raise ValueError(f"u0: expected a scalar or shape ({N},) or ({B}, {N}), got {a.shape}")
-    _check_finite("u0", a)
-    return np.ascontiguousarray(np.broadcast_to(a, (B, N)), dtype=dtype), a.shape
+        raise ValueError(f"{arg}: expected a scalar or shape ({N},) or ({B}, {N}), got {a.shape}")
+    _check_finite(arg, a)
+    return np.broadcast_to(a, (B, N)).astype(dtype), a.shape
 
 
-def lif_forward(I, params=LIFParams(), config=None, u0=None, T=None):
-    """Simulate one LIF layer; return ``(v, trace)``.
+def lif_forward(I, params=LIFParams(), config=None, u0=None, T=None, s0=None, a0=None):
+    """Simulate one layer of LIF cells; return ``(v, trace)``.
 
     I:      input current ``(T, B, N)``, or ``(B, N)`` together with ``T=`` for a
             static input (the same current at every step, (A21)).
     params: :class:`LIFParams` (or a dict of its fields).
-    config: :class:`LIFConfig` (default: subtract reset, hard forward, atan).
-    u0:     initial membrane, scalar, ``(N,)`` or ``(B, N)``; default 0.
+    config: :class:`LIFConfig` (default: plain LIF, subtract reset, hard
+            forward, atan surrogate).
+    u0, s0, a0: initial membrane, synaptic current and adaptation; each a
+            scalar, ``(N,)`` or ``(B, N)``; default 0.
 
     ``v`` is ``(T, B, N)`` in the input's float dtype; ``trace`` feeds
-    :func:`lif_backward`.  Equations (A2)-(A6).
+    :func:`lif_backward`.  Equations (A2)-(A6), (S1), (R1), (L1), (L2).
     """
     config = _as_config(config)
     params = _as_params(params)
@@ -137,24 +179,45 @@ def lif_forward(I, params=LIFParams(), config=None, u0=None, T=None):
         raise ValueError(f"I: every dimension must be non-empty, got shape {I.shape}")
     _check_finite("I", I)
     B, N = I.shape[-2:]
-    resolved = params.resolved(N, dtype)
-    u0_full, u0_shape = _resolve_u0(u0, B, N, dtype)
+    P = params.packed(N, dtype, config)
+    R = params.recurrent_matrix(N, dtype, config)
+    state0 = np.empty((3, B, N), dtype)
+    shapes0 = []
+    for j, (arg, val) in enumerate((("u0", u0), ("s0", s0), ("a0", a0))):
+        state0[j], shape = _resolve_state(arg, val, B, N, dtype)
+        shapes0.append(shape)
     I3 = np.ascontiguousarray(I[None] if static else I, dtype=dtype)
-    u, v = _forward_impl(I3, static, T, resolved, config, u0_full)
-    return v, Trace(u, v, u0_full, static, u0_shape)
+    return _forward_impl(I3, static, T, P, R, config, state0, tuple(shapes0))
 
 
-def _forward_impl(I3, static, T, resolved, config, u0_full):
-    """Unvalidated forward on resolved arrays (used by networks)."""
+def _forward_impl(I3, static, T, P, R, config, state0, shapes0=(None, None, None)):
+    """Unvalidated forward on packed arrays (used by networks); returns (v, Trace)."""
     B, N = I3.shape[1:]
-    u = np.empty((T, B, N), I3.dtype)
-    v = np.empty((T, B, N), I3.dtype)
-    alpha, theta, gamma, u_reset = resolved
-    _backend(config).lif_forward_scan(
-        I3, static, u0_full, alpha, theta, gamma, u_reset,
-        config.reset_code, config.strict, config.forward == "smooth",
-        config.surrogate.kernel_args(), u, v)
-    return u, v
+    dtype = I3.dtype
+    u = np.empty((T, B, N), dtype)
+    v = np.empty((T, B, N), dtype)
+    dummy = np.zeros((1, 1, 1), dtype)
+    s = np.empty((T, B, N), dtype) if config.synaptic else dummy
+    a = np.empty((T, B, N), dtype) if config.adaptive else dummy
+    be = _backend(config)
+    mode, sg = config.mode(), config.surrogate.kernel_args()
+    if R is None:
+        be.cell_forward_scan(I3, static, 0, T, state0, P, mode, sg, u, v, s, a)
+    else:
+        RT = np.ascontiguousarray(R.T)
+        buf = np.empty((1, B, N), dtype)
+        with _per_step_threads(config):
+            for t in range(T):
+                It = I3[0] if static else I3[t]
+                if t == 0:
+                    buf[0] = It
+                else:
+                    np.matmul(v[t - 1], RT, out=buf[0])                   # (R1)
+                    buf[0] += It
+                be.cell_forward_scan(buf, True, t, t + 1, state0, P, mode, sg, u, v, s, a)
+    trace = Trace(u, v, s if config.synaptic else None, a if config.adaptive else None,
+                  state0, static, shapes0)
+    return v, trace
 
 
 def _check_adjoint(arg, a, shape, dtype):
@@ -173,8 +236,8 @@ def lif_backward(trace, params=LIFParams(), config=None, dv=None, du=None):
     """Adjoint of :func:`lif_forward`: gradients given ``dv = dL/dv``, ``du = dL/du``.
 
     ``dv`` and ``du`` are ``(T, B, N)`` (either may be ``None`` for zero).
-    Returns :class:`LIFGrads`; equations (A8)-(A19).  ``params`` and ``config``
-    must be the ones the forward used.
+    Returns :class:`LIFGrads`; equations (A8)-(A19), (S2)-(S5), (R2)-(R3),
+    (L3)-(L8).  ``params`` and ``config`` must be the ones the forward used.
     """
     config = _as_config(config)
     params = _as_params(params)
@@ -183,40 +246,61 @@ def lif_backward(trace, params=LIFParams(), config=None, dv=None, du=None):
                         f"{type(trace).__name__}")
     T, B, N = trace.u.shape
     dtype = trace.u.dtype
+    if (trace.s is not None) != config.synaptic or (trace.a is not None) != config.adaptive:
+        raise ValueError("trace: does not match config (synaptic/adaptive differ from the forward)")
     dv = _check_adjoint("dv", dv, (T, B, N), dtype)
     du = _check_adjoint("du", du, (T, B, N), dtype)
-    resolved = params.resolved(N, dtype)
-    parts = _backward_impl(trace, resolved, config, dv, du)
-    return reduce_grads(parts, params, trace)
+    P = params.packed(N, dtype, config)
+    R = params.recurrent_matrix(N, dtype, config)
+    parts = _backward_impl(trace, P, R, config, dv, du)
+    return reduce_grads(parts, params, trace, config)
 
 
-def _backward_impl(trace, resolved, config, dv, du):
+class _Parts(NamedTuple):
+    dI: np.ndarray       # (T, B, N), or (B, N) for a static input
+    acc: np.ndarray      # (7, B, N) partial sums, rows ACC_* of lifgrad.reference
+    dstate0: np.ndarray  # (3, B, N)
+    dR: np.ndarray | None
+    P: np.ndarray
+
+
+def _backward_impl(trace, P, R, config, dv, du):
     """Unvalidated backward; returns the per-(b, n) partial sums."""
     T, B, N = trace.u.shape
     dtype = trace.u.dtype
     dummy = np.zeros((1, 1, 1), dtype)
-    dI = np.empty((1 if trace.static else T, B, N), dtype)
-    acc_alpha, acc_theta, acc_rv, du0 = (np.empty((B, N), dtype) for _ in range(4))
-    alpha, theta, gamma, u_reset = resolved
-    _backend(config).lif_backward_scan(
-        trace.u, trace.v, trace.u0,
-        dummy if dv is None else dv, dummy if du is None else du,
-        dv is not None, du is not None, trace.static,
-        alpha, theta, gamma, u_reset, config.reset_code, config.detach_reset,
-        config.surrogate.kernel_args(),
-        dI, acc_alpha, acc_theta, acc_rv, du0)
-    return _Parts(dI[0] if trace.static else dI, acc_alpha, acc_theta, acc_rv, du0,
-                  config.reset, alpha)
-
-
-class _Parts(NamedTuple):
-    dI: np.ndarray
-    acc_alpha: np.ndarray
-    acc_theta: np.ndarray
-    acc_rv: np.ndarray
-    du0: np.ndarray
-    reset: str
-    alpha: np.ndarray
+    s = trace.s if trace.s is not None else dummy
+    a = trace.a if trace.a is not None else dummy
+    acc = np.zeros((reference.N_ACC, B, N), dtype)
+    adj = np.zeros((3, B, N), dtype)
+    dstate0 = np.zeros((3, B, N), dtype)
+    be = _backend(config)
+    mode, sg = config.mode(), config.surrogate.kernel_args()
+    dvv = dummy if dv is None else dv
+    duu = dummy if du is None else du
+    dR = None
+    if R is None:
+        static = trace.static
+        dI = np.zeros((1 if static else T, B, N), dtype)
+        be.cell_backward_scan(trace.u, trace.v, s, a, trace.state0, dvv, duu, dummy,
+                              (dv is not None, du is not None, False), static, 0, T,
+                              P, mode, sg, dI, acc, adj, dstate0)
+        if static:
+            dI = dI[0]
+    else:
+        dI = np.zeros((T, B, N), dtype)
+        rec = np.zeros((T, B, N), dtype)
+        have = (dv is not None, du is not None, True)
+        with _per_step_threads(config):
+            for t in range(T - 1, -1, -1):
+                if t < T - 1:
+                    np.matmul(dI[t + 1], R, out=rec[t])                   # (R2)
+                be.cell_backward_scan(trace.u, trace.v, s, a, trace.state0, dvv, duu, rec, have,
+                                      False, t, t + 1, P, mode, sg, dI, acc, adj, dstate0)
+        dR = dI[1:].reshape(-1, N).T @ trace.v[:-1].reshape(-1, N)      # (R3)
+        if trace.static:
+            dI = dI.sum(axis=0)
+    return _Parts(dI, acc, dstate0, dR, P)
 
 
 def _like(grad_n, value):
@@ -224,12 +308,20 @@ def _like(grad_n, value):
     return grad_n.sum() if np.ndim(value) == 0 else grad_n
 
 
-def reduce_grads(parts, params, trace):
+def _state_like(g, shape):
+    if shape is None or shape == g.shape:
+        return g
+    return g.sum(axis=0) if len(shape) == 1 else g.sum()
+
+
+def reduce_grads(parts, params, trace, config):
     """Sum the kernels' per-(b, n) partials into parameter gradients (A14)-(A19)."""
-    rv = parts.acc_rv.sum(axis=0)
-    theta_n = parts.acc_theta.sum(axis=0)
+    R_ = reference
+    acc = parts.acc.sum(axis=1)                       # (7, N)
+    rv = acc[R_.ACC_RV]
+    theta_n = acc[R_.ACC_THETA]
     zeros = np.zeros_like(rv)
-    if parts.reset == "subtract":
+    if config.reset == "subtract":
         if params.tied:
             theta_n = theta_n - rv                                        # (A15)
             gamma_n = None
@@ -238,15 +330,24 @@ def reduce_grads(parts, params, trace):
         u_reset_n = zeros
     else:
         gamma_n = None if params.tied else zeros
-        u_reset_n = parts.alpha * rv if parts.reset == "zero" else zeros  # (A17)
-    du0 = parts.du0
-    if trace.u0_shape is not None and trace.u0_shape != du0.shape:
-        du0 = du0.sum(axis=0) if trace.u0_shape == (du0.shape[1],) else du0.sum()
+        u_reset_n = parts.P[R_.P_ALPHA] * rv if config.reset == "zero" else zeros  # (A17)
+    shapes = trace.shapes0
+    R = None
+    if config.recurrent == "one":
+        R = _like(acc[R_.ACC_R], params.R)
+    elif config.recurrent == "all":
+        R = parts.dR
     return LIFGrads(
         I=parts.dI,
-        alpha=_like(parts.acc_alpha.sum(axis=0), params.alpha),
+        alpha=_like(acc[R_.ACC_ALPHA], params.alpha),
         theta=_like(theta_n, params.theta),
         gamma=None if gamma_n is None else _like(gamma_n, params.gamma),
         u_reset=_like(u_reset_n, params.u_reset),
-        u0=du0,
+        u0=_state_like(parts.dstate0[0], shapes[0]),
+        alpha_s=_like(acc[R_.ACC_ALPHA_S], params.alpha_s) if config.synaptic else None,
+        rho=_like(acc[R_.ACC_RHO], params.rho) if config.adaptive else None,
+        beta_a=_like(acc[R_.ACC_BETA_A], params.beta_a) if config.adaptive else None,
+        R=R,
+        s0=_state_like(parts.dstate0[1], shapes[1]) if config.synaptic else None,
+        a0=_state_like(parts.dstate0[2], shapes[2]) if config.adaptive else None,
     )

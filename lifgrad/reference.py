@@ -1,16 +1,33 @@
-"""Plain NumPy forward and adjoint scans of one LIF layer: the spec in code.
+"""Plain NumPy forward and adjoint scans of a LIF cell: the spec in code.
+
+One cell covers every neuron model of lifgrad, switched by flags in ``mode``:
+
+    s_t     = alpha_s s_{t-1} + J_t           synaptic (else s_t = J_t)       (S1)
+    J_t     = I_t + r * v_{t-1}               one-to-one recurrence (else I_t) (R1)
+    u_t     = alpha u_{t-1} + s_t - gamma v_{t-1}   (subtract; zero, none)    (A2)-(A4)
+    a_t     = rho a_{t-1} + v_{t-1}           adaptive (else a_t = 0)          (L1)
+    theta_t = theta + beta_a a_t                                               (L2)
+    v_t     = H(u_t - theta_t)  or  G(u_t - theta_t)                           (A5), (A6)
+
+An all-to-all recurrence ``I_t = W x_t + b + R v_{t-1}`` is driven from
+outside one step at a time (``lifgrad.functional``): the forward adds the
+product to ``I_t`` and the backward passes ``rec_t = R^T dL/dI_{t+1}`` in.
 
 Every function here has a compiled twin with the same name and argument order
-in ``lifgrad/kernels/cpu.py``; tests compare them.  Arrays are ``(T, B, N)``
-with time first; parameters are per-neuron arrays ``(N,)``.  Outputs are
-written into the arrays passed in (the caller allocates), exactly as the
-kernels do.  Indices are 0-based in code: ``u[t]`` is ``u_{t+1}`` of the
-derivation, and the initial state ``u_0`` is the argument ``u0``.
+in ``lifgrad/kernels/cpu.py``; tests compare them.  Arrays are ``(T, B, N)``,
+time first; 0-based in code (``u[t]`` is ``u_{t+1}`` of the derivations).
+Tags: ``derivations/lif_adjoint.md`` (A*), ``synaptic.md`` (S*),
+``recurrent.md`` (R*), ``adaptive.md`` (L*).
 
-Equation tags refer to ``derivations/lif_adjoint.md``.
+Packed arguments (numbers only, resolved by ``lifgrad.functional``):
 
-Surrogate arguments ``sg = (code, p0, p1, p2, scale, clip_lo, clip_hi)`` are
-the numbers of :meth:`lifgrad.surrogates.Surrogate.kernel_args`.
+    P       (8, N)    rows alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r
+    mode    7 ints    reset (0 subtract, 1 zero, 2 none), strict, smooth, detach,
+                      synaptic, adaptive, onetoone
+    sg      7 numbers surrogate (code, p0, p1, p2, scale, clip_lo, clip_hi)
+    state0  (3, B, N) u_0, s_0, a_0
+    acc     (7, B, N) partial sums, see ACC_* below
+    adj     (3, B, N) adjoint carried between calls: ubar, sbar, abar at t1
 """
 from __future__ import annotations
 
@@ -19,6 +36,10 @@ import numpy as np
 from .surrogates import FAMILIES
 
 SUBTRACT, ZERO, NONE = 0, 1, 2
+P_ALPHA, P_THETA, P_GAMMA, P_URESET, P_ALPHA_S, P_RHO, P_BETA_A, P_R = range(8)
+M_RESET, M_STRICT, M_SMOOTH, M_DETACH, M_SYN, M_ADAPT, M_ONE = range(7)
+ACC_ALPHA, ACC_THETA, ACC_RV, ACC_ALPHA_S, ACC_RHO, ACC_BETA_A, ACC_R = range(7)
+N_P, N_MODE, N_ACC = 8, 7, 7
 
 
 def surrogate_phi(x, v, sg):
@@ -40,59 +61,72 @@ def surrogate_primitive(x, sg):
                       dtype=x.dtype)
 
 
-def lif_forward_scan(I, static, u0, alpha, theta, gamma, u_reset,
-                     reset, strict, smooth, sg, u, v):
-    """Forward simulation, (A2)-(A6).
+def _previous(arr, t, init):
+    return arr[t - 1] if t > 0 else init
 
-    I: (T, B, N), or (1, B, N) with ``static`` (the same current every step).
-    u0: (B, N) initial membrane; v_0 = 0.  Writes u (pre-reset) and v.
-    """
-    T = u.shape[0]
-    u_prev = u0
-    v_prev = np.zeros_like(u0)
-    for t in range(T):
-        I_t = I[0] if static else I[t]
-        if reset == SUBTRACT:                                             # (A2)
-            u_t = alpha * u_prev + I_t - gamma * v_prev
-        elif reset == ZERO:                                               # (A3)
-            u_t = alpha * ((1 - v_prev) * u_prev + v_prev * u_reset) + I_t
-        else:                                                             # (A4)
-            u_t = alpha * u_prev + I_t
-        x = u_t - theta
-        if smooth:
-            v_t = surrogate_primitive(x, sg)                              # (A6)
-        elif strict:
-            v_t = (x > 0).astype(u.dtype)                                 # (A5), strict
+
+def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, u, v, s, a):
+    """Forward steps ``t0 <= t < t1``; the state before ``t0`` is read from the
+    trace (or ``state0`` when ``t0 == 0``).  Writes u, v and, when the model
+    has them, s (synaptic) and a (adaptive).  I: (T, B, N) or (1, B, N) static."""
+    reset, strict, smooth, _, synaptic, adaptive, onetoone = mode
+    alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r = P
+    zeros = np.zeros_like(state0[0])
+    for t in range(t0, t1):
+        u_prev = _previous(u, t, state0[0])
+        v_prev = _previous(v, t, zeros)                 # v_0 = 0
+        J = I[0] if static else I[t]
+        if onetoone:
+            J = J + r * v_prev                                                # (R1)
+        if synaptic:
+            s_t = alpha_s * _previous(s, t, state0[1]) + J                    # (S1)
+            s[t] = s_t
         else:
-            v_t = (x >= 0).astype(u.dtype)                                # (A5)
+            s_t = J
+        if reset == SUBTRACT:
+            u_t = alpha * u_prev + s_t - gamma * v_prev                       # (A2)
+        elif reset == ZERO:
+            u_t = alpha * ((1 - v_prev) * u_prev + v_prev * u_reset) + s_t   # (A3)
+        else:
+            u_t = alpha * u_prev + s_t                                        # (A4)
+        if adaptive:
+            a_t = rho * _previous(a, t, state0[2]) + v_prev                   # (L1)
+            a[t] = a_t
+            x = u_t - (theta + beta_a * a_t)                                  # (L2)
+        else:
+            x = u_t - theta
+        if smooth:
+            v_t = surrogate_primitive(x, sg)                                  # (A6)
+        elif strict:
+            v_t = (x > 0).astype(u.dtype)                                     # (A5) strict
+        else:
+            v_t = (x >= 0).astype(u.dtype)                                    # (A5)
         u[t] = u_t
         v[t] = v_t
-        u_prev, v_prev = u[t], v[t]
 
 
-def lif_backward_scan(u, v, u0, dv, du, has_dv, has_du, static,
-                      alpha, theta, gamma, u_reset, reset, detach, sg,
-                      dI, acc_alpha, acc_theta, acc_rv, du0):
-    """Reverse-time adjoint scan, (A8)-(A18).
+def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
+                       P, mode, sg, dI, acc, adj, dstate0):
+    """Reverse steps ``t1 > t >= t0`` of the adjoint.
 
-    dv, du: dL/dv_t and dL/du_t (delta_t, eps_t), each (T, B, N), read only
-    when ``has_dv``/``has_du``.  Writes:
+    dv, du: dL/dv_t, dL/du_t (delta_t, eps_t); rec: (T, B, N) with
+    ``rec[t] = R^T dL/dI_{t+1}`` from an all-to-all recurrence.  ``have`` =
+    (has_dv, has_du, has_rec).  Reads and updates ``adj`` (ubar, sbar, abar of
+    step t1, zero for t1 = T); adds to ``acc``; writes dI[t] (or adds to dI[0]
+    when ``static``), and ``dstate0`` when the scan reaches t0 = 0.
 
-    dI        (T, B, N) = ubar_t, or (1, B, N) = sum_t ubar_t when ``static``  (A13), (A21)
-    acc_alpha (B, N)    = sum_t ubar_t * (state multiplied by alpha)           (A14)
-    acc_theta (B, N)    = -sum_t phi_t * vbar_t                                (A15)
-    acc_rv    (B, N)    = sum_t ubar_{t+1} * v_t   (reset terms of (A15)-(A17))
-    du0       (B, N)    = leak_0 * ubar_1 = alpha * ubar_1                     (A18)
+    acc rows: alpha (A14), theta (A15), rv = sum ubar_{t+1} v_t (A15)-(A17),
+    alpha_s (S4), rho (L6), beta_a (L7), r (R3).
     """
-    T = u.shape[0]
-    ubar_next = np.zeros_like(u0)                     # ubar_{T+1} = 0
-    acc_alpha[...] = 0
-    acc_theta[...] = 0
-    acc_rv[...] = 0
-    if static:
-        dI[...] = 0
-    for t in range(T - 1, -1, -1):
+    has_dv, has_du, has_rec = have
+    reset, _, _, detach, synaptic, adaptive, onetoone = mode
+    alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r = P
+    zeros = np.zeros_like(state0[0])
+    ubar_next, sbar_next, abar_next = adj[0].copy(), adj[1].copy(), adj[2].copy()
+    for t in range(t1 - 1, t0 - 1, -1):
         u_t, v_t = u[t], v[t]
+        # dL/dI_{t+1}: what the recurrence of step t+1 sends back to v_t
+        Ibar_next = sbar_next if synaptic else ubar_next
         # reset_v_t and leak_t, table (A10a-c); detach drops reset_v_t (A11)
         if reset == SUBTRACT:
             leak = alpha
@@ -102,26 +136,51 @@ def lif_backward_scan(u, v, u0, dv, du, has_dv, has_du, static,
             reset_v = alpha * (u_reset - u_t) * ubar_next
         else:
             leak = alpha
-            reset_v = 0.0
+            reset_v = zeros
         if detach:
-            reset_v = 0.0
-        delta = dv[t] if has_dv else 0.0
-        eps = du[t] if has_du else 0.0
-        vbar = delta + reset_v                                            # (A8)
-        phi = surrogate_phi(u_t - theta, v_t, sg)                         # (A7)
-        ubar = eps + phi * vbar + leak * ubar_next                        # (A9)
-        # parameter gradients
-        u_prev = u[t - 1] if t > 0 else u0
-        v_prev = v[t - 1] if t > 0 else np.zeros_like(u0)
+            reset_v = zeros
+        vbar = (dv[t] if has_dv else zeros) + reset_v                         # (A8)
+        if onetoone:
+            vbar = vbar + r * Ibar_next                                       # (R2)
+        if has_rec:
+            vbar = vbar + rec[t]                                              # (R2)
+        if adaptive:
+            vbar = vbar + abar_next                                           # (L3)
+            theta_t = theta + beta_a * a[t]
+        else:
+            theta_t = theta
+        phi = surrogate_phi(u_t - theta_t, v_t, sg)                           # (A7)
+        ubar = (du[t] if has_du else zeros) + phi * vbar + leak * ubar_next   # (A9)
+        if synaptic:
+            sbar = ubar + alpha_s * sbar_next                                 # (S2)
+            acc[ACC_ALPHA_S] += sbar * _previous(s, t, state0[1])            # (S4)
+            Ibar = sbar                                                       # (S3)
+        else:
+            sbar = zeros
+            Ibar = ubar                                                       # (A13)
+        if adaptive:
+            abar = -beta_a * phi * vbar + rho * abar_next                     # (L4)
+            acc[ACC_RHO] += abar * _previous(a, t, state0[2])                 # (L6)
+            acc[ACC_BETA_A] -= phi * vbar * a[t]                              # (L7)
+        else:
+            abar = zeros
+        u_prev = _previous(u, t, state0[0])
+        v_prev = _previous(v, t, zeros)
         if reset == ZERO:
-            acc_alpha += ubar * ((1 - v_prev) * u_prev + v_prev * u_reset)  # (A14b)
+            acc[ACC_ALPHA] += ubar * ((1 - v_prev) * u_prev + v_prev * u_reset)  # (A14b)
         else:
-            acc_alpha += ubar * u_prev                                    # (A14a)
-        acc_theta -= phi * vbar                                           # (A15)
-        acc_rv += ubar_next * v_t                                         # (A15)-(A17)
+            acc[ACC_ALPHA] += ubar * u_prev                                   # (A14a)
+        acc[ACC_THETA] -= phi * vbar                                          # (A15), (L5)
+        acc[ACC_RV] += ubar_next * v_t                                        # (A15)-(A17)
+        if onetoone:
+            acc[ACC_R] += Ibar * v_prev                                       # (R3)
         if static:
-            dI[0] += ubar                                                 # (A21)
+            dI[0] += Ibar                                                     # (A21)
         else:
-            dI[t] = ubar                                                  # (A13)
-        ubar_next = ubar
-    du0[...] = alpha * ubar_next                                          # (A18)
+            dI[t] = Ibar                                                      # (A13), (S3)
+        ubar_next, sbar_next, abar_next = ubar, sbar, abar
+    adj[0], adj[1], adj[2] = ubar_next, sbar_next, abar_next
+    if t0 == 0:
+        dstate0[0] = alpha * ubar_next                                        # (A18)
+        dstate0[1] = alpha_s * sbar_next if synaptic else zeros               # (S5)
+        dstate0[2] = rho * abar_next if adaptive else zeros                   # (L8)

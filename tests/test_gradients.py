@@ -77,25 +77,63 @@ def test_network_gradients_match_finite_differences(reset, static, surrogate):
 
 def test_finite_difference_check_detects_a_wrong_adjoint(monkeypatch):
     """The check can fail: a reference backward that ignores the reset term is caught."""
-    orig = reference.lif_backward_scan
+    orig = reference.cell_backward_scan
 
-    def broken(u, v, u0, dv, du, has_dv, has_du, static, alpha, theta, gamma, u_reset,
-               reset, detach, sg, *out):
-        return orig(u, v, u0, dv, du, has_dv, has_du, static, alpha, theta, gamma, u_reset,
-                    reset, True, sg, *out)
-    monkeypatch.setattr(reference, "lif_backward_scan", broken)
+    def broken(u, v, s, a, state0, dv, du, rec, have, static, t0, t1, P, mode, sg, *out):
+        mode = mode[:3] + (1,) + mode[4:]              # force detach_reset
+        return orig(u, v, s, a, state0, dv, du, rec, have, static, t0, t1, P, mode, sg, *out)
+    monkeypatch.setattr(reference, "cell_backward_scan", broken)
     cfg = LIFConfig(forward="smooth", surrogate=sgs.get("sigmoid"), backend="reference")
     errs = check.fd_layer(cfg, seed=0)
     assert errs["I"] > 1e-3
 
 
 def test_naive_forward_agrees_with_reference_forward(rng):
-    for reset, strict, fwd in itertools.product(RESETS, (False, True), ("hard", "smooth")):
-        cfg = LIFConfig(reset=reset, strict=strict, forward=fwd, surrogate=sgs.get("sigmoid"),
-                        backend="reference")
-        I = rng.normal(0.4, 0.5, (15, 3, 6))
-        p = LIFParams(alpha=0.8, theta=1.0, u_reset=0.1)
-        v, tr = lif_forward(I, p, cfg)
-        u2, v2 = check.naive_forward(I, 0.8, 1.0, 1.0, 0.1, 0.0, reset, fwd, strict, cfg.surrogate)
-        np.testing.assert_allclose(tr.u, u2, rtol=1e-14, atol=1e-14)
-        np.testing.assert_allclose(v, v2, rtol=1e-14, atol=1e-14)
+    for model, reset, strict, fwd in itertools.product(check.MODELS, RESETS, (False, True),
+                                                      ("hard", "smooth")):
+        cfg = check.model_config(model, reset=reset, strict=strict, forward=fwd,
+                                 surrogate=sgs.get("sigmoid"), backend="reference")
+        I, p, _, _ = check._layer_problem(rng, 15, 3, 6, False, cfg)
+        params = LIFParams(p["alpha"], p["theta"], None, p["u_reset"],
+                           **{k: p[k] for k in ("alpha_s", "rho", "beta_a", "R") if k in p})
+        v, tr = lif_forward(I, params, cfg, u0=p["u0"], s0=p.get("s0"), a0=p.get("a0"))
+        u2, v2 = check.naive_forward(I, p, cfg)
+        np.testing.assert_allclose(tr.u, u2, rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(v, v2, rtol=1e-13, atol=1e-13)
+
+
+MODELS = [m for m in check.MODELS if m != "lif"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("reset,detach", list(itertools.product(RESETS, (False, True))))
+def test_model_adjoint_matches_finite_differences_smooth_forward(model, reset, detach):
+    """(S*), (R*), (L*): every parameter and initial state of every model."""
+    for surrogate in check.MODEL_SURROGATES:
+        cfg = check.model_config(model, reset=reset, detach_reset=detach, forward="smooth",
+                                 surrogate=sgs.get(surrogate))
+        for gamma_free in ((False, True) if reset == "subtract" else (False,)):
+            errs = check.fd_layer(cfg, seed=5, gamma_free=gamma_free)
+            assert set(errs) == set(check._fd_names(cfg, gamma_free))
+            assert max(errs.values()) <= 1e-6, (surrogate, errs)
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("reset,detach,strict", list(itertools.product(RESETS, (False, True), (False, True))))
+def test_model_zero_surrogate_matches_spiking_network(model, reset, detach, strict):
+    cfg = check.model_config(model, reset=reset, detach_reset=detach, strict=strict)
+    errs, _ = check.fd_zero_surrogate(cfg, seed=13, gamma_free=(reset == "subtract"))
+    assert max(errs.values()) <= 1e-6, errs
+
+
+@pytest.mark.parametrize("model", list(check.MODELS))
+@pytest.mark.parametrize("static", [False, True])
+def test_model_network_gradients_match_finite_differences(model, static):
+    errs = check.fd_network(model=model, static=static, reset="subtract")
+    assert max(errs.values()) <= 1e-6, errs
+
+
+@pytest.mark.parametrize("label", list(check.PARAMETRISATION_CASES))
+def test_parametrisation_gradients_match_finite_differences(label):
+    errs = check.fd_network(**check.PARAMETRISATION_CASES[label])
+    assert max(errs.values()) <= 1e-6, errs

@@ -6,7 +6,7 @@ import pytest
 
 from lifgrad import LIFConfig, LIFParams, lif_backward, lif_forward
 from lifgrad import surrogates as sgs
-from lifgrad.check import TOL_KERNEL, kernel_vs_reference
+from lifgrad.check import MODELS, TOL_KERNEL, kernel_vs_reference, model_config
 from lifgrad.kernels import cpu
 from lifgrad import reference
 
@@ -16,7 +16,7 @@ ALL = sgs.names()
 
 def test_kernels_have_reference_twins_with_same_signature():
     import inspect
-    for name in ("lif_forward_scan", "lif_backward_scan"):
+    for name in ("cell_forward_scan", "cell_backward_scan"):
         ref = inspect.signature(getattr(reference, name))
         ker = inspect.signature(getattr(cpu, name).py_func)
         assert list(ref.parameters) == list(ker.parameters)
@@ -48,16 +48,29 @@ def test_kernel_handles_more_neurons_than_one_block():
 
 
 def test_kernel_comparison_detects_a_wrong_kernel(monkeypatch):
-    """The comparison can fail: a kernel that drops the reset term is caught."""
-    orig = cpu.lif_backward_scan
+    """The comparison can fail: a kernel that ignores detach=False is caught."""
+    orig = cpu.cell_backward_scan
 
-    def broken(u, v, u0, dv, du, has_dv, has_du, static, alpha, theta, gamma, u_reset,
-               reset, detach, sg, *out):
-        return orig(u, v, u0, dv, du, has_dv, has_du, static, alpha, theta, gamma, u_reset,
-                    reset, True, sg, *out)
-    monkeypatch.setattr(cpu, "lif_backward_scan", broken)
+    def broken(u, v, s, a, state0, dv, du, rec, have, static, t0, t1, P, mode, sg, *out):
+        mode = mode[:3] + (1,) + mode[4:]              # force detach_reset
+        return orig(u, v, s, a, state0, dv, du, rec, have, static, t0, t1, P, mode, sg, *out)
+    monkeypatch.setattr(cpu, "cell_backward_scan", broken)
     errs = kernel_vs_reference(LIFConfig(surrogate=sgs.get("sigmoid")), dtype="float64")
     assert max(errs.values()) > 1e-3
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("model", [m for m in MODELS if m != "lif"])
+@pytest.mark.parametrize("reset,detach,strict", list(itertools.product(RESETS, (False, True), (False, True))))
+def test_model_kernels_match_reference(model, reset, detach, strict, dtype):
+    for surrogate, fwd in (("sigmoid", "hard"), ("spike_operator", "hard"), ("gaussian", "smooth")):
+        if fwd == "smooth" and strict:
+            continue
+        cfg = model_config(model, reset=reset, detach_reset=detach, strict=strict, forward=fwd,
+                           surrogate=sgs.get(surrogate))
+        errs = kernel_vs_reference(cfg, dtype=dtype, gamma_free=(reset == "subtract"),
+                                   T=10, B=4, N=13)
+        assert max(errs.values()) <= TOL_KERNEL[dtype], (surrogate, fwd, errs)
 
 
 def test_strict_firing_matters_on_exact_hits():

@@ -160,9 +160,10 @@ def _G_block(c, a, b, d, x, out, m):
 
 
 @njit(parallel=True, **_JIT)
-def lif_forward_scan(I, static, u0, alpha, theta, gamma, u_reset,
-                     reset, strict, smooth, sg, u, v):
+def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, u, v, s, a):
     T, B, N = u.shape
+    reset, strict, smooth = mode[0], mode[1], mode[2]
+    synaptic, adaptive, onetoone = mode[4], mode[5], mode[6]
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
     for task in prange(B * nblk):
@@ -170,66 +171,107 @@ def lif_forward_scan(I, static, u0, alpha, theta, gamma, u_reset,
         n0 = (task % nblk) * BLOCK
         n1 = min(N, n0 + BLOCK)
         m = n1 - n0
-        al = alpha[n0:n1]
-        th = theta[n0:n1]
-        ga = gamma[n0:n1]
-        ur = u_reset[n0:n1]
-        up = u0[b, n0:n1].copy()        # u_{t-1}
-        vp = np.zeros(m, u.dtype)       # v_{t-1}; v_0 = 0
-        x64 = np.empty(m)               # u_t - theta in float64
+        al = P[0, n0:n1]
+        th = P[1, n0:n1]
+        ga = P[2, n0:n1]
+        ur = P[3, n0:n1]
+        als = P[4, n0:n1]
+        rh = P[5, n0:n1]
+        ba = P[6, n0:n1]
+        rr = P[7, n0:n1]
+        # state before t0: from the trace, or the initial state (v_0 = 0)
+        if t0 > 0:
+            up = u[t0 - 1, b, n0:n1].copy()
+            vp = v[t0 - 1, b, n0:n1].copy()
+            sp = s[t0 - 1, b, n0:n1].copy() if synaptic else np.zeros(m, u.dtype)
+            ap = a[t0 - 1, b, n0:n1].copy() if adaptive else np.zeros(m, u.dtype)
+        else:
+            up = state0[0, b, n0:n1].copy()
+            vp = np.zeros(m, u.dtype)
+            sp = state0[1, b, n0:n1].copy()
+            ap = state0[2, b, n0:n1].copy()
+        J = np.empty(m, u.dtype)
+        x64 = np.empty(m)
         G64 = np.empty(m)
-        for t in range(T):
+        for t in range(t0, t1):
             It = I[0, b, n0:n1] if static else I[t, b, n0:n1]
             ut = u[t, b, n0:n1]
             vt = v[t, b, n0:n1]
+            if onetoone:                                                  # (R1)
+                for k in range(m):
+                    J[k] = It[k] + rr[k] * vp[k]
+            else:
+                for k in range(m):
+                    J[k] = It[k]
+            if synaptic:                                                  # (S1)
+                st = s[t, b, n0:n1]
+                for k in range(m):
+                    st[k] = als[k] * sp[k] + J[k]
+                    sp[k] = st[k]
+                    J[k] = st[k]
             if reset == 0:                                                # (A2)
                 for k in range(m):
-                    ut[k] = al[k] * up[k] + It[k] - ga[k] * vp[k]
+                    ut[k] = al[k] * up[k] + J[k] - ga[k] * vp[k]
             elif reset == 1:                                              # (A3)
                 for k in range(m):
-                    ut[k] = al[k] * ((one - vp[k]) * up[k] + vp[k] * ur[k]) + It[k]
+                    ut[k] = al[k] * ((one - vp[k]) * up[k] + vp[k] * ur[k]) + J[k]
             else:                                                         # (A4)
                 for k in range(m):
-                    ut[k] = al[k] * up[k] + It[k]
+                    ut[k] = al[k] * up[k] + J[k]
+            # x = u_t - theta_t, kept in the dtype (J is reused as scratch)
+            if adaptive:                                                  # (L1), (L2)
+                at = a[t, b, n0:n1]
+                for k in range(m):
+                    at[k] = rh[k] * ap[k] + vp[k]
+                    ap[k] = at[k]
+                    J[k] = ut[k] - (th[k] + ba[k] * at[k])
+            else:
+                for k in range(m):
+                    J[k] = ut[k] - th[k]
             if smooth:                                                    # (A6)
                 for k in range(m):
-                    x64[k] = ut[k] - th[k]
+                    x64[k] = J[k]
                 _G_block(sg[0], sg[1], sg[2], sg[3], x64, G64, m)
                 for k in range(m):
                     vt[k] = G64[k]
             elif strict:                                                  # (A5) strict
                 for k in range(m):
-                    vt[k] = 1.0 if ut[k] - th[k] > 0 else 0.0
+                    vt[k] = 1.0 if J[k] > 0 else 0.0
             else:                                                         # (A5)
                 for k in range(m):
-                    vt[k] = 1.0 if ut[k] - th[k] >= 0 else 0.0
+                    vt[k] = 1.0 if J[k] >= 0 else 0.0
             for k in range(m):
                 up[k] = ut[k]
                 vp[k] = vt[k]
 
 
 @njit(parallel=True, **_JIT)
-def lif_backward_scan(u, v, u0, dv, du, has_dv, has_du, static,
-                      alpha, theta, gamma, u_reset, reset, detach, sg,
-                      dI, acc_alpha, acc_theta, acc_rv, du0):
+def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
+                       P, mode, sg, dI, acc, adj, dstate0):
     T, B, N = u.shape
+    has_dv, has_du, has_rec = have[0], have[1], have[2]
+    reset, detach = mode[0], mode[3]
+    synaptic, adaptive, onetoone = mode[4], mode[5], mode[6]
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
-    zero = one - one
     scale, lo, hi = sg[4], sg[5], sg[6]
     for task in prange(B * nblk):
         b = task // nblk
         n0 = (task % nblk) * BLOCK
         n1 = min(N, n0 + BLOCK)
         m = n1 - n0
-        al = alpha[n0:n1]
-        th = theta[n0:n1]
-        ga = gamma[n0:n1]
-        ur = u_reset[n0:n1]
-        ubn = np.zeros(m, u.dtype)      # ubar_{t+1}; ubar_{T+1} = 0
-        a_al = np.zeros(m, u.dtype)
-        a_th = np.zeros(m, u.dtype)
-        a_rv = np.zeros(m, u.dtype)
+        al = P[0, n0:n1]
+        th = P[1, n0:n1]
+        ga = P[2, n0:n1]
+        ur = P[3, n0:n1]
+        als = P[4, n0:n1]
+        rh = P[5, n0:n1]
+        ba = P[6, n0:n1]
+        rr = P[7, n0:n1]
+        ubn = adj[0, b, n0:n1].copy()   # ubar_{t+1}, sbar_{t+1}, abar_{t+1}
+        sbn = adj[1, b, n0:n1].copy()
+        abn = adj[2, b, n0:n1].copy()
+        loc = np.zeros((7, m), u.dtype)  # partial sums, rows as acc
         a_dI = np.zeros(m, u.dtype)
         vbar = np.empty(m, u.dtype)
         ph = np.empty(m, u.dtype)       # phi_t of the block, rounded to the dtype
@@ -237,58 +279,101 @@ def lif_backward_scan(u, v, u0, dv, du, has_dv, has_du, static,
         v64 = np.empty(m)
         g64 = np.empty(m)
         zrow = np.zeros(m, u.dtype)
-        for t in range(T - 1, -1, -1):
+        for t in range(t1 - 1, t0 - 1, -1):
             ut = u[t, b, n0:n1]
             vt = v[t, b, n0:n1]
-            # phi_t = scale * clip(g(u_t - theta))                          (A7)
-            for k in range(m):
-                x64[k] = ut[k] - th[k]
-                v64[k] = vt[k]
+            at = a[t, b, n0:n1] if adaptive else zrow
+            # phi_t = scale * clip(g(u_t - theta_t))                    (A7), (L2)
+            if adaptive:
+                for k in range(m):
+                    x64[k] = ut[k] - (th[k] + ba[k] * at[k])
+                    v64[k] = vt[k]
+            else:
+                for k in range(m):
+                    x64[k] = ut[k] - th[k]
+                    v64[k] = vt[k]
             _g_block(sg[0], sg[1], sg[2], sg[3], x64, v64, g64, m)
             for k in range(m):
                 ph[k] = scale * min(max(g64[k], lo), hi)
             dvt = dv[t, b, n0:n1] if has_dv else zrow
             dut = du[t, b, n0:n1] if has_du else zrow
-            upr = u[t - 1, b, n0:n1] if t > 0 else u0[b, n0:n1]
+            upr = u[t - 1, b, n0:n1] if t > 0 else state0[0, b, n0:n1]
             vpr = v[t - 1, b, n0:n1] if t > 0 else zrow
-            # vbar_t = delta_t + reset_v_t                    (A8), (A10), (A11)
+            # vbar_t = delta_t + reset_v_t (+ recurrence, adaptation)   (A8), (A10), (A11)
             if detach or reset == 2:
                 for k in range(m):
-                    vbar[k] = dvt[k]
+                    vbar[k] = dvt[k] + zrow[k]
             elif reset == 0:
                 for k in range(m):
                     vbar[k] = dvt[k] + (-ga[k] * ubn[k])
             else:
                 for k in range(m):
                     vbar[k] = dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k]
-            # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients
+            if onetoone:                                                  # (R2)
+                if synaptic:
+                    for k in range(m):
+                        vbar[k] = vbar[k] + rr[k] * sbn[k]
+                else:
+                    for k in range(m):
+                        vbar[k] = vbar[k] + rr[k] * ubn[k]
+            if has_rec:                                                   # (R2)
+                rt = rec[t, b, n0:n1]
+                for k in range(m):
+                    vbar[k] = vbar[k] + rt[k]
+            if adaptive:                                                  # (L3)
+                for k in range(m):
+                    vbar[k] = vbar[k] + abn[k]
+            # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients (A9), (A14)-(A17)
             if reset == 1:
                 for k in range(m):
                     un = ubn[k]
-                    ub = dut[k] + ph[k] * vbar[k] + al[k] * (one - vt[k]) * un  # (A9), (A10b)
-                    a_al[k] += ub * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k])  # (A14b)
-                    a_th[k] -= ph[k] * vbar[k]                                # (A15)
-                    a_rv[k] += un * vt[k]                                     # (A15)-(A17)
+                    ub = dut[k] + ph[k] * vbar[k] + al[k] * (one - vt[k]) * un   # (A10b)
+                    loc[0, k] += ub * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k])  # (A14b)
+                    loc[1, k] -= ph[k] * vbar[k]
+                    loc[2, k] += un * vt[k]
                     ubn[k] = ub
             else:
                 for k in range(m):
                     un = ubn[k]
-                    ub = dut[k] + ph[k] * vbar[k] + al[k] * un               # (A9), (A10a,c)
-                    a_al[k] += ub * upr[k]                                    # (A14a)
-                    a_th[k] -= ph[k] * vbar[k]                                # (A15)
-                    a_rv[k] += un * vt[k]                                     # (A15)-(A17)
+                    ub = dut[k] + ph[k] * vbar[k] + al[k] * un           # (A10a,c)
+                    loc[0, k] += ub * upr[k]                              # (A14a)
+                    loc[1, k] -= ph[k] * vbar[k]
+                    loc[2, k] += un * vt[k]
                     ubn[k] = ub
-            if static:                                                        # (A21)
+            if synaptic:                                                  # (S2), (S4)
+                spr = s[t - 1, b, n0:n1] if t > 0 else state0[1, b, n0:n1]
                 for k in range(m):
-                    a_dI[k] += ubn[k]
-            else:                                                             # (A13)
+                    sb = ubn[k] + als[k] * sbn[k]
+                    loc[3, k] += sb * spr[k]
+                    sbn[k] = sb
+            if adaptive:                                                  # (L4), (L6), (L7)
+                apr = a[t - 1, b, n0:n1] if t > 0 else state0[2, b, n0:n1]
+                for k in range(m):
+                    ab = -ba[k] * ph[k] * vbar[k] + rh[k] * abn[k]
+                    loc[4, k] += ab * apr[k]
+                    loc[5, k] -= ph[k] * vbar[k] * at[k]
+                    abn[k] = ab
+            Ib = sbn if synaptic else ubn                                 # (S3), (A13)
+            if onetoone:                                                  # (R3)
+                for k in range(m):
+                    loc[6, k] += Ib[k] * vpr[k]
+            if static:                                                    # (A21)
+                for k in range(m):
+                    a_dI[k] += Ib[k]
+            else:
                 dIt = dI[t, b, n0:n1]
                 for k in range(m):
-                    dIt[k] = ubn[k]
+                    dIt[k] = Ib[k]
         for k in range(m):
-            acc_alpha[b, n0 + k] = a_al[k]
-            acc_theta[b, n0 + k] = a_th[k]
-            acc_rv[b, n0 + k] = a_rv[k]
-            du0[b, n0 + k] = al[k] * ubn[k]                                   # (A18)
+            n = n0 + k
+            for j in range(7):
+                acc[j, b, n] += loc[j, k]
+            adj[0, b, n] = ubn[k]
+            adj[1, b, n] = sbn[k]
+            adj[2, b, n] = abn[k]
             if static:
-                dI[0, b, n0 + k] = a_dI[k]
+                dI[0, b, n] += a_dI[k]
+            if t0 == 0:
+                dstate0[0, b, n] = al[k] * ubn[k]                         # (A18)
+                dstate0[1, b, n] = als[k] * sbn[k] if synaptic else 0.0   # (S5)
+                dstate0[2, b, n] = rh[k] * abn[k] if adaptive else 0.0    # (L8)
