@@ -8,9 +8,10 @@ mutated, and the backward reads only the :class:`Trace` the forward returned
 One cell covers every model (plain, synaptic, adaptive, recurrent), chosen by
 the configuration; see ``lifgrad.reference``.  Feedforward and one-to-one
 recurrent cells run as one fused scan per direction.  An all-to-all
-recurrence needs ``R v_{t-1}`` between steps: the forward alternates one
-matrix product and one step of the scan kernel, and the backward does the same
-with ``R^T dL/dI_{t+1}`` (R2); ``dL/dR`` is one product over all steps (R3).
+recurrence needs ``R v_{t-1}`` between steps: its kernels keep the time loop
+inside and do the product per step (event driven over the spikes forward, a
+BLAS product ``R^T dL/dI_{t+1}`` backward (R2)); ``dL/dR`` is one product over
+all steps (R3).
 
 Equations: ``derivations/`` (A*), (S*), (R*), (L*).
 """
@@ -71,28 +72,6 @@ def _backend(config):
         return reference
     from .kernels import cpu
     return cpu
-
-
-class _per_step_threads:
-    """Run Numba single-threaded while a driver alternates one BLAS product and
-    one small kernel call per time step.  Parallel regions of a few thousand
-    elements gain nothing, and OpenMP threads spinning between them fight the
-    BLAS threads for the cores (measured: 2.4 s instead of 52 ms per step of a
-    256-neuron recurrent layer with 2 OpenBLAS threads on 2 cores)."""
-
-    def __init__(self, config):
-        self.active = config.backend == "cpu"
-
-    def __enter__(self):
-        if self.active:
-            import numba
-            self.n = numba.get_num_threads()
-            numba.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        if self.active:
-            import numba
-            numba.set_num_threads(self.n)
 
 
 def _float_dtype(arg, a, config):
@@ -204,17 +183,8 @@ def _forward_impl(I3, static, T, P, R, config, state0, shapes0=(None, None, None
     if R is None:
         be.cell_forward_scan(I3, static, 0, T, state0, P, mode, sg, u, v, s, a)
     else:
-        RT = np.ascontiguousarray(R.T)
-        buf = np.empty((1, B, N), dtype)
-        with _per_step_threads(config):
-            for t in range(T):
-                It = I3[0] if static else I3[t]
-                if t == 0:
-                    buf[0] = It
-                else:
-                    np.matmul(v[t - 1], RT, out=buf[0])                   # (R1)
-                    buf[0] += It
-                be.cell_forward_scan(buf, True, t, t + 1, state0, P, mode, sg, u, v, s, a)
+        be.cell_forward_recurrent(I3, static, state0, P, np.ascontiguousarray(R.T), mode, sg,
+                                  u, v, s, a)                             # (R1)
     trace = Trace(u, v, s if config.synaptic else None, a if config.adaptive else None,
                   state0, static, shapes0)
     return v, trace
@@ -289,14 +259,9 @@ def _backward_impl(trace, P, R, config, dv, du):
             dI = dI[0]
     else:
         dI = np.zeros((T, B, N), dtype)
-        rec = np.zeros((T, B, N), dtype)
-        have = (dv is not None, du is not None, True)
-        with _per_step_threads(config):
-            for t in range(T - 1, -1, -1):
-                if t < T - 1:
-                    np.matmul(dI[t + 1], R, out=rec[t])                   # (R2)
-                be.cell_backward_scan(trace.u, trace.v, s, a, trace.state0, dvv, duu, rec, have,
-                                      False, t, t + 1, P, mode, sg, dI, acc, adj, dstate0)
+        be.cell_backward_recurrent(trace.u, trace.v, s, a, trace.state0, dvv, duu,
+                                   (dv is not None, du is not None), P, R, mode, sg,
+                                   dI, acc, dstate0)                      # (R2)
         dR = dI[1:].reshape(-1, N).T @ trace.v[:-1].reshape(-1, N)      # (R3)
         if trace.static:
             dI = dI.sum(axis=0)

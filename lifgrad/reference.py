@@ -184,3 +184,33 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         dstate0[0] = alpha * ubar_next                                        # (A18)
         dstate0[1] = alpha_s * sbar_next if synaptic else zeros               # (S5)
         dstate0[2] = rho * abar_next if adaptive else zeros                   # (L8)
+
+
+def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, u, v, s, a):
+    """Forward of an all-to-all recurrent layer: per step, the product
+    ``v_{t-1} R^T`` (R1), then one step of :func:`cell_forward_scan`."""
+    T, B, N = u.shape
+    buf = np.empty((1, B, N), u.dtype)
+    for t in range(T):
+        It = I[0] if static else I[t]
+        if t == 0:
+            buf[0] = It
+        else:
+            np.matmul(v[t - 1], RT, out=buf[0])                               # (R1)
+            buf[0] += It
+        cell_forward_scan(buf, True, t, t + 1, state0, P, mode, sg, u, v, s, a)
+
+
+def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
+                            dI, acc, dstate0):
+    """Adjoint of :func:`cell_forward_recurrent`: per step (from the last), the
+    product ``dL/dJ_{t+1} R`` sent back to v_t (R2), then one reverse step of
+    :func:`cell_backward_scan`.  ``have`` = (has_dv, has_du); writes dI (T, B, N)."""
+    T, B, N = u.shape
+    rec = np.zeros((T, B, N), u.dtype)
+    adj = np.zeros((3, B, N), u.dtype)
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            np.matmul(dI[t + 1], R, out=rec[t])                               # (R2)
+        cell_backward_scan(u, v, s, a, state0, dv, du, rec, (have[0], have[1], True), False,
+                           t, t + 1, P, mode, sg, dI, acc, adj, dstate0)

@@ -16,7 +16,8 @@ ALL = sgs.names()
 
 def test_kernels_have_reference_twins_with_same_signature():
     import inspect
-    for name in ("cell_forward_scan", "cell_backward_scan"):
+    for name in ("cell_forward_scan", "cell_backward_scan", "cell_forward_recurrent",
+                 "cell_backward_recurrent"):
         ref = inspect.signature(getattr(reference, name))
         ker = inspect.signature(getattr(cpu, name).py_func)
         assert list(ref.parameters) == list(ker.parameters)

@@ -159,11 +159,63 @@ def _G_block(c, a, b, d, x, out, m):
             out[k] = np.nan
 
 
+@njit(**_JIT)
+def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba, rr,
+                  mode, sg, one, x64, G64, m):
+    """One time step of a block of m neurons, (S1), (R1), (A2)-(A6), (L1), (L2).
+
+    J holds the input current of the step (plus any all-to-all recurrence) and
+    is used as scratch; up, vp, sp, ap hold the previous state and are updated;
+    ut, vt (st, at) are the trace rows of this step."""
+    reset, strict, smooth = mode[0], mode[1], mode[2]
+    synaptic, adaptive, onetoone = mode[4], mode[5], mode[6]
+    if onetoone:                                                          # (R1)
+        for k in range(m):
+            J[k] = J[k] + rr[k] * vp[k]
+    if synaptic:                                                          # (S1)
+        for k in range(m):
+            st[k] = als[k] * sp[k] + J[k]
+            sp[k] = st[k]
+            J[k] = st[k]
+    if reset == 0:                                                        # (A2)
+        for k in range(m):
+            ut[k] = al[k] * up[k] + J[k] - ga[k] * vp[k]
+    elif reset == 1:                                                      # (A3)
+        for k in range(m):
+            ut[k] = al[k] * ((one - vp[k]) * up[k] + vp[k] * ur[k]) + J[k]
+    else:                                                                 # (A4)
+        for k in range(m):
+            ut[k] = al[k] * up[k] + J[k]
+    # x = u_t - theta_t, kept in the dtype (J is reused as scratch)
+    if adaptive:                                                          # (L1), (L2)
+        for k in range(m):
+            at[k] = rh[k] * ap[k] + vp[k]
+            ap[k] = at[k]
+            J[k] = ut[k] - (th[k] + ba[k] * at[k])
+    else:
+        for k in range(m):
+            J[k] = ut[k] - th[k]
+    if smooth:                                                            # (A6)
+        for k in range(m):
+            x64[k] = J[k]
+        _G_block(sg[0], sg[1], sg[2], sg[3], x64, G64, m)
+        for k in range(m):
+            vt[k] = G64[k]
+    elif strict:                                                          # (A5) strict
+        for k in range(m):
+            vt[k] = 1.0 if J[k] > 0 else 0.0
+    else:                                                                 # (A5)
+        for k in range(m):
+            vt[k] = 1.0 if J[k] >= 0 else 0.0
+    for k in range(m):
+        up[k] = ut[k]
+        vp[k] = vt[k]
+
+
 @njit(parallel=True, **_JIT)
 def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, u, v, s, a):
     T, B, N = u.shape
-    reset, strict, smooth = mode[0], mode[1], mode[2]
-    synaptic, adaptive, onetoone = mode[4], mode[5], mode[6]
+    synaptic, adaptive = mode[4], mode[5]
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
     for task in prange(B * nblk):
@@ -171,14 +223,6 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, u, v, s, a):
         n0 = (task % nblk) * BLOCK
         n1 = min(N, n0 + BLOCK)
         m = n1 - n0
-        al = P[0, n0:n1]
-        th = P[1, n0:n1]
-        ga = P[2, n0:n1]
-        ur = P[3, n0:n1]
-        als = P[4, n0:n1]
-        rh = P[5, n0:n1]
-        ba = P[6, n0:n1]
-        rr = P[7, n0:n1]
         # state before t0: from the trace, or the initial state (v_0 = 0)
         if t0 > 0:
             up = u[t0 - 1, b, n0:n1].copy()
@@ -191,58 +235,134 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, u, v, s, a):
             sp = state0[1, b, n0:n1].copy()
             ap = state0[2, b, n0:n1].copy()
         J = np.empty(m, u.dtype)
+        dummy = np.empty(m, u.dtype)
         x64 = np.empty(m)
         G64 = np.empty(m)
         for t in range(t0, t1):
             It = I[0, b, n0:n1] if static else I[t, b, n0:n1]
-            ut = u[t, b, n0:n1]
-            vt = v[t, b, n0:n1]
-            if onetoone:                                                  # (R1)
-                for k in range(m):
-                    J[k] = It[k] + rr[k] * vp[k]
-            else:
-                for k in range(m):
-                    J[k] = It[k]
-            if synaptic:                                                  # (S1)
-                st = s[t, b, n0:n1]
-                for k in range(m):
-                    st[k] = als[k] * sp[k] + J[k]
-                    sp[k] = st[k]
-                    J[k] = st[k]
-            if reset == 0:                                                # (A2)
-                for k in range(m):
-                    ut[k] = al[k] * up[k] + J[k] - ga[k] * vp[k]
-            elif reset == 1:                                              # (A3)
-                for k in range(m):
-                    ut[k] = al[k] * ((one - vp[k]) * up[k] + vp[k] * ur[k]) + J[k]
-            else:                                                         # (A4)
-                for k in range(m):
-                    ut[k] = al[k] * up[k] + J[k]
-            # x = u_t - theta_t, kept in the dtype (J is reused as scratch)
-            if adaptive:                                                  # (L1), (L2)
-                at = a[t, b, n0:n1]
-                for k in range(m):
-                    at[k] = rh[k] * ap[k] + vp[k]
-                    ap[k] = at[k]
-                    J[k] = ut[k] - (th[k] + ba[k] * at[k])
-            else:
-                for k in range(m):
-                    J[k] = ut[k] - th[k]
-            if smooth:                                                    # (A6)
-                for k in range(m):
-                    x64[k] = J[k]
-                _G_block(sg[0], sg[1], sg[2], sg[3], x64, G64, m)
-                for k in range(m):
-                    vt[k] = G64[k]
-            elif strict:                                                  # (A5) strict
-                for k in range(m):
-                    vt[k] = 1.0 if J[k] > 0 else 0.0
-            else:                                                         # (A5)
-                for k in range(m):
-                    vt[k] = 1.0 if J[k] >= 0 else 0.0
             for k in range(m):
-                up[k] = ut[k]
-                vp[k] = vt[k]
+                J[k] = It[k]
+            st = s[t, b, n0:n1] if synaptic else dummy
+            at = a[t, b, n0:n1] if adaptive else dummy
+            _forward_step(J, u[t, b, n0:n1], v[t, b, n0:n1], st, at, up, vp, sp, ap,
+                          P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1], P[4, n0:n1],
+                          P[5, n0:n1], P[6, n0:n1], P[7, n0:n1], mode, sg, one, x64, G64, m)
+
+
+@njit(**_JIT)
+def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, u, v, s, a):
+    T, B, N = u.shape
+    synaptic, adaptive = mode[4], mode[5]
+    one = np.ones(1, u.dtype)[0]
+    up = state0[0].copy()
+    vp = np.zeros((B, N), u.dtype)
+    sp = state0[1].copy()
+    ap = state0[2].copy()
+    J = np.empty(N, u.dtype)
+    rec = np.empty(N, u.dtype)
+    dummy = np.empty(N, u.dtype)
+    x64 = np.empty(N)
+    G64 = np.empty(N)
+    for t in range(T):
+        for b in range(B):
+            It = I[0, b] if static else I[t, b]
+            # rec = v_{t-1} R^T, skipping silent neurons (event driven)    (R1)
+            for k in range(N):
+                rec[k] = 0
+            vrow = vp[b]
+            for j in range(N):
+                w = vrow[j]
+                if w != 0:
+                    Rj = RT[j]
+                    for k in range(N):
+                        rec[k] += w * Rj[k]
+            if t == 0:
+                for k in range(N):
+                    J[k] = It[k]
+            else:
+                for k in range(N):
+                    J[k] = rec[k] + It[k]
+            st = s[t, b] if synaptic else dummy
+            at = a[t, b] if adaptive else dummy
+            _forward_step(J, u[t, b], v[t, b], st, at, up[b], vp[b], sp[b], ap[b],
+                          P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7],
+                          mode, sg, one, x64, G64, N)
+
+
+@njit(**_JIT)
+def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
+                   al, th, ga, ur, als, rh, ba, rr, mode, sg, one,
+                   ubn, sbn, abn, loc, vbar, ph, x64, v64, g64, m):
+    """One reverse step of a block of m neurons, (A7)-(A17), (S2)-(S4), (R2),
+    (R3), (L3)-(L7).  ubn, sbn, abn hold ubar, sbar, abar of step t+1 on entry
+    and of step t on exit; loc (7, m) accumulates the partial sums."""
+    reset, detach = mode[0], mode[3]
+    synaptic, adaptive, onetoone = mode[4], mode[5], mode[6]
+    scale, lo, hi = sg[4], sg[5], sg[6]
+    # phi_t = scale * clip(g(u_t - theta_t))                            (A7), (L2)
+    if adaptive:
+        for k in range(m):
+            x64[k] = ut[k] - (th[k] + ba[k] * at[k])
+            v64[k] = vt[k]
+    else:
+        for k in range(m):
+            x64[k] = ut[k] - th[k]
+            v64[k] = vt[k]
+    _g_block(sg[0], sg[1], sg[2], sg[3], x64, v64, g64, m)
+    for k in range(m):
+        ph[k] = scale * min(max(g64[k], lo), hi)
+    # vbar_t = delta_t + reset_v_t (+ recurrence, adaptation)           (A8), (A10), (A11)
+    if detach or reset == 2:
+        for k in range(m):
+            vbar[k] = dvt[k] + (one - one)
+    elif reset == 0:
+        for k in range(m):
+            vbar[k] = dvt[k] + (-ga[k] * ubn[k])
+    else:
+        for k in range(m):
+            vbar[k] = dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k]
+    if onetoone:                                                          # (R2)
+        Jn = sbn if synaptic else ubn
+        for k in range(m):
+            vbar[k] = vbar[k] + rr[k] * Jn[k]
+    if has_rec:                                                           # (R2)
+        for k in range(m):
+            vbar[k] = vbar[k] + rt[k]
+    if adaptive:                                                          # (L3)
+        for k in range(m):
+            vbar[k] = vbar[k] + abn[k]
+    # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients       (A9), (A14)-(A17)
+    if reset == 1:
+        for k in range(m):
+            un = ubn[k]
+            ub = dut[k] + ph[k] * vbar[k] + al[k] * (one - vt[k]) * un   # (A10b)
+            loc[0, k] += ub * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k])  # (A14b)
+            loc[1, k] -= ph[k] * vbar[k]
+            loc[2, k] += un * vt[k]
+            ubn[k] = ub
+    else:
+        for k in range(m):
+            un = ubn[k]
+            ub = dut[k] + ph[k] * vbar[k] + al[k] * un                   # (A10a,c)
+            loc[0, k] += ub * upr[k]                                      # (A14a)
+            loc[1, k] -= ph[k] * vbar[k]
+            loc[2, k] += un * vt[k]
+            ubn[k] = ub
+    if synaptic:                                                          # (S2), (S4)
+        for k in range(m):
+            sb = ubn[k] + als[k] * sbn[k]
+            loc[3, k] += sb * spr[k]
+            sbn[k] = sb
+    if adaptive:                                                          # (L4), (L6), (L7)
+        for k in range(m):
+            ab = -ba[k] * ph[k] * vbar[k] + rh[k] * abn[k]
+            loc[4, k] += ab * apr[k]
+            loc[5, k] -= ph[k] * vbar[k] * at[k]
+            abn[k] = ab
+    if onetoone:                                                          # (R3)
+        Jb = sbn if synaptic else ubn
+        for k in range(m):
+            loc[6, k] += Jb[k] * vpr[k]
 
 
 @njit(parallel=True, **_JIT)
@@ -250,24 +370,14 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
                        P, mode, sg, dI, acc, adj, dstate0):
     T, B, N = u.shape
     has_dv, has_du, has_rec = have[0], have[1], have[2]
-    reset, detach = mode[0], mode[3]
-    synaptic, adaptive, onetoone = mode[4], mode[5], mode[6]
+    synaptic, adaptive = mode[4], mode[5]
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
-    scale, lo, hi = sg[4], sg[5], sg[6]
     for task in prange(B * nblk):
         b = task // nblk
         n0 = (task % nblk) * BLOCK
         n1 = min(N, n0 + BLOCK)
         m = n1 - n0
-        al = P[0, n0:n1]
-        th = P[1, n0:n1]
-        ga = P[2, n0:n1]
-        ur = P[3, n0:n1]
-        als = P[4, n0:n1]
-        rh = P[5, n0:n1]
-        ba = P[6, n0:n1]
-        rr = P[7, n0:n1]
         ubn = adj[0, b, n0:n1].copy()   # ubar_{t+1}, sbar_{t+1}, abar_{t+1}
         sbn = adj[1, b, n0:n1].copy()
         abn = adj[2, b, n0:n1].copy()
@@ -280,83 +390,24 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         g64 = np.empty(m)
         zrow = np.zeros(m, u.dtype)
         for t in range(t1 - 1, t0 - 1, -1):
-            ut = u[t, b, n0:n1]
-            vt = v[t, b, n0:n1]
             at = a[t, b, n0:n1] if adaptive else zrow
-            # phi_t = scale * clip(g(u_t - theta_t))                    (A7), (L2)
-            if adaptive:
-                for k in range(m):
-                    x64[k] = ut[k] - (th[k] + ba[k] * at[k])
-                    v64[k] = vt[k]
-            else:
-                for k in range(m):
-                    x64[k] = ut[k] - th[k]
-                    v64[k] = vt[k]
-            _g_block(sg[0], sg[1], sg[2], sg[3], x64, v64, g64, m)
-            for k in range(m):
-                ph[k] = scale * min(max(g64[k], lo), hi)
-            dvt = dv[t, b, n0:n1] if has_dv else zrow
-            dut = du[t, b, n0:n1] if has_du else zrow
             upr = u[t - 1, b, n0:n1] if t > 0 else state0[0, b, n0:n1]
             vpr = v[t - 1, b, n0:n1] if t > 0 else zrow
-            # vbar_t = delta_t + reset_v_t (+ recurrence, adaptation)   (A8), (A10), (A11)
-            if detach or reset == 2:
-                for k in range(m):
-                    vbar[k] = dvt[k] + zrow[k]
-            elif reset == 0:
-                for k in range(m):
-                    vbar[k] = dvt[k] + (-ga[k] * ubn[k])
-            else:
-                for k in range(m):
-                    vbar[k] = dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k]
-            if onetoone:                                                  # (R2)
-                if synaptic:
-                    for k in range(m):
-                        vbar[k] = vbar[k] + rr[k] * sbn[k]
-                else:
-                    for k in range(m):
-                        vbar[k] = vbar[k] + rr[k] * ubn[k]
-            if has_rec:                                                   # (R2)
-                rt = rec[t, b, n0:n1]
-                for k in range(m):
-                    vbar[k] = vbar[k] + rt[k]
-            if adaptive:                                                  # (L3)
-                for k in range(m):
-                    vbar[k] = vbar[k] + abn[k]
-            # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients (A9), (A14)-(A17)
-            if reset == 1:
-                for k in range(m):
-                    un = ubn[k]
-                    ub = dut[k] + ph[k] * vbar[k] + al[k] * (one - vt[k]) * un   # (A10b)
-                    loc[0, k] += ub * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k])  # (A14b)
-                    loc[1, k] -= ph[k] * vbar[k]
-                    loc[2, k] += un * vt[k]
-                    ubn[k] = ub
-            else:
-                for k in range(m):
-                    un = ubn[k]
-                    ub = dut[k] + ph[k] * vbar[k] + al[k] * un           # (A10a,c)
-                    loc[0, k] += ub * upr[k]                              # (A14a)
-                    loc[1, k] -= ph[k] * vbar[k]
-                    loc[2, k] += un * vt[k]
-                    ubn[k] = ub
-            if synaptic:                                                  # (S2), (S4)
+            spr = zrow
+            if synaptic:
                 spr = s[t - 1, b, n0:n1] if t > 0 else state0[1, b, n0:n1]
-                for k in range(m):
-                    sb = ubn[k] + als[k] * sbn[k]
-                    loc[3, k] += sb * spr[k]
-                    sbn[k] = sb
-            if adaptive:                                                  # (L4), (L6), (L7)
+            apr = zrow
+            if adaptive:
                 apr = a[t - 1, b, n0:n1] if t > 0 else state0[2, b, n0:n1]
-                for k in range(m):
-                    ab = -ba[k] * ph[k] * vbar[k] + rh[k] * abn[k]
-                    loc[4, k] += ab * apr[k]
-                    loc[5, k] -= ph[k] * vbar[k] * at[k]
-                    abn[k] = ab
+            dvt = dv[t, b, n0:n1] if has_dv else zrow
+            dut = du[t, b, n0:n1] if has_du else zrow
+            rt = rec[t, b, n0:n1] if has_rec else zrow
+            _backward_step(u[t, b, n0:n1], v[t, b, n0:n1], at, upr, vpr, spr, apr,
+                           dvt, dut, rt, has_rec,
+                           P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1], P[4, n0:n1],
+                           P[5, n0:n1], P[6, n0:n1], P[7, n0:n1], mode, sg, one,
+                           ubn, sbn, abn, loc, vbar, ph, x64, v64, g64, m)
             Ib = sbn if synaptic else ubn                                 # (S3), (A13)
-            if onetoone:                                                  # (R3)
-                for k in range(m):
-                    loc[6, k] += Ib[k] * vpr[k]
             if static:                                                    # (A21)
                 for k in range(m):
                     a_dI[k] += Ib[k]
@@ -374,6 +425,58 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             if static:
                 dI[0, b, n] += a_dI[k]
             if t0 == 0:
-                dstate0[0, b, n] = al[k] * ubn[k]                         # (A18)
-                dstate0[1, b, n] = als[k] * sbn[k] if synaptic else 0.0   # (S5)
-                dstate0[2, b, n] = rh[k] * abn[k] if adaptive else 0.0    # (L8)
+                dstate0[0, b, n] = P[0, n] * ubn[k]                       # (A18)
+                dstate0[1, b, n] = P[4, n] * sbn[k] if synaptic else 0.0  # (S5)
+                dstate0[2, b, n] = P[5, n] * abn[k] if adaptive else 0.0  # (L8)
+
+
+@njit(**_JIT)
+def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
+                            dI, acc, dstate0):
+    T, B, N = u.shape
+    has_dv, has_du = have[0], have[1]
+    synaptic, adaptive = mode[4], mode[5]
+    one = np.ones(1, u.dtype)[0]
+    ubn = np.zeros((B, N), u.dtype)
+    sbn = np.zeros((B, N), u.dtype)
+    abn = np.zeros((B, N), u.dtype)
+    rec = np.zeros((B, N), u.dtype)
+    vbar = np.empty(N, u.dtype)
+    ph = np.empty(N, u.dtype)
+    x64 = np.empty(N)
+    v64 = np.empty(N)
+    g64 = np.empty(N)
+    zrow = np.zeros(N, u.dtype)
+    loc = np.zeros((B, 7, N), u.dtype)   # contiguous partial sums, added to acc at the end
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            np.dot(dI[t + 1], R, rec)                                     # (R2)
+        for b in range(B):
+            at = a[t, b] if adaptive else zrow
+            upr = u[t - 1, b] if t > 0 else state0[0, b]
+            vpr = v[t - 1, b] if t > 0 else zrow
+            spr = zrow
+            if synaptic:
+                spr = s[t - 1, b] if t > 0 else state0[1, b]
+            apr = zrow
+            if adaptive:
+                apr = a[t - 1, b] if t > 0 else state0[2, b]
+            dvt = dv[t, b] if has_dv else zrow
+            dut = du[t, b] if has_du else zrow
+            has_rec = t < T - 1
+            _backward_step(u[t, b], v[t, b], at, upr, vpr, spr, apr,
+                           dvt, dut, rec[b], has_rec,
+                           P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], mode, sg, one,
+                           ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, v64, g64, N)
+            Ib = sbn[b] if synaptic else ubn[b]                           # (S3), (A13)
+            dIt = dI[t, b]
+            for k in range(N):
+                dIt[k] = Ib[k]
+    for b in range(B):
+        for j in range(7):
+            for k in range(N):
+                acc[j, b, k] += loc[b, j, k]
+        for k in range(N):
+            dstate0[0, b, k] = P[0, k] * ubn[b, k]                        # (A18)
+            dstate0[1, b, k] = P[4, k] * sbn[b, k] if synaptic else 0.0   # (S5)
+            dstate0[2, b, k] = P[5, k] * abn[b, k] if adaptive else 0.0   # (L8)
