@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: demo test check bench clean venv
+.PHONY: demo test check bench clean venv peers
 
 $(VENV)/.stamp-base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,18 @@ demo: $(VENV)/.stamp-base
 check: $(VENV)/.stamp-base
 	$(VENV)/bin/lifgrad check
 
-test: $(VENV)/.stamp-base
+# The peer frameworks (tests and lifgrad.verify only): torch exactly 2.13.0 (a
+# CPU build is on the machine; any other spec pulls gigabytes of CUDA wheels),
+# then the frameworks without their dependency pins, then what they import.
+$(VENV)/.stamp-peers: $(VENV)/.stamp-base
+	$(PIP) install "torch==2.13.0"
+	$(PIP) install --no-deps "snntorch==1.0.0" "spikingjelly==2.0.0" "norse==1.1.0" "nirtorch==2.6"
+	$(PIP) install "nir==1.0.8" h5py loguru tqdm
+	touch $@
+
+peers: $(VENV)/.stamp-peers
+
+test: $(VENV)/.stamp-peers
 	$(PY) -m pytest -q -ra
 
 clean:

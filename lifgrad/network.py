@@ -162,7 +162,7 @@ class Dense:
             elif kind == "tau":
                 if np.any(val <= 0) or np.any(val >= 1):
                     raise ValueError(f"{name}: the tau parametrisation needs values in (0, 1)")
-                val = -self.dt / np.log(val)                                   # (P3)
+                val = -self.dt / np.log(val)                                   # (P4)
             p[self._name(name)] = val.astype(dtype)
         return p
 

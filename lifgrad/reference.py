@@ -9,9 +9,10 @@ One cell covers every neuron model of lifgrad, switched by flags in ``mode``:
     theta_t = theta + beta_a a_t                                               (L2)
     v_t     = H(u_t - theta_t)  or  G(u_t - theta_t)                           (A5), (A6)
 
-An all-to-all recurrence ``I_t = W x_t + b + R v_{t-1}`` is driven from
-outside one step at a time (``lifgrad.functional``): the forward adds the
-product to ``I_t`` and the backward passes ``rec_t = R^T dL/dI_{t+1}`` in.
+An all-to-all recurrence ``I_t = W x_t + b + R v_{t-1}`` couples neurons
+within a step: :func:`cell_forward_recurrent` / :func:`cell_backward_recurrent`
+do one product per step and one step of the scan (the backward passes
+``rec_t = R^T dL/dI_{t+1}`` into it).
 
 Every function here has a compiled twin with the same name and argument order
 in ``lifgrad/kernels/cpu.py``; tests compare them.  Arrays are ``(T, B, N)``,

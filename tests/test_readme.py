@@ -1,4 +1,4 @@
-"""The README's Python examples run as written."""
+"""The README's Python examples run as written, in order."""
 import pathlib
 import re
 
@@ -8,6 +8,6 @@ README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 def test_readme_python_blocks_run():
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     assert blocks
+    ns = {}                       # one namespace: the blocks continue one tour
     for code in blocks:
-        ns = {}
         exec(compile(code, str(README), "exec"), ns)
