@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.special
 
-__all__ = ["Surrogate", "Family", "FAMILIES", "get", "names"]
+__all__ = ["Surrogate", "Family", "FAMILIES", "get", "names", "Preset", "PRESETS", "preset"]
 
 
 # --------------------------------------------------------------------------
@@ -133,6 +133,93 @@ def _zero_g(x, v, p0, p1, p2):
     return 0.0 * x
 
 
+# -- families that exist to reproduce a peer's surrogate exactly (PRESETS) --
+
+def _sign_step_g(x, v, theta, p1, p2):
+    # snnTorch's "triangular": +theta below threshold, -theta at and above it
+    return theta * (1.0 - 2.0 * step(x))
+
+
+def _spike_rate_escape_g(x, v, beta, k, p2):
+    return k * exp(-beta * fabs(x - 1.0))
+
+
+def _sparse_fast_sigmoid_g(x, v, k, B, p2):
+    d = 1.0 + k * fabs(x)
+    return (1.0 - step(B - x)) / (d * d)          # zero unless x > B
+
+
+def _nonzero_sign_log_abs_g(x, v, a, p1, p2):
+    return 1.0 / (1.0 / a + fabs(x))
+
+
+def _piecewise_leaky_relu_g(x, v, w, c, p2):
+    inside = 1.0 - step(fabs(x) - w)               # |x| < w
+    return inside * (0.5 / w) + (1.0 - inside) * c
+
+
+def _squarewave_fourier_g(x, v, n, period, p2):
+    total = 0.0 * x
+    w = 2.0 * PI / period
+    for i in range(1, int(n)):
+        total = total + cos((2 * i - 1) * w * x)
+    return (4.0 / period) * total
+
+
+def _s2nn_g(x, v, a, b, p2):
+    e = exp(-a * fabs(x))
+    sig = a * e / ((1.0 + e) * (1.0 + e))
+    return (1.0 - step(x)) * sig + step(x) * b / (fabs(x) + 1.0)
+
+
+def _q_pseudo_spike_g(x, v, a, p1, p2):
+    return (1.0 + 2.0 * fabs(x) / (a - 1.0)) ** (-a)
+
+
+def _q_pseudo_spike_G(x, v, a, p1, p2):
+    z = (1.0 + 2.0 * fabs(x) / (a - 1.0)) ** (1.0 - a)
+    return step(x) * (1.0 - 0.5 * z) + (1.0 - step(x)) * 0.5 * z
+
+
+def _leaky_k_relu_g(x, v, leak, k, p2):
+    return step(x) * k + (1.0 - step(x)) * leak
+
+
+def _fake_numerical_gradient_g(x, v, a, p1, p2):
+    return 1.0 / hi(fabs(x), 1.0 / a)              # min(1/|x|, a), a at x = 0
+
+
+def _log_tailed_relu_g(x, v, a, p1, p2):
+    pos = 1.0 - step(-x)                           # x > 0
+    return pos / hi(x, 1.0) + (1.0 - pos) * a
+
+
+def _rect_open_g(x, v, w, p1, p2):
+    return (1.0 - step(fabs(x) - w)) * (0.5 / w)   # |x| < w (open window)
+
+
+def _rect_open_G(x, v, w, p1, p2):
+    return lo(hi((x + w) * (0.5 / w), 0.0), 1.0)
+
+
+def _tanh_g(x, v, k, p1, p2):
+    t = tanh(k * x)
+    return 1.0 - t * t
+
+
+def _tanh_G(x, v, k, p1, p2):
+    return (tanh(k * x) + 1.0) / k
+
+
+def _circ_g(x, v, a, p1, p2):
+    r = a * a + x * x
+    return a * a * a / (r * sqrt(r))
+
+
+def _circ_G(x, v, a, p1, p2):
+    return a * x / sqrt(a * a + x * x) + a
+
+
 # --------------------------------------------------------------------------
 # Binding the formulas to NumPy and to math (for njit).
 # --------------------------------------------------------------------------
@@ -142,7 +229,8 @@ def _np_step(z):
 
 
 _NUMPY_NS = dict(exp=np.exp, fabs=np.abs, atan=np.arctan, erf=scipy.special.erf,
-                 sqrt=np.sqrt, PI=np.pi, lo=np.minimum, hi=np.maximum, step=_np_step)
+                 sqrt=np.sqrt, PI=np.pi, lo=np.minimum, hi=np.maximum, step=_np_step,
+                 cos=np.cos, tanh=np.tanh)
 
 
 def _math_step(z):  # pragma: no cover - replaced by an njit twin in kernels
@@ -150,7 +238,8 @@ def _math_step(z):  # pragma: no cover - replaced by an njit twin in kernels
 
 
 _MATH_NS = dict(exp=math.exp, fabs=math.fabs, atan=math.atan, erf=math.erf,
-                sqrt=math.sqrt, PI=math.pi, lo=min, hi=max, step=_math_step)
+                sqrt=math.sqrt, PI=math.pi, lo=min, hi=max, step=_math_step,
+                cos=math.cos, tanh=math.tanh)
 
 
 def _bind(f, namespace):
@@ -166,7 +255,8 @@ def _bind(f, namespace):
 class Param:
     name: str
     default: float
-    positive: bool = True  # must be > 0
+    positive: bool = True  # must be > ``gt`` (0 by default); else any finite value
+    gt: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -219,6 +309,38 @@ FAMILIES: tuple = (
          "g = v_t, the emitted spike (no primitive)", aliases=("heaviside",)),
     _row("zero", 11, _zero_g, None, (),
          "g = 0: the adjoint of the real spiking network between spike flips"),
+    _row("sign_step", 12, _sign_step_g, None, [Param("theta", 1.0)],
+         "+theta for x < 0, -theta for x >= 0 (snnTorch 'triangular' as coded)"),
+    _row("spike_rate_escape", 13, _spike_rate_escape_g, None,
+         [Param("beta", 1.0), Param("k", 25.0)], "k exp(-beta |x - 1|) (snnTorch)"),
+    _row("sparse_fast_sigmoid", 14, _sparse_fast_sigmoid_g, None,
+         [Param("k", 25.0), Param("B", 1.0, positive=False)],
+         "1{x > B}/(1 + k|x|)^2 (snnTorch SFS)"),
+    _row("nonzero_sign_log_abs", 15, _nonzero_sign_log_abs_g, None, [Param("a", 1.0)],
+         "1/(1/a + |x|) (SpikingJelly)"),
+    _row("piecewise_leaky_relu", 16, _piecewise_leaky_relu_g, None,
+         [Param("w", 1.0), Param("c", 0.01, positive=False)],
+         "1/(2w) on |x| < w, c elsewhere (SpikingJelly)"),
+    _row("squarewave_fourier", 17, _squarewave_fourier_g, None,
+         [Param("n", 2.0, gt=1.0), Param("period", 8.0)],
+         "(4/T) sum_{i=1}^{n-1} cos((2i-1) 2 pi x/T) (SpikingJelly)"),
+    _row("s2nn", 18, _s2nn_g, None, [Param("a", 4.0), Param("b", 1.0, positive=False)],
+         "x < 0: a sig(ax)(1 - sig(ax)); x >= 0: b/(x + 1) (SpikingJelly)"),
+    _row("q_pseudo_spike", 19, _q_pseudo_spike_g, _q_pseudo_spike_G, [Param("a", 2.0, gt=1.0)],
+         "(1 + 2|x|/(a - 1))^(-a) (SpikingJelly)"),
+    _row("leaky_k_relu", 20, _leaky_k_relu_g, None,
+         [Param("leak", 0.0, positive=False), Param("k", 1.0, positive=False)],
+         "k for x >= 0, leak below (SpikingJelly)"),
+    _row("fake_numerical_gradient", 21, _fake_numerical_gradient_g, None, [Param("a", 0.3)],
+         "min(1/|x|, a) (SpikingJelly)"),
+    _row("log_tailed_relu", 22, _log_tailed_relu_g, None, [Param("a", 0.0, positive=False)],
+         "a for x <= 0, 1 on (0, 1], 1/x above (SpikingJelly)"),
+    _row("rect_open", 23, _rect_open_g, _rect_open_G, [Param("w", 0.5)],
+         "1/(2w) on the open window |x| < w (SpikingJelly Rect)"),
+    _row("tanh", 24, _tanh_g, _tanh_G, [Param("k", 1.0)],
+         "1 - tanh(kx)^2 (Norse, no factor k; mass 2/k)"),
+    _row("circ", 25, _circ_g, _circ_G, [Param("a", 1.0)],
+         "a^3/(a^2 + x^2)^(3/2) (Norse; mass 2a)"),
 )
 
 _BY_NAME = {}
@@ -318,6 +440,9 @@ def get(name: str | Surrogate = "atan", *, scale: float = 1.0, clip: float | Non
     >>> get("sigmoid", k=10).params
     (10.0,)
 
+    A name with a dot is a peer preset with the peer's parameter names:
+    ``get("snntorch.sigmoid", slope=10)`` is ``get("sigmoid", k=10)``.
+
     Unknown names and parameters, and out-of-range values, raise ``ValueError``
     naming what was expected.
     """
@@ -325,6 +450,8 @@ def get(name: str | Surrogate = "atan", *, scale: float = 1.0, clip: float | Non
         if params or scale != 1.0 or clip is not None:
             raise ValueError("surrogate: pass either a Surrogate or a name with parameters")
         return name
+    if isinstance(name, str) and "." in name:
+        return preset(name).surrogate(scale=scale, clip=clip, **params)
     fam = family(name)
     valid = {p.name for p in fam.params}
     unknown = set(params) - valid
@@ -338,9 +465,9 @@ def get(name: str | Surrogate = "atan", *, scale: float = 1.0, clip: float | Non
             raise TypeError(f"surrogate {fam.name!r}: parameter {p.name} must be a real "
                             f"number, got {type(val).__name__}")
         val = float(val)
-        if not math.isfinite(val) or (p.positive and val <= 0):
+        if not math.isfinite(val) or (p.positive and val <= p.gt):
             raise ValueError(f"surrogate {fam.name!r}: parameter {p.name} must be a finite "
-                             f"number > 0, got {val}")
+                             f"number{f' > {p.gt:g}' if p.positive else ''}, got {val}")
         values.append(val)
     for label, val, ok in (("scale", scale, True), ("clip", clip, clip is not None)):
         if not ok:
@@ -351,3 +478,145 @@ def get(name: str | Surrogate = "atan", *, scale: float = 1.0, clip: float | Non
                              f"got {val!r}")
     return Surrogate(fam.name, tuple(values), float(scale),
                      None if clip is None else float(clip))
+
+
+# --------------------------------------------------------------------------
+# Peer presets: each framework's surrogates under that framework's names,
+# parameter names and defaults, mapped onto a family (SPEC section 5;
+# shared/peers_catalog.md).  ``strict`` is the framework's spike comparison
+# (True: fires at u > theta).  ``note`` records where the framework's code
+# differs from its documentation.
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    defaults: tuple          # ((peer parameter, default), ...)
+    build: object            # peer parameters -> (family, {param: value}, scale)
+    strict: bool
+    note: str = ""
+
+    @property
+    def framework(self):
+        return self.name.split(".")[0]
+
+    def surrogate(self, scale=1.0, clip=None, **peer_params):
+        valid = dict(self.defaults)
+        unknown = set(peer_params) - set(valid)
+        if unknown:
+            raise ValueError(f"surrogate {self.name!r}: unknown parameter(s) {sorted(unknown)}; "
+                             f"valid: {sorted(valid) or 'none'}")
+        valid.update(peer_params)
+        fam, params, pscale = self.build(**valid)
+        return get(fam, scale=scale * pscale, clip=clip, **params)
+
+
+_SQRT2 = math.sqrt(2.0)
+_SQRT_PI_F32 = float(np.sqrt(np.float32(np.pi)))   # Norse: torch.as_tensor(np.pi).sqrt()
+
+
+def _p(name, defaults, build, strict, note=""):
+    return Preset(name, tuple(defaults.items()), build, strict, note)
+
+
+PRESETS = {p.name: p for p in (
+    # snnTorch 1.0.0: forward (x > 0)
+    _p("snntorch.atan", {"alpha": 2.0}, lambda alpha: ("atan", {"a": alpha}, 1.0), True,
+       "docstring prints (1/pi)/(1+(pi U alpha/2)^2); the code is (alpha/2)/(1+(pi alpha U/2)^2)"),
+    _p("snntorch.sigmoid", {"slope": 25.0}, lambda slope: ("sigmoid", {"k": slope}, 1.0), True),
+    _p("snntorch.fast_sigmoid", {"slope": 25.0},
+       lambda slope: ("fast_sigmoid", {"k": slope}, 1.0), True),
+    _p("snntorch.triangular", {"threshold": 1.0},
+       lambda threshold: ("sign_step", {"theta": float(np.float32(threshold))}, 1.0), True,
+       "named triangular, but the code returns +threshold below and -threshold at/above "
+       "threshold: a sign step, negative where the neuron fires; the value is the float32 "
+       "product of the (float32) spike's gradient and threshold"),
+    _p("snntorch.spike_rate_escape", {"beta": 1.0, "slope": 25.0},
+       lambda beta, slope: ("spike_rate_escape", {"beta": beta, "k": slope}, 1.0), True,
+       "centred at x = 1 (u = theta + 1), not at the threshold"),
+    _p("snntorch.straight_through_estimator", {},
+       lambda: ("straight_through", {}, 1.0), True),
+    _p("snntorch.heaviside", {}, lambda: ("spike_operator", {}, 1.0), True),
+    _p("snntorch.SFS", {"slope": 25.0, "B": 1.0},
+       lambda slope, B: ("sparse_fast_sigmoid", {"k": slope, "B": B}, 1.0), True,
+       "zero unless u > theta + B"),
+    # SpikingJelly 2.0.0: forward (x >= 0)
+    _p("spikingjelly.Sigmoid", {"alpha": 4.0}, lambda alpha: ("sigmoid", {"k": alpha}, 1.0), False),
+    _p("spikingjelly.ATan", {"alpha": 2.0}, lambda alpha: ("atan", {"a": alpha}, 1.0), False),
+    _p("spikingjelly.PiecewiseQuadratic", {"alpha": 1.0},
+       lambda alpha: ("triangle", {"w": 1.0 / alpha}, 1.0), False),
+    _p("spikingjelly.PiecewiseExp", {"alpha": 1.0},
+       lambda alpha: ("laplace", {"l": 1.0 / alpha}, 1.0), False),
+    _p("spikingjelly.SoftSign", {"alpha": 2.0},
+       lambda alpha: ("fast_sigmoid_norm", {"k": alpha}, 1.0), False),
+    _p("spikingjelly.SuperSpike", {"alpha": 1.0},
+       lambda alpha: ("fast_sigmoid", {"k": 1.0}, alpha), False,
+       "alpha multiplies the derivative; it is not a sharpness"),
+    _p("spikingjelly.NonzeroSignLogAbs", {"alpha": 1.0},
+       lambda alpha: ("nonzero_sign_log_abs", {"a": alpha}, 1.0), False),
+    _p("spikingjelly.Erf", {"alpha": 2.0},
+       lambda alpha: ("gaussian", {"sigma": 1.0 / (alpha * _SQRT2)}, 1.0), False),
+    _p("spikingjelly.PiecewiseLeakyReLU", {"w": 1.0, "c": 0.01},
+       lambda w, c: ("piecewise_leaky_relu", {"w": w, "c": c}, 1.0), False),
+    _p("spikingjelly.SquarewaveFourierSeries", {"n": 2, "T_period": 8.0},
+       lambda n, T_period: ("squarewave_fourier", {"n": float(n), "period": T_period}, 1.0),
+       False, "sums only n - 1 terms"),
+    _p("spikingjelly.S2NN", {"alpha": 4.0, "beta": 1.0},
+       lambda alpha, beta: ("s2nn", {"a": alpha, "b": beta}, 1.0), False),
+    _p("spikingjelly.QPseudoSpike", {"alpha": 2.0},
+       lambda alpha: ("q_pseudo_spike", {"a": alpha}, 1.0), False),
+    _p("spikingjelly.LeakyKReLU", {"leak": 0.0, "k": 1.0},
+       lambda leak, k: ("leaky_k_relu", {"leak": leak, "k": k}, 1.0), False),
+    _p("spikingjelly.FakeNumericalGradient", {"alpha": 0.3},
+       lambda alpha: ("fake_numerical_gradient", {"a": alpha}, 1.0), False),
+    _p("spikingjelly.LogTailedReLU", {"alpha": 0.0},
+       lambda alpha: ("log_tailed_relu", {"a": alpha}, 1.0), False),
+    _p("spikingjelly.Rect", {"alpha": 1.0},
+       lambda alpha: ("rect_open", {"w": 0.5 / alpha}, 1.0), False),
+    _p("spikingjelly.DeterministicPass", {}, lambda: ("straight_through", {}, 1.0), False),
+    # Norse 1.1.0: forward (x > 0)
+    _p("norse.super", {"alpha": 100.0}, lambda alpha: ("fast_sigmoid", {"k": 1.0}, 1.0), True,
+       "alpha is stored but never used: the backward is always 1/(|x| + 1)^2"),
+    _p("norse.tanh", {"alpha": 100.0}, lambda alpha: ("tanh", {"k": alpha}, 1.0), True,
+       "the backward 1 - tanh(alpha x)^2 lacks the factor alpha of d/dx tanh(alpha x)"),
+    _p("norse.triangle", {"alpha": 0.3}, lambda alpha: ("triangle", {"w": 1.0}, alpha), True,
+       "alpha scales the height; the support is fixed to |x| < 1 (via LIFParameters the "
+       "default alpha is 100)"),
+    _p("norse.circ", {"alpha": 100.0}, lambda alpha: ("circ", {"a": alpha}, 1.0), True),
+    _p("norse.heavi_erfc", {"alpha": 100.0},
+       lambda alpha: ("gaussian", {"sigma": 1.0 / (alpha * _SQRT2)},
+                      2.0 / alpha * math.sqrt(math.pi) / _SQRT_PI_F32), True,
+       "the backward 2 exp(-(alpha x)^2)/sqrt(pi) lacks the factor alpha (and takes sqrt(pi) "
+       "in float32)"),
+    # spikeDE (not installed here; formulas from its code)
+    _p("spikede.sigmoid", {"scale": 5.0}, lambda scale: ("sigmoid", {"k": scale}, 1.0), False),
+    _p("spikede.arctan", {"scale": 2.0}, lambda scale: ("atan", {"a": scale}, 1.0), False,
+       "the docs give scale/(1 + (scale x)^2); the code is (scale/2)/(1 + (pi scale x/2)^2)"),
+    _p("spikede.piecewise_linear", {"gamma": 1.0},
+       lambda gamma: ("rect", {"w": gamma}, 1.0), False,
+       "described as a triangular window; the formula is rectangular"),
+    _p("spikede.gaussian", {"sigma": 1.0}, lambda sigma: ("gaussian", {"sigma": sigma}, 1.0),
+       False),
+)}
+
+# Shipped by a framework but not reproducible as a deterministic preset.
+DEVIATIONS = {
+    "snntorch.SSO": "StochasticSpikeOperator draws fresh uniform noise in every backward pass",
+    "snntorch.LSO": "LeakySpikeOperator is broken in snnTorch 1.0.0 (TypeError when called)",
+    "snntorch.custom_surrogate": "user-defined",
+    "spikingjelly.PoissonPass": "stochastic forward (Bernoulli)",
+    "spikingjelly.MultiLevelSpikeCount": "multi-level (non-binary) spikes",
+    "norse.heaviside": "no gradient (zero surrogate: use 'zero')",
+    "norse.logistic": "stochastic forward (Bernoulli)",
+    "spikede.noisy_threshold": "stochastic forward with logistic noise",
+}
+
+
+def preset(name: str) -> Preset:
+    """The :class:`Preset` called ``name`` (e.g. ``"snntorch.atan"``)."""
+    if name in PRESETS:
+        return PRESETS[name]
+    if name in DEVIATIONS:
+        raise ValueError(f"surrogate {name!r} has no deterministic preset: {DEVIATIONS[name]}")
+    raise ValueError(f"surrogate: unknown preset {name!r}; valid presets are "
+                     f"{', '.join(sorted(PRESETS))}")

@@ -48,6 +48,20 @@ _g_gaussian, _G_gaussian = _F["gaussian"]
 _g_straight_through = _F["straight_through"][0]
 _g_spike_operator = _F["spike_operator"][0]
 _g_zero = _F["zero"][0]
+_g_sign_step = _F["sign_step"][0]
+_g_spike_rate_escape = _F["spike_rate_escape"][0]
+_g_sparse_fast_sigmoid = _F["sparse_fast_sigmoid"][0]
+_g_nonzero_sign_log_abs = _F["nonzero_sign_log_abs"][0]
+_g_piecewise_leaky_relu = _F["piecewise_leaky_relu"][0]
+_g_squarewave_fourier = _F["squarewave_fourier"][0]
+_g_s2nn = _F["s2nn"][0]
+_g_q_pseudo_spike, _G_q_pseudo_spike = _F["q_pseudo_spike"]
+_g_leaky_k_relu = _F["leaky_k_relu"][0]
+_g_fake_numerical_gradient = _F["fake_numerical_gradient"][0]
+_g_log_tailed_relu = _F["log_tailed_relu"][0]
+_g_rect_open, _G_rect_open = _F["rect_open"]
+_g_tanh, _G_tanh = _F["tanh"]
+_g_circ, _G_circ = _F["circ"]
 
 
 @njit(**_JIT)
@@ -119,6 +133,48 @@ def _g_block(c, a, b, d, x, v, out, m):
     elif c == 11:
         for k in range(m):
             out[k] = _g_zero(x[k], v[k], a, b, d)
+    elif c == 12:
+        for k in range(m):
+            out[k] = _g_sign_step(x[k], v[k], a, b, d)
+    elif c == 13:
+        for k in range(m):
+            out[k] = _g_spike_rate_escape(x[k], v[k], a, b, d)
+    elif c == 14:
+        for k in range(m):
+            out[k] = _g_sparse_fast_sigmoid(x[k], v[k], a, b, d)
+    elif c == 15:
+        for k in range(m):
+            out[k] = _g_nonzero_sign_log_abs(x[k], v[k], a, b, d)
+    elif c == 16:
+        for k in range(m):
+            out[k] = _g_piecewise_leaky_relu(x[k], v[k], a, b, d)
+    elif c == 17:
+        for k in range(m):
+            out[k] = _g_squarewave_fourier(x[k], v[k], a, b, d)
+    elif c == 18:
+        for k in range(m):
+            out[k] = _g_s2nn(x[k], v[k], a, b, d)
+    elif c == 19:
+        for k in range(m):
+            out[k] = _g_q_pseudo_spike(x[k], v[k], a, b, d)
+    elif c == 20:
+        for k in range(m):
+            out[k] = _g_leaky_k_relu(x[k], v[k], a, b, d)
+    elif c == 21:
+        for k in range(m):
+            out[k] = _g_fake_numerical_gradient(x[k], v[k], a, b, d)
+    elif c == 22:
+        for k in range(m):
+            out[k] = _g_log_tailed_relu(x[k], v[k], a, b, d)
+    elif c == 23:
+        for k in range(m):
+            out[k] = _g_rect_open(x[k], v[k], a, b, d)
+    elif c == 24:
+        for k in range(m):
+            out[k] = _g_tanh(x[k], v[k], a, b, d)
+    elif c == 25:
+        for k in range(m):
+            out[k] = _g_circ(x[k], v[k], a, b, d)
     else:
         for k in range(m):
             out[k] = np.nan
@@ -154,6 +210,18 @@ def _G_block(c, a, b, d, x, out, m):
     elif c == 8:
         for k in range(m):
             out[k] = _G_gaussian(x[k], 0.0, a, b, d)
+    elif c == 19:
+        for k in range(m):
+            out[k] = _G_q_pseudo_spike(x[k], 0.0, a, b, d)
+    elif c == 23:
+        for k in range(m):
+            out[k] = _G_rect_open(x[k], 0.0, a, b, d)
+    elif c == 24:
+        for k in range(m):
+            out[k] = _G_tanh(x[k], 0.0, a, b, d)
+    elif c == 25:
+        for k in range(m):
+            out[k] = _G_circ(x[k], 0.0, a, b, d)
     else:
         for k in range(m):
             out[k] = np.nan
