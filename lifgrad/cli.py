@@ -3,7 +3,10 @@
     lifgrad check [--quick] [--json] [--failures-only]
         Gradient checks (finite differences, closed form, kernels vs reference)
         over reset modes x detach x strict x surrogates; exits 1 if any fails.
-    lifgrad demo [--out DIR]
+    lifgrad verify {snntorch,spikingjelly,norse,all} [--quick] [--json]
+        Compare each framework's autograd gradients with lifgrad's, neuron by
+        neuron, variant by variant, surrogate by surrogate; exits 1 if any fails.
+    lifgrad demo
         The main job of ``make demo``.
 """
 from __future__ import annotations
@@ -36,6 +39,43 @@ def _cmd_check(args):
     return 1 if n_fail else 0
 
 
+def _cmd_verify(args):
+    from . import verify
+    frameworks = verify.FRAMEWORKS if args.framework == "all" else (args.framework,)
+    try:
+        for fw in frameworks:
+            verify.adapter(fw)
+    except ImportError as e:
+        print(f"lifgrad verify: {e}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    progress = None if args.json else (lambda m: print(f"... {m}", file=sys.stderr, flush=True))
+    reports = verify.run_suite(frameworks, quick=args.quick, progress=progress)
+    n_fail = sum(not r.passed for r in reports)
+    if args.json:
+        json.dump({"cases": [dict(framework=r.framework, neuron=r.neuron, variant=r.variant,
+                                  surrogate=r.surrogate, spike_mismatches=r.spike_mismatches,
+                                  worst_rel=float(r.worst), passed=r.passed,
+                                  rows=[dict(quantity=q.quantity, max_abs=float(q.max_abs),
+                                             max_rel=float(q.max_rel)) for q in r.rows],
+                                  notes=list(r.notes)) for r in reports],
+                   "passed": len(reports) - n_fail, "failed": n_fail,
+                   "seconds": time.perf_counter() - t0}, sys.stdout, indent=1)
+        print()
+    else:
+        print(verify.format_reports(reports))
+        notes = {}
+        for r in reports:
+            for n in r.notes:
+                notes.setdefault(n, r.framework)
+        if notes:
+            print("\nWhere the frameworks differ from their documentation or need care:")
+            for n, fw in notes.items():
+                print(f"  [{fw}] {n}")
+        print(f"{time.perf_counter() - t0:.1f} s")
+    return 1 if n_fail else 0
+
+
 def _cmd_demo(args):
     """Verify gradients (quick suite) and report.  Training joins in a later release."""
     from . import check
@@ -59,6 +99,11 @@ def build_parser():
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.add_argument("--failures-only", action="store_true", help="print failing rows only")
     c.set_defaults(func=_cmd_check)
+    v = sub.add_parser("verify", help="compare autograd frameworks' gradients with lifgrad's")
+    v.add_argument("framework", choices=["snntorch", "spikingjelly", "norse", "all"])
+    v.add_argument("--quick", action="store_true", help="a few cases per framework")
+    v.add_argument("--json", action="store_true", help="machine-readable output")
+    v.set_defaults(func=_cmd_verify)
     d = sub.add_parser("demo", help="the main job: verify gradients")
     d.set_defaults(func=_cmd_demo)
     return p

@@ -26,7 +26,7 @@ from .config import LIFConfig, LIFParams
 from .functional import (Trace, _backward_impl, _check_finite, _forward_impl,
                          reduce_grads)
 
-__all__ = ["Dense", "Sequential", "NetTrace", "DECAY_PARAMETRISATIONS"]
+__all__ = ["Dense", "Readout", "Sequential", "NetTrace", "DECAY_PARAMETRISATIONS"]
 
 _NEURON = ("alpha", "theta", "gamma", "u_reset", "alpha_s", "rho", "beta_a")
 DECAY_PARAMETRISATIONS = ("direct", "clamp", "sigmoid", "tau")
@@ -64,6 +64,8 @@ class Dense:
     theta_range:  (theta_min, theta_max): the threshold used is the clipped
                   value, with zero gradient outside.                       (P5)
     """
+
+    readout = False
 
     def __init__(self, n_in, n_out, config=None, *, alpha=0.9, theta=1.0, gamma=None,
                  u_reset=0.0, alpha_s=0.8, rho=0.95, beta_a=0.2, learn=(), bias=True,
@@ -219,6 +221,27 @@ class Dense:
                 f"surrogate={c.surrogate}, learn={self.learn})")
 
 
+class Readout(Dense):
+    """A non-spiking leaky integrator: ``u_t = alpha u_{t-1} + W x_t + b``, whose
+    output is the membrane ``u`` (for membrane losses).  It is the cell with
+    ``reset='none'``: spikes never feed back, so the adjoint is
+    ``ubar_t = eps_t + alpha ubar_{t+1}`` ((A9) with phi * vbar = 0)."""
+
+    readout = True
+
+    def __init__(self, n_in, n_out, *, alpha=0.9, learn=(), bias=True, alpha_param="direct",
+                 dt=1.0, backend="cpu"):
+        bad = set((learn,) if isinstance(learn, str) else learn) - {"alpha"}
+        if bad:
+            raise ValueError(f"learn: a readout only learns 'alpha', got {sorted(bad)}")
+        cfg = LIFConfig(reset="none", surrogate="zero", backend=backend)
+        super().__init__(n_in, n_out, cfg, alpha=alpha, theta=0.0, learn=learn, bias=bias,
+                         alpha_param=alpha_param, dt=dt)
+
+    def __repr__(self):
+        return f"Readout({self.n_in}, {self.n_out}, learn={self.learn})"
+
+
 class LayerTrace(NamedTuple):
     x: np.ndarray          # the layer's input: (T, B, n_in), or (B, n_in) if static
     trace: Trace
@@ -311,12 +334,16 @@ class Sequential:
             state0 = np.zeros((3, B, layer.n_out), self.dtype)
             v, tr = _forward_impl(I[None] if static else I, static, T, P, R, layer.config, state0)
             traces.append(LayerTrace(h, tr))
-            h, static = v, False
+            h, static = (tr.u if layer.readout else v), False
         return h, NetTrace(traces)
 
-    def backward(self, trace, dv=None, du=None, params=None, need_input_grad=False):
+    def backward(self, trace, dv=None, du=None, params=None, need_input_grad=False,
+                 layer_dv=None):
         """Gradients of every parameter, given ``dv = dL/dv`` and ``du = dL/du``
-        of the top layer (each ``(T, B, n_out)`` or ``None``).
+        of the top layer (each ``(T, B, n_out)`` or ``None``; for a readout top
+        layer only ``du`` is meaningful).  ``layer_dv`` optionally adds direct
+        ``dL/dv`` of lower layers, ``{layer index: (T, B, n)}`` (e.g. a spike
+        regulariser).
 
         Returns a dict with the keys of ``params`` (plus ``"x"`` when
         ``need_input_grad``).  Layer by layer from the top (A20), (A21).
@@ -336,11 +363,17 @@ class Sequential:
             return np.ascontiguousarray(a, dtype=dtype)
 
         dv, du = _adj("dv", dv), _adj("du", du)
+        layer_dv = dict(layer_dv or {})
         grads = {}
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
             p = self._layer_params(params, i)
             x, tr = trace.layers[i]
+            if i in layer_dv:
+                extra = np.asarray(layer_dv.pop(i), dtype)
+                if extra.shape != tr.u.shape:
+                    raise ValueError(f"layer_dv[{i}]: expected shape {tr.u.shape}, got {extra.shape}")
+                dv = extra if dv is None else dv + extra
             neuron, factors = layer.effective(p)
             P = neuron.packed(layer.n_out, dtype, layer.config)
             R = neuron.recurrent_matrix(layer.n_out, dtype, layer.config)
@@ -366,6 +399,9 @@ class Sequential:
                 dx = (ub2 @ W).reshape(*ubar.shape[:-1], layer.n_in)             # (A20c)
                 if i == 0:
                     grads["x"] = dx
-                dv, du = dx, None
+                elif self.layers[i - 1].readout:
+                    dv, du = None, dx                # a readout feeds its membrane forward
+                else:
+                    dv, du = dx, None
         return {k: grads[k] for k in list(params) + (["x"] if need_input_grad else [])
                 if k in grads}

@@ -1,0 +1,160 @@
+"""Losses on the output layer, each returning the loss and what it injects.
+
+Every loss is ``fn(v, u, y, **options) -> Loss(L, dv, du)`` with ``v`` the
+output spikes and ``u`` the output membrane (both ``(T, B, C)``; a readout
+layer has only ``u``), ``y`` the integer labels ``(B,)``.  ``dv = dL/dv`` and
+``du = dL/du`` (``None`` where the loss does not read that output) go
+straight into :meth:`lifgrad.network.Sequential.backward`.  Means are over the
+batch (SPEC section 8).  Where a name coincides with snnTorch's
+``functional.loss`` the definition is snnTorch's, including its quirks
+(tests compare with snnTorch): ``ce_rate``, ``ce_count``, ``ce_max_membrane``,
+``mse_count``, ``mse_membrane``.  Derivatives: ``derivations/losses.md``.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Loss", "LOSSES", "get", "ce_membrane", "ce_rate", "ce_count", "ce_max_membrane",
+           "mse_count", "mse_membrane", "l1_rate", "accuracy"]
+
+
+class Loss(NamedTuple):
+    L: float
+    dv: np.ndarray | None
+    du: np.ndarray | None
+
+
+def _softmax_ce(z, y):
+    """Mean cross-entropy of logits z (B, C) and labels y, and dL/dz."""
+    z = np.asarray(z, np.float64)
+    B = z.shape[0]
+    m = z.max(axis=1, keepdims=True)
+    e = np.exp(z - m)
+    s = e.sum(axis=1, keepdims=True)
+    logp = z - m - np.log(s)
+    L = -float(np.mean(logp[np.arange(B), y]))
+    g = e / s
+    g[np.arange(B), y] -= 1.0
+    return L, g / B
+
+
+def _check(arr, y, name):
+    if arr is None:
+        raise ValueError(f"{name}: this loss needs the output {'spikes' if name == 'v' else 'membrane'}")
+    arr = np.asarray(arr)
+    if arr.ndim != 3:
+        raise ValueError(f"{name}: expected shape (T, B, C), got {arr.shape}")
+    y = np.asarray(y)
+    if y.shape != (arr.shape[1],) or y.dtype.kind not in "iu":
+        raise ValueError(f"y: expected integer labels of shape ({arr.shape[1]},), got "
+                         f"{y.dtype} {y.shape}")
+    if y.min() < 0 or y.max() >= arr.shape[2]:
+        raise ValueError(f"y: labels must be in [0, {arr.shape[2]}), got [{y.min()}, {y.max()}]")
+    return arr, y
+
+
+def ce_membrane(v, u, y):
+    """Cross-entropy of the membrane at every step, summed over steps (the
+    source tutorial's loss): ``L = sum_t CE(softmax(u_t), y)`` (LS1)."""
+    u, y = _check(u, y, "u")
+    du = np.empty(u.shape, u.dtype)
+    L = 0.0
+    for t in range(u.shape[0]):
+        Lt, du[t] = _softmax_ce(u[t], y)
+        L += Lt
+    return Loss(L, None, du)
+
+
+def ce_rate(v, u, y):
+    """snnTorch ``ce_rate_loss``: ``L = (1/T) sum_t CE(v_t, y)`` (LS2)."""
+    v, y = _check(v, y, "v")
+    T = v.shape[0]
+    dv = np.empty(v.shape, v.dtype)
+    L = 0.0
+    for t in range(T):
+        Lt, g = _softmax_ce(v[t], y)
+        L += Lt / T
+        dv[t] = g / T
+    return Loss(L, dv, None)
+
+
+def ce_count(v, u, y):
+    """snnTorch ``ce_count_loss``: ``L = CE(sum_t v_t, y)`` (LS3); dv equal at every t."""
+    v, y = _check(v, y, "v")
+    L, g = _softmax_ce(v.sum(axis=0), y)
+    return Loss(L, np.broadcast_to(g, v.shape).astype(v.dtype), None)
+
+
+def ce_max_membrane(v, u, y):
+    """snnTorch ``ce_max_membrane_loss``: ``L = CE(max_t u_t, y)`` (LS4); the
+    gradient goes to the step of the maximum (the first one on ties)."""
+    u, y = _check(u, y, "u")
+    idx = u.argmax(axis=0)
+    L, g = _softmax_ce(np.take_along_axis(u, idx[None], 0)[0], y)
+    du = np.zeros(u.shape, u.dtype)
+    np.put_along_axis(du, idx[None], g[None].astype(u.dtype), 0)
+    return Loss(L, None, du)
+
+
+def mse_count(v, u, y, correct_rate=1.0, incorrect_rate=0.0):
+    """snnTorch ``mse_count_loss``: ``L = mean_{b,c}(sum_t v - target)^2 / T``
+    with targets ``int(T correct_rate)`` on the label, ``int(T incorrect_rate)``
+    elsewhere (LS5)."""
+    v, y = _check(v, y, "v")
+    T, B, C = v.shape
+    target = np.full((B, C), float(int(T * incorrect_rate)))
+    target[np.arange(B), y] = float(int(T * correct_rate))
+    diff = v.sum(axis=0) - target
+    L = float(np.mean(diff ** 2)) / T
+    g = 2.0 * diff / (B * C * T)
+    return Loss(L, np.broadcast_to(g, v.shape).astype(v.dtype), None)
+
+
+def mse_membrane(v, u, y, on_target=1.0, off_target=0.0):
+    """snnTorch ``mse_membrane_loss``: ``L = (1/T) sum_t mean_{b,c}(u_t - tgt)^2``
+    with ``tgt = max(onehot * on_target, off_target)`` elementwise (LS6) —
+    snnTorch's construction, so an ``off_target < 0`` with ``on_target > 0`` is
+    silently 0 on the wrong classes, as in snnTorch."""
+    u, y = _check(u, y, "u")
+    T, B, C = u.shape
+    onehot = np.zeros((B, C))
+    onehot[np.arange(B), y] = 1.0
+    tgt = np.maximum(onehot * on_target, off_target)
+    diff = u - tgt
+    L = float(np.mean(diff ** 2))            # = (1/T) sum_t mean_{b,c}
+    return Loss(L, None, (2.0 * diff / (T * B * C)).astype(u.dtype))
+
+
+def l1_rate(v, lam=1e-5):
+    """Spike-count regulariser ``L = lam * sum(v) / B`` (LS7): ``dv = lam / B``.
+    (snnTorch's ``l1_rate_sparsity`` sums without the 1/B.)"""
+    v = np.asarray(v)
+    B = v.shape[1]
+    return Loss(lam * float(v.sum()) / B, np.full(v.shape, lam / B, v.dtype), None)
+
+
+def accuracy(v, y, u=None):
+    """Fraction of samples whose largest spike count (ties broken by the summed
+    membrane when given, else by the lowest index) is the label."""
+    v = np.asarray(v)
+    count = v.sum(axis=0).astype(np.float64)
+    if u is not None:
+        # tie-break: a tiny fraction of the mean membrane, below one spike
+        m = np.asarray(u).mean(axis=0)
+        span = np.max(np.abs(m)) + 1e-12
+        count = count + 0.25 * m / span
+    return float(np.mean(count.argmax(axis=1) == np.asarray(y)))
+
+
+LOSSES = {"ce_membrane": ce_membrane, "ce_rate": ce_rate, "ce_count": ce_count,
+          "ce_max_membrane": ce_max_membrane, "mse_count": mse_count,
+          "mse_membrane": mse_membrane}
+
+
+def get(name):
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise ValueError(f"loss: unknown name {name!r}; valid: {', '.join(LOSSES)}") from None

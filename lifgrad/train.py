@@ -1,0 +1,353 @@
+"""The training loop: metrics, atomic checkpoints, resume, divergence stop.
+
+Everything a run does follows from a :class:`TrainConfig` (JSON-serialisable)
+and its seed: the network is built from it, and every epoch draws its
+shuffling and encoder noise from a generator seeded with ``(seed, epoch)``, so
+a run resumed from the checkpoint of epoch k ends with exactly the parameters
+of an uninterrupted run.
+
+Output folder: ``config.json``, ``metrics.jsonl`` and ``metrics.csv`` (one row
+per epoch), ``checkpoint.npz`` + ``checkpoint.json`` (the last good epoch,
+written to a temporary file and renamed, never containing NaN or Inf).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import data as _data
+from . import encode as _encode
+from . import losses as _losses
+from . import optim as _optim
+from . import surrogates as _sg
+from .config import LIFConfig
+from .network import Dense, Readout, Sequential
+
+__all__ = ["TrainConfig", "build_network", "fit", "evaluate", "load_checkpoint",
+           "TrainingDiverged"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or a gradient became NaN or Inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "digits"
+    data_dir: str | None = None
+    hidden: tuple = (128,)
+    model: str = "lif"                 # lif | synaptic | adaptive | recurrent
+    readout: bool = False              # non-spiking leaky-integrator output layer
+    alpha: float = 0.95
+    theta: float = 1.0
+    reset: str = "subtract"
+    detach_reset: bool = False
+    surrogate: str = "atan"
+    surrogate_params: dict = field(default_factory=dict)
+    learn: tuple = ()
+    T: int = 25
+    encoder: str = "static"
+    loss: str = "ce_membrane"
+    loss_params: dict = field(default_factory=dict)
+    optimizer: str = "adam"
+    lr: float = 5e-4
+    betas: tuple = (0.9, 0.999)
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    schedule: str = "constant"         # constant | step | cosine
+    step_size: int = 10
+    gamma: float = 0.1
+    clip: float | None = None
+    l1: float = 0.0
+    batch_size: int = 128
+    epochs: int = 10
+    seed: int = 0
+    dtype: str = "float32"
+    max_train: int | None = None       # use only the first N training samples
+    out: str = "runs/run"
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=1)
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"config: unknown key(s) {sorted(unknown)}")
+        d = dict(d)
+        for k in ("hidden", "learn", "betas"):
+            if k in d and d[k] is not None:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+    def validate(self):
+        if self.model not in ("lif", "synaptic", "adaptive", "recurrent"):
+            raise ValueError(f"model: expected lif, synaptic, adaptive or recurrent, got {self.model!r}")
+        for k in ("T", "batch_size", "epochs"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{k}: expected an integer >= 1, got {v!r}")
+        if not self.hidden or any((not isinstance(h, int)) or h < 1 for h in self.hidden):
+            raise ValueError(f"hidden: expected positive integer sizes, got {self.hidden!r}")
+        _encode.get(self.encoder)
+        _losses.get(self.loss)
+        if self.readout and self.loss not in ("ce_membrane", "ce_max_membrane", "mse_membrane"):
+            raise ValueError(f"loss: {self.loss!r} reads spikes; a readout layer has only a "
+                             f"membrane (use ce_membrane, ce_max_membrane or mse_membrane)")
+        if self.schedule not in ("constant", "step", "cosine"):
+            raise ValueError(f"schedule: expected constant, step or cosine, got {self.schedule!r}")
+        return self
+
+
+def build_network(cfg: TrainConfig, n_in, n_out):
+    """The Sequential a configuration describes."""
+    sur = _sg.get(cfg.surrogate, **dict(cfg.surrogate_params))
+    base = dict(reset=cfg.reset, detach_reset=cfg.detach_reset, surrogate=sur)
+    model = {"lif": {}, "synaptic": dict(synaptic=True), "adaptive": dict(adaptive=True),
+             "recurrent": dict(recurrent="all")}[cfg.model]
+    sizes = [n_in, *cfg.hidden, n_out]
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = i == len(sizes) - 2
+        if last and cfg.readout:
+            layers.append(Readout(a, b, alpha=cfg.alpha,
+                                  learn=("alpha",) if "alpha" in cfg.learn else ()))
+            continue
+        conf = LIFConfig(**base, **({} if last else model))
+        learn = tuple(k for k in cfg.learn if last is False or k in ("alpha", "theta"))
+        layers.append(Dense(a, b, conf, alpha=cfg.alpha, theta=cfg.theta, learn=learn,
+                            autapses=False if conf.recurrent else True))
+    return Sequential(layers, seed=cfg.seed, dtype=cfg.dtype)
+
+
+def _make_optimizer(cfg):
+    if cfg.optimizer == "sgd":
+        return _optim.SGD(lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return _optim.AdamW(lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    return _optim.get(cfg.optimizer, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+
+def _schedule(cfg):
+    if cfg.schedule == "step":
+        return _optim.StepLR(cfg.lr, cfg.step_size, cfg.gamma)
+    if cfg.schedule == "cosine":
+        return _optim.CosineLR(cfg.lr, cfg.epochs)
+    return _optim.ConstantLR(cfg.lr)
+
+
+def _encode_batch(cfg, x, rng):
+    enc = _encode.get(cfg.encoder)
+    return enc(x, cfg.T, rng) if cfg.encoder != "static" else enc(x)
+
+
+def _outputs(net, tr):
+    """(spikes or None, membrane) of the top layer."""
+    top = tr.layers[-1].trace
+    return (None if net.layers[-1].readout else top.v), top.u
+
+
+def _predict_correct(v, u, y):
+    if v is None:
+        return int(np.sum(u.sum(axis=0).argmax(axis=1) == y))
+    return int(np.sum(v.sum(axis=0).argmax(axis=1) == y))
+
+
+def evaluate(net, cfg, x, y, batch_size=512, seed=0):
+    """Accuracy (by spike count, or summed membrane for a readout) on (x, y)."""
+    rng = np.random.default_rng([cfg.seed, 10_000 + seed])
+    correct = 0
+    for xb, yb in _data.batches(x, y, batch_size):
+        inp = _encode_batch(cfg, xb, rng)
+        _, tr = net.forward(inp, T=cfg.T if inp.ndim == 2 else None)
+        v, u = _outputs(net, tr)
+        correct += _predict_correct(v, u, yb)
+    return correct / len(y)
+
+
+def _atomic_write(path, write):
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_checkpoint(out, net, opt, epoch, cfg, history):
+    """Write ``checkpoint.npz`` and ``checkpoint.json`` atomically; refuse NaN/Inf."""
+    for k, v in net.params.items():
+        if not np.all(np.isfinite(v)):
+            raise TrainingDiverged(f"checkpoint: parameter {k} contains NaN or Inf; not written")
+    arrays = {f"param/{k}": v for k, v in net.params.items()}
+    arrays.update({f"opt/{k}": v for k, v in opt.state_dict().items()})
+    arrays["epoch"] = np.array(epoch)
+    _atomic_write(os.path.join(out, "checkpoint.npz"),
+                  lambda p: np.savez(open(p, "wb"), **arrays))
+    meta = {"epoch": epoch, "config": dataclasses.asdict(cfg), "history": history}
+    _atomic_write(os.path.join(out, "checkpoint.json"),
+                  lambda p: open(p, "w").write(json.dumps(meta, indent=1)))
+
+
+def load_checkpoint(path):
+    """(TrainConfig, network with the checkpoint's parameters, raw arrays, meta)."""
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    npz = os.path.join(folder, "checkpoint.npz")
+    js = os.path.join(folder, "checkpoint.json")
+    if not (os.path.exists(npz) and os.path.exists(js)):
+        raise FileNotFoundError(f"checkpoint: expected checkpoint.npz and checkpoint.json in {folder}")
+    meta = json.load(open(js))
+    cfg = TrainConfig.from_dict(meta["config"])
+    arrs = dict(np.load(npz))
+    ds_shape = meta.get("shape")
+    params = {k[len("param/"):]: v for k, v in arrs.items() if k.startswith("param/")}
+    n_in = params["layer0.W"].shape[1]
+    n_out = params[f"layer{len(cfg.hidden)}.W"].shape[0]
+    net = build_network(cfg, n_in, n_out)
+    for k in net.params:
+        net.params[k] = params[k].astype(net.dtype)
+    del ds_shape
+    return cfg, net, arrs, meta
+
+
+def _layer_grad_norms(net, grads):
+    out = []
+    for i in range(len(net.layers)):
+        pre = f"layer{i}."
+        out.append(math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64)))
+                                 for k, g in grads.items() if k.startswith(pre))))
+    return out
+
+
+def fit(cfg: TrainConfig, dataset=None, resume=False, progress=None, stop_after=None,
+        grad_hook=None):
+    """Train as ``cfg`` says; return the list of per-epoch metric dicts.
+
+    resume:     continue from ``cfg.out``'s checkpoint (same config and seed).
+    progress:   show a tqdm bar (default: when stderr is a terminal).
+    stop_after: stop after this many epochs of this call (simulates an interruption).
+    grad_hook:  ``f(grads)`` called on every step's gradients (tests use it).
+    """
+    cfg.validate()
+    ds = dataset if dataset is not None else _data.load(cfg.dataset, cfg.data_dir, seed=cfg.seed)
+    xtr, ytr = ds.x_train, ds.y_train
+    if cfg.max_train:
+        xtr, ytr = xtr[:cfg.max_train], ytr[:cfg.max_train]
+    os.makedirs(cfg.out, exist_ok=True)
+    net = build_network(cfg, ds.n_features, ds.n_classes)
+    opt = _make_optimizer(cfg)
+    sched = _schedule(cfg)
+    loss_fn = _losses.get(cfg.loss)
+    history, start = [], 0
+    if resume:
+        _, saved_net, arrs, meta = load_checkpoint(cfg.out)
+        if TrainConfig.from_dict(meta["config"]) != cfg:
+            raise ValueError(f"resume: the configuration differs from the checkpoint's in {cfg.out}")
+        net.params = saved_net.params
+        opt.load_state_dict({k[len("opt/"):]: v for k, v in arrs.items() if k.startswith("opt/")})
+        history = meta["history"]
+        start = int(arrs["epoch"]) + 1
+    else:
+        with open(os.path.join(cfg.out, "config.json"), "w") as f:
+            f.write(cfg.to_json())
+        for name in ("metrics.jsonl", "metrics.csv"):
+            if os.path.exists(os.path.join(cfg.out, name)):
+                os.remove(os.path.join(cfg.out, name))
+    show = sys.stderr.isatty() if progress is None else progress
+    done = 0
+    for epoch in range(start, cfg.epochs):
+        if stop_after is not None and done >= stop_after:
+            break
+        t0 = time.perf_counter()
+        opt.lr = sched(epoch)
+        rng = np.random.default_rng([cfg.seed, epoch])
+        n_batches = math.ceil(len(xtr) / cfg.batch_size)
+        it = _data.batches(xtr, ytr, cfg.batch_size, rng)
+        bar = None
+        if show:
+            from tqdm import tqdm
+            bar = tqdm(it, total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+            it = bar
+        tot_loss, correct, seen = 0.0, 0, 0
+        rates = np.zeros(len(net.layers))
+        gnorms = np.zeros(len(net.layers))
+        for xb, yb in it:
+            inp = _encode_batch(cfg, xb, rng)
+            _, tr = net.forward(inp, T=cfg.T if inp.ndim == 2 else None)
+            v, u = _outputs(net, tr)
+            lo = loss_fn(v, u, yb, **dict(cfg.loss_params))
+            L = lo.L
+            layer_dv = {}
+            if cfg.l1:
+                for i, lt in enumerate(tr.layers[:-1]):
+                    reg = _losses.l1_rate(lt.trace.v, cfg.l1)
+                    L += reg.L
+                    layer_dv[i] = reg.dv
+            if not math.isfinite(L):
+                raise TrainingDiverged(f"epoch {epoch + 1}: the loss is {L}; training stopped, the "
+                                       f"last good checkpoint in {cfg.out} is kept")
+            grads = net.backward(tr, dv=lo.dv, du=lo.du, layer_dv=layer_dv)
+            if grad_hook is not None:
+                grad_hook(grads)
+            bad = [k for k, g in grads.items() if not np.all(np.isfinite(g))]
+            if bad:
+                raise TrainingDiverged(f"epoch {epoch + 1}: gradient of {bad[0]} contains NaN or "
+                                       f"Inf; training stopped, the last good checkpoint in "
+                                       f"{cfg.out} is kept")
+            gnorms += np.array(_layer_grad_norms(net, grads))
+            if cfg.clip:
+                _optim.clip_grad_norm(grads, cfg.clip)
+            opt.step(net.params, grads)
+            tot_loss += L * len(yb)
+            correct += _predict_correct(v, u, yb)
+            seen += len(yb)
+            rates += np.array([float(lt.trace.v.mean()) for lt in tr.layers])
+            if bar is not None:
+                bar.set_postfix(loss=f"{tot_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
+        if bar is not None:
+            bar.close()
+        train_time = time.perf_counter() - t0
+        test_acc = evaluate(net, cfg, ds.x_test, ds.y_test)
+        row = {"epoch": epoch + 1, "loss": tot_loss / seen, "train_acc": correct / seen,
+               "test_acc": test_acc, "lr": opt.lr, "seconds": train_time,
+               "eval_seconds": time.perf_counter() - t0 - train_time}
+        for i in range(len(net.layers)):
+            row[f"rate_layer{i}"] = rates[i] / n_batches
+            row[f"grad_norm_layer{i}"] = gnorms[i] / n_batches
+        history.append(row)
+        with open(os.path.join(cfg.out, "metrics.jsonl"), "a") as f:
+            f.write(json.dumps(row) + "\n")
+        _write_csv(os.path.join(cfg.out, "metrics.csv"), history)
+        save_checkpoint(cfg.out, net, opt, epoch, cfg, history)
+        done += 1
+        if show:
+            print(f"epoch {epoch + 1}: loss {row['loss']:.4f} train {row['train_acc']:.4f} "
+                  f"test {test_acc:.4f} ({train_time:.1f} s)", file=sys.stderr)
+    fit.last_network = net
+    return history
+
+
+def _write_csv(path, history):
+    keys = list(history[0])
+    _atomic_write(path, lambda p: _csv(p, keys, history))
+
+
+def _csv(p, keys, rows):
+    with open(p, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)

@@ -1,0 +1,479 @@
+"""Norse 1.1.0 against lifgrad (``derivations/peers_norse.md``).
+
+Norse writes its cells as forward-Euler steps with inverse time constants
+(``dt`` default 1e-3).  With ``c = dt*tau_mem_inv`` and
+``alpha_s = 1 - dt*tau_syn_inv`` each cell is lifgrad's canonical cell:
+
+``LIFCell`` / ``LIF`` (``lif_feed_forward_step``)::
+
+    j_t = j_{t-1} + x_t                      (Norse's i after the jump; i_0 = 0)
+    v_d = (1 - c) v_{t-1} + c j_t + c v_leak
+    i_t = alpha_s j_t                        (so j_t = alpha_s j_{t-1} + x_t)
+    z_t = H(v_d - v_th)        strict (fires at v_d > v_th)
+    v_t = (1 - z_t) v_d + z_t v_reset        reset NOT detached
+
+is the synaptic cell with ``alpha = 1 - c``, zero ("hard") reset with
+``u_reset = v_reset``, ``detach_reset=False``, ``u = v_d``, and lifgrad's
+synaptic state ``s_t = c j_t + b`` with ``b = c v_leak``.  Since
+``s_t = alpha_s s_{t-1} + J_t``, the leak bias rides on the synapse exactly:
+``J_t = c x_t + b (1 - alpha_s)`` (``LayerMap.gain = c``,
+``bias = b (1 - alpha_s)``) and ``s_0 = b``.  ``u_0 = v_leak``, detached in
+Norse (``LIFCell`` clones it detached; ``LIF`` and ``LIFRecurrentCell`` fill a
+*float32* tensor with it, so the initial membrane is ``float32(v_leak)`` and
+``v_leak`` must be a scalar there).  The returned ``v`` is post-reset.
+
+``LIFRecurrentCell`` (``lif_step``): ``j_t = alpha_s j_{t-1} + x_t W_in^T +
+z_{t-1} W_rec^T`` and the reset is detached: the same cell with
+``recurrent='all'``, ``R = c W_rec`` (row i scaled by c_i; zero diagonal
+unless ``autapses=True``) and ``detach_reset=True``.  lifgrad runs on the
+current ``x W_in^T``; ``dL/dx = (c dL/dJ) W_in`` and
+``dL/dW_in = sum_{t,b} (c dL/dJ_t)^T x_t`` are formed here.
+
+``LIFBoxCell`` (``lif_box_feed_forward_step``): plain cell, ``alpha = 1 - c``,
+``I = c x + c v_leak``; ``reset_value`` is the zero reset (not detached),
+``reset_subtract`` returns ``v_d - v_th z``, an immediate subtraction: the
+next step sees ``(1 - c)(v_d - v_th z)``, i.e. lifgrad's subtract reset with an
+untied ``gamma = (1 - c) v_th``.  Because the returned membrane subtracts
+``v_th``, not ``gamma``, the check reads the pre-reset potential
+``v + v_th z`` (formed through autograd on Norse's output).
+
+``IAFCell``: plain cell with ``alpha = 1``, gain 1, zero reset to ``v_reset``
+(not detached), ``u_0 = v_reset`` (Norse uses the parameter tensor itself, so
+``v_reset`` gets gradient through the initial state too).
+
+Parameters: Norse keeps them in ``LIFParameters``-like NamedTuples (tensors,
+not ``nn.Parameter``).  The cases make ``tau_mem_inv``, ``tau_syn_inv``,
+``v_leak``, ``v_th``, ``v_reset`` leaf tensors (per-neuron vectors or
+scalars) and map lifgrad's gradients by the chain rule in
+:func:`layer_map`.  The surrogate is ``p.method``/``p.alpha`` mapped to the
+presets ``norse.<method>`` of :mod:`lifgrad.surrogates`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import surrogates as sgs
+from ..config import LIFConfig, LIFParams
+from ..functional import lif_backward, lif_forward
+from .common import CaseReport, LayerMap, check_layer, compare, problem, require_torch
+
+FRAMEWORK = "norse"
+
+NEURONS = {
+    "LIFCell": ("default", "v_leak,v_reset"),
+    "LIF": ("default", "v_leak,v_reset"),
+    "LIFBoxCell": ("reset_value", "reset_subtract"),
+    "LIFRecurrentCell": ("autapses=False", "autapses=True"),
+    "IAFCell": ("default", "v_reset"),
+}
+
+METHODS = ("super", "tanh", "triangle", "circ", "heavi_erfc")
+SURROGATES = tuple(f"norse.{m}" for m in METHODS)
+
+# surrogate parameter used by the cases (Norse's default alpha=100 makes the
+# tanh/circ/erfc windows ~0.01 wide; 'super' ignores alpha)
+CASE_ALPHA = {"super": 100.0, "tanh": 2.0, "triangle": 0.5, "circ": 0.5, "heavi_erfc": 2.0}
+
+NOTES_SURROGATE = {
+    "super": "method='super': alpha is stored but ignored, the backward is 1/(|x| + 1)^2",
+    "tanh": "method='tanh': backward 1 - tanh(alpha x)^2 lacks the factor alpha of "
+            "d/dx tanh(alpha x)",
+    "triangle": "method='triangle': alpha scales the height, the support is fixed to |x| < 1",
+    "circ": "method='circ': alpha**2 is evaluated in the dtype of alpha (float32 when "
+            "LIFCell wraps a Python float)",
+    "heavi_erfc": "method='heavi_erfc': backward 2 exp(-(alpha x)^2)/sqrt(pi) lacks the factor "
+                  "alpha, and sqrt(pi) is taken in float32",
+}
+NOTE_FF_RESET = ("feed-forward cells do not detach the reset (gradient flows through "
+                 "(v_reset - v_d) z'), unlike lif_step (recurrent), whose reset is detached")
+NOTE_F32_V0 = ("initial membrane is torch.full(..., v_leak.detach(), dtype=float32): "
+               "float32(v_leak), no gradient, and v_leak must be a scalar; the first "
+               "step's (v_leak - v) is then a float32 op, so dL/dv_leak is float32-rounded "
+               "(not compared; see tests)")
+NOTE_NIR = ("NIR export/import is not a round trip (tau = dt/tau_inv exported, "
+            "1/tau imported); out of scope here")
+
+
+def _np(x):
+    torch = require_torch()
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy().astype(np.float64)
+    return np.asarray(x, np.float64)
+
+
+def _surrogate(p):
+    method = getattr(p, "method", None)
+    if method == "heaviside":
+        raise ValueError("norse method='heaviside' has no gradient (its backward is zero); "
+                         f"use one of {', '.join(METHODS)}")
+    if method == "adjoint":
+        raise ValueError("norse method='adjoint' cannot run: Norse 1.1.0's adjoint step calls "
+                         "threshold(..., 'adjoint') and raises ValueError itself")
+    if method not in METHODS:
+        raise ValueError(f"norse method {method!r}: no lifgrad preset; supported methods are "
+                         f"{', '.join(METHODS)}")
+    alpha = float(_np(p.alpha))
+    return sgs.get(f"norse.{method}", alpha=alpha), NOTES_SURROGATE[method]
+
+
+def _reduce(val, like):
+    """Sum a per-neuron (or (T, B, N)) gradient to the shape of Norse's parameter."""
+    shape = np.shape(_np(like))
+    val = np.asarray(val, np.float64)
+    if shape == ():
+        return np.asarray(val.sum())
+    if val.ndim > 1:
+        val = val.reshape(-1, val.shape[-1]).sum(axis=0)
+    return np.broadcast_to(val, shape).copy()
+
+
+def _sum_tb(a):
+    """(T, B, N) -> (N,)."""
+    return a.reshape(-1, a.shape[-1]).sum(axis=0)
+
+
+def _kind(obj):
+    import norse.torch as nt
+    from norse.torch.functional.iaf import IAFParameters
+    from norse.torch.functional.lif import LIFParameters
+    from norse.torch.functional.lif_box import LIFBoxParameters
+    table = ((nt.LIFRecurrentCell, "rec"), (nt.LIFRecurrent, "rec"), (nt.LIFCell, "lif"),
+             (nt.LIF, "lif"), (nt.LIFBoxCell, "box"), (nt.IAFCell, "iaf"), (nt.IAF, "iaf"))
+    for cls, k in table:
+        if isinstance(obj, cls):
+            return k, obj.p, getattr(obj, "dt", 1e-3), obj
+    for cls, k in ((LIFParameters, "lif"), (LIFBoxParameters, "box"), (IAFParameters, "iaf")):
+        if isinstance(obj, cls):
+            return k, obj, None, None
+    raise TypeError(f"norse: no mapping for {type(obj).__name__}; supported: LIFCell, LIF, "
+                    "LIFRecurrentCell, LIFRecurrent, LIFBoxCell, IAFCell, IAF or their "
+                    "parameter tuples")
+
+
+def layer_map(module_or_params, dt=None, mem_weight=None) -> LayerMap:
+    """The :class:`LayerMap` of a constructed Norse cell (or of its parameters;
+    a bare ``LIFParameters`` is taken as a ``LIFCell``).
+
+    ``mem_weight`` is ``dL/dmem`` of the returned membrane (the loss's ``Bm``):
+    Norse's post-reset membrane ``(1 - z) v_d + z v_reset`` reads ``v_reset``
+    directly, a term outside the cell's adjoint (``LIFGrads.u_reset`` covers
+    the reset's effect on the next step only), so ``dL/dv_reset`` gains
+    ``sum Bm z``.  Without it the ``v_reset`` gradient omits that term.
+
+    For ``LIFRecurrentCell`` the map is on the feed-forward current
+    ``x W_in^T`` (its ``param_grads`` gives everything but ``input_weights``;
+    :func:`run_case` forms that one and ``dL/dx``)."""
+    import norse.torch as nt
+    from norse.torch.functional.reset import reset_subtract, reset_value
+    kind, p, mdt, module = _kind(module_or_params)
+    dt = float(dt if dt is not None else (mdt if mdt is not None else 1e-3))
+    sg, sg_note = _surrogate(p)
+    notes = [sg_note]
+
+    def readout(tr):                              # direct d mem / d v_reset = z
+        return 0.0 if mem_weight is None else _sum_tb(np.asarray(mem_weight) * tr.v)
+    th = _np(p.v_th)
+
+    if kind == "iaf":
+        vr = _np(p.v_reset)
+        cfg = LIFConfig(reset="zero", detach_reset=False, strict=True, surrogate=sg)
+        params = LIFParams(alpha=1.0, theta=th, u_reset=vr)
+        notes += [NOTE_FF_RESET, "IAFCell's initial membrane is the v_reset tensor itself "
+                  "(it gets gradient, and initial_state sets requires_grad=True on it)"]
+
+        def grads(g, I, tr):
+            return {"v_th": _reduce(g.theta, p.v_th),
+                    "v_reset": _reduce(np.asarray(g.u_reset) + np.asarray(g.u0) + readout(tr),
+                               p.v_reset)}
+
+        return LayerMap(cfg, params, gain=1.0, bias=0.0, u0=vr, post_reset=True,
+                        param_grads=grads, notes=tuple(notes))
+
+    tm = _np(p.tau_mem_inv)
+    vl = _np(p.v_leak)
+    vr = _np(p.v_reset)
+    c = dt * tm
+    alpha = 1.0 - c
+
+    if kind == "box":
+        if p.reset_method is reset_value:
+            cfg = LIFConfig(reset="zero", detach_reset=False, strict=True, surrogate=sg)
+            params = LIFParams(alpha=alpha, theta=th, u_reset=vr)
+            post = True
+            notes.append(NOTE_FF_RESET)
+        elif p.reset_method is reset_subtract:
+            cfg = LIFConfig(reset="subtract", detach_reset=False, strict=True, surrogate=sg)
+            params = LIFParams(alpha=alpha, theta=th, gamma=alpha * th)
+            post = False
+            notes += ["reset_subtract is immediate: v = v_d - v_th z, next step sees "
+                      "(1 - c)(v_d - v_th z): gamma = (1 - c) v_th; the returned membrane "
+                      "subtracts v_th, so the check reads v + v_th z (pre-reset)",
+                      "reset_subtract ignores v_reset (its gradient is None)"]
+        else:
+            raise ValueError(f"norse LIFBoxCell: unknown reset_method {p.reset_method!r}")
+
+        def grads(g, I, tr):
+            gI = _sum_tb(g.I * (I + vl))
+            dtm = -np.asarray(g.alpha) + gI
+            dth = np.asarray(g.theta)
+            if cfg.reset == "subtract":
+                dtm = dtm - th * np.asarray(g.gamma)
+                dth = dth + alpha * np.asarray(g.gamma)
+            out = {"tau_mem_inv": _reduce(dt * dtm, p.tau_mem_inv),
+                   "v_leak": _reduce(c * _sum_tb(g.I), p.v_leak),
+                   "v_th": _reduce(dth, p.v_th)}
+            out["v_reset"] = (_reduce(g.u_reset + readout(tr), p.v_reset)
+                              if cfg.reset == "zero"
+                              else np.zeros(np.shape(vr)))
+            return out
+
+        return LayerMap(cfg, params, gain=c, bias=c * vl, u0=vl, post_reset=post,
+                        param_grads=grads, notes=tuple(notes))
+
+    # LIF family (synaptic)
+    ts = _np(p.tau_syn_inv)
+    alpha_s = 1.0 - dt * ts
+    b = c * vl
+    rec = kind == "rec"
+    if rec or isinstance(module, nt.LIF):
+        if np.ndim(vl) != 0:
+            raise ValueError(f"norse {type(module).__name__}: v_leak must be a scalar "
+                             "(initial_state fills a tensor with it)")
+        # Norse's first step computes (v_leak - v_0) in float32 (v_0 is a float32
+        # tensor, v_leak a 0-dim tensor): v_d1 = f32(v_leak) + c j_1 exactly.
+        # lifgrad's u_1 = alpha u_0 + c j_1 + c v_leak matches with this u_0:
+        u0 = (float(np.float32(vl)) - c * vl) / alpha
+        du0_dc = (float(np.float32(vl)) - vl) / alpha**2      # this u_0 moves with c
+        notes.append(NOTE_F32_V0)
+    else:
+        u0 = vl
+        du0_dc = 0.0
+    if rec:
+        W = _np(module.recurrent_weights)
+        autapses = bool(module.autapses)
+        cfg = LIFConfig(reset="zero", detach_reset=True, strict=True, surrogate=sg,
+                        synaptic=True, recurrent="all")
+        R = np.broadcast_to(np.atleast_1d(c), (W.shape[0],))[:, None] * W
+        params = LIFParams(alpha=alpha, theta=th, u_reset=vr, alpha_s=alpha_s, R=R)
+        notes.append("lif_step detaches the reset (z.detach()); the recurrent spike is live")
+    else:
+        cfg = LIFConfig(reset="zero", detach_reset=False, strict=True, surrogate=sg,
+                        synaptic=True)
+        params = LIFParams(alpha=alpha, theta=th, u_reset=vr, alpha_s=alpha_s)
+        notes.append(NOTE_FF_RESET)
+
+    def grads(g, I, tr):
+        drive = I + vl * dt * ts                    # dJ/dc per (t, b, n)
+        if rec:
+            vprev = np.concatenate([np.zeros_like(tr.v[:1]), tr.v[:-1]])
+            drive = drive + vprev @ W.T             # recurrent current z_{t-1} W_rec^T
+        gI = _sum_tb(g.I)
+        out = {"tau_mem_inv": _reduce(dt * (-np.asarray(g.alpha) + _sum_tb(g.I * drive)
+                                            + np.asarray(g.s0) * vl
+                                            + np.asarray(g.u0) * du0_dc), p.tau_mem_inv),
+               "tau_syn_inv": _reduce(dt * (-np.asarray(g.alpha_s) + b * gI), p.tau_syn_inv),
+               "v_leak": _reduce(c * dt * ts * gI + np.asarray(g.s0) * c, p.v_leak),
+               "v_th": _reduce(g.theta, p.v_th),
+               "v_reset": _reduce(g.u_reset + readout(tr), p.v_reset)}
+        if rec:
+            cc = np.broadcast_to(np.atleast_1d(c), (W.shape[0],))
+            dW = cc[:, None] * g.R
+            if not autapses:
+                np.fill_diagonal(dW, 0.0)           # Norse's autapse hook
+            out["recurrent_weights"] = dW
+        return out
+
+    return LayerMap(cfg, params, gain=c, bias=b * (1.0 - alpha_s), u0=u0, s0=b,
+                    post_reset=True, param_grads=grads, notes=tuple(notes))
+
+
+def peer_forward(module, I):
+    """Run a Norse module over time: ``(spikes, membrane)``, each ``(T, B, N)``;
+    the membrane is the state ``v`` Norse carries (post-reset)."""
+    torch = require_torch()
+    from norse.torch.module.snn import SNN, SNNRecurrent
+    if isinstance(module, (SNN, SNNRecurrent)):
+        rec = module.record_states
+        module.record_states = True
+        try:
+            spk, states = module(I)
+        finally:
+            module.record_states = rec
+        return spk, states.v
+    state = None
+    spks, mems = [], []
+    for t in range(I.shape[0]):
+        z, state = module(I[t], state)
+        spks.append(z)
+        mems.append(state.v)
+    return torch.stack(spks), torch.stack(mems)
+
+
+# --------------------------------------------------------------------------
+# cases
+# --------------------------------------------------------------------------
+
+class Case:
+    """One built case: the Norse module, its leaf parameters, the problem."""
+
+    def __init__(self, neuron, variant, surrogate, module, leaves, I, A, Bm, W_in=None):
+        self.neuron, self.variant, self.surrogate = neuron, variant, surrogate
+        self.module, self.leaves, self.I, self.A, self.Bm = module, leaves, I, A, Bm
+        self.W_in = W_in
+
+    @property
+    def Y(self):
+        """The current lifgrad integrates on the peer's input scale (x W_in^T if recurrent)."""
+        return self.I if self.W_in is None else self.I @ _np(self.W_in).T
+
+
+def _leaf(torch, a):
+    return torch.tensor(np.asarray(a, np.float64), dtype=torch.float64, requires_grad=True)
+
+
+def build_case(neuron, variant, surrogate="norse.super", seed=0, T=20, B=3, N=6, alpha=None,
+               grad_v_leak=False):
+    """Construct the Norse module (float64 leaf parameters) and the problem.
+
+    ``LIF`` and ``LIFRecurrentCell`` get a ``v_leak`` without gradient unless
+    ``grad_v_leak`` (Norse rounds that gradient to float32, see NOTE_F32_V0)."""
+    torch = require_torch()
+    import norse.torch as nt
+    from norse.torch.functional.reset import reset_subtract, reset_value
+    if neuron not in NEURONS:
+        raise ValueError(f"norse: unknown neuron {neuron!r}; valid: {', '.join(NEURONS)}")
+    if variant not in NEURONS[neuron]:
+        raise ValueError(f"norse {neuron}: unknown variant {variant!r}; valid: "
+                         f"{', '.join(NEURONS[neuron])}")
+    if not surrogate.startswith("norse."):
+        raise ValueError(f"norse: surrogate must be a norse.* preset, got {surrogate!r}")
+    method = surrogate.split(".", 1)[1]
+    a = CASE_ALPHA.get(method, 100.0) if alpha is None else alpha
+    salpha = torch.tensor(float(a), dtype=torch.float64)
+    ins = {"LIFCell": (0.6, 1.0), "LIF": (0.6, 1.0), "LIFBoxCell": (3.0, 5.0),
+           "LIFRecurrentCell": (0.6, 1.5), "IAFCell": (0.35, 0.6)}[neuron]
+    n_in = 4 if neuron == "LIFRecurrentCell" else N
+    rng, I, A, Bm = problem(seed, T, B, n_in, mean=ins[0], std=ins[1])
+    if n_in != N:
+        A = rng.normal(size=(T, B, N)).astype(np.float32).astype(np.float64)
+        Bm = rng.normal(size=(T, B, N)).astype(np.float32).astype(np.float64)
+    tm = rng.uniform(60.0, 150.0, N)
+    ts = rng.uniform(100.0, 300.0, N)
+    th = rng.uniform(0.8, 1.2, N)
+    nz = variant != "default"
+    W_in = None
+    if neuron in ("LIFCell", "LIF", "LIFRecurrentCell"):
+        scalar_leak = neuron != "LIFCell"
+        if neuron == "LIFRecurrentCell":
+            nz = variant == "autapses=True"
+        vl = (rng.uniform(-0.3, 0.3) if scalar_leak else rng.uniform(-0.3, 0.3, N)) if nz \
+            else (0.0 if scalar_leak else np.zeros(N))
+        vr = rng.uniform(-0.3, 0.3, N) if nz else np.zeros(N)
+        leaves = dict(tau_syn_inv=_leaf(torch, ts), tau_mem_inv=_leaf(torch, tm),
+                      v_leak=_leaf(torch, vl), v_th=_leaf(torch, th), v_reset=_leaf(torch, vr))
+        p = nt.LIFParameters(**leaves, method=method, alpha=salpha)
+        if scalar_leak and not grad_v_leak:
+            # LIF, LIFRecurrentCell: dL/dv_leak is float32-rounded by Norse (NOTE_F32_V0)
+            p.v_leak.requires_grad_(False)
+            del leaves["v_leak"]
+        if neuron == "LIFCell":
+            module = nt.LIFCell(p)
+        elif neuron == "LIF":
+            module = nt.LIF(p)
+        else:
+            W_in = _leaf(torch, rng.normal(0.3, 1.0, (N, n_in)))
+            W_rec = _leaf(torch, rng.normal(0, 2.0, (N, N)))
+            module = nt.LIFRecurrentCell(n_in, N, p, input_weights=W_in, recurrent_weights=W_rec,
+                                         autapses=variant == "autapses=True")
+            leaves["input_weights"] = W_in
+            leaves["recurrent_weights"] = W_rec
+    elif neuron == "LIFBoxCell":
+        vl = rng.uniform(-0.3, 0.3, N)
+        vr = rng.uniform(-0.3, 0.3, N)
+        leaves = dict(tau_mem_inv=_leaf(torch, tm), v_leak=_leaf(torch, vl),
+                      v_th=_leaf(torch, th), v_reset=_leaf(torch, vr))
+        rm = reset_value if variant == "reset_value" else reset_subtract
+        module = nt.LIFBoxCell(nt.LIFBoxParameters(**leaves, method=method, alpha=salpha,
+                                                   reset_method=rm))
+    else:  # IAFCell
+        vr = rng.uniform(-0.3, 0.3, N) if nz else np.zeros(N)
+        leaves = dict(v_th=_leaf(torch, th), v_reset=_leaf(torch, vr))
+        module = nt.IAFCell(nt.IAFParameters(**leaves, method=method, alpha=salpha))
+    return Case(neuron, variant, surrogate, module, leaves, I, A, Bm, W_in)
+
+
+def _peer_run(case):
+    torch = require_torch()
+    from norse.torch.functional.reset import reset_subtract
+    subtract = getattr(case.module.p, "reset_method", None) is reset_subtract
+
+    def peer_run(It):
+        for t in case.leaves.values():
+            t.grad = None
+        spk, mem = peer_forward(case.module, It)
+        if subtract:
+            mem = mem + case.module.p.v_th * spk         # pre-reset v_d (see module doc)
+        return spk, mem, dict(case.leaves)
+    return peer_run, torch
+
+
+def check(case, m: LayerMap | None = None) -> CaseReport:
+    """Compare Norse and lifgrad on a built case (``m`` overrides the mapping)."""
+    m = layer_map(case.module, mem_weight=case.Bm) if m is None else m
+    peer_run, torch = _peer_run(case)
+    args = (FRAMEWORK, case.neuron, case.variant, case.surrogate)
+    if case.W_in is None:
+        return check_layer(*args, peer_run, m, case.I, case.A, case.Bm)
+    # recurrent cell: input x enters through W_in (not an elementwise gain)
+    It = torch.tensor(case.I, dtype=torch.float64, requires_grad=True)
+    spk, mem, named = peer_run(It)
+    L = (torch.as_tensor(case.A) * spk).sum() + (torch.as_tensor(case.Bm) * mem).sum()
+    L.backward()
+    peer = {"spikes": _np(spk), "mem": _np(mem), "grad:input": It.grad.numpy()}
+    for name, t in named.items():
+        peer[f"grad:{name}"] = t.grad.numpy() if t.grad is not None else np.zeros(tuple(t.shape))
+    Y = case.Y
+    v, mem_lg, dY, g, tr = _lifgrad_detached_readout(m, Y, case.A, case.Bm)  # dY = c dL/dJ
+    W_in = _np(case.W_in)
+    ours = {"spikes": v, "mem": mem_lg, "grad:input": dY @ W_in,
+            "grad:input_weights": np.einsum("tbi,tbk->ik", dY, case.I)}
+    for name, val in m.param_grads(g, Y, tr).items():
+        if f"grad:{name}" in peer:
+            ours[f"grad:{name}"] = np.asarray(val, np.float64).reshape(
+                peer[f"grad:{name}"].shape)
+    return compare(*args, peer, ours, m.notes)
+
+
+def _lifgrad_detached_readout(m, I, A, Bm):
+    """lifgrad's side for a cell whose *returned* membrane is reset with detached
+    spikes, ``mem = (1 - z.detach()) u + z.detach() u_reset`` (``lif_step``):
+    ``dL/dv`` gets no ``Bm (u_reset - u)`` term.  (``common.lifgrad_side`` keeps
+    that term whatever ``detach_reset`` says.)"""
+    assert m.post_reset and m.config.reset == "zero" and m.config.detach_reset
+    cfg = m.config.replace(dtype="float64", backend="cpu")
+    v, tr = lif_forward(m.gain * I + m.bias, m.params, cfg, u0=m.u0, s0=m.s0)
+    ur = m.params.packed(I.shape[-1], np.float64, cfg)[3]
+    mem = (1 - v) * tr.u + v * ur
+    g = lif_backward(tr, m.params, cfg, dv=A * m.spike_scale, du=Bm * (1 - v))
+    return v * m.spike_scale, mem, m.gain * g.I, g, tr
+
+
+def run_case(neuron, variant, surrogate="norse.super", seed=0, T=20, B=3, N=6,
+             alpha=None) -> CaseReport:
+    """Build and check one case: Norse autograd vs lifgrad's adjoint, float64."""
+    return check(build_case(neuron, variant, surrogate, seed, T, B, N, alpha))
+
+
+def cases(quick=False):
+    """``(neuron, variant, surrogate)`` triples: every neuron x variant with
+    'norse.super', plus every Norse preset on ``LIFCell`` (v_leak, v_reset != 0)."""
+    out = [(n, v, "norse.super") for n, vs in NEURONS.items() for v in vs]
+    out += [("LIFCell", "v_leak,v_reset", s) for s in SURROGATES if s != "norse.super"]
+    if quick:
+        keep = {("LIFCell", "v_leak,v_reset", "norse.super"),
+                ("LIFBoxCell", "reset_subtract", "norse.super"),
+                ("LIFRecurrentCell", "autapses=False", "norse.super"),
+                ("IAFCell", "v_reset", "norse.super"),
+                ("LIFCell", "v_leak,v_reset", "norse.circ")}
+        out = [c for c in out if c in keep]
+    return out

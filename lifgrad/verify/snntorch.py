@@ -1,0 +1,451 @@
+"""snnTorch 1.0.0 adapter of ``lifgrad verify``.
+
+Maps a constructed (float64) snnTorch neuron module onto lifgrad's canonical
+cell, runs both on the same input and compares spikes, membrane and every
+gradient with :func:`lifgrad.verify.common.check_layer`.  The full mapping,
+with the equations read from the installed snnTorch source, is in
+``derivations/peers_snntorch.md``; numbers in brackets below refer to it,
+tags (A*), (S*), (R*) to ``derivations/lif_adjoint.md``, ``synaptic.md``,
+``recurrent.md``.
+
+Mapping (beta^ = clamp(beta, 0, 1), theta = threshold, r_t = H>(mem_{t-1} - theta)
+the detached reset snnTorch computes from its *stored* membrane):
+
+* ``Leaky``, ``reset_delay=True`` [1]: snnTorch stores the pre-reset potential,
+  ``u_t = beta^ u_{t-1} + I_t - theta r_t`` with ``r_t = v_{t-1}``: lifgrad
+  (A2)/(A3)/(A4) with ``alpha = beta^``, gamma tied to theta (subtract),
+  ``u_reset = 0`` (zero), ``detach_reset=True`` (A11), ``strict=True`` (A5).
+* ``Leaky``, ``reset_delay=False`` [2]: the stored membrane is post-reset and the
+  reset is not detached.  Subtract: ``m_t = u_t - theta v_t``,
+  ``u_{t+1} = beta^ m_t + I`` is (A2) with a free ``gamma = beta^ theta`` and
+  ``detach_reset=False``; the chain rule adds ``theta dL/dgamma`` to
+  ``dL/dbeta`` and ``beta^ dL/dgamma`` to ``dL/dtheta``.  This holds only while
+  snnTorch's leftover delayed term ``r_t`` is 0, i.e. while no post-reset
+  potential exceeds theta (an input above ``(2 - beta^) theta``); the cases
+  keep the input below that bound and :func:`run_case` reports any step where
+  it is violated.  Zero: ``m_t = (1 - v_t) u_t``, then ``r_t = 0`` always
+  (for theta > 0), which is (A3) with ``u_reset = 0`` and
+  ``detach_reset=False``.  None: ``reset_delay`` has no effect.
+* ``Synaptic`` [3]: (S1) with ``alpha_s = clamp(alpha, 0, 1)``; resets as for
+  ``Leaky``.  **zero reset left out**: snnTorch zeroes the whole new potential,
+  ``u_t = (1 - r_t)(beta^ u_{t-1} + syn_t)`` (the input of the step is lost),
+  while lifgrad's zero reset (A3) keeps the input of the step.
+* ``RLeaky`` [4]: (R1).  ``all_to_all=True`` with ``linear_features``: the
+  recurrent ``nn.Linear`` weight is ``R`` (``recurrent='all'``) and its bias,
+  added at every step (also t = 1, where the stored spike is 0), is folded
+  into lifgrad's input bias; ``dL/dbias = sum_{t,b} dL/dJ_t`` (R3).
+  ``all_to_all=False``: ``x * V`` is ``recurrent='one'`` with ``R = V``.  The
+  recurrent spike is not detached (R2).  **zero reset left out** (same
+  reason as Synaptic: ``u_t = (1 - r_t)(beta^ u_{t-1} + I_t + V(s_{t-1}))``).
+  ``RSynaptic`` is not mapped; note that its ``reset_delay=False`` is a no-op
+  in snnTorch 1.0.0 (the immediate reset is written to discarded locals).
+
+Float32 spikes (hazard, reported in the notes).  Every snnTorch surrogate
+returns ``(x > 0).float()``, a float32 tensor even in a float64 model, so
+every gradient reaching a spike is rounded to float32 (and summed in float32)
+before the surrogate multiplies it.  With the loss of :func:`common.problem`
+(float32-exact ``A``) and a spike read only by the loss, this is exact: the
+delayed-reset ``Leaky``/``Synaptic`` cases agree to ~1e-16.  It is not exact
+where the spike also feeds something: the immediate reset (``reset_delay=False``,
+subtract and zero: the gradient ``-theta dL/dm_t`` or ``-u_t dL/dm_t`` enters the
+float32 spike) and every ``RLeaky`` (the recurrent gradient ``R^T dL/dJ_{t+1}``).
+There snnTorch's gradients carry float32 rounding (measured ~1e-9 to 1e-7
+relative, see ``derivations/peers_snntorch.md``), which lifgrad does not
+reproduce (there is no principled float64 computation that rounds exactly
+those intermediate values), so those variants are in :data:`NEURONS` and
+mapped, but not in :func:`cases`; ``tests/test_verify_snntorch.py`` shows
+numerically that their error is at the float32 level and nothing worse.
+
+``RLeaky(all_to_all=True)`` cannot run in float64 at all as shipped: the
+float32 spike reaches a float64 ``nn.Linear`` and torch raises "mat1 and mat2
+must have the same dtype".  :func:`peer_forward` casts the spike to float64 at
+the Linear's input (a forward pre-hook, parameter names unchanged).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import surrogates as _sg
+from ..config import LIFConfig, LIFParams
+from ..functional import lif_forward
+from .common import LayerMap, check_layer, problem, require_torch
+
+__all__ = ["NEURONS", "DEFAULT_SURROGATE", "layer_map", "peer_forward", "run_case", "cases",
+           "surrogate_of", "build", "delayed_term_steps", "FLOAT32_LIMITED",
+           "CASE_PARAMS"]
+
+torch = require_torch()
+import snntorch as snn  # noqa: E402
+from snntorch import surrogate as _snn_sg  # noqa: E402
+
+DEFAULT_SURROGATE = "snntorch.atan"
+
+# neuron -> variants; a variant names the reset, "immediate" means reset_delay=False,
+# RLeaky variants name the recurrence.
+NEURONS = {
+    "Leaky": ("subtract", "zero", "none",
+              "subtract immediate", "zero immediate", "none immediate"),
+    "Synaptic": ("subtract", "none"),
+    "RLeaky": ("all-to-all subtract", "all-to-all none",
+               "one-to-one subtract", "one-to-one none"),
+}
+
+# Variants whose gradient passes through snnTorch's float32 spike with a value
+# that is not float32-exact (see the module docstring): mapped, but not in cases().
+FLOAT32_LIMITED = {
+    ("Leaky", "subtract immediate"), ("Leaky", "zero immediate"),
+    ("RLeaky", "all-to-all subtract"), ("RLeaky", "all-to-all none"),
+    ("RLeaky", "one-to-one subtract"), ("RLeaky", "one-to-one none"),
+}
+
+_F32_NOTE = ("snnTorch's spike is float32 ((x > 0).float()) in a float64 model: the gradient "
+             "entering it {what} is rounded to float32, so agreement is limited to ~1e-7")
+
+# snnTorch factory (closure ``<factory>.<locals>.inner``) -> (preset, {closure var: preset param})
+_FACTORIES = {
+    "atan": ("snntorch.atan", {"alpha": "alpha"}),
+    "sigmoid": ("snntorch.sigmoid", {"slope": "slope"}),
+    "fast_sigmoid": ("snntorch.fast_sigmoid", {"slope": "slope"}),
+    "triangular": ("snntorch.triangular", {"threshold": "threshold"}),
+    "spike_rate_escape": ("snntorch.spike_rate_escape", {"beta": "beta", "slope": "slope"}),
+    "straight_through_estimator": ("snntorch.straight_through_estimator", {}),
+    "heaviside": ("snntorch.heaviside", {}),
+    "SFS": ("snntorch.SFS", {"slope": "slope", "B": "B"}),
+}
+# one-argument autograd Functions that may be passed directly as ``Class.apply``
+_APPLY = {"StraightThroughEstimator": "snntorch.straight_through_estimator",
+          "Heaviside": "snntorch.heaviside"}
+
+# preset -> snnTorch factory with the preset's parameter names
+_BUILD = {p: getattr(_snn_sg, f) for f, (p, _) in _FACTORIES.items()}
+
+
+def _module_name(module):
+    return type(module).__name__
+
+
+def surrogate_of(module):
+    """``(preset name, {peer parameter: value})`` of the module's ``spike_grad``.
+
+    Recovers the factory and its arguments from the closure snnTorch's
+    functional surrogates return (``atan(alpha=2.0)`` is ``atan.<locals>.inner``
+    with the cell ``alpha``).  Raises ``ValueError`` naming the module for
+    anything else (custom_surrogate, SSO, LSO, user functions)."""
+    fn = module.spike_grad
+    name = _module_name(module)
+    if getattr(module, "surrogate_disable", False):
+        return "zero", {}
+    owner = getattr(fn, "__self__", None)
+    if isinstance(owner, type) and owner.__module__ == "snntorch.surrogate" \
+            and owner.__name__ in _APPLY and getattr(fn, "__name__", "") == "apply":
+        return _APPLY[owner.__name__], {}
+    qual = getattr(fn, "__qualname__", "")
+    factory = qual.split(".<locals>.")[0] if qual.endswith(".<locals>.inner") else None
+    if getattr(fn, "__module__", None) != "snntorch.surrogate" or factory not in _FACTORIES:
+        raise ValueError(
+            f"{name}: unsupported spike_grad {getattr(fn, '__qualname__', fn)!r}; lifgrad.verify."
+            f"snntorch maps snntorch.surrogate.{{{', '.join(_FACTORIES)}}}(...) (and surrogate_disable"
+            f"=True); stochastic (SSO), broken (LSO) and custom surrogates have no lifgrad preset")
+    preset, names = _FACTORIES[factory]
+    cells = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in (fn.__closure__ or ()))))
+    params = {}
+    for var, pname in names.items():
+        val = cells[var]
+        if torch.is_tensor(val):
+            val = val.item()
+        params[pname] = float(val)
+    return preset, params
+
+
+def _np(x):
+    return x.detach().cpu().numpy().astype(np.float64) if torch.is_tensor(x) \
+        else np.asarray(x, np.float64)
+
+
+def _variant_of(module):
+    """The NEURONS variant a module is (None if not listed)."""
+    kind = _module_name(module)
+    reset = module.reset_mechanism
+    if kind == "RLeaky":
+        v = f"{'all-to-all' if module.all_to_all else 'one-to-one'} {reset}"
+    else:
+        v = reset if module.reset_delay else f"{reset} immediate"
+    return v
+
+
+def layer_map(module) -> LayerMap:
+    """The :class:`LayerMap` of a constructed float64 snnTorch ``Leaky``,
+    ``Synaptic`` or ``RLeaky`` (see the module docstring for the equations)."""
+    kind = _module_name(module)
+    if not isinstance(module, (snn.Leaky, snn.Synaptic, snn.RLeaky)) or \
+            type(module) not in (snn.Leaky, snn.Synaptic, snn.RLeaky):
+        raise ValueError(f"{kind}: lifgrad.verify.snntorch maps Leaky, Synaptic and RLeaky only")
+    if module.inhibition or module.state_quant:
+        raise ValueError(f"{kind}: inhibition and state_quant are not mapped")
+    reset = module.reset_mechanism
+    delay = bool(module.reset_delay)
+    if reset == "zero" and kind in ("Synaptic", "RLeaky"):
+        raise ValueError(
+            f"{kind}: reset_mechanism='zero' zeroes the whole new potential including the "
+            f"input of the step, u_t = (1 - r_t)(beta u_{{t-1}} + ...), which lifgrad's zero "
+            f"reset (A3) cannot express")
+    G = module.graded_spikes_factor
+    if isinstance(G, torch.nn.Parameter) or np.ndim(_np(G)) != 0:
+        raise ValueError(f"{kind}: only a fixed scalar graded_spikes_factor is mapped")
+    G = float(_np(G))
+    if G != 1.0 and (kind != "Leaky" or not delay):
+        raise ValueError(f"{kind}: graded_spikes_factor != 1 is mapped only for Leaky with "
+                         f"reset_delay=True")
+    preset, pp = surrogate_of(module)
+    sg = _sg.get("zero") if preset == "zero" else _sg.get(preset, **pp)
+
+    beta = _np(module.beta)
+    beta_hat = np.clip(beta, 0.0, 1.0)
+    # torch's clamp passes the gradient for 0 <= beta <= 1 (inclusive), 0 outside
+    beta_mask = ((beta >= 0.0) & (beta <= 1.0)).astype(np.float64)
+    theta = _np(module.threshold)
+    kw = {}
+    notes = []
+    bias = 0.0
+    if kind == "Synaptic":
+        a = _np(module.alpha)
+        kw["alpha_s"] = np.clip(a, 0.0, 1.0)
+        alpha_mask = ((a >= 0.0) & (a <= 1.0)).astype(np.float64)
+    recurrent = None
+    if kind == "RLeaky":
+        if module.all_to_all:
+            rec = module.recurrent
+            if not isinstance(rec, torch.nn.Linear):
+                raise ValueError(f"{kind}: all_to_all with conv2d is not mapped (linear_features only)")
+            recurrent = "all"
+            kw["R"] = _np(rec.weight)
+            if rec.bias is not None:
+                bias = _np(rec.bias)
+            notes.append(
+                "RLeaky(all_to_all=True) raises a dtype error in float64 (float32 spike into a "
+                "float64 nn.Linear); the adapter casts the spike to float64 at the Linear's input")
+            notes.append(_F32_NOTE.format(what="through the recurrent Linear"))
+        else:
+            recurrent = "one"
+            kw["R"] = _np(module.V)
+            notes.append(_F32_NOTE.format(what="through the one-to-one recurrence x * V"))
+    if np.ndim(theta) == 0 and reset == "subtract":
+        notes.append("0-dim threshold: snnTorch's reset product (float32 reset) * threshold is a "
+                     "float32 tensor, so dL/dthreshold through the reset is summed in float32 "
+                     "(~1e-8); a per-neuron threshold avoids it")
+    post_reset = False
+    if delay or reset == "none":
+        detach = True
+        gamma = None
+        if reset == "zero":
+            kw["u_reset"] = 0.0
+    else:
+        detach = False
+        post_reset = True
+        if reset == "subtract":
+            gamma = beta_hat * theta
+            notes.append("reset_delay=False subtract: canonical (gamma = beta*theta) only while "
+                         "snnTorch's delayed term H(mem_{t-1} - theta) on the post-reset membrane "
+                         "is 0 (post-reset potential <= theta)")
+        else:
+            gamma = None
+            kw["u_reset"] = 0.0
+        notes.append(_F32_NOTE.format(what="through the immediate (non-detached) reset"))
+    params = LIFParams(alpha=beta_hat, theta=theta, gamma=gamma, **kw)
+    config = LIFConfig(reset=reset, detach_reset=detach, strict=True, surrogate=sg,
+                       synaptic=kind == "Synaptic", recurrent=recurrent)
+    learn = {n for n, _ in module.named_parameters()}
+    theta_shape = np.shape(theta)
+
+    def _reduce(g, shape):
+        g = np.asarray(g, np.float64)
+        return g.sum() if shape == () and g.ndim else g
+
+    def param_grads(g, I, tr):
+        out = {}
+        dbeta = np.asarray(g.alpha, np.float64)
+        dtheta = np.asarray(g.theta, np.float64)
+        if g.gamma is not None:                         # gamma = beta^ * theta
+            dgamma = np.asarray(g.gamma, np.float64)
+            dbeta = dbeta + theta * dgamma
+            dtheta = dtheta + beta_hat * dgamma
+        if "beta" in learn:
+            out["beta"] = _reduce(dbeta * beta_mask, np.shape(beta))
+        if "threshold" in learn:
+            out["threshold"] = _reduce(dtheta, theta_shape)
+        if kind == "Synaptic" and "alpha" in learn:
+            out["alpha"] = _reduce(np.asarray(g.alpha_s) * alpha_mask, np.shape(kw["alpha_s"]))
+        if kind == "RLeaky":
+            if recurrent == "all":
+                if "recurrent.weight" in learn:
+                    out["recurrent.weight"] = g.R
+                if "recurrent.bias" in learn:
+                    out["recurrent.bias"] = np.asarray(g.I).reshape(-1, g.I.shape[-1]).sum(0)
+            elif "V" in learn:
+                out["V"] = _reduce(g.R, np.shape(kw["R"]))
+        return out
+
+    return LayerMap(config, params, bias=bias, post_reset=post_reset, spike_scale=G,
+                    param_grads=param_grads, notes=tuple(notes))
+
+
+def _cast_spike_hook(mod, args):
+    return tuple(a.to(mod.weight.dtype) if torch.is_tensor(a) else a for a in args)
+
+
+def peer_forward(module, I):
+    """Run ``module`` over the T steps of ``I`` (a ``(T, B, N)`` tensor) from zero state;
+    return ``(spk, mem)`` stacked ``(T, B, N)`` (mem as snnTorch stores/returns it)."""
+    if isinstance(module, snn.RLeaky) and isinstance(getattr(module, "recurrent", None),
+                                                     torch.nn.Linear):
+        if not getattr(module.recurrent, "_lifgrad_cast", False):
+            module.recurrent.register_forward_pre_hook(_cast_spike_hook)
+            module.recurrent._lifgrad_cast = True
+    module.reset_mem()
+    spks, mems = [], []
+    for t in range(I.shape[0]):
+        out = module(I[t])
+        spks.append(out[0] if isinstance(out, tuple) else out)
+        mems.append(module.mem)
+    return torch.stack(spks), torch.stack(mems)
+
+
+def _parse(neuron, variant):
+    if neuron not in NEURONS:
+        raise ValueError(f"neuron: expected one of {', '.join(NEURONS)}, got {neuron!r}")
+    if variant not in NEURONS[neuron]:
+        raise ValueError(f"variant of {neuron}: expected one of {', '.join(NEURONS[neuron])}, "
+                         f"got {variant!r}")
+    words = variant.split()
+    all_to_all = None
+    if neuron == "RLeaky":
+        all_to_all = words.pop(0) == "all-to-all"
+    reset = words[0]
+    delay = not (len(words) > 1 and words[1] == "immediate")
+    return reset, delay, all_to_all
+
+
+# Surrogate parameters of the cases.  sigmoid and spike_rate_escape multiply the
+# float32 gradient of the spike by ``slope`` in float32 (``grad_output * slope``
+# is a float32 tensor times a Python float): with the default slope 25 that
+# product is rounded (measured ~1e-8 relative); a power of two keeps it exact.
+CASE_PARAMS = {"snntorch.sigmoid": {"slope": 16.0},
+               "snntorch.spike_rate_escape": {"slope": 16.0},
+               "snntorch.fast_sigmoid": {"slope": 10.0},
+               "snntorch.atan": {"alpha": 2.0},
+               "snntorch.SFS": {"slope": 25.0, "B": 0.25}}
+
+
+def build(neuron, variant, surrogate, beta, thr, alpha=None, V=None, N=None, sg_params=None):
+    """Construct the float64 snnTorch module of a case (learnable beta, threshold,
+    alpha for Synaptic, recurrent weights for RLeaky; for RLeaky all-to-all
+    ``V`` is the weight and ``alpha`` the bias of the recurrent Linear)."""
+    reset, delay, all_to_all = _parse(neuron, variant)
+    preset = _sg.preset(surrogate)
+    if preset.framework != "snntorch":
+        raise ValueError(f"surrogate: expected an snntorch.* preset, got {surrogate!r}")
+    spike_grad = _BUILD[surrogate](**(sg_params or {}))
+    common = dict(threshold=torch.tensor(thr), spike_grad=spike_grad, learn_beta=True,
+                  learn_threshold=True, reset_mechanism=reset, reset_delay=delay)
+    if neuron == "Leaky":
+        m = snn.Leaky(beta=torch.tensor(beta), **common)
+    elif neuron == "Synaptic":
+        m = snn.Synaptic(alpha=torch.tensor(alpha), beta=torch.tensor(beta), learn_alpha=True,
+                         **common)
+    else:
+        if all_to_all:
+            m = snn.RLeaky(beta=torch.tensor(beta), all_to_all=True, linear_features=N, **common)
+        else:
+            m = snn.RLeaky(beta=torch.tensor(beta), V=torch.tensor(V), all_to_all=False, **common)
+    m = m.double()
+    if neuron == "RLeaky" and all_to_all:
+        with torch.no_grad():
+            m.recurrent.weight.copy_(torch.tensor(V))
+            m.recurrent.bias.copy_(torch.tensor(alpha))
+    return m
+
+
+def run_case(neuron, variant, surrogate=DEFAULT_SURROGATE, seed=0, T=20, B=3, N=6,
+             clamp_beta=False, sg_params=None):
+    """Compare snnTorch and lifgrad on one neuron/variant/surrogate preset.
+
+    Random per-neuron learnable beta in (0.5, 0.95) and threshold in (0.8, 1.2)
+    (``clamp_beta=True`` puts beta[0] = 1.3 to exercise the clamp's zero
+    gradient), alpha in (0.3, 0.9) for Synaptic, recurrent weights for RLeaky.
+    For ``reset_delay=False`` subtract the input is capped below
+    ``(2 - beta) theta`` so that snnTorch's delayed term stays 0.  The surrogate
+    is built with ``sg_params`` (peer names), default :data:`CASE_PARAMS`."""
+    reset, delay, all_to_all = _parse(neuron, variant)
+    if sg_params is None:
+        sg_params = CASE_PARAMS.get(surrogate, {})
+    label = surrogate
+    defaults = dict(_sg.preset(surrogate).defaults)
+    if any(float(v) != float(defaults.get(k, np.nan)) for k, v in sg_params.items()):
+        label += "(" + ", ".join(f"{k}={v:g}" for k, v in sg_params.items()) + ")"
+    rng, I, A, Bm = problem(seed, T, B, N)
+    beta = rng.uniform(0.5, 0.95, N)
+    thr = rng.uniform(0.8, 1.2, N)
+    if clamp_beta:
+        beta[0] = 1.3
+    alpha = V = None
+    if neuron == "Synaptic":
+        alpha = rng.uniform(0.3, 0.9, N)
+        I = 0.5 * I
+    elif neuron == "RLeaky":
+        if all_to_all:
+            V = rng.uniform(-0.4, 0.4, (N, N))
+            alpha = rng.uniform(-0.1, 0.1, N)            # recurrent bias
+        else:
+            V = rng.uniform(-0.5, 0.5, N)
+    extra = []
+    if reset == "subtract" and not delay:
+        cap = (2.0 - np.clip(beta, 0, 1)) * thr * 0.999
+        I = np.minimum(I, cap)
+        extra.append("input capped at 0.999 (2 - beta) theta per neuron so that the "
+                     "post-reset membrane stays <= theta (snnTorch's delayed term r = 0)")
+
+    def peer_run(It):
+        mod = build(neuron, variant, surrogate, beta, thr, alpha, V, N, sg_params)
+        spk, mem = peer_forward(mod, It)
+        return spk, mem, dict(mod.named_parameters())
+
+    m = layer_map(build(neuron, variant, surrogate, beta, thr, alpha, V, N, sg_params))
+    if extra:
+        m = m._replace(notes=m.notes + tuple(extra))
+    rep = check_layer("snntorch", neuron, variant, label, peer_run, m, I, A, Bm)
+    if reset == "subtract" and not delay:
+        n = delayed_term_steps(m, I, thr)
+        if n:
+            rep = rep._replace(notes=rep.notes + (
+                f"{n} steps with post-reset membrane > theta: snnTorch subtracts theta once "
+                f"more there (r_t = 1), the canonical mapping does not hold",))
+    return rep
+
+
+def delayed_term_steps(m, I, theta):
+    """Steps where snnTorch's leftover delayed term of ``reset_delay=False``
+    subtract is 1: the post-reset membrane ``u_t - theta v_t`` (lifgrad's trace
+    under the mapping ``m``) exceeds theta, so snnTorch's next step differs from
+    the canonical form."""
+    v, tr = lif_forward(m.gain * np.asarray(I) + m.bias, m.params,
+                        m.config.replace(dtype="float64"))
+    return int(np.sum(tr.u[:-1] - theta * v[:-1] - theta > 0))
+
+
+def cases(quick=False):
+    """``(neuron, variant, surrogate)`` of ``lifgrad verify snntorch``.
+
+    Every neuron x variant with the default surrogate, except the variants of
+    :data:`FLOAT32_LIMITED` (float32 spike gradients, see the module
+    docstring), plus every snnTorch preset on Leaky subtract."""
+    out = [(n, v, DEFAULT_SURROGATE) for n, vs in NEURONS.items() for v in vs
+           if (n, v) not in FLOAT32_LIMITED]
+    out += [("Leaky", "subtract", p) for p in _sg.PRESETS
+            if p.startswith("snntorch.") and p != DEFAULT_SURROGATE]
+    if quick:
+        keep = {("Leaky", "subtract", DEFAULT_SURROGATE), ("Leaky", "zero", DEFAULT_SURROGATE),
+                ("Synaptic", "subtract", DEFAULT_SURROGATE),
+                ("Leaky", "subtract", "snntorch.sigmoid"),
+                ("Leaky", "subtract", "snntorch.fast_sigmoid")}
+        out = [c for c in out if c in keep]
+    return out
