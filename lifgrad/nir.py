@@ -304,8 +304,13 @@ def _walk(nir, nodes, edges):
             raise ValueError(f"graph: node {aff!r} has {len(pred[aff])} inputs; chains only")
         cell = only_succ(aff)
         if _tname(nodes[cell]) not in _NEURON_TYPES:
+            hint = ""
+            if _tname(nodes[cell]) in _WEIGHT_TYPES:
+                hint = ("; two weight nodes in a row (a graph whose recurrent weight also "
+                        "takes the feedforward input is what snnTorch's import_from_nir "
+                        "leaves behind: it rewrites its argument in place, so load a copy)")
             raise ValueError(f"graph: expected a neuron node (LIF, CubaLIF, IF) after "
-                             f"{aff!r}, got {cell!r} ({_tname(nodes[cell])})")
+                             f"{aff!r}, got {cell!r} ({_tname(nodes[cell])}){hint}")
         rec = [s for s in succ[cell] if s in pred[cell]]
         if len(rec) > 1:
             raise ValueError(f"graph: neuron {cell!r} has {len(rec)} recurrent loops; one at most")

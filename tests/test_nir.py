@@ -363,3 +363,58 @@ def test_norse_export_loads(rng):
     ref = _run(step, torch.tensor(x, dtype=torch.float32))
     assert v.mean() > 0.02 and margin > 1e-5
     assert np.array_equal(v, ref)
+
+
+@pytest.mark.torch
+def test_snntorch_rleaky_export(rng):
+    """RLeaky (all-to-all, zero reset) exports as LIF <-> Affine.  lifgrad.load equals a
+    direct Euler simulation of the NIR equations; snnTorch's own RLeaky departs from them
+    (its zero reset also drops the input of the step after a spike), and its importer
+    rewrites the graph it is given in place (so it gets a copy here)."""
+    import copy
+    torch = _torch()
+    snn = pytest.importorskip("snntorch")
+    from snntorch import utils
+    from snntorch.export_nir import export_to_nir
+    from snntorch.import_nir import import_from_nir
+    n = 8
+    model = torch.nn.Sequential(
+        torch.nn.Linear(5, n),
+        snn.RLeaky(beta=torch.linspace(0.6, 0.95, n), threshold=torch.full((n,), 0.5),
+                   all_to_all=True, linear_features=n, reset_mechanism="zero",
+                   init_hidden=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = export_to_nir(model, torch.randn(5))
+        g_copy = copy.deepcopy(g)
+        import_from_nir(g_copy)
+    assert isinstance(g_copy.nodes["1"], nir.NIRGraph)       # mutated in place
+    with pytest.raises(ValueError, match="import_from_nir"):
+        lnir.load(g_copy)
+    net = lnir.load(g)
+    assert net.layers[0].config.recurrent == "all" and net.layers[0].rec_bias
+    x = rng.uniform(0, 1.5, (100, 4, 5))
+    v, margin = _margin(net, x)
+    assert v.mean() > 0.05 and margin > 1e-5
+
+    A, L, R = g.nodes["0"], g.nodes["1.lif"], g.nodes["1.w_rec"]
+    tau, r = np.float64(L.tau), np.float64(L.r)
+
+    def simulate(drop_input_after_spike):
+        mem, z, out = np.zeros((4, n)), np.zeros((4, n)), []
+        for t in range(x.shape[0]):
+            cur = x[t] @ np.float64(A.weight).T + A.bias + z @ np.float64(R.weight).T + R.bias
+            mem = mem + 1e-4 / tau * (-mem + r * cur)                # (N1) Euler step
+            if drop_input_after_spike:
+                mem = (1 - z) * mem                                  # snnTorch RLeaky
+            z = (mem > L.v_threshold).astype(float)
+            if not drop_input_after_spike:
+                mem = np.where(z > 0, L.v_reset, mem)                # NIR reset
+            out.append(z)
+        return np.array(out)
+
+    assert np.array_equal(v, simulate(False))
+    utils.reset(model)
+    orig = _run(model, torch.tensor(x, dtype=torch.float32))
+    assert np.array_equal(orig, simulate(True))
+    assert not np.array_equal(orig, v)

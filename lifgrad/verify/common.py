@@ -129,6 +129,19 @@ def reported_membrane(m: LayerMap, cfg, u, v, A, Bm):
     return (1 - v) * u + v * ur, Bm * (1 - v), A * m.spike_scale + keep * Bm * (ur - u)
 
 
+def membrane_param_terms(m: LayerMap, cfg, g, v, Bm):
+    """Add to lifgrad's gradients what a post-reset membrane in the loss adds
+    directly: ``d(u - theta v)/dtheta = -v`` (subtract) and
+    ``d((1 - v) u + v u_reset)/du_reset = v`` (zero), summed like the parameter."""
+    if not m.post_reset or cfg.reset == "none":
+        return g
+    term = np.sum(Bm * v, axis=(0, 1))
+    if cfg.reset == "subtract":
+        extra = -term
+        return g._replace(theta=g.theta + (extra.sum() if np.ndim(g.theta) == 0 else extra))
+    return g._replace(u_reset=g.u_reset + (term.sum() if np.ndim(g.u_reset) == 0 else term))
+
+
 def lifgrad_side(m: LayerMap, I, A, Bm):
     """Run lifgrad on the mapped layer with the mapped loss.
 
@@ -137,7 +150,7 @@ def lifgrad_side(m: LayerMap, I, A, Bm):
     cfg = m.config.replace(dtype="float64", backend="cpu")
     v, tr = lif_forward(I_lg, m.params, cfg, u0=m.u0, s0=m.s0)
     mem, du, dv = reported_membrane(m, cfg, tr.u, v, A, Bm)
-    g = lif_backward(tr, m.params, cfg, dv=dv, du=du)
+    g = membrane_param_terms(m, cfg, lif_backward(tr, m.params, cfg, dv=dv, du=du), v, Bm)
     dI = m.gain * g.I
     return v * m.spike_scale, mem, dI, g, tr
 

@@ -15,7 +15,8 @@ import importlib
 import numpy as np
 
 from ..functional import lif_backward, lif_forward
-from .common import compare as _compare, problem, reported_membrane, require_torch
+from .common import (compare as _compare, membrane_param_terms, problem,
+                     reported_membrane, require_torch)
 
 _ADAPTERS = {"snntorch": "lifgrad.verify.snntorch", "spikingjelly": "lifgrad.verify.spikingjelly",
              "norse": "lifgrad.verify.norse"}
@@ -90,6 +91,8 @@ def compare(model, x, seed=0, framework_name=None):
             mem, du, dv = reported_membrane(m, cfg, tr.u, tr.v, A, Bm)
             ours["mem"] = mem
         g = lif_backward(tr, m.params, cfg, dv=dv, du=du)
+        if k == 0:
+            g = membrane_param_terms(m, cfg, g, tr.v, Bm)
         dI = m.gain * g.I
         d2 = dI.reshape(-1, dI.shape[-1])
         ours[f"grad:{i}.weight"] = d2.T @ hin.reshape(-1, hin.shape[-1])

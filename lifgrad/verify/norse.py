@@ -22,20 +22,26 @@ Norse (``LIFCell`` clones it detached; ``LIF`` and ``LIFRecurrentCell`` fill a
 *float32* tensor with it, so the initial membrane is ``float32(v_leak)`` and
 ``v_leak`` must be a scalar there).  The returned ``v`` is post-reset.
 
-``LIFRecurrentCell`` (``lif_step``): ``j_t = alpha_s j_{t-1} + x_t W_in^T +
-z_{t-1} W_rec^T`` and the reset is detached: the same cell with
+``LIFRecurrentCell`` / ``LIFRecurrent`` (``lif_step``): ``j_t = alpha_s j_{t-1}
++ x_t W_in^T + z_{t-1} W_rec^T`` and the reset is detached: the same cell with
 ``recurrent='all'``, ``R = c W_rec`` (row i scaled by c_i; zero diagonal
 unless ``autapses=True``) and ``detach_reset=True``.  lifgrad runs on the
 current ``x W_in^T``; ``dL/dx = (c dL/dJ) W_in`` and
-``dL/dW_in = sum_{t,b} (c dL/dJ_t)^T x_t`` are formed here.
+``dL/dW_in = sum_{t,b} (c dL/dJ_t)^T x_t`` are formed here (:func:`check`,
+not ``check_layer``, whose input map is elementwise).  The returned membrane
+is reset with the detached spike too (``common.reported_membrane`` handles
+that through ``detach_reset``).
+
+Readout: Norse's returned ``v = (1 - z) v_d + z v_reset`` reads ``v_reset``
+directly (and ``v_d - v_th z`` reads ``v_th``); ``common.lifgrad_side`` adds
+these terms to ``LIFGrads.u_reset`` / ``.theta`` (``membrane_param_terms``).
 
 ``LIFBoxCell`` (``lif_box_feed_forward_step``): plain cell, ``alpha = 1 - c``,
 ``I = c x + c v_leak``; ``reset_value`` is the zero reset (not detached),
 ``reset_subtract`` returns ``v_d - v_th z``, an immediate subtraction: the
 next step sees ``(1 - c)(v_d - v_th z)``, i.e. lifgrad's subtract reset with an
-untied ``gamma = (1 - c) v_th``.  Because the returned membrane subtracts
-``v_th``, not ``gamma``, the check reads the pre-reset potential
-``v + v_th z`` (formed through autograd on Norse's output).
+untied ``gamma = (1 - c) v_th``; the returned membrane is ``u - theta v``
+(``common.reported_membrane``'s post-reset subtract).
 
 ``IAFCell``: plain cell with ``alpha = 1``, gain 1, zero reset to ``v_reset``
 (not detached), ``u_0 = v_reset`` (Norse uses the parameter tensor itself, so
@@ -54,8 +60,8 @@ import numpy as np
 
 from .. import surrogates as sgs
 from ..config import LIFConfig, LIFParams
-from ..functional import lif_backward, lif_forward
-from .common import CaseReport, LayerMap, check_layer, compare, problem, require_torch
+from .common import CaseReport, LayerMap, check_layer, compare, lifgrad_side, problem, \
+    require_torch
 
 FRAMEWORK = "norse"
 
@@ -64,6 +70,7 @@ NEURONS = {
     "LIF": ("default", "v_leak,v_reset"),
     "LIFBoxCell": ("reset_value", "reset_subtract"),
     "LIFRecurrentCell": ("autapses=False", "autapses=True"),
+    "LIFRecurrent": ("autapses=False",),
     "IAFCell": ("default", "v_reset"),
 }
 
@@ -80,7 +87,7 @@ NOTES_SURROGATE = {
             "d/dx tanh(alpha x)",
     "triangle": "method='triangle': alpha scales the height, the support is fixed to |x| < 1",
     "circ": "method='circ': alpha**2 is evaluated in the dtype of alpha (float32 when "
-            "LIFCell wraps a Python float)",
+            "LIFCell wraps a Python float); mapped exactly as circ(sqrt(alpha**2)) scaled",
     "heavi_erfc": "method='heavi_erfc': backward 2 exp(-(alpha x)^2)/sqrt(pi) lacks the factor "
                   "alpha, and sqrt(pi) is taken in float32",
 }
@@ -90,8 +97,8 @@ NOTE_F32_V0 = ("initial membrane is torch.full(..., v_leak.detach(), dtype=float
                "float32(v_leak), no gradient, and v_leak must be a scalar; the first "
                "step's (v_leak - v) is then a float32 op, so dL/dv_leak is float32-rounded "
                "(not compared; see tests)")
-NOTE_NIR = ("NIR export/import is not a round trip (tau = dt/tau_inv exported, "
-            "1/tau imported); out of scope here")
+NOTE_ORDER = ("the docs write the ODE plus jump 'i = i + i_in'; the code jumps first and the "
+              "Euler step of v already uses the jumped current (input acts in the same step)")
 
 
 def _np(x):
@@ -113,6 +120,15 @@ def _surrogate(p):
         raise ValueError(f"norse method {method!r}: no lifgrad preset; supported methods are "
                          f"{', '.join(METHODS)}")
     alpha = float(_np(p.alpha))
+    if method == "circ":
+        # Norse's backward is alpha * A2 / (A2 + x^2)^1.5 with A2 = alpha**2 taken in
+        # alpha's dtype (float32 for a Python float wrapped by LIFCell): that is
+        # lifgrad's circ with a = sqrt(A2) and scale alpha / a, exactly
+        torch = require_torch()
+        a2 = float(_np(torch.as_tensor(p.alpha) ** 2))
+        if a2 != alpha * alpha:
+            a = float(np.sqrt(a2))
+            return (sgs.get("norse.circ", alpha=a, scale=alpha / a), NOTES_SURROGATE[method])
     return sgs.get(f"norse.{method}", alpha=alpha), NOTES_SURROGATE[method]
 
 
@@ -150,15 +166,9 @@ def _kind(obj):
                     "parameter tuples")
 
 
-def layer_map(module_or_params, dt=None, mem_weight=None) -> LayerMap:
+def layer_map(module_or_params, dt=None) -> LayerMap:
     """The :class:`LayerMap` of a constructed Norse cell (or of its parameters;
     a bare ``LIFParameters`` is taken as a ``LIFCell``).
-
-    ``mem_weight`` is ``dL/dmem`` of the returned membrane (the loss's ``Bm``):
-    Norse's post-reset membrane ``(1 - z) v_d + z v_reset`` reads ``v_reset``
-    directly, a term outside the cell's adjoint (``LIFGrads.u_reset`` covers
-    the reset's effect on the next step only), so ``dL/dv_reset`` gains
-    ``sum Bm z``.  Without it the ``v_reset`` gradient omits that term.
 
     For ``LIFRecurrentCell`` the map is on the feed-forward current
     ``x W_in^T`` (its ``param_grads`` gives everything but ``input_weights``;
@@ -170,20 +180,19 @@ def layer_map(module_or_params, dt=None, mem_weight=None) -> LayerMap:
     sg, sg_note = _surrogate(p)
     notes = [sg_note]
 
-    def readout(tr):                              # direct d mem / d v_reset = z
-        return 0.0 if mem_weight is None else _sum_tb(np.asarray(mem_weight) * tr.v)
     th = _np(p.v_th)
 
     if kind == "iaf":
         vr = _np(p.v_reset)
         cfg = LIFConfig(reset="zero", detach_reset=False, strict=True, surrogate=sg)
         params = LIFParams(alpha=1.0, theta=th, u_reset=vr)
-        notes += [NOTE_FF_RESET, "IAFCell's initial membrane is the v_reset tensor itself "
-                  "(it gets gradient, and initial_state sets requires_grad=True on it)"]
+        notes += [NOTE_FF_RESET, "IAFCell's initial membrane is the v_reset tensor itself: it "
+                  "gets gradient, and initial_state sets requires_grad=True on it (on the "
+                  "shared default IAFParameters().v_reset too, a global side effect)"]
 
         def grads(g, I, tr):
             return {"v_th": _reduce(g.theta, p.v_th),
-                    "v_reset": _reduce(np.asarray(g.u_reset) + np.asarray(g.u0) + readout(tr),
+                    "v_reset": _reduce(np.asarray(g.u_reset) + np.asarray(g.u0),
                                p.v_reset)}
 
         return LayerMap(cfg, params, gain=1.0, bias=0.0, u0=vr, post_reset=True,
@@ -192,7 +201,10 @@ def layer_map(module_or_params, dt=None, mem_weight=None) -> LayerMap:
     tm = _np(p.tau_mem_inv)
     vl = _np(p.v_leak)
     vr = _np(p.v_reset)
-    c = dt * tm
+    torch = require_torch()
+    # Norse forms dt * tau_mem_inv (and -dt * tau_syn_inv) as tensors first: with
+    # float32 parameters these coefficients are float32-rounded; take them as torch does
+    c = _np(dt * torch.as_tensor(p.tau_mem_inv))
     alpha = 1.0 - c
 
     if kind == "box":
@@ -204,10 +216,9 @@ def layer_map(module_or_params, dt=None, mem_weight=None) -> LayerMap:
         elif p.reset_method is reset_subtract:
             cfg = LIFConfig(reset="subtract", detach_reset=False, strict=True, surrogate=sg)
             params = LIFParams(alpha=alpha, theta=th, gamma=alpha * th)
-            post = False
+            post = True
             notes += ["reset_subtract is immediate: v = v_d - v_th z, next step sees "
-                      "(1 - c)(v_d - v_th z): gamma = (1 - c) v_th; the returned membrane "
-                      "subtracts v_th, so the check reads v + v_th z (pre-reset)",
+                      "(1 - c)(v_d - v_th z): gamma = (1 - c) v_th",
                       "reset_subtract ignores v_reset (its gradient is None)"]
         else:
             raise ValueError(f"norse LIFBoxCell: unknown reset_method {p.reset_method!r}")
@@ -222,7 +233,7 @@ def layer_map(module_or_params, dt=None, mem_weight=None) -> LayerMap:
             out = {"tau_mem_inv": _reduce(dt * dtm, p.tau_mem_inv),
                    "v_leak": _reduce(c * _sum_tb(g.I), p.v_leak),
                    "v_th": _reduce(dth, p.v_th)}
-            out["v_reset"] = (_reduce(g.u_reset + readout(tr), p.v_reset)
+            out["v_reset"] = (_reduce(g.u_reset, p.v_reset)
                               if cfg.reset == "zero"
                               else np.zeros(np.shape(vr)))
             return out
@@ -232,7 +243,7 @@ def layer_map(module_or_params, dt=None, mem_weight=None) -> LayerMap:
 
     # LIF family (synaptic)
     ts = _np(p.tau_syn_inv)
-    alpha_s = 1.0 - dt * ts
+    alpha_s = 1.0 + _np(-dt * torch.as_tensor(p.tau_syn_inv))
     b = c * vl
     rec = kind == "rec"
     if rec or isinstance(module, nt.LIF):
@@ -261,6 +272,7 @@ def layer_map(module_or_params, dt=None, mem_weight=None) -> LayerMap:
                         synaptic=True)
         params = LIFParams(alpha=alpha, theta=th, u_reset=vr, alpha_s=alpha_s)
         notes.append(NOTE_FF_RESET)
+    notes.append(NOTE_ORDER)
 
     def grads(g, I, tr):
         drive = I + vl * dt * ts                    # dJ/dc per (t, b, n)
@@ -274,7 +286,7 @@ def layer_map(module_or_params, dt=None, mem_weight=None) -> LayerMap:
                "tau_syn_inv": _reduce(dt * (-np.asarray(g.alpha_s) + b * gI), p.tau_syn_inv),
                "v_leak": _reduce(c * dt * ts * gI + np.asarray(g.s0) * c, p.v_leak),
                "v_th": _reduce(g.theta, p.v_th),
-               "v_reset": _reduce(g.u_reset + readout(tr), p.v_reset)}
+               "v_reset": _reduce(g.u_reset, p.v_reset)}
         if rec:
             cc = np.broadcast_to(np.atleast_1d(c), (W.shape[0],))
             dW = cc[:, None] * g.R
@@ -351,8 +363,9 @@ def build_case(neuron, variant, surrogate="norse.super", seed=0, T=20, B=3, N=6,
     a = CASE_ALPHA.get(method, 100.0) if alpha is None else alpha
     salpha = torch.tensor(float(a), dtype=torch.float64)
     ins = {"LIFCell": (0.6, 1.0), "LIF": (0.6, 1.0), "LIFBoxCell": (3.0, 5.0),
-           "LIFRecurrentCell": (0.6, 1.5), "IAFCell": (0.35, 0.6)}[neuron]
-    n_in = 4 if neuron == "LIFRecurrentCell" else N
+           "LIFRecurrentCell": (0.6, 1.5), "LIFRecurrent": (0.6, 1.5), "IAFCell": (0.35, 0.6)}[neuron]
+    recurrent = neuron.startswith("LIFRecurrent")
+    n_in = 4 if recurrent else N
     rng, I, A, Bm = problem(seed, T, B, n_in, mean=ins[0], std=ins[1])
     if n_in != N:
         A = rng.normal(size=(T, B, N)).astype(np.float32).astype(np.float64)
@@ -362,9 +375,9 @@ def build_case(neuron, variant, surrogate="norse.super", seed=0, T=20, B=3, N=6,
     th = rng.uniform(0.8, 1.2, N)
     nz = variant != "default"
     W_in = None
-    if neuron in ("LIFCell", "LIF", "LIFRecurrentCell"):
+    if neuron in ("LIFCell", "LIF") or recurrent:
         scalar_leak = neuron != "LIFCell"
-        if neuron == "LIFRecurrentCell":
+        if recurrent:
             nz = variant == "autapses=True"
         vl = (rng.uniform(-0.3, 0.3) if scalar_leak else rng.uniform(-0.3, 0.3, N)) if nz \
             else (0.0 if scalar_leak else np.zeros(N))
@@ -383,8 +396,9 @@ def build_case(neuron, variant, surrogate="norse.super", seed=0, T=20, B=3, N=6,
         else:
             W_in = _leaf(torch, rng.normal(0.3, 1.0, (N, n_in)))
             W_rec = _leaf(torch, rng.normal(0, 2.0, (N, N)))
-            module = nt.LIFRecurrentCell(n_in, N, p, input_weights=W_in, recurrent_weights=W_rec,
-                                         autapses=variant == "autapses=True")
+            cls = nt.LIFRecurrentCell if neuron == "LIFRecurrentCell" else nt.LIFRecurrent
+            module = cls(n_in, N, p, input_weights=W_in, recurrent_weights=W_rec,
+                         autapses=variant == "autapses=True")
             leaves["input_weights"] = W_in
             leaves["recurrent_weights"] = W_rec
     elif neuron == "LIFBoxCell":
@@ -404,22 +418,18 @@ def build_case(neuron, variant, surrogate="norse.super", seed=0, T=20, B=3, N=6,
 
 def _peer_run(case):
     torch = require_torch()
-    from norse.torch.functional.reset import reset_subtract
-    subtract = getattr(case.module.p, "reset_method", None) is reset_subtract
 
     def peer_run(It):
         for t in case.leaves.values():
             t.grad = None
         spk, mem = peer_forward(case.module, It)
-        if subtract:
-            mem = mem + case.module.p.v_th * spk         # pre-reset v_d (see module doc)
         return spk, mem, dict(case.leaves)
     return peer_run, torch
 
 
 def check(case, m: LayerMap | None = None) -> CaseReport:
     """Compare Norse and lifgrad on a built case (``m`` overrides the mapping)."""
-    m = layer_map(case.module, mem_weight=case.Bm) if m is None else m
+    m = layer_map(case.module) if m is None else m
     peer_run, torch = _peer_run(case)
     args = (FRAMEWORK, case.neuron, case.variant, case.surrogate)
     if case.W_in is None:
@@ -433,7 +443,7 @@ def check(case, m: LayerMap | None = None) -> CaseReport:
     for name, t in named.items():
         peer[f"grad:{name}"] = t.grad.numpy() if t.grad is not None else np.zeros(tuple(t.shape))
     Y = case.Y
-    v, mem_lg, dY, g, tr = _lifgrad_detached_readout(m, Y, case.A, case.Bm)  # dY = c dL/dJ
+    v, mem_lg, dY, g, tr = lifgrad_side(m, Y, case.A, case.Bm)   # dY = c dL/dJ
     W_in = _np(case.W_in)
     ours = {"spikes": v, "mem": mem_lg, "grad:input": dY @ W_in,
             "grad:input_weights": np.einsum("tbi,tbk->ik", dY, case.I)}
@@ -442,20 +452,6 @@ def check(case, m: LayerMap | None = None) -> CaseReport:
             ours[f"grad:{name}"] = np.asarray(val, np.float64).reshape(
                 peer[f"grad:{name}"].shape)
     return compare(*args, peer, ours, m.notes)
-
-
-def _lifgrad_detached_readout(m, I, A, Bm):
-    """lifgrad's side for a cell whose *returned* membrane is reset with detached
-    spikes, ``mem = (1 - z.detach()) u + z.detach() u_reset`` (``lif_step``):
-    ``dL/dv`` gets no ``Bm (u_reset - u)`` term.  (``common.lifgrad_side`` keeps
-    that term whatever ``detach_reset`` says.)"""
-    assert m.post_reset and m.config.reset == "zero" and m.config.detach_reset
-    cfg = m.config.replace(dtype="float64", backend="cpu")
-    v, tr = lif_forward(m.gain * I + m.bias, m.params, cfg, u0=m.u0, s0=m.s0)
-    ur = m.params.packed(I.shape[-1], np.float64, cfg)[3]
-    mem = (1 - v) * tr.u + v * ur
-    g = lif_backward(tr, m.params, cfg, dv=A * m.spike_scale, du=Bm * (1 - v))
-    return v * m.spike_scale, mem, m.gain * g.I, g, tr
 
 
 def run_case(neuron, variant, surrogate="norse.super", seed=0, T=20, B=3, N=6,

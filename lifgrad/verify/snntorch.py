@@ -25,7 +25,10 @@ the detached reset snnTorch computes from its *stored* membrane):
   keep the input below that bound and :func:`run_case` reports any step where
   it is violated.  Zero: ``m_t = (1 - v_t) u_t``, then ``r_t = 0`` always
   (for theta > 0), which is (A3) with ``u_reset = 0`` and
-  ``detach_reset=False``.  None: ``reset_delay`` has no effect.
+  ``detach_reset=False``.  None: ``reset_delay`` has no effect.  The reported
+  membrane is post-reset (``post_reset=True``); ``u - theta v`` also depends
+  on theta directly, a term ``lifgrad.verify.common.membrane_param_terms``
+  adds (``dL/dtheta`` gains ``-sum Bm v``).
 * ``Synaptic`` [3]: (S1) with ``alpha_s = clamp(alpha, 0, 1)``; resets as for
   ``Leaky``.  **zero reset left out**: snnTorch zeroes the whole new potential,
   ``u_t = (1 - r_t)(beta^ u_{t-1} + syn_t)`` (the input of the step is lost),
@@ -56,10 +59,22 @@ those intermediate values), so those variants are in :data:`NEURONS` and
 mapped, but not in :func:`cases`; ``tests/test_verify_snntorch.py`` shows
 numerically that their error is at the float32 level and nothing worse.
 
+Two more float32 roundings, avoided by the choice of case parameters and
+shown by the tests: ``sigmoid`` and ``spike_rate_escape`` form
+``grad_output * slope`` in float32 (exact for a power-of-two slope, so the
+cases use slope 16; the default 25 gives ~1e-8), and a 0-dim ``threshold``
+makes ``reset * threshold`` a float32 tensor, so ``dL/dthreshold`` through
+the subtract reset is summed in float32 (the cases use per-neuron
+thresholds; :func:`layer_map` notes it).  In a stack (``lifgrad.verify.model``)
+the gradient entering a hidden layer's spike is ``W^T dL/dI``, not
+float32-exact, so every layer below the last is float32-limited too.
+
 ``RLeaky(all_to_all=True)`` cannot run in float64 at all as shipped: the
 float32 spike reaches a float64 ``nn.Linear`` and torch raises "mat1 and mat2
 must have the same dtype".  :func:`peer_forward` casts the spike to float64 at
-the Linear's input (a forward pre-hook, parameter names unchanged).
+the Linear's input (a forward pre-hook, parameter names unchanged), and
+returns the spikes cast to float64 (a float64 ``Linear`` after a snnTorch
+neuron raises the same error).
 """
 from __future__ import annotations
 
@@ -160,17 +175,6 @@ def surrogate_of(module):
 def _np(x):
     return x.detach().cpu().numpy().astype(np.float64) if torch.is_tensor(x) \
         else np.asarray(x, np.float64)
-
-
-def _variant_of(module):
-    """The NEURONS variant a module is (None if not listed)."""
-    kind = _module_name(module)
-    reset = module.reset_mechanism
-    if kind == "RLeaky":
-        v = f"{'all-to-all' if module.all_to_all else 'one-to-one'} {reset}"
-    else:
-        v = reset if module.reset_delay else f"{reset} immediate"
-    return v
 
 
 def layer_map(module) -> LayerMap:
@@ -295,7 +299,8 @@ def _cast_spike_hook(mod, args):
 
 def peer_forward(module, I):
     """Run ``module`` over the T steps of ``I`` (a ``(T, B, N)`` tensor) from zero state;
-    return ``(spk, mem)`` stacked ``(T, B, N)`` (mem as snnTorch stores/returns it)."""
+    return ``(spk, mem)`` stacked ``(T, B, N)`` (mem as snnTorch stores/returns it,
+    spk cast from snnTorch's float32 to mem's dtype)."""
     if isinstance(module, snn.RLeaky) and isinstance(getattr(module, "recurrent", None),
                                                      torch.nn.Linear):
         if not getattr(module.recurrent, "_lifgrad_cast", False):
@@ -307,7 +312,11 @@ def peer_forward(module, I):
         out = module(I[t])
         spks.append(out[0] if isinstance(out, tuple) else out)
         mems.append(module.mem)
-    return torch.stack(spks), torch.stack(mems)
+    mem = torch.stack(mems)
+    # snnTorch's spike is float32; cast to the model's dtype so that a float64 Linear
+    # can read it (a float64 snnTorch stack otherwise raises a dtype error).  The
+    # cast's backward rounds the incoming gradient to float32, as snnTorch does anyway.
+    return torch.stack(spks).to(mem.dtype), mem
 
 
 def _parse(neuron, variant):
