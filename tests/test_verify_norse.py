@@ -67,14 +67,14 @@ def test_unsupported_module_raises():
         nv.layer_map(nt.LIFAdExCell())
 
 
-@pytest.mark.parametrize("change", ["detach flipped", "hard forward not strict", "tau_syn off"])
+@pytest.mark.parametrize("change", ["detach flipped", "tanh for super", "tau_syn off"])
 def test_wrong_mapping_is_detected(change):
     k = nv.build_case("LIFCell", "v_leak,v_reset")
     m = nv.layer_map(k.module)
     if change == "detach flipped":
         m = m._replace(config=m.config.replace(detach_reset=True))
-    elif change == "hard forward not strict":  # and the surrogate scaled: super != tanh
-        m = m._replace(config=m.config.replace(strict=False, surrogate="norse.tanh"))
+    elif change == "tanh for super":
+        m = m._replace(config=m.config.replace(surrogate="norse.tanh"))
     else:
         m = m._replace(params=m.params._replace(alpha_s=np.asarray(m.params.alpha_s) * 0.999))
     rep = nv.check(k, m)

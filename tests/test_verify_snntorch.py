@@ -4,7 +4,7 @@ Every case of ``cases()`` must agree to 1e-10 (relative, float64) with identical
 spikes.  The variants left out of ``cases()`` (``FLOAT32_LIMITED``: immediate
 subtract/zero reset and every RLeaky) are shown here to be limited by
 snnTorch's float32 spike only: the same module with a float64 copy of the
-surrogate agrees to ~1e-15.  See derivations/peers_snntorch.md.
+surrogate agrees to ~1e-15.  See derivations/peers.md (snnTorch).
 """
 import numpy as np
 import pytest

@@ -42,6 +42,10 @@ def _pairs(model):
         lin, neu = mods[i], mods[i + 1]
         if not isinstance(lin, torch.nn.Linear):
             raise ValueError(f"model[{i}]: expected torch.nn.Linear, got {type(lin).__name__}")
+        if hasattr(neu, "input_weights"):
+            raise ValueError(f"model[{i + 1}]: {type(neu).__name__} carries its own input weights; "
+                             f"compare() supports Linear + feed-forward neuron pairs (check "
+                             f"recurrent cells with lifgrad.verify.norse.run_case)")
         pairs.append((i, lin, neu, adapter_for(neu)))
     return pairs
 

@@ -1,4 +1,4 @@
-"""Norse 1.1.0 against lifgrad (``derivations/peers_norse.md``).
+"""Norse 1.1.0 against lifgrad (``derivations/peers.md (Norse)``).
 
 Norse writes its cells as forward-Euler steps with inverse time constants
 (``dt`` default 1e-3).  With ``c = dt*tau_mem_inv`` and
@@ -172,7 +172,7 @@ def layer_map(module_or_params, dt=None) -> LayerMap:
 
     For ``LIFRecurrentCell`` the map is on the feed-forward current
     ``x W_in^T`` (its ``param_grads`` gives everything but ``input_weights``;
-    :func:`run_case` forms that one and ``dL/dx``)."""
+    :func:`check` forms that one and ``dL/dx``)."""
     import norse.torch as nt
     from norse.torch.functional.reset import reset_subtract, reset_value
     kind, p, mdt, module = _kind(module_or_params)

@@ -4,7 +4,7 @@ Maps a constructed (float64) snnTorch neuron module onto lifgrad's canonical
 cell, runs both on the same input and compares spikes, membrane and every
 gradient with :func:`lifgrad.verify.common.check_layer`.  The full mapping,
 with the equations read from the installed snnTorch source, is in
-``derivations/peers_snntorch.md``; numbers in brackets below refer to it,
+``derivations/peers.md (snnTorch)``; numbers in brackets below refer to it,
 tags (A*), (S*), (R*) to ``derivations/lif_adjoint.md``, ``synaptic.md``,
 ``recurrent.md``.
 
@@ -53,7 +53,7 @@ where the spike also feeds something: the immediate reset (``reset_delay=False``
 subtract and zero: the gradient ``-theta dL/dm_t`` or ``-u_t dL/dm_t`` enters the
 float32 spike) and every ``RLeaky`` (the recurrent gradient ``R^T dL/dJ_{t+1}``).
 There snnTorch's gradients carry float32 rounding (measured ~1e-9 to 1e-7
-relative, see ``derivations/peers_snntorch.md``), which lifgrad does not
+relative, see ``derivations/peers.md (snnTorch)``), which lifgrad does not
 reproduce (there is no principled float64 computation that rounds exactly
 those intermediate values), so those variants are in :data:`NEURONS` and
 mapped, but not in :func:`cases`; ``tests/test_verify_snntorch.py`` shows

@@ -43,7 +43,7 @@ returned post-reset ``v_seq`` (``post_reset=True``): ``H - theta s`` (soft) or
 ``detach_reset`` (``lifgrad.verify.common.reported_membrane``).  ``mem='h'``
 puts it on the pre-reset ``H_t`` instead, recomputed from SpikingJelly's own
 ``v_seq[t-1]`` with its charge expression (bitwise equal to its ``H``).
-See ``derivations/peers_spikingjelly.md``.
+See ``derivations/peers.md (SpikingJelly)``.
 """
 from __future__ import annotations
 
