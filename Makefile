@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: demo test check bench clean venv peers
+.PHONY: demo test check bench clean venv peers fashion-mnist
 
 $(VENV)/.stamp-base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,16 @@ $(VENV)/.stamp-peers: $(VENV)/.stamp-base
 
 peers: $(VENV)/.stamp-peers
 
-test: $(VENV)/.stamp-peers
+# Fashion-MNIST for the tests that need it: Debian's package, when apt-get is
+# available and we may use it; otherwise those tests skip with the reason.
+fashion-mnist:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
+	  || echo "note: could not install dataset-fashion-mnist; its tests will skip"; \
+	else echo "note: apt-get unavailable; Fashion-MNIST tests will skip"; fi
+
+test: $(VENV)/.stamp-peers fashion-mnist
 	$(PY) -m pytest -q -ra
 
 clean:
