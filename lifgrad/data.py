@@ -65,11 +65,17 @@ def read_idx(path):
     code, ndim = data[2], data[3]
     if code not in dtypes:
         raise ValueError(f"{path}: unknown IDX element type 0x{code:02x}")
+    if len(data) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: truncated IDX header ({ndim} dimensions declared, "
+                         f"{len(data)} bytes in the file)")
     shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    arr = np.frombuffer(data, dtype=dtypes[code], offset=4 + 4 * ndim)
-    if arr.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: expected {int(np.prod(shape))} values for shape {shape}, "
-                         f"found {arr.size}")
+    dt = np.dtype(dtypes[code])
+    n = int(np.prod(shape, dtype=np.int64))
+    body = len(data) - (4 + 4 * ndim)
+    if body != n * dt.itemsize:
+        raise ValueError(f"{path}: expected {n} values for shape {shape}, "
+                         f"found {body / dt.itemsize:g}")
+    arr = np.frombuffer(data, dtype=dt, offset=4 + 4 * ndim)
     return arr.reshape(shape)
 
 
@@ -129,6 +135,8 @@ def batches(x, y, batch_size, rng=None, drop_last=False):
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
     n = len(x)
+    if len(y) != n:
+        raise ValueError(f"y: expected {n} labels (one per sample of x), got {len(y)}")
     order = rng.permutation(n) if rng is not None else np.arange(n)
     stop = n - n % batch_size if drop_last else n
     for i in range(0, stop, batch_size):

@@ -36,8 +36,10 @@ def poisson(x, T, rng, gain=1.0):
     """Bernoulli spikes with probability ``clip(gain * x, 0, 1)`` at each step
     (snnTorch ``spikegen.rate``)."""
     x, T = _data(x), _T(T)
-    if rng is None:
-        raise ValueError("rng: poisson encoding needs a numpy Generator (seeded)")
+    if rng is None or not hasattr(rng, "random"):
+        raise ValueError(f"rng: poisson encoding needs a numpy Generator (seeded), got {rng!r}")
+    if not np.isfinite(gain):
+        raise ValueError(f"gain: expected a finite number, got {gain!r}")
     p = np.clip(gain * x, 0.0, 1.0)
     return (rng.random((T,) + x.shape) < p).astype(np.float32)
 
@@ -48,6 +50,10 @@ def latency(x, T, rng=None, tau=5.0, threshold=0.01, linear=False, normalize=Tru
     code ``t = tau (1 - x)``; ``normalize`` stretches the codes to [0, T-1];
     inputs below ``threshold`` (log code) or beyond the window never spike."""
     x, T = _data(x), _T(T)
+    if not (np.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau: expected a finite number > 0, got {tau!r}")
+    if not (0 < threshold < 1):
+        raise ValueError(f"threshold: expected a number in (0, 1), got {threshold!r}")
     if linear:
         t = tau * (1.0 - x)
         if normalize:

@@ -40,12 +40,34 @@ def _softmax_ce(z, y):
     return L, g / B
 
 
+def _float(arr, name):
+    """``arr`` as a float array: float32/float64 kept, anything else (bool or
+    integer spikes) as float64, so the injected gradient is not truncated."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: expected real numbers, got dtype {arr.dtype}")
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    return arr
+
+
+def _targets(y, B, C, on, off):
+    """snnTorch's ``spikegen.targets_convert(y, C, on_target=on, off_target=off)``:
+    ``max(onehot * on, off)`` when ``on > off`` (so an ``off < 0`` becomes 0 on
+    the wrong classes), else ``onehot * on + (1 - onehot) * off`` (LS6)."""
+    onehot = np.zeros((B, C))
+    onehot[np.arange(B), y] = 1.0
+    if on > off:
+        return np.maximum(onehot * on, off)
+    return onehot * on + (1.0 - onehot) * off
+
+
 def _check(arr, y, name):
     if arr is None:
         raise ValueError(f"{name}: this loss needs the output {'spikes' if name == 'v' else 'membrane'}")
-    arr = np.asarray(arr)
-    if arr.ndim != 3:
-        raise ValueError(f"{name}: expected shape (T, B, C), got {arr.shape}")
+    arr = _float(arr, name)
+    if arr.ndim != 3 or 0 in arr.shape:
+        raise ValueError(f"{name}: expected shape (T, B, C) with no empty axis, got {arr.shape}")
     y = np.asarray(y)
     if y.shape != (arr.shape[1],) or y.dtype.kind not in "iu":
         raise ValueError(f"y: expected integer labels of shape ({arr.shape[1]},), got "
@@ -101,11 +123,10 @@ def ce_max_membrane(v, u, y):
 def mse_count(v, u, y, correct_rate=1.0, incorrect_rate=0.0):
     """snnTorch ``mse_count_loss``: ``L = mean_{b,c}(sum_t v - target)^2 / T``
     with targets ``int(T correct_rate)`` on the label, ``int(T incorrect_rate)``
-    elsewhere (LS5)."""
+    elsewhere (LS5), built as snnTorch's ``targets_convert`` (see mse_membrane)."""
     v, y = _check(v, y, "v")
     T, B, C = v.shape
-    target = np.full((B, C), float(int(T * incorrect_rate)))
-    target[np.arange(B), y] = float(int(T * correct_rate))
+    target = _targets(y, B, C, int(T * correct_rate), int(T * incorrect_rate))
     diff = v.sum(axis=0) - target
     L = float(np.mean(diff ** 2)) / T
     g = 2.0 * diff / (B * C * T)
@@ -114,14 +135,13 @@ def mse_count(v, u, y, correct_rate=1.0, incorrect_rate=0.0):
 
 def mse_membrane(v, u, y, on_target=1.0, off_target=0.0):
     """snnTorch ``mse_membrane_loss``: ``L = (1/T) sum_t mean_{b,c}(u_t - tgt)^2``
-    with ``tgt = max(onehot * on_target, off_target)`` elementwise (LS6) —
-    snnTorch's construction, so an ``off_target < 0`` with ``on_target > 0`` is
-    silently 0 on the wrong classes, as in snnTorch."""
+    with snnTorch's target: ``tgt = max(onehot * on_target, off_target)``
+    elementwise when ``on_target > off_target`` (LS6) — so an ``off_target < 0``
+    with ``on_target > 0`` is silently 0 on the wrong classes, as in snnTorch —
+    and ``on_target`` / ``off_target`` exactly otherwise."""
     u, y = _check(u, y, "u")
     T, B, C = u.shape
-    onehot = np.zeros((B, C))
-    onehot[np.arange(B), y] = 1.0
-    tgt = np.maximum(onehot * on_target, off_target)
+    tgt = _targets(y, B, C, on_target, off_target)
     diff = u - tgt
     L = float(np.mean(diff ** 2))            # = (1/T) sum_t mean_{b,c}
     return Loss(L, None, (2.0 * diff / (T * B * C)).astype(u.dtype))
@@ -130,7 +150,9 @@ def mse_membrane(v, u, y, on_target=1.0, off_target=0.0):
 def l1_rate(v, lam=1e-5):
     """Spike-count regulariser ``L = lam * sum(v) / B`` (LS7): ``dv = lam / B``.
     (snnTorch's ``l1_rate_sparsity`` sums without the 1/B.)"""
-    v = np.asarray(v)
+    v = _float(v, "v")
+    if v.ndim != 3 or 0 in v.shape:
+        raise ValueError(f"v: expected shape (T, B, N) with no empty axis, got {v.shape}")
     B = v.shape[1]
     return Loss(lam * float(v.sum()) / B, np.full(v.shape, lam / B, v.dtype), None)
 
@@ -138,7 +160,9 @@ def l1_rate(v, lam=1e-5):
 def accuracy(v, y, u=None):
     """Fraction of samples whose largest spike count (ties broken by the summed
     membrane when given, else by the lowest index) is the label."""
-    v = np.asarray(v)
+    v, y = _check(v, y, "v")
+    if u is not None and np.shape(u) != v.shape:
+        raise ValueError(f"u: expected the shape of v {v.shape}, got {np.shape(u)}")
     count = v.sum(axis=0).astype(np.float64)
     if u is not None:
         # tie-break: a tiny fraction of the mean membrane, below one spike

@@ -276,6 +276,20 @@ class Sequential:
     def n_in(self):
         return self.layers[0].n_in
 
+    def replace_configs(self, fn):
+        """A network sharing this one's parameters whose layer configurations
+        are ``fn(index, layer, config)`` (readout layers are left as they are).
+        Used to switch the forward mode or the surrogate amplitudes."""
+        import copy
+        new = copy.copy(self)
+        new.layers = []
+        for i, layer in enumerate(self.layers):
+            lay = copy.copy(layer)
+            if not layer.readout:
+                lay.config = fn(i, layer, layer.config)
+            new.layers.append(lay)
+        return new
+
     def _layer_params(self, params, i):
         prefix = f"layer{i}."
         return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
@@ -338,12 +352,13 @@ class Sequential:
         return h, NetTrace(traces)
 
     def backward(self, trace, dv=None, du=None, params=None, need_input_grad=False,
-                 layer_dv=None):
+                 layer_dv=None, record=None):
         """Gradients of every parameter, given ``dv = dL/dv`` and ``du = dL/du``
         of the top layer (each ``(T, B, n_out)`` or ``None``; for a readout top
         layer only ``du`` is meaningful).  ``layer_dv`` optionally adds direct
         ``dL/dv`` of lower layers, ``{layer index: (T, B, n)}`` (e.g. a spike
-        regulariser).
+        regulariser).  ``record``, a dict, receives ``record[i] = ubar_i``, the
+        error ``dL/dI`` of layer i, for every layer (the gradient-flow tools).
 
         Returns a dict with the keys of ``params`` (plus ``"x"`` when
         ``need_input_grad``).  Layer by layer from the top (A20), (A21).
@@ -380,6 +395,8 @@ class Sequential:
             parts = _backward_impl(tr, P, R, layer.config, dv, du)
             lg = reduce_grads(parts, neuron, tr, layer.config)
             ubar = parts.dI                                  # (T, B, N) or (B, N) if static
+            if record is not None:
+                record[i] = ubar
             ub2 = ubar.reshape(-1, layer.n_out)
             x2 = x.reshape(-1, layer.n_in)
             grads[f"layer{i}.W"] = ub2.T @ x2                                    # (A20b), (A21)

@@ -21,6 +21,12 @@ def _check_lr(lr):
     return float(lr)
 
 
+def _check_nonneg(name, val):
+    if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) or val < 0:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {val!r}")
+    return float(val)
+
+
 def clip_grad_norm(grads, max_norm):
     """Scale all gradients together so their global L2 norm is at most
     ``max_norm`` (in place); return the norm before clipping."""
@@ -44,7 +50,7 @@ class _Optimizer:
         out = {"t": np.array(self.t), "lr": np.array(self.lr)}
         for k, arrs in self.state.items():
             for j, a in enumerate(arrs):
-                out[f"{k}::{j}"] = a
+                out[f"{k}::{j}"] = a.copy()     # a snapshot: steps update the buffers in place
         return out
 
     def load_state_dict(self, d):
@@ -61,12 +67,15 @@ class _Optimizer:
         missing = set(params) - set(grads)
         if missing:
             raise ValueError(f"grads: missing {sorted(missing)}")
-        self.t += 1
-        for k in params:
+        gs = {}
+        for k in params:                 # validate everything before touching anything
             p, g = params[k], np.asarray(grads[k], params[k].dtype)
             if g.shape != p.shape:
                 raise ValueError(f"grads[{k!r}]: expected shape {p.shape}, got {g.shape}")
-            self._update(k, p, g)
+            gs[k] = g
+        self.t += 1
+        for k in params:
+            self._update(k, params[k], gs[k])
 
 
 class SGD(_Optimizer):
@@ -79,7 +88,8 @@ class SGD(_Optimizer):
             raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
         if nesterov and momentum == 0:
             raise ValueError("nesterov: needs momentum > 0")
-        self.momentum, self.nesterov, self.weight_decay = momentum, bool(nesterov), weight_decay
+        self.momentum, self.nesterov = momentum, bool(nesterov)
+        self.weight_decay = _check_nonneg("weight_decay", weight_decay)
 
     def _update(self, k, p, g):
         if self.weight_decay:
@@ -108,7 +118,8 @@ class Adam(_Optimizer):
             raise ValueError(f"betas: expected two numbers in [0, 1), got {betas!r}")
         if not eps > 0:
             raise ValueError(f"eps: expected a number > 0, got {eps!r}")
-        self.b1, self.b2, self.eps, self.weight_decay = b1, b2, eps, weight_decay
+        self.b1, self.b2, self.eps = b1, b2, eps
+        self.weight_decay = _check_nonneg("weight_decay", weight_decay)
 
     def _update(self, k, p, g):
         if self.weight_decay:
@@ -153,6 +164,9 @@ class StepLR:
         self.base = _check_lr(lr)
         if not (isinstance(step_size, int) and step_size >= 1):
             raise ValueError(f"step_size: expected an integer >= 1, got {step_size!r}")
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or \
+                not math.isfinite(gamma) or gamma <= 0:
+            raise ValueError(f"gamma: expected a finite number > 0, got {gamma!r}")
         self.step_size, self.gamma = step_size, gamma
 
     def __call__(self, epoch):
@@ -166,7 +180,7 @@ class CosineLR:
         self.base = _check_lr(lr)
         if not (isinstance(epochs, int) and epochs >= 1):
             raise ValueError(f"epochs: expected an integer >= 1, got {epochs!r}")
-        self.epochs, self.min_lr = epochs, min_lr
+        self.epochs, self.min_lr = epochs, _check_nonneg("min_lr", min_lr)
 
     def __call__(self, epoch):
         e = min(epoch, self.epochs)

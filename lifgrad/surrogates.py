@@ -412,6 +412,15 @@ class Surrogate:
         out = self.family.G_np(x, np.zeros_like(x), *self._p3())
         return np.asarray(out, dtype=x.dtype if x.dtype.kind == "f" else np.float64)
 
+    def mass(self, d):
+        """Window mass ``G(d) - G(-d)``: the integral of ``g`` over ``[-d, d]``
+        (amplitude and clip not applied).  For the sigmoid family it is
+        ``tanh(k d / 2)``.  Needs a primitive."""
+        d = np.asarray(d, dtype=np.float64)
+        if np.any(d < 0) or not np.all(np.isfinite(d)):
+            raise ValueError(f"d: expected finite half-widths >= 0, got {d}")
+        return self.G(d) - self.G(-d)
+
     def kernel_args(self):
         """(code, p0, p1, p2, scale, clip_lo, clip_hi) as plain numbers for kernels."""
         p0, p1, p2 = self._p3()

@@ -126,3 +126,25 @@ def test_non_numeric_parameter_is_type_error():
 def test_primitive_missing_raises():
     with pytest.raises(ValueError, match="has no primitive"):
         sgs.get("straight_through").G(np.zeros(2))
+
+
+@pytest.mark.parametrize("name", WITH_PRIMITIVE)
+def test_window_mass_matches_quadrature(name):
+    s = sgs.get(name)
+    for d in (0.05, 0.3, 1.0, 2.5):
+        q, _ = scipy.integrate.quad(lambda z: float(s.g(np.array(z))), -d, d, limit=200,
+                                    points=[0.0] + [p for p in (-1.0, 1.0, -0.5, 0.5) if abs(p) < d])
+        assert float(s.mass(d)) == pytest.approx(q, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("k", [0.5, 4.0, 25.0])
+def test_sigmoid_window_mass_is_tanh(k):
+    d = np.linspace(0, 3, 31)
+    np.testing.assert_allclose(sgs.get("sigmoid", k=k).mass(d), np.tanh(k * d / 2), rtol=1e-12, atol=1e-15)
+
+
+def test_mass_needs_a_primitive_and_a_valid_width():
+    with pytest.raises(ValueError, match="has no primitive"):
+        sgs.get("straight_through").mass(1.0)
+    with pytest.raises(ValueError, match="d: expected finite half-widths >= 0"):
+        sgs.get("sigmoid").mass(-1.0)
