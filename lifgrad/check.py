@@ -362,14 +362,15 @@ def kernel_vs_reference(config, dtype="float64", seed=0, T=16, B=4, N=37, gamma_
     res = {}
     for be in ("reference", backend):
         cfg = config.replace(backend=be)
-        v, tr = lif_forward(I, params, cfg, u0=u0, s0=s0, a0=a0)
+        draws = np.random.default_rng(seed + 12345)      # same spikes draws for both backends
+        v, tr = lif_forward(I, params, cfg, u0=u0, s0=s0, a0=a0, rng=draws)
         g = lif_backward(tr, params, cfg, dv=dv, du=du)
         res[be] = dict(u=tr.u, v=v, **{k: val for k, val in g._asdict().items() if val is not None})
         for k in ("s", "a"):
             if getattr(tr, k) is not None:
                 res[be][k] = getattr(tr, k)
         # a static input exercises the (1, B, N) path
-        vs, trs = lif_forward(I[0], params, cfg, u0=u0, T=T)
+        vs, trs = lif_forward(I[0], params, cfg, u0=u0, T=T, rng=draws)
         gs = lif_backward(trs, params, cfg, dv=dv)
         res[be]["v_static"] = vs
         res[be]["I_static"] = gs.I

@@ -20,7 +20,7 @@ __all__ = ["LIFConfig", "LIFParams", "RESETS", "FORWARDS", "BACKENDS",
            "alpha_from_tau", "tau_from_alpha"]
 
 RESETS = ("subtract", "zero", "none")
-FORWARDS = ("hard", "smooth")
+FORWARDS = ("hard", "smooth", "stochastic")
 BACKENDS = ("cpu", "reference")
 RECURRENT = ("one", "all")
 _RESET_ALIASES = {"hard": "zero"}
@@ -48,7 +48,8 @@ class LIFConfig:
     reset:        'subtract' (default), 'zero' (alias 'hard') or 'none'     (A2)-(A4)
     detach_reset: drop the gradient through the reset's spike               (A11)
     strict:       fire at u > theta instead of u >= theta (snnTorch, Norse)  (A5)
-    forward:      'hard' (Heaviside) or 'smooth' (surrogate primitive)      (A5), (A6)
+    forward:      'hard' (Heaviside), 'smooth' (surrogate primitive G) or
+                  'stochastic' (Bernoulli(G), escape noise; needs rng=)     (A5), (A6), (T7)
     surrogate:    a name from :func:`lifgrad.surrogates.names` or a Surrogate
     backend:      'cpu' (Numba, default) or 'reference' (NumPy)
     dtype:        None (follow the input; integers/bools become float64),
@@ -90,8 +91,8 @@ class LIFConfig:
             if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
                 raise ValueError(f"dtype: expected None, 'float32' or 'float64', got {self.dtype!r}")
             object.__setattr__(self, "dtype", dt.name)
-        if self.forward == "smooth" and not self.surrogate.has_primitive:
-            raise ValueError(f"forward='smooth' needs a surrogate with a primitive; "
+        if self.forward in ("smooth", "stochastic") and not self.surrogate.has_primitive:
+            raise ValueError(f"forward={self.forward!r} needs a surrogate with a primitive; "
                              f"{self.surrogate.name!r} has none")
 
     def replace(self, **changes) -> "LIFConfig":
@@ -103,7 +104,7 @@ class LIFConfig:
 
     def mode(self) -> tuple:
         """The flags the kernels read, see ``lifgrad.reference`` (M_*)."""
-        return (self.reset_code, int(self.strict), int(self.forward == "smooth"),
+        return (self.reset_code, int(self.strict), FORWARDS.index(self.forward),
                 int(self.detach_reset), int(self.synaptic), int(self.adaptive),
                 int(self.recurrent == "one"))
 

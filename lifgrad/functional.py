@@ -149,7 +149,8 @@ def _resolve_state(arg, value, B, N, dtype):
     return np.broadcast_to(a, (B, N)).astype(dtype), a.shape
 
 
-def lif_forward(I, params=LIFParams(), config=None, u0=None, T=None, s0=None, a0=None):
+def lif_forward(I, params=LIFParams(), config=None, u0=None, T=None, s0=None, a0=None,
+                rng=None):
     """Simulate one layer of LIF cells; return ``(v, trace)``.
 
     I:      input current ``(T, B, N)``, or ``(B, N)`` together with ``T=`` for a
@@ -159,6 +160,8 @@ def lif_forward(I, params=LIFParams(), config=None, u0=None, T=None, s0=None, a0
             forward, atan surrogate).
     u0, s0, a0: initial membrane, synaptic current and adaptation; each a
             scalar, ``(N,)`` or ``(B, N)``; default 0.
+    rng:    a ``numpy.random.Generator``, required by ``forward='stochastic'``
+            (its uniform draws decide the spikes, (T7)).
 
     ``v`` is ``(T, B, N)`` in the input's float dtype; ``trace`` feeds
     :func:`lif_backward`.  Equations (A2)-(A6), (S1), (R1), (L1), (L2).
@@ -192,13 +195,23 @@ def lif_forward(I, params=LIFParams(), config=None, u0=None, T=None, s0=None, a0
         state0[j], shape = _resolve_state(arg, val, B, N, dtype)
         shapes0.append(shape)
     I3 = np.ascontiguousarray(I[None] if static else I, dtype=dtype)
-    return _forward_impl(I3, static, T, P, R, config, state0, tuple(shapes0))
+    return _forward_impl(I3, static, T, P, R, config, state0, tuple(shapes0), rng=rng)
 
 
-def _forward_impl(I3, static, T, P, R, config, state0, shapes0=(None, None, None)):
+def _random_draws(config, rng, shape):
+    if config.forward != "stochastic":
+        return np.zeros((1, 1, 1))
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError("rng: forward='stochastic' needs a numpy.random.Generator "
+                        f"(e.g. numpy.random.default_rng(seed)), got {type(rng).__name__}")
+    return rng.random(shape)
+
+
+def _forward_impl(I3, static, T, P, R, config, state0, shapes0=(None, None, None), rng=None):
     """Unvalidated forward on packed arrays (used by networks); returns (v, Trace)."""
     B, N = I3.shape[1:]
     dtype = I3.dtype
+    rnd = _random_draws(config, rng, (T, B, N))
     u = np.empty((T, B, N), dtype)
     v = np.empty((T, B, N), dtype)
     dummy = np.zeros((1, 1, 1), dtype)
@@ -208,10 +221,10 @@ def _forward_impl(I3, static, T, P, R, config, state0, shapes0=(None, None, None
     mode, sg = config.mode(), config.surrogate.kernel_args()
     if R is None:
         with _threads(config, u.size):
-            be.cell_forward_scan(I3, static, 0, T, state0, P, mode, sg, u, v, s, a)
+            be.cell_forward_scan(I3, static, 0, T, state0, P, mode, sg, rnd, u, v, s, a)
     else:
         be.cell_forward_recurrent(I3, static, state0, P, np.ascontiguousarray(R.T), mode, sg,
-                                  u, v, s, a)                             # (R1)
+                                  rnd, u, v, s, a)                        # (R1)
     trace = Trace(u, v, s if config.synaptic else None, a if config.adaptive else None,
                   state0, static, shapes0)
     return v, trace

@@ -303,10 +303,11 @@ class Sequential:
                 raise ValueError(f"params[{k!r}]: expected shape {self.params[k].shape}, "
                                  f"got {np.shape(v)}")
 
-    def forward(self, x, params=None, T=None):
+    def forward(self, x, params=None, T=None, rng=None):
         """Run the network on ``x`` ``(T, B, n_in)``, or static ``(B, n_in)`` with ``T=``.
 
-        Returns ``(v_top, NetTrace)``; ``v_top`` is ``(T, B, n_out)``.
+        Returns ``(v_top, NetTrace)``; ``v_top`` is ``(T, B, n_out)``.  ``rng``
+        (a numpy Generator) drives layers with ``forward='stochastic'``.
         """
         params = self.params if params is None else params
         self._check_params(params)
@@ -346,7 +347,8 @@ class Sequential:
             P = neuron.packed(layer.n_out, self.dtype, layer.config)
             R = neuron.recurrent_matrix(layer.n_out, self.dtype, layer.config)
             state0 = np.zeros((3, B, layer.n_out), self.dtype)
-            v, tr = _forward_impl(I[None] if static else I, static, T, P, R, layer.config, state0)
+            v, tr = _forward_impl(I[None] if static else I, static, T, P, R, layer.config, state0,
+                                  rng=rng)
             traces.append(LayerTrace(h, tr))
             h, static = (tr.u if layer.readout else v), False
         return h, NetTrace(traces)

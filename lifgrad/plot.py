@@ -120,7 +120,7 @@ def _as_array(name, a, ndim):
 def training_curves(history, path, title="Training curves"):
     """Loss (left) and train/test accuracy (right) per epoch; returns ``path``."""
     rows = _history(history)
-    fig = _figure(10, 4)
+    fig = _figure(10, 4.6)
     ax_l, ax_a = fig.subplots(1, 2)
     e, loss = _column(rows, "loss")
     ax_l.plot(e, loss, "o-", color=_COLORS[0], label="training loss")
@@ -132,15 +132,12 @@ def training_curves(history, path, title="Training curves"):
                           ("test_acc", "test (after the epoch)", _COLORS[1])):
         e, acc = _column(rows, key)
         if len(acc):
-            ax_a.plot(e, 100 * acc, "o-", color=c, label=label)
-    e, acc = _column(rows, "test_acc")
-    if len(acc):
-        ax_a.annotate(f"{100 * acc[-1]:.2f} %", (e[-1], 100 * acc[-1]),
-                      textcoords="offset points", xytext=(-8, -16), ha="right", color=_COLORS[1])
+            ax_a.plot(e, 100 * acc, "o-", color=c,
+                      label=f"{label}: last {100 * acc[-1]:.2f} %, best {100 * acc.max():.2f} %")
     ax_a.set_ylabel("accuracy (%)")
     ax_a.set_title("Accuracy")
     _epoch_axis(ax_a, rows)
-    ax_a.legend(loc="lower right")
+    ax_a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=9, frameon=False)
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
@@ -206,20 +203,28 @@ def membrane_traces(u, v, theta, path, sample=0, neurons=(0, 1, 2),
     if not neurons or any(not -N <= k < N for k in neurons):
         raise ValueError(f"neurons: expected indices below {N}, got {neurons}")
     th = np.broadcast_to(np.asarray(theta, dtype=float), (N,))
-    fig = _figure(8, 1.2 + 1.9 * len(neurons))
+    fig = _figure(8, 1.4 + 1.9 * len(neurons))
     axes = np.atleast_1d(fig.subplots(len(neurons), 1, sharex=True, squeeze=False)[:, 0])
     t = np.arange(T)
     for ax, k in zip(axes, neurons):
-        ax.plot(t, u[:, k], "-", color=_COLORS[0], lw=1.5, label="membrane u")
-        ax.axhline(th[k], color=_COLORS[1], ls="--", lw=1.2, label=f"threshold θ = {th[k]:g}")
+        ax.plot(t, u[:, k], "-", color=_COLORS[0], lw=1.5, label="membrane u (before reset)")
+        ax.axhline(th[k], color=_COLORS[1], ls="--", lw=1.2, label="threshold θ")
         st = np.nonzero(v[:, k])[0]
-        ax.plot(st, u[st, k], "v", color=_COLORS[1], ms=7, label=f"spike ({len(st)})")
-        ax.set_ylabel(f"neuron {k}\nu")
+        ax.plot(st, u[st, k], "v", color=_COLORS[1], ms=7, label="spike")
+        lo, hi = min(float(u[:, k].min()), th[k]), max(float(u[:, k].max()), th[k])
+        pad = 0.12 * (hi - lo) if hi > lo else 0.5
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_ylabel("u")
+        ax.text(1.01, 0.5, f"neuron {k}\nθ = {th[k]:g}\n{len(st)} spike{'s' * (len(st) != 1)}",
+                transform=ax.transAxes, va="center", ha="left", fontsize=9)
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8, ncol=3, framealpha=0.8)
     axes[-1].set_xlabel("time step")
-    axes[0].set_title(f"{title} (sample {sample})")
-    fig.tight_layout()
+    axes[-1].set_xlim(-0.5, T - 0.5)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.suptitle(f"{title} (sample {sample})")
+    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=9,
+               bbox_to_anchor=(0.5, 0.955), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return _save(fig, path)
 
 
@@ -248,8 +253,8 @@ def surrogate_shapes(names, path, x=(-3.0, 3.0), title="Surrogate derivatives"):
             ax_G.plot(xs, s.G(xs), color=c, lw=1.6, label=label)
         else:
             without.append(s.name)
-    ax_G.plot(xs, (xs >= 0).astype(float), color="black", lw=1, ls=":",
-              label="Heaviside step")
+    (step,) = ax_G.plot(xs, (xs >= 0).astype(float), color="black", lw=1, ls=":",
+                        label="Heaviside step (the forward)")
     ax_g.set_title("derivative g(x)")
     ax_g.set_xlabel("x = u − θ")
     ax_g.set_ylabel("g(x)")
@@ -259,9 +264,13 @@ def surrogate_shapes(names, path, x=(-3.0, 3.0), title="Surrogate derivatives"):
     for ax in (ax_g, ax_G):
         ax.grid(True, alpha=0.3)
         ax.axvline(0, color="gray", lw=0.8)
-        ax.legend(fontsize=8, loc="upper left")
+    ax_G.legend([step], [step.get_label()], fontsize=8, loc="upper left")
+    handles, labels = ax_g.get_legend_handles_labels()
+    ncol = min(len(labels), 4)
+    rows = math.ceil(len(labels) / ncol)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.07 * rows, 1, 1))
     return _save(fig, path)
 
 
@@ -291,7 +300,7 @@ def gradient_norms(history, path, title="Gradient norm per layer"):
     else:
         ax.text(0.5, 0.5, "all gradient norms are zero", transform=ax.transAxes,
                 ha="center", va="center")
-    ax.set_ylabel("‖∂L/∂θ‖ (mean per step)")
+    ax.set_ylabel("gradient norm of the layer's parameters\n(mean over the epoch's steps)")
     ax.set_title(title)
     _epoch_axis(ax, rows)
     ax.grid(True, which="minor", alpha=0.15)

@@ -23,7 +23,8 @@ Tags: ``derivations/lif_adjoint.md`` (A*), ``synaptic.md`` (S*),
 Packed arguments (numbers only, resolved by ``lifgrad.functional``):
 
     P       (8, N)    rows alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r
-    mode    7 ints    reset (0 subtract, 1 zero, 2 none), strict, smooth, detach,
+    mode    7 ints    reset (0 subtract, 1 zero, 2 none), strict, forward (0 hard,
+                      1 smooth, 2 stochastic), detach,
                       synaptic, adaptive, onetoone
     sg      7 numbers surrogate (code, p0, p1, p2, scale, clip_lo, clip_hi)
     state0  (3, B, N) u_0, s_0, a_0
@@ -66,11 +67,13 @@ def _previous(arr, t, init):
     return arr[t - 1] if t > 0 else init
 
 
-def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, u, v, s, a):
+def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
     """Forward steps ``t0 <= t < t1``; the state before ``t0`` is read from the
     trace (or ``state0`` when ``t0 == 0``).  Writes u, v and, when the model
-    has them, s (synaptic) and a (adaptive).  I: (T, B, N) or (1, B, N) static."""
-    reset, strict, smooth, _, synaptic, adaptive, onetoone = mode
+    has them, s (synaptic) and a (adaptive).  I: (T, B, N) or (1, B, N) static.
+    rnd: (T, B, N) uniform numbers in [0, 1) for the stochastic forward, where
+    ``v_t = 1`` if ``rnd_t < G(u_t - theta_t)`` (T7); unused otherwise."""
+    reset, strict, fwd, _, synaptic, adaptive, onetoone = mode
     alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r = P
     zeros = np.zeros_like(state0[0])
     for t in range(t0, t1):
@@ -96,8 +99,10 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, u, v, s, a):
             x = u_t - (theta + beta_a * a_t)                                  # (L2)
         else:
             x = u_t - theta
-        if smooth:
+        if fwd == 1:
             v_t = surrogate_primitive(x, sg)                                  # (A6)
+        elif fwd == 2:                                                        # (T7)
+            v_t = (rnd[t] < surrogate_primitive(x, sg).astype(np.float64)).astype(u.dtype)
         elif strict:
             v_t = (x > 0).astype(u.dtype)                                     # (A5) strict
         else:
@@ -187,7 +192,7 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         dstate0[2] = rho * abar_next if adaptive else zeros                   # (L8)
 
 
-def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, u, v, s, a):
+def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a):
     """Forward of an all-to-all recurrent layer: per step, the product
     ``v_{t-1} R^T`` (R1), then one step of :func:`cell_forward_scan`."""
     T, B, N = u.shape
@@ -199,7 +204,7 @@ def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, u, v, s, a):
         else:
             np.matmul(v[t - 1], RT, out=buf[0])                               # (R1)
             buf[0] += It
-        cell_forward_scan(buf, True, t, t + 1, state0, P, mode, sg, u, v, s, a)
+        cell_forward_scan(buf, True, t, t + 1, state0, P, mode, sg, rnd, u, v, s, a)
 
 
 def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,

@@ -83,3 +83,28 @@ def test_strict_firing_matters_on_exact_hits():
         vs, _ = lif_forward(I, p, LIFConfig(strict=True, backend=backend))
         assert v[:, 0, 0].tolist() == [0, 1, 0, 1]
         assert vs[:, 0, 0].tolist() == [0, 0, 0, 1]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.parametrize("reset", RESETS)
+def test_stochastic_forward_cpu_matches_reference(model, reset, dtype):
+    """Bernoulli(G) spikes from the same uniform draws (T7)."""
+    cfg = model_config(model, reset=reset, forward="stochastic", surrogate=sgs.get("sigmoid"))
+    errs = kernel_vs_reference(cfg, dtype=dtype, gamma_free=(reset == "subtract"), T=10, B=4, N=13)
+    assert max(errs.values()) <= TOL_KERNEL[dtype], errs
+
+
+def test_stochastic_forward_is_seeded_and_fires_with_probability_G():
+    I = np.zeros((4000, 1, 3)) + np.array([-1.0, 0.0, 0.5])      # u - theta = -2, -1, -0.5
+    cfg = LIFConfig(reset="none", forward="stochastic", surrogate=sgs.get("sigmoid", k=2.0))
+    p = LIFParams(alpha=0.0, theta=1.0)
+    v1, _ = lif_forward(I, p, cfg, rng=np.random.default_rng(5))
+    v2, _ = lif_forward(I, p, cfg, rng=np.random.default_rng(5))
+    v3, _ = lif_forward(I, p, cfg, rng=np.random.default_rng(6))
+    np.testing.assert_array_equal(v1, v2)
+    assert not np.array_equal(v1, v3)
+    want = 1 / (1 + np.exp(-2.0 * np.array([-2.0, -1.0, -0.5])))
+    np.testing.assert_allclose(v1[:, 0].mean(axis=0), want, atol=4 * np.sqrt(0.25 / 4000))
+    with pytest.raises(TypeError, match="rng: forward='stochastic' needs a numpy.random.Generator"):
+        lif_forward(I, p, cfg)

@@ -229,13 +229,14 @@ def _G_block(c, a, b, d, x, out, m):
 
 @njit(**_JIT)
 def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba, rr,
-                  mode, sg, one, x64, G64, m):
+                  mode, sg, rt, one, x64, G64, m):
     """One time step of a block of m neurons, (S1), (R1), (A2)-(A6), (L1), (L2).
 
     J holds the input current of the step (plus any all-to-all recurrence) and
     is used as scratch; up, vp, sp, ap hold the previous state and are updated;
-    ut, vt (st, at) are the trace rows of this step."""
-    reset, strict, smooth = mode[0], mode[1], mode[2]
+    ut, vt (st, at) are the trace rows of this step; rt the uniform numbers of
+    the stochastic forward (T7)."""
+    reset, strict, fwd = mode[0], mode[1], mode[2]
     synaptic, adaptive, onetoone = mode[4], mode[5], mode[6]
     if onetoone:                                                          # (R1)
         for k in range(m):
@@ -263,12 +264,18 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
     else:
         for k in range(m):
             J[k] = ut[k] - th[k]
-    if smooth:                                                            # (A6)
+    if fwd == 1:                                                          # (A6)
         for k in range(m):
             x64[k] = J[k]
         _G_block(sg[0], sg[1], sg[2], sg[3], x64, G64, m)
         for k in range(m):
             vt[k] = G64[k]
+    elif fwd == 2:                                                        # (T7)
+        for k in range(m):
+            x64[k] = J[k]
+        _G_block(sg[0], sg[1], sg[2], sg[3], x64, G64, m)
+        for k in range(m):
+            vt[k] = 1.0 if rt[k] < G64[k] else 0.0
     elif strict:                                                          # (A5) strict
         for k in range(m):
             vt[k] = 1.0 if J[k] > 0 else 0.0
@@ -281,9 +288,9 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
 
 
 @njit(parallel=True, **_JIT)
-def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, u, v, s, a):
+def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
     T, B, N = u.shape
-    synaptic, adaptive = mode[4], mode[5]
+    synaptic, adaptive, stochastic = mode[4], mode[5], mode[2] == 2
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
     for task in prange(B * nblk):
@@ -304,6 +311,7 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, u, v, s, a):
             ap = state0[2, b, n0:n1].copy()
         J = np.empty(m, u.dtype)
         dummy = np.empty(m, u.dtype)
+        dummy64 = np.empty(m)
         x64 = np.empty(m)
         G64 = np.empty(m)
         for t in range(t0, t1):
@@ -312,15 +320,16 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, u, v, s, a):
                 J[k] = It[k]
             st = s[t, b, n0:n1] if synaptic else dummy
             at = a[t, b, n0:n1] if adaptive else dummy
+            rt = rnd[t, b, n0:n1] if stochastic else dummy64
             _forward_step(J, u[t, b, n0:n1], v[t, b, n0:n1], st, at, up, vp, sp, ap,
                           P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1], P[4, n0:n1],
-                          P[5, n0:n1], P[6, n0:n1], P[7, n0:n1], mode, sg, one, x64, G64, m)
+                          P[5, n0:n1], P[6, n0:n1], P[7, n0:n1], mode, sg, rt, one, x64, G64, m)
 
 
 @njit(**_JIT)
-def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, u, v, s, a):
+def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a):
     T, B, N = u.shape
-    synaptic, adaptive = mode[4], mode[5]
+    synaptic, adaptive, stochastic = mode[4], mode[5], mode[2] == 2
     one = np.ones(1, u.dtype)[0]
     up = state0[0].copy()
     vp = np.zeros((B, N), u.dtype)
@@ -329,6 +338,7 @@ def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, u, v, s, a):
     J = np.empty(N, u.dtype)
     rec = np.empty(N, u.dtype)
     dummy = np.empty(N, u.dtype)
+    dummy64 = np.empty(N)
     x64 = np.empty(N)
     G64 = np.empty(N)
     for t in range(T):
@@ -352,9 +362,10 @@ def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, u, v, s, a):
                     J[k] = rec[k] + It[k]
             st = s[t, b] if synaptic else dummy
             at = a[t, b] if adaptive else dummy
+            rt = rnd[t, b] if stochastic else dummy64
             _forward_step(J, u[t, b], v[t, b], st, at, up[b], vp[b], sp[b], ap[b],
                           P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7],
-                          mode, sg, one, x64, G64, N)
+                          mode, sg, rt, one, x64, G64, N)
 
 
 @njit(**_JIT)
