@@ -45,6 +45,8 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from lifgrad import data as lg_data  # noqa: E402
@@ -102,16 +104,16 @@ def main(argv=None):
     _, tr = net.forward(ds.x_test[:4], T=cfg.T)
     hid, top = tr.layers[0].trace, tr.layers[-1].trace
     label = int(ds.y_test[0])
-    counts = top.v[:, 0].sum(axis=0)
-    counts[label] = -1
-    rival = int(counts.argmax())           # the other output that spiked most
+    score = top.u[:, 0].sum(axis=0)
+    score[label] = -np.inf
+    rival = int(score.argmax())            # the other output closest to winning
     figs = [curves, gnorm,
             plot.raster(hid.v, os.path.join(args.out, "raster_hidden.png"), sample=0,
-                        title="Hidden layer, test image 0"),
+                        title="Hidden layer of the trained network, test image"),
             plot.membrane_traces(top.u, top.v, cfg.theta,
                                  os.path.join(args.out, "membrane_output.png"), sample=0,
                                  neurons=(label, rival),
-                                 title=f"Output layer, test image 0 (label {label})")]
+                                 title=f"Output layer of the trained network, label {label}")]
     best = max(r["test_acc"] for r in history)
     mean_s = sum(r["seconds"] for r in history) / len(history)
     print(f"final test accuracy {history[-1]['test_acc']:.4f} (best {best:.4f}); "

@@ -354,12 +354,13 @@ class Sequential:
         return h, NetTrace(traces)
 
     def backward(self, trace, dv=None, du=None, params=None, need_input_grad=False,
-                 layer_dv=None, record=None):
+                 layer_dv=None, record=None, layer_du=None):
         """Gradients of every parameter, given ``dv = dL/dv`` and ``du = dL/du``
         of the top layer (each ``(T, B, n_out)`` or ``None``; for a readout top
         layer only ``du`` is meaningful).  ``layer_dv`` optionally adds direct
         ``dL/dv`` of lower layers, ``{layer index: (T, B, n)}`` (e.g. a spike
-        regulariser).  ``record``, a dict, receives ``record[i] = ubar_i``, the
+        regulariser); ``layer_du`` likewise adds direct ``dL/du`` (e.g. the
+        score of a stochastic layer).  ``record``, a dict, receives ``record[i] = ubar_i``, the
         error ``dL/dI`` of layer i, for every layer (the gradient-flow tools).
 
         Returns a dict with the keys of ``params`` (plus ``"x"`` when
@@ -381,6 +382,7 @@ class Sequential:
 
         dv, du = _adj("dv", dv), _adj("du", du)
         layer_dv = dict(layer_dv or {})
+        layer_du = dict(layer_du or {})
         grads = {}
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
@@ -391,6 +393,11 @@ class Sequential:
                 if extra.shape != tr.u.shape:
                     raise ValueError(f"layer_dv[{i}]: expected shape {tr.u.shape}, got {extra.shape}")
                 dv = extra if dv is None else dv + extra
+            if i in layer_du:
+                extra = np.asarray(layer_du.pop(i), dtype)
+                if extra.shape != tr.u.shape:
+                    raise ValueError(f"layer_du[{i}]: expected shape {tr.u.shape}, got {extra.shape}")
+                du = extra if du is None else du + extra
             neuron, factors = layer.effective(p)
             P = neuron.packed(layer.n_out, dtype, layer.config)
             R = neuron.recurrent_matrix(layer.n_out, dtype, layer.config)

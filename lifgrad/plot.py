@@ -146,8 +146,8 @@ def training_curves(history, path, title="Training curves"):
 def raster(spikes, path, sample=0, title="Spike raster", max_neurons=None):
     """Spike raster of one sample: ``spikes`` is ``(T, B, N)`` (or ``(T, N)``).
 
-    Top panel: fraction of neurons spiking at each step; main panel: one mark
-    per spike (neuron index against time step).  ``max_neurons`` shows only
+    Top panel: fraction of neurons spiking at each step; main panel: neuron
+    index against time step, black where a spike was emitted.  ``max_neurons`` shows only
     the first neurons.  Returns ``path``.
     """
     s = _as_array("spikes", spikes, (2, 3))
@@ -159,8 +159,7 @@ def raster(spikes, path, sample=0, title="Spike raster", max_neurons=None):
         s = s[:, :max_neurons]
     T, N = s.shape
     active = s != 0
-    t, n = np.nonzero(active)
-    fig = _figure(8, 5.5)
+    fig = _figure(8, 6.5)
     gs = fig.add_gridspec(2, 1, height_ratios=(1, 4), hspace=0.08)
     ax_r = fig.add_subplot(gs[0])
     ax = fig.add_subplot(gs[1], sharex=ax_r)
@@ -168,12 +167,14 @@ def raster(spikes, path, sample=0, title="Spike raster", max_neurons=None):
     ax_r.set_ylabel("fraction\nspiking")
     ax_r.tick_params(labelbottom=False)
     ax_r.grid(True, alpha=0.3)
-    ax_r.set_title(f"{title}  (sample {sample}, {N} neurons, {T} steps, "
+    ax_r.set_title(f"{title}\n(sample {sample}: {N} neurons, {T} steps, "
                    f"{int(active.sum())} spikes, rate {active.mean():.3f})")
-    # Marker height scaled so the marks of neighbouring neurons just touch.
-    ms = max(0.5, min(8.0, 3.6 * 72 / max(N, 1)))
-    ax.scatter(t, n, marker="|", s=max(ms, 1.0) ** 2 * 1.5, linewidths=max(0.4, min(1.5, 60 / T)),
-               color="black")
+    # One cell per (step, neuron), black where a spike was emitted: with few
+    # steps and many neurons this stays readable where one marker per spike
+    # would merge into solid columns.
+    ax.imshow(active.T.astype(float), cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto",
+              origin="lower", interpolation="nearest",
+              extent=(-0.5, T - 0.5, -0.5, N - 0.5))
     ax.set_xlim(-0.5, T - 0.5)
     ax.set_ylim(-0.5, N - 0.5)
     ax.set_xlabel("time step")

@@ -154,3 +154,115 @@ def calibrate(net, x, T=None, c=1.0, flow=None):
     return net.replace_configs(
         lambda i, layer, cfg: cfg.replace(surrogate=cfg.surrogate.with_scale(new_scale[i]))
         if i in new_scale else cfg)
+
+
+# ---------------------------------------------------------------------------
+# Stochastic spikes and the score-function (REINFORCE) estimator
+# ---------------------------------------------------------------------------
+
+def score(u, v, theta, surrogate):
+    """``d log p(v | u) / du`` for Bernoulli spikes with ``p = G(u - theta)`` (T8):
+    ``(v - p) g / (p (1 - p))``; for the sigmoid family exactly ``k (v - p)``."""
+    x = np.asarray(u, np.float64) - theta
+    v = np.asarray(v, np.float64)
+    if surrogate.name == "sigmoid":
+        k = surrogate.params[0]
+        return k * (v - surrogate.G(x))
+    p = surrogate.G(x)
+    g = surrogate.g(x)
+    den = p * (1.0 - p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (v - p) * g / den
+    return np.where(den > 0, out, 0.0)
+
+
+class ReinforceResult(NamedTuple):
+    mean: dict               # estimate of d E[L] / d param (mean over samples)
+    variance: dict           # per parameter: sum over elements of the sample variance
+    samples: int
+    loss_mean: float
+
+
+def reinforce(net, x, y, loss="ce_membrane", T=None, n_samples=100, rng=None, baseline=True,
+              keep_samples=False):
+    """Score-function estimate of the gradient of the expected loss under
+    stochastic spikes (T9): per sample, ``(L - b) sum_t dlog p(v_t|u_t)/dparam``
+    (spikes held fixed) plus the path-wise gradient of L with spikes fixed
+    (parameters that reach the loss without a spike, e.g. a readout).  ``b``
+    is the leave-one-out mean loss of the other samples (``baseline=True``) or
+    0.  Every spiking layer fires stochastically with p = G(u - theta)."""
+    if rng is None or not isinstance(rng, np.random.Generator):
+        raise TypeError("rng: expected a numpy.random.Generator")
+    if n_samples < 2:
+        raise ValueError(f"n_samples: expected >= 2, got {n_samples}")
+    fn = _loss_fn(loss)
+    stoch = net.replace_configs(lambda i, l, c: c.replace(forward="stochastic"))
+    fixed = net.replace_configs(lambda i, l, c: c.replace(forward="hard", surrogate="zero"))
+    runs = []
+    for _ in range(n_samples):
+        out, tr = stoch.forward(x, T=T, rng=rng)
+        top = tr.layers[-1].trace
+        lo = fn(None if net.layers[-1].readout else top.v, top.u, y)
+        scores = {}
+        for i, layer in enumerate(net.layers):
+            if layer.readout:
+                continue
+            theta = np.asarray(layer.effective(net._layer_params(net.params, i))[0].theta)
+            if layer.config.adaptive:
+                raise ValueError(f"layer {i}: REINFORCE with an adaptive threshold is not supported")
+            t = tr.layers[i].trace
+            scores[i] = score(t.u, t.v, theta, layer.config.surrogate)
+        runs.append((tr, lo, scores))
+    losses_ = np.array([r[1].L for r in runs])
+    total = losses_.sum()
+    grads = []
+    for k, (tr, lo, scores) in enumerate(runs):
+        b = (total - losses_[k]) / (n_samples - 1) if baseline else 0.0
+        w = lo.L - b
+        g = fixed.backward(tr, du=lo.du, layer_du={i: w * sc for i, sc in scores.items()})
+        for i, sc in scores.items():                     # theta enters p directly
+            key = f"layer{i}.theta"
+            if key in g:
+                g[key] = g[key] - w * sc.sum(axis=(0, 1))
+        grads.append(g)
+    keys = list(grads[0])
+    mean = {k: np.mean([g[k] for g in grads], axis=0) for k in keys}
+    var = {k: float(np.sum(np.var([g[k] for g in grads], axis=0, ddof=1))) for k in keys}
+    res = ReinforceResult(mean, var, n_samples, float(losses_.mean()))
+    return (res, grads) if keep_samples else res
+
+
+def expected_loss_exact(net, x, loss_of_spikes, T):
+    """Exact expected loss of a one-layer stochastic network by enumerating all
+    ``2^(T N)`` spike trains of its single spiking layer (tiny networks only).
+
+    ``loss_of_spikes(v)`` maps spikes ``(T, K, N)`` of K trains to K losses.
+    ``x`` is one sample ``(n_in,)`` (static).  Uses the plain cell (A2)-(A4)."""
+    from .check import naive_forward
+    if len(net.layers) != 1 or net.layers[0].readout:
+        raise ValueError("net: expected exactly one spiking layer")
+    layer = net.layers[0]
+    cfg = layer.config
+    if cfg.synaptic or cfg.adaptive or cfg.recurrent:
+        raise ValueError("net: the enumeration supports the plain cell only")
+    N = layer.n_out
+    bits = T * N
+    if bits > 16:
+        raise ValueError(f"T * N = {bits} spikes to enumerate; at most 16")
+    p = net._layer_params(net.params, 0)
+    neuron, _ = layer.effective(p)
+    I1 = np.asarray(x, np.float64) @ np.asarray(p["W"], np.float64).T
+    if layer.bias:
+        I1 = I1 + np.asarray(p["b"], np.float64)
+    K = 1 << bits
+    codes = np.arange(K)
+    S = ((codes[:, None] >> np.arange(bits)) & 1).astype(np.float64)   # (K, T*N)
+    S = S.reshape(K, T, N).transpose(1, 0, 2)                          # (T, K, N)
+    I = np.broadcast_to(I1, (T, K, N)).astype(np.float64)
+    vals = {k: np.asarray(getattr(neuron, k), np.float64) for k in ("alpha", "theta", "u_reset")}
+    vals["gamma"] = None if neuron.gamma is None else np.asarray(neuron.gamma, np.float64)
+    u, _ = naive_forward(I, vals, cfg.replace(forward="hard"), frozen_v=S)
+    pr = cfg.surrogate.G(u - vals["theta"])
+    logp = np.sum(S * np.log(np.clip(pr, 1e-300, None)) + (1 - S) * np.log(np.clip(1 - pr, 1e-300, None)),
+                  axis=(0, 2))
+    return float(np.sum(np.exp(logp) * loss_of_spikes(S)))

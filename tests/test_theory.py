@@ -92,3 +92,75 @@ def test_calibrate_sets_the_amplitudes_of_the_rule():
     assert net.layers[0].config.surrogate.scale == 1.0          # original untouched
     f2 = theory.gradient_flow(cal, x, du=np.ones((10, 8, 5)))
     np.testing.assert_allclose(f2.predicted, 0.5, rtol=1e-9)
+
+
+def _tiny():
+    cfg = LIFConfig(reset="subtract", surrogate="sigmoid")
+    return Sequential([Dense(3, 2, cfg, alpha=0.8, theta=0.5)], dtype="float64", seed=0)
+
+
+def _count_loss(target):
+    def loss(v, u, y):
+        d = v.sum(axis=0) - target
+        return losses.Loss(0.5 * float(np.sum(d ** 2)), np.broadcast_to(d, v.shape).copy(), None)
+
+    def of_spikes(S):
+        return 0.5 * np.sum((S.sum(axis=0) - target) ** 2, axis=1)
+    return loss, of_spikes
+
+
+@pytest.mark.parametrize("baseline", [True, False])
+def test_reinforce_is_unbiased_for_the_exactly_enumerated_expected_loss(baseline):
+    """Mean of the score-function estimator vs finite differences of the exact
+    expectation over all 2^(T N) spike trains, within 4 standard errors (T9)."""
+    net = _tiny()
+    x = np.array([0.5, 1.0, 0.2])
+    T = 4
+    loss, of_spikes = _count_loss(np.array([2.0, 1.0]))
+    W = net.params["layer0.W"].copy()
+    fd = np.zeros_like(W)
+    h = 1e-6
+    for idx in np.ndindex(W.shape):
+        for sgn in (1, -1):
+            net.params["layer0.W"] = W.copy()
+            net.params["layer0.W"][idx] += sgn * h
+            fd[idx] += sgn * theory.expected_loss_exact(net, x, of_spikes, T) / (2 * h)
+    net.params["layer0.W"] = W
+    n = 4000
+    res, samples = theory.reinforce(net, x[None], None, loss, T=T, n_samples=n,
+                                    rng=np.random.default_rng(1), baseline=baseline,
+                                    keep_samples=True)
+    se = np.std([g["layer0.W"] for g in samples], axis=0, ddof=1) / np.sqrt(n)
+    assert np.all(np.abs(res.mean["layer0.W"] - fd) < 4 * se + 1e-12), (res.mean["layer0.W"], fd, se)
+    assert np.linalg.norm(fd) > 0.1
+
+
+def test_reinforce_baseline_reduces_variance():
+    net = _tiny()
+    loss, _ = _count_loss(np.array([2.0, 1.0]))
+    x = np.array([[0.5, 1.0, 0.2]])
+    with_b = theory.reinforce(net, x, None, loss, T=8, n_samples=400, rng=np.random.default_rng(2))
+    without = theory.reinforce(net, x, None, loss, T=8, n_samples=400, rng=np.random.default_rng(2),
+                               baseline=False)
+    assert with_b.variance["layer0.W"] < without.variance["layer0.W"]
+
+
+def test_score_of_the_sigmoid_family_is_k_times_v_minus_p():
+    s = sgs.get("sigmoid", k=3.0)
+    u = np.linspace(-2, 3, 11)
+    v = (np.arange(11) % 2).astype(float)
+    np.testing.assert_allclose(theory.score(u, v, 0.5, s), 3.0 * (v - s.G(u - 0.5)), rtol=1e-13)
+    # the general formula (v - p) g / (p (1 - p)) gives the same for a generic family
+    g = sgs.get("gaussian", sigma=0.7)
+    p = g.G(u - 0.5)
+    np.testing.assert_allclose(theory.score(u, v, 0.5, g), (v - p) * g.g(u - 0.5) / (p * (1 - p)),
+                               rtol=1e-12)
+
+
+def test_expected_loss_enumeration_refuses_big_or_deep_networks():
+    net = Sequential([Dense(3, 5, LIFConfig(surrogate="sigmoid"))])
+    with pytest.raises(ValueError, match="at most 16"):
+        theory.expected_loss_exact(net, np.ones(3), lambda S: S.sum(axis=(0, 2)), T=4)
+    deep = Sequential([Dense(3, 2), Dense(2, 2)])
+    with pytest.raises(ValueError, match="exactly one spiking layer"):
+        theory.expected_loss_exact(deep, np.ones(3), lambda S: S.sum(axis=(0, 2)), T=2)
