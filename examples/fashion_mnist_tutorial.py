@@ -85,22 +85,18 @@ def main(argv=None):
           flush=True)
     print("epoch  loss    train_acc  test_acc  train_s  eval_s", flush=True)
 
-    # One fit() call per epoch, resuming from the checkpoint of the previous one,
-    # so every epoch is printed as soon as it ends (the result is identical to one
-    # uninterrupted fit(): shuffling is seeded by (seed, epoch)).
-    history = []
-    for e in range(cfg.epochs):
-        history = fit(cfg, dataset=ds, resume=e > 0, progress=False, stop_after=1)
-        r = history[-1]
+    def report(r, net):
         print(f"{r['epoch']:5d}  {r['loss']:.4f}  {r['train_acc']:9.4f}  {r['test_acc']:8.4f}"
               f"  {r['seconds']:7.1f}  {r['eval_seconds']:6.1f}", flush=True)
+
+    history = fit(cfg, dataset=ds, progress=False, on_epoch=report)
 
     from lifgrad import plot
     curves = plot.training_curves(history, os.path.join(args.out, "training_curves.png"),
                                   title="Fashion-MNIST, 784-1000-10 LIF (snnTorch tutorial setup)")
     gnorm = plot.gradient_norms(history, os.path.join(args.out, "gradient_norms.png"))
     # The trained network on the first test image: hidden spikes and a few membranes.
-    net = fit.last_network
+    net = history.network
     _, tr = net.forward(ds.x_test[:4], T=cfg.T)
     hid, top = tr.layers[0].trace, tr.layers[-1].trace
     label = int(ds.y_test[0])

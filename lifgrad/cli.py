@@ -185,7 +185,7 @@ def _cmd_demo(args):
         print(f"  {k:<18} worst error {v:.2e}")
     print(f"  {len(rows) - n_fail}/{len(rows)} checks passed ({time.perf_counter() - t1:.1f} s)")
     # figures
-    net = train.fit.last_network
+    net = hist.network
     ds = data.load("digits", seed=cfg.seed)
     _, tr = net.forward(ds.x_test[:8], T=cfg.T)
     hidden = tr.layers[0].trace

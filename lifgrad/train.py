@@ -33,7 +33,14 @@ from .config import LIFConfig
 from .network import Dense, Readout, Sequential
 
 __all__ = ["TrainConfig", "build_network", "fit", "evaluate", "load_checkpoint",
-           "TrainingDiverged"]
+           "TrainingDiverged", "History"]
+
+
+class History(list):
+    """The per-epoch metric dicts of a run (a list), with the trained network
+    as ``.network``."""
+
+    network = None
 
 
 class TrainingDiverged(RuntimeError):
@@ -213,14 +220,12 @@ def load_checkpoint(path):
     meta = json.load(open(js))
     cfg = TrainConfig.from_dict(meta["config"])
     arrs = dict(np.load(npz))
-    ds_shape = meta.get("shape")
     params = {k[len("param/"):]: v for k, v in arrs.items() if k.startswith("param/")}
     n_in = params["layer0.W"].shape[1]
     n_out = params[f"layer{len(cfg.hidden)}.W"].shape[0]
     net = build_network(cfg, n_in, n_out)
     for k in net.params:
         net.params[k] = params[k].astype(net.dtype)
-    del ds_shape
     return cfg, net, arrs, meta
 
 
@@ -234,13 +239,20 @@ def _layer_grad_norms(net, grads):
 
 
 def fit(cfg: TrainConfig, dataset=None, resume=False, progress=None, stop_after=None,
-        grad_hook=None):
-    """Train as ``cfg`` says; return the list of per-epoch metric dicts.
+        grad_hook=None, on_epoch=None):
+    """Train as ``cfg`` says; return a :class:`History` (the per-epoch metric
+    dicts; ``.network`` is the trained network).
 
     resume:     continue from ``cfg.out``'s checkpoint (same config and seed).
-    progress:   show a tqdm bar (default: when stderr is a terminal).
+    progress:   show a tqdm bar and a line per epoch (default: when stderr is a terminal).
     stop_after: stop after this many epochs of this call (simulates an interruption).
     grad_hook:  ``f(grads)`` called on every step's gradients (tests use it).
+    on_epoch:   ``f(row, network)`` called after every epoch.
+
+    The ``loss`` column is the loss as defined (``ce_membrane`` sums over the
+    steps), averaged over the batches.  Resumed and uninterrupted runs agree
+    bitwise when run with the same BLAS and Numba thread counts (float32 sums
+    depend on them).
     """
     cfg.validate()
     ds = dataset if dataset is not None else _data.load(cfg.dataset, cfg.data_dir, seed=cfg.seed)
@@ -252,14 +264,14 @@ def fit(cfg: TrainConfig, dataset=None, resume=False, progress=None, stop_after=
     opt = _make_optimizer(cfg)
     sched = _schedule(cfg)
     loss_fn = _losses.get(cfg.loss)
-    history, start = [], 0
+    history, start = History(), 0
     if resume:
         _, saved_net, arrs, meta = load_checkpoint(cfg.out)
         if TrainConfig.from_dict(meta["config"]) != cfg:
             raise ValueError(f"resume: the configuration differs from the checkpoint's in {cfg.out}")
         net.params = saved_net.params
         opt.load_state_dict({k[len("opt/"):]: v for k, v in arrs.items() if k.startswith("opt/")})
-        history = meta["history"]
+        history = History(meta["history"])
         start = int(arrs["epoch"]) + 1
     else:
         with open(os.path.join(cfg.out, "config.json"), "w") as f:
@@ -334,10 +346,12 @@ def fit(cfg: TrainConfig, dataset=None, resume=False, progress=None, stop_after=
         _write_csv(os.path.join(cfg.out, "metrics.csv"), history)
         save_checkpoint(cfg.out, net, opt, epoch, cfg, history)
         done += 1
+        if on_epoch is not None:
+            on_epoch(row, net)
         if show:
             print(f"epoch {epoch + 1}: loss {row['loss']:.4f} train {row['train_acc']:.4f} "
                   f"test {test_acc:.4f} ({train_time:.1f} s)", file=sys.stderr)
-    fit.last_network = net
+    history.network = net
     return history
 
 

@@ -26,3 +26,16 @@ def test_check_prints_table_and_fails_with_nonzero_exit(monkeypatch, capsys):
 
 def test_nan_error_counts_as_failure():
     assert not check.CheckResult("x", "y", "z", float("nan"), 1.0).passed
+
+
+def test_demo_trains_to_97_percent_verifies_and_writes_report(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "checks passed" in text and "test accuracy" in text
+    report = (out / "report.md").read_text()
+    acc = float(report.split("**")[1])
+    assert acc >= 0.97
+    for name in ("training_curves.png", "raster_hidden.png", "membrane.png", "surrogates.png",
+                 "gradient_norms.png"):
+        assert (out / name).stat().st_size > 5000

@@ -21,12 +21,12 @@ def _cfg(tmp_path, **kw):
 def test_resume_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path):
     full = _cfg(tmp_path, out=str(tmp_path / "full"), encoder="poisson", loss="ce_membrane")
     h_full = fit(full, progress=False)
-    p_full = {k: v.copy() for k, v in fit.last_network.params.items()}
+    p_full = {k: v.copy() for k, v in h_full.network.params.items()}
     part = _cfg(tmp_path, out=str(tmp_path / "part"), encoder="poisson", loss="ce_membrane")
     fit(part, progress=False, stop_after=2)
     assert json.load(open(tmp_path / "part" / "checkpoint.json"))["epoch"] == 1
     h_res = fit(part, progress=False, resume=True)
-    p_res = fit.last_network.params
+    p_res = h_res.network.params
     assert [r["epoch"] for r in h_res] == [1, 2, 3, 4]
     for k in p_full:
         np.testing.assert_array_equal(p_full[k], p_res[k])
@@ -80,7 +80,7 @@ def test_metrics_files_and_checkpoint_round_trip(tmp_path):
     assert open(tmp_path / "run" / "metrics.csv").readline().startswith("epoch,loss,")
     cfg2, net, _, meta = load_checkpoint(str(tmp_path / "run"))
     assert cfg2 == cfg and meta["epoch"] == 1
-    for k, v in fit.last_network.params.items():
+    for k, v in hist.network.params.items():
         np.testing.assert_array_equal(net.params[k], v)
 
 
