@@ -10,6 +10,10 @@
         Train a network; metrics, checkpoints and figures go to --out.
     lifgrad evaluate CHECKPOINT_DIR
         Test accuracy of a saved checkpoint.
+    lifgrad theory compare [--samples N] [--json]
+        Every gradient estimator (surrogate families, straight-through, spike
+        operator, smooth forward, REINFORCE) against the exact gradient of the
+        expected loss on a tiny network.
     lifgrad demo [--out DIR]
         The main job of ``make demo``: train on digits, verify gradients, write
         figures and a report.
@@ -105,6 +109,8 @@ _TRAIN_OPTIONS = {
     "--max-train": ("max_train", int, "use only the first N training samples"),
     "--dtype": ("dtype", str, "float32 | float64"),
     "--out": ("out", str, "output folder"),
+    "--calibrate-surrogates": ("calibrate", int, "set surrogate amplitudes by the calibration "
+                               "rule (T6) at the start (no value) or every N steps"),
 }
 
 
@@ -158,6 +164,25 @@ def _cmd_evaluate(args):
 DEMO_CONFIG = dict(dataset="digits", hidden=(128,), readout=True, alpha=0.8, theta=1.0,
                    surrogate="fast_sigmoid", T=16, encoder="static", loss="ce_membrane",
                    optimizer="adam", lr=1e-2, schedule="cosine", batch_size=32, epochs=30, seed=0)
+
+
+def _cmd_theory(args):
+    from . import theory
+    t0 = time.perf_counter()
+    rows, exact = theory.compare_estimators(seed=args.seed, T=args.T, k=args.k,
+                                            n_samples=args.samples)
+    if args.json:
+        json.dump({"rows": [dict(estimator=n, cosine=c, norm_rel_err=r, variance=v)
+                            for n, c, r, v in rows], "seconds": time.perf_counter() - t0},
+                  sys.stdout, indent=1)
+        print()
+    else:
+        print(f"Gradient of layer0.W of a {4}-3 LIF layer, T={args.T}, against the exact gradient "
+              f"of the expected loss under escape noise p = sigmoid({args.k:g} (u - theta)),\n"
+              f"by enumeration of all 2^(T*3) spike trains (loss 0.5 sum (count - target)^2):\n")
+        print(theory.format_compare(rows))
+        print(f"\n{time.perf_counter() - t0:.1f} s")
+    return 0
 
 
 def _cmd_demo(args):
@@ -234,8 +259,9 @@ def build_parser():
     t.add_argument("--dataset", choices=["digits", "fashion-mnist", "mnist"], default=None)
     t.add_argument("--config", help="JSON file of TrainConfig fields (flags override it)")
     for flag, (field, typ, hlp) in _TRAIN_OPTIONS.items():
-        t.add_argument(flag, dest=field, type=typ, default=None, help=hlp,
-                       nargs="+" if field == "hidden" else None)
+        extra = {"nargs": "+"} if field == "hidden" else (
+            {"nargs": "?", "const": 0} if field == "calibrate" else {})
+        t.add_argument(flag, dest=field, type=typ, default=None, help=hlp, **extra)
     t.add_argument("--readout", action="store_true", help="leaky-integrator output layer")
     t.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -244,6 +270,15 @@ def build_parser():
     e.add_argument("checkpoint", help="output folder of a training run")
     e.add_argument("--data-dir", default=None)
     e.set_defaults(func=_cmd_evaluate)
+    th = sub.add_parser("theory", help="theory tools")
+    thsub = th.add_subparsers(dest="what", required=True)
+    tc = thsub.add_parser("compare", help="gradient estimators against the expected-loss gradient")
+    tc.add_argument("--samples", type=int, default=2000, help="REINFORCE samples")
+    tc.add_argument("--T", type=int, default=4, choices=range(1, 6), metavar="T (1..5)")
+    tc.add_argument("--k", type=float, default=2.0, help="escape-noise sharpness")
+    tc.add_argument("--seed", type=int, default=0)
+    tc.add_argument("--json", action="store_true")
+    tc.set_defaults(func=_cmd_theory)
     d = sub.add_parser("demo", help="the main job: train on digits, verify gradients, report")
     d.add_argument("--out", default="demo-output", help="folder for figures and report.md")
     d.add_argument("--quiet", action="store_true", help="no progress bar")

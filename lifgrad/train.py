@@ -80,6 +80,7 @@ class TrainConfig:
     seed: int = 0
     dtype: str = "float32"
     max_train: int | None = None       # use only the first N training samples
+    calibrate: int | None = None       # surrogate calibration (T6): None off, 0 once, N every N steps
     out: str = "runs/run"
 
     def to_json(self):
@@ -195,7 +196,12 @@ def _atomic_write(path, write):
         raise
 
 
-def save_checkpoint(out, net, opt, epoch, cfg, history):
+def _with_scales(net, scales):
+    return net.replace_configs(lambda i, layer, c: c.replace(
+        surrogate=c.surrogate.with_scale(scales[i])))
+
+
+def save_checkpoint(out, net, opt, epoch, cfg, history, step=0):
     """Write ``checkpoint.npz`` and ``checkpoint.json`` atomically; refuse NaN/Inf."""
     for k, v in net.params.items():
         if not np.all(np.isfinite(v)):
@@ -205,7 +211,9 @@ def save_checkpoint(out, net, opt, epoch, cfg, history):
     arrays["epoch"] = np.array(epoch)
     _atomic_write(os.path.join(out, "checkpoint.npz"),
                   lambda p: np.savez(open(p, "wb"), **arrays))
-    meta = {"epoch": epoch, "config": dataclasses.asdict(cfg), "history": history}
+    meta = {"epoch": epoch, "config": dataclasses.asdict(cfg), "history": list(history),
+            "step": step,
+            "surrogate_scales": [layer.config.surrogate.scale for layer in net.layers]}
     _atomic_write(os.path.join(out, "checkpoint.json"),
                   lambda p: open(p, "w").write(json.dumps(meta, indent=1)))
 
@@ -273,6 +281,7 @@ def fit(cfg: TrainConfig, dataset=None, resume=False, progress=None, stop_after=
         opt.load_state_dict({k[len("opt/"):]: v for k, v in arrs.items() if k.startswith("opt/")})
         history = History(meta["history"])
         start = int(arrs["epoch"]) + 1
+        step_resume = int(meta.get("step", 0))
     else:
         with open(os.path.join(cfg.out, "config.json"), "w") as f:
             f.write(cfg.to_json())
@@ -280,7 +289,10 @@ def fit(cfg: TrainConfig, dataset=None, resume=False, progress=None, stop_after=
             if os.path.exists(os.path.join(cfg.out, name)):
                 os.remove(os.path.join(cfg.out, name))
     show = sys.stderr.isatty() if progress is None else progress
+    if resume and meta.get("surrogate_scales"):
+        net = _with_scales(net, meta["surrogate_scales"])
     done = 0
+    step = step_resume if resume else 0
     for epoch in range(start, cfg.epochs):
         if stop_after is not None and done >= stop_after:
             break
@@ -299,6 +311,12 @@ def fit(cfg: TrainConfig, dataset=None, resume=False, progress=None, stop_after=
         gnorms = np.zeros(len(net.layers))
         for xb, yb in it:
             inp = _encode_batch(cfg, xb, rng)
+            if cfg.calibrate is not None and (
+                    (cfg.calibrate == 0 and epoch == 0 and step == 0 and not resume)
+                    or (cfg.calibrate > 0 and step % cfg.calibrate == 0)):
+                from .theory import calibrate as _calibrate
+                net = _calibrate(net, inp, T=cfg.T if inp.ndim == 2 else None)
+            step += 1
             _, tr = net.forward(inp, T=cfg.T if inp.ndim == 2 else None)
             v, u = _outputs(net, tr)
             lo = loss_fn(v, u, yb, **dict(cfg.loss_params))
@@ -344,7 +362,7 @@ def fit(cfg: TrainConfig, dataset=None, resume=False, progress=None, stop_after=
         with open(os.path.join(cfg.out, "metrics.jsonl"), "a") as f:
             f.write(json.dumps(row) + "\n")
         _write_csv(os.path.join(cfg.out, "metrics.csv"), history)
-        save_checkpoint(cfg.out, net, opt, epoch, cfg, history)
+        save_checkpoint(cfg.out, net, opt, epoch, cfg, history, step)
         done += 1
         if on_epoch is not None:
             on_epoch(row, net)

@@ -164,3 +164,30 @@ def test_expected_loss_enumeration_refuses_big_or_deep_networks():
     deep = Sequential([Dense(3, 2), Dense(2, 2)])
     with pytest.raises(ValueError, match="exactly one spiking layer"):
         theory.expected_loss_exact(deep, np.ones(3), lambda S: S.sum(axis=(0, 2)), T=2)
+
+
+def test_estimator_comparison_table():
+    rows, exact = theory.compare_estimators(n_samples=600)
+    by = {r[0].split(",")[0].split(" (")[0]: r for r in rows}
+    assert len(rows) == len(theory.COMPARE_SURROGATES) + 3
+    rf = [r for r in rows if r[0].startswith("REINFORCE with baseline")][0]
+    assert rf[1] > 0.99 and rf[3] > 0                        # unbiased but noisy
+    for r in rows:
+        if not r[0].startswith("REINFORCE"):
+            assert r[3] == 0.0                               # deterministic
+        assert -1.0 <= r[1] <= 1.0
+    assert by["spike_operator"][1] < rf[1]
+    from lifgrad import cli
+    assert cli.main(["theory", "compare", "--samples", "50", "--json"]) == 0
+
+
+def test_calibration_warns_when_the_subtract_reset_can_explode_the_adjoint():
+    net = _deep()
+    x = np.random.default_rng(4).uniform(0, 1, (10, 8, 20))
+    with pytest.warns(UserWarning, match="geometrically in time"):
+        theory.calibrate(net, x, c=50.0)
+    det = net.replace_configs(lambda i, l, c: c.replace(detach_reset=True))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        theory.calibrate(det, x, c=50.0)

@@ -111,3 +111,16 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     assert cli.main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "none"),
                      "--out", out, "--quiet"]) == 2
     assert "data not found" in capsys.readouterr().err
+
+
+def test_calibrated_training_resumes_to_the_same_parameters(tmp_path):
+    kw = dict(hidden=(24, 24), calibrate=3, encoder="poisson")
+    full = fit(_cfg(tmp_path, out=str(tmp_path / "f"), **kw), progress=False)
+    part_cfg = _cfg(tmp_path, out=str(tmp_path / "p"), **kw)
+    fit(part_cfg, progress=False, stop_after=2)
+    res = fit(part_cfg, progress=False, resume=True)
+    for k in full.network.params:
+        np.testing.assert_array_equal(full.network.params[k], res.network.params[k])
+    scales = [layer.config.surrogate.scale for layer in res.network.layers]
+    assert scales[0] != 1.0 and scales == [layer.config.surrogate.scale
+                                            for layer in full.network.layers]
