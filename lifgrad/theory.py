@@ -20,7 +20,8 @@ import numpy as np
 from . import losses as _losses
 
 __all__ = ["mismatch_bias", "MismatchReport", "gradient_flow", "FlowReport", "calibrate",
-           "cosine"]
+           "calibrate_measured", "cosine", "score", "reinforce", "ReinforceResult",
+           "expected_loss_exact", "compare_estimators", "format_compare"]
 
 
 def cosine(a, b):
@@ -371,3 +372,30 @@ def format_compare(rows):
     for name, cos, rel, var in rows:
         lines.append(f"{name:<52} {cos:>8.4f} {rel:>10.3f} {var:>10.3g}")
     return "\n".join(lines)
+
+
+def calibrate_measured(net, x, T=None, dv=None, du=None, c=1.0, n_iter=3):
+    """Iterated calibration (T6'): ``s_l <- s_l c / rho_l`` with ``rho_l``
+    measured by :func:`gradient_flow`, ``n_iter`` times, from the top layer
+    down each round.  The mean-field rule (T6) misses the leak's temporal
+    accumulation of the adjoint and the typical (not spectral) gain of
+    ``W^T``; measuring removes both.  With ``detach_reset=True`` rho_l is
+    linear in s_l and one round is exact; with a subtract reset that is not
+    detached large amplitudes can destabilise the adjoint (a warning says so).
+    ``dv``/``du`` default to random errors on the top layer."""
+    if not (np.isfinite(c) and c > 0):
+        raise ValueError(f"c: expected a finite number > 0, got {c!r}")
+    if dv is None and du is None:
+        out, tr = net.forward(x, T=T)
+        du = np.random.default_rng(0).normal(size=tr.layers[-1].trace.u.shape)
+    cur = net
+    for _ in range(int(n_iter)):
+        f = gradient_flow(cur, x, dv=dv, du=du, T=T)
+        scales = {i: cur.layers[i].config.surrogate.scale * c / f.rho[i]
+                  for i in range(len(cur.layers) - 1)
+                  if not cur.layers[i].readout and np.isfinite(f.rho[i]) and f.rho[i] > 0}
+        cur = cur.replace_configs(
+            lambda i, layer, cfg: cfg.replace(surrogate=cfg.surrogate.with_scale(scales[i]))
+            if i in scales else cfg)
+    _warn_unstable_reset(cur)
+    return cur

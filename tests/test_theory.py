@@ -191,3 +191,21 @@ def test_calibration_warns_when_the_subtract_reset_can_explode_the_adjoint():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         theory.calibrate(det, x, c=50.0)
+
+
+def test_measured_calibration_brings_every_rho_to_one_with_a_detached_reset():
+    cfg = LIFConfig(surrogate="atan", detach_reset=True)
+    sizes = [20] + [40] * 6 + [5]
+    net = Sequential([Dense(a, b, cfg, alpha=0.9) for a, b in zip(sizes[:-1], sizes[1:])],
+                     dtype="float64", seed=2)
+    for k in net.params:
+        if k.endswith(".W"):
+            net.params[k] = net.params[k] * 2.5
+    x = np.random.default_rng(5).uniform(0, 1, (10, 8, 20))
+    C = np.random.default_rng(6).normal(size=(10, 8, 5))
+    before = theory.gradient_flow(net, x, du=C)
+    cal = theory.calibrate_measured(net, x, du=C, n_iter=2)
+    after = theory.gradient_flow(cal, x, du=C)
+    np.testing.assert_allclose(after.rho, 1.0, rtol=1e-6)
+    assert max(before.error_norm) / min(before.error_norm) > 2     # there was something to fix
+    assert max(abs(r - 1) for r in before.rho) > 0.2
