@@ -23,8 +23,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .config import LIFConfig, LIFParams
-from .functional import (Trace, _backward_impl, _check_finite, _forward_impl,
-                         reduce_grads)
+from .functional import (Trace, _backend, _backward_impl, _check_finite, _forward_impl,
+                         _Parts, _threads, reduce_grads)
 
 __all__ = ["Dense", "Readout", "Sequential", "NetTrace", "DECAY_PARAMETRISATIONS"]
 
@@ -242,6 +242,33 @@ class Readout(Dense):
         return f"Readout({self.n_in}, {self.n_out}, learn={self.learn})"
 
 
+TIME_CHUNK = 64   # steps per product in the weight gradient (and checkpoint granularity)
+
+
+def _weight_grads(ubar, x, dW=None, db=None):
+    """``dW = sum_t ubar_t^T x_t`` and ``db = sum_t ubar_t`` (A20b), one product
+    per chunk of TIME_CHUNK steps, last chunk first (static input: one product,
+    (A21)).  A fixed chunking makes the checkpointed backward, which meets the
+    steps segment by segment from the end, add the same terms in the same order
+    as the full-trace backward, so both give the same bits.  Accumulates into
+    ``dW``/``db`` when given."""
+    if ubar.ndim == 2:                               # static input: ubar summed over t
+        w, b = ubar.T @ x, ubar.sum(axis=0)
+        return (w, b) if dW is None else (dW + w, db + b)
+    T = ubar.shape[0]
+    for c in range((T - 1) // TIME_CHUNK, -1, -1):
+        sl = slice(c * TIME_CHUNK, min(T, (c + 1) * TIME_CHUNK))
+        u2 = ubar[sl].reshape(-1, ubar.shape[-1])
+        w = u2.T @ x[sl].reshape(-1, x.shape[-1])
+        b = u2.sum(axis=0)
+        if dW is None:
+            dW, db = w, b
+        else:
+            dW = dW + w
+            db = db + b
+    return dW, db
+
+
 class LayerTrace(NamedTuple):
     x: np.ndarray          # the layer's input: (T, B, n_in), or (B, n_in) if static
     trace: Trace
@@ -303,12 +330,20 @@ class Sequential:
                 raise ValueError(f"params[{k!r}]: expected shape {self.params[k].shape}, "
                                  f"got {np.shape(v)}")
 
-    def forward(self, x, params=None, T=None, rng=None):
+    def forward(self, x, params=None, T=None, rng=None, checkpoint_every=None):
         """Run the network on ``x`` ``(T, B, n_in)``, or static ``(B, n_in)`` with ``T=``.
 
         Returns ``(v_top, NetTrace)``; ``v_top`` is ``(T, B, n_out)``.  ``rng``
         (a numpy Generator) drives layers with ``forward='stochastic'``.
+
+        ``checkpoint_every=K`` keeps only every layer's state at the start of
+        each segment of K steps (rounded up to a multiple of ``TIME_CHUNK``) and
+        the top layer's trace; the backward recomputes each segment's forward
+        from its checkpoint.  Memory O(T/K + K) instead of O(T) per layer, the
+        same gradients to the bit, one extra forward in time (CK1)-(CK3).
         """
+        if checkpoint_every is not None:
+            return self._forward_checkpointed(x, params, T, checkpoint_every)
         params = self.params if params is None else params
         self._check_params(params)
         x = np.asarray(x)
@@ -370,6 +405,8 @@ class Sequential:
         top = trace.layers[-1].trace
         shape = top.u.shape
         dtype = top.u.dtype
+        if isinstance(trace, CheckpointTrace):
+            params = trace.params
 
         def _adj(arg, a):
             if a is None:
@@ -381,6 +418,11 @@ class Sequential:
             return np.ascontiguousarray(a, dtype=dtype)
 
         dv, du = _adj("dv", dv), _adj("du", du)
+        if isinstance(trace, CheckpointTrace):
+            if layer_dv or layer_du or record is not None:
+                raise ValueError("layer_dv, layer_du and record are not available with a "
+                                 "checkpointed trace")
+            return self._backward_checkpointed(trace, dv, du, params, need_input_grad)
         layer_dv = dict(layer_dv or {})
         layer_du = dict(layer_du or {})
         grads = {}
@@ -407,17 +449,17 @@ class Sequential:
             if record is not None:
                 record[i] = ubar
             ub2 = ubar.reshape(-1, layer.n_out)
-            x2 = x.reshape(-1, layer.n_in)
-            grads[f"layer{i}.W"] = ub2.T @ x2                                    # (A20b), (A21)
+            dW, db = _weight_grads(ubar, x)                                      # (A20b), (A21)
+            grads[f"layer{i}.W"] = dW
             if layer.bias:
-                grads[f"layer{i}.b"] = ub2.sum(axis=0)
+                grads[f"layer{i}.b"] = db
             if layer.config.recurrent is not None:
                 gR = lg.R
                 if layer.config.recurrent == "all" and not layer.autapses:
                     gR = gR - np.diag(np.diag(gR))                               # frozen diagonal
                 grads[f"layer{i}.R"] = gR
                 if layer.rec_bias:
-                    grads[f"layer{i}.b_rec"] = ub2.sum(axis=0)
+                    grads[f"layer{i}.b_rec"] = db.copy() if layer.bias else _weight_grads(ubar, x)[1]
             for k, g in layer.chain(lg, factors).items():
                 grads[f"layer{i}.{k}"] = g
             if i > 0 or need_input_grad:
@@ -431,3 +473,231 @@ class Sequential:
                     dv, du = dx, None
         return {k: grads[k] for k in list(params) + (["x"] if need_input_grad else [])
                 if k in grads}
+
+
+class CheckpointTrace(NamedTuple):
+    """Trace of a checkpointed forward: the input, every layer's state at the
+    start of each segment, and the top layer's full trace (for the loss).
+    ``layers[-1].trace`` is the top layer's :class:`Trace` like a NetTrace's."""
+
+    x: np.ndarray
+    static: bool
+    T: int
+    K: int
+    states: list            # per layer: (n_segments, 4, B, N) u, v, s, a before each segment
+    layers: list            # [None, ..., LayerTrace(None, top Trace)]
+    params: dict
+
+
+def _segment_forward(layer, cfg, P, I_seg, static, prev, B, dtype):
+    """One segment of one layer: buffers of L+1 steps whose row 0 is the state
+    before the segment (CK1); returns (u, v, s, a) buffers."""
+    L = I_seg.shape[0] if not static else None
+    L = L if L is not None else prev[4]
+    u = np.empty((L + 1, B, layer.n_out), dtype)
+    v = np.empty_like(u)
+    s = np.empty_like(u) if cfg.synaptic else np.zeros((1, 1, 1), dtype)
+    a = np.empty_like(u) if cfg.adaptive else np.zeros((1, 1, 1), dtype)
+    u[0], v[0] = prev[0], prev[1]
+    if cfg.synaptic:
+        s[0] = prev[2]
+    if cfg.adaptive:
+        a[0] = prev[3]
+    if static:
+        I3 = I_seg[None]
+    else:
+        I3 = np.empty((L + 1, B, layer.n_out), dtype)
+        I3[1:] = I_seg
+    dummy0 = np.zeros((3, B, layer.n_out), dtype)
+    with _threads(cfg, u.size):
+        _backend(cfg).cell_forward_scan(I3, static, 1, L + 1, dummy0, P, cfg.mode(),
+                                        cfg.surrogate.kernel_args(), np.zeros((1, 1, 1)),
+                                        u, v, s, a)
+    return u, v, s, a
+
+
+def _forward_checkpointed(self, x, params, T, checkpoint_every):
+    params = self.params if params is None else params
+    self._check_params(params)
+    for i, layer in enumerate(self.layers):
+        if layer.config.recurrent == "all":
+            raise ValueError(f"checkpoint_every: layer {i} has an all-to-all recurrence, "
+                             f"which the checkpointed path does not support")
+        if layer.config.forward == "stochastic":
+            raise ValueError(f"checkpoint_every: layer {i} has a stochastic forward, which "
+                             f"cannot be replayed")
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
+            or checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every: expected an integer >= 1, got {checkpoint_every!r}")
+    x = np.asarray(x)
+    static = x.ndim == 2
+    if static:
+        if T is None:
+            raise ValueError("T: a static input needs T")
+    elif x.ndim == 3:
+        T = x.shape[0]
+    else:
+        raise ValueError(f"x: expected shape (T, B, {self.n_in}) or static (B, {self.n_in}), got {x.shape}")
+    if x.shape[-1] != self.n_in:
+        raise ValueError(f"x: expected last dimension {self.n_in}, got shape {x.shape}")
+    _check_finite("x", x)
+    x = np.ascontiguousarray(x, dtype=self.dtype)
+    K = -(-int(checkpoint_every) // TIME_CHUNK) * TIME_CHUNK
+    B = x.shape[-2]
+    dtype = self.dtype
+    nseg = -(-T // K)
+    Ls = len(self.layers)
+    packed = []
+    for i, layer in enumerate(self.layers):
+        neuron, _ = layer.effective(self._layer_params(params, i))
+        packed.append(neuron.packed(layer.n_out, dtype, layer.config))
+    states = [np.zeros((nseg, 4, B, l.n_out), dtype) for l in self.layers]
+    top = self.layers[-1]
+    top_u = np.empty((T, B, top.n_out), dtype)
+    top_v = np.empty_like(top_u)
+    top_s = np.empty_like(top_u) if top.config.synaptic else None
+    top_a = np.empty_like(top_u) if top.config.adaptive else None
+    prev = [np.zeros((4, B, l.n_out), dtype) for l in self.layers]     # u0 = s0 = a0 = 0, v0 = 0
+    for seg in range(nseg):
+        t0, t1 = seg * K, min(T, (seg + 1) * K)
+        h = x if static else x[t0:t1]
+        h_static = static
+        for i, layer in enumerate(self.layers):
+            states[i][seg] = prev[i]
+            p = self._layer_params(params, i)
+            W = np.asarray(p["W"], dtype)
+            I = h @ W.T
+            if layer.bias:
+                I += np.asarray(p["b"], dtype)
+            if layer.rec_bias:
+                I += np.asarray(p["b_rec"], dtype)
+            pv = (prev[i][0], prev[i][1], prev[i][2], prev[i][3], t1 - t0)
+            u, v, s_, a_ = _segment_forward(layer, layer.config, packed[i], I, h_static, pv, B, dtype)
+            prev[i] = np.stack([u[-1], v[-1], s_[-1] if layer.config.synaptic else prev[i][2],
+                                a_[-1] if layer.config.adaptive else prev[i][3]])
+            if i == Ls - 1:
+                top_u[t0:t1], top_v[t0:t1] = u[1:], v[1:]
+                if top_s is not None:
+                    top_s[t0:t1] = s_[1:]
+                if top_a is not None:
+                    top_a[t0:t1] = a_[1:]
+            h = u[1:] if layer.readout else v[1:]
+            h_static = False
+    top_trace = Trace(top_u, top_v, top_s, top_a, np.zeros((3, B, top.n_out), dtype), False,
+                      (None, None, None))
+    out = top_u if top.readout else top_v
+    layers = [None] * (Ls - 1) + [LayerTrace(None, top_trace)]
+    return out, CheckpointTrace(x, static, T, K, states, layers, dict(params))
+
+
+def _backward_checkpointed(self, trace, dv, du, params, need_input_grad):
+    params = trace.params
+    x, static, T, K = trace.x, trace.static, trace.T, trace.K
+    B = x.shape[-2]
+    dtype = self.dtype
+    Ls = len(self.layers)
+    nseg = len(trace.states[0])
+    info = []
+    for i, layer in enumerate(self.layers):
+        p = self._layer_params(params, i)
+        neuron, factors = layer.effective(p)
+        P = neuron.packed(layer.n_out, dtype, layer.config)
+        info.append((p, neuron, factors, P))
+    acc = [np.zeros((7, B, l.n_out), dtype) for l in self.layers]
+    adj = [np.zeros((3, B, l.n_out), dtype) for l in self.layers]
+    dI_static = np.zeros((1, B, self.layers[0].n_out), dtype) if static else None
+    dW = [None] * Ls
+    db = [None] * Ls
+    dx_all = np.zeros(x.shape, dtype) if (need_input_grad and not static) else None
+    dummy = np.zeros((1, 1, 1), dtype)
+    for seg in range(nseg - 1, -1, -1):
+        t0, t1 = seg * K, min(T, (seg + 1) * K)
+        L = t1 - t0
+        # recompute the segment's forward from the checkpoints (CK2)
+        bufs, inputs = [], []
+        h = x if static else x[t0:t1]
+        h_static = static
+        for i, layer in enumerate(self.layers):
+            p, neuron, factors, P = info[i]
+            W = np.asarray(p["W"], dtype)
+            I = h @ W.T
+            if layer.bias:
+                I += np.asarray(p["b"], dtype)
+            if layer.rec_bias:
+                I += np.asarray(p["b_rec"], dtype)
+            st = trace.states[i][seg]
+            u, v, s_, a_ = _segment_forward(layer, layer.config, P, I, h_static,
+                                            (st[0], st[1], st[2], st[3], L), B, dtype)
+            bufs.append((u, v, s_, a_))
+            inputs.append((h, h_static))
+            h = u[1:] if layer.readout else v[1:]
+            h_static = False
+        # backward through the segment, top layer first (CK3)
+        dv_seg = None if dv is None else dv[t0:t1]
+        du_seg = None if du is None else du[t0:t1]
+        for i in range(Ls - 1, -1, -1):
+            layer = self.layers[i]
+            cfg = layer.config
+            p, neuron, factors, P = info[i]
+            u, v, s_, a_ = bufs[i]
+            hin, hstat = inputs[i]
+            dvb = np.zeros((L + 1, B, layer.n_out), dtype) if dv_seg is not None else dummy
+            dub = np.zeros((L + 1, B, layer.n_out), dtype) if du_seg is not None else dummy
+            if dv_seg is not None:
+                dvb[1:] = dv_seg
+            if du_seg is not None:
+                dub[1:] = du_seg
+            if hstat:
+                dI = dI_static
+            else:
+                dI = np.empty((L + 1, B, layer.n_out), dtype)
+            with _threads(cfg, u.size):
+                _backend(cfg).cell_backward_scan(
+                    u, v, s_, a_, np.zeros((3, B, layer.n_out), dtype), dvb, dub, dummy,
+                    (dv_seg is not None, du_seg is not None, False), hstat, 1, L + 1,
+                    P, cfg.mode(), cfg.surrogate.kernel_args(), dI, acc[i], adj[i], dummy)
+            if hstat:
+                ub = None
+            else:
+                ub = dI[1:]
+                dW[i], db[i] = _weight_grads(ub, hin, dW[i], db[i])
+            if i > 0:
+                W = np.asarray(p["W"], dtype)
+                dh = (ub.reshape(-1, layer.n_out) @ W).reshape(L, B, layer.n_in)
+                if self.layers[i - 1].readout:
+                    dv_seg, du_seg = None, dh
+                else:
+                    dv_seg, du_seg = dh, None
+            elif dx_all is not None:
+                W = np.asarray(p["W"], dtype)
+                dx_all[t0:t1] = (ub.reshape(-1, layer.n_out) @ W).reshape(L, B, layer.n_in)
+    grads = {}
+    for i, layer in enumerate(self.layers):
+        p, neuron, factors, P = info[i]
+        cfg = layer.config
+        dstate0 = np.stack([P[0] * adj[i][0],                             # (A18), (S5), (L8)
+                            P[4] * adj[i][1] if cfg.synaptic else np.zeros_like(adj[i][1]),
+                            P[5] * adj[i][2] if cfg.adaptive else np.zeros_like(adj[i][2])])
+        tr_like = Trace(None, None, None, None, None, static and i == 0, (None, None, None))
+        if static and i == 0:
+            dIi = dI_static[0]
+            dW[i], db[i] = _weight_grads(dIi, x)
+        else:
+            dIi = None
+        lg = reduce_grads(_Parts(dIi, acc[i], dstate0, None, P), neuron, tr_like, cfg)
+        grads[f"layer{i}.W"] = dW[i]
+        if layer.bias:
+            grads[f"layer{i}.b"] = db[i]
+        if layer.config.recurrent is not None:
+            grads[f"layer{i}.R"] = lg.R
+        if layer.rec_bias:
+            grads[f"layer{i}.b_rec"] = db[i].copy()
+        for k, g in layer.chain(lg, factors).items():
+            grads[f"layer{i}.{k}"] = g
+    if need_input_grad:
+        grads["x"] = (dI_static[0] @ np.asarray(info[0][0]["W"], dtype)) if static else dx_all
+    return {k: grads[k] for k in list(params) + (["x"] if need_input_grad else []) if k in grads}
+
+
+Sequential._forward_checkpointed = _forward_checkpointed
+Sequential._backward_checkpointed = _backward_checkpointed

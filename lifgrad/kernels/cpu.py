@@ -460,8 +460,16 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         ubn = adj[0, b, n0:n1].copy()   # ubar_{t+1}, sbar_{t+1}, abar_{t+1}
         sbn = adj[1, b, n0:n1].copy()
         abn = adj[2, b, n0:n1].copy()
-        loc = np.zeros((7, m), u.dtype)  # partial sums, rows as acc
+        # partial sums continue acc (and dI[0] when static) so that splitting
+        # time into several calls never changes the order of summation
+        loc = np.empty((7, m), u.dtype)
+        for j in range(7):
+            for k in range(m):
+                loc[j, k] = acc[j, b, n0 + k]
         a_dI = np.zeros(m, u.dtype)
+        if static:
+            for k in range(m):
+                a_dI[k] = dI[0, b, n0 + k]
         vbar = np.empty(m, u.dtype)
         ph = np.empty(m, u.dtype)       # phi_t of the block, rounded to the dtype
         x64 = np.empty(m)
@@ -497,12 +505,12 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         for k in range(m):
             n = n0 + k
             for j in range(7):
-                acc[j, b, n] += loc[j, k]
+                acc[j, b, n] = loc[j, k]
             adj[0, b, n] = ubn[k]
             adj[1, b, n] = sbn[k]
             adj[2, b, n] = abn[k]
             if static:
-                dI[0, b, n] += a_dI[k]
+                dI[0, b, n] = a_dI[k]
             if t0 == 0:
                 dstate0[0, b, n] = P[0, n] * ubn[k]                       # (A18)
                 dstate0[1, b, n] = P[4, n] * sbn[k] if synaptic else 0.0  # (S5)
@@ -526,7 +534,11 @@ def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
     v64 = np.empty(N)
     g64 = np.empty(N)
     zrow = np.zeros(N, u.dtype)
-    loc = np.zeros((B, 7, N), u.dtype)   # contiguous partial sums, added to acc at the end
+    loc = np.empty((B, 7, N), u.dtype)   # contiguous partial sums continuing acc
+    for b in range(B):
+        for j in range(7):
+            for k in range(N):
+                loc[b, j, k] = acc[j, b, k]
     for t in range(T - 1, -1, -1):
         if t < T - 1:
             np.dot(dI[t + 1], R, rec)                                     # (R2)
@@ -554,7 +566,7 @@ def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
     for b in range(B):
         for j in range(7):
             for k in range(N):
-                acc[j, b, k] += loc[b, j, k]
+                acc[j, b, k] = loc[b, j, k]
         for k in range(N):
             dstate0[0, b, k] = P[0, k] * ubn[b, k]                        # (A18)
             dstate0[1, b, k] = P[4, k] * sbn[b, k] if synaptic else 0.0   # (S5)

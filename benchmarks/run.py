@@ -1,0 +1,405 @@
+"""Training-step benchmark: lifgrad vs snnTorch, SpikingJelly and plain PyTorch.
+
+    python benchmarks/run.py                                  # everything (~10 min, 2 cores)
+    python benchmarks/run.py --workloads W1 W2 --repeats 12   # a subset
+    python benchmarks/run.py --impls lifgrad torch --out /tmp/r.md
+
+Every measurement runs in a fresh process (this script with ``--child``), the
+implementations alternate (lifgrad, snntorch, spikingjelly, torch, lifgrad, ...
+when ``--rounds`` > 1), each process times ``--repeats`` steps after warm-up
+and reports the step times and its peak-RSS growth.  The NumPy GEMM floor of
+each workload is timed in its own process too.  See benchmarks/README.md for
+the columns and the method; workloads and implementations: workloads.py.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def _threads_from_argv(default=2):
+    argv = sys.argv
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            return int(argv[i + 1])
+        if a.startswith("--threads="):
+            return int(a.split("=", 1)[1])
+    return default
+
+
+THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+               "MKL_NUM_THREADS")
+if "--child" in sys.argv:            # before numpy/numba/torch are imported
+    _n = str(_threads_from_argv())
+    for _v in THREAD_VARS:
+        os.environ[_v] = _n
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from workloads import IMPL_MODULES, IMPLS, WORKLOADS  # noqa: E402  (numpy only)
+
+
+# -- memory ------------------------------------------------------------------------
+
+def _status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _reset_peak():
+    """Reset VmHWM to the current RSS (Linux >= 4.0: write 5 to clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+# -- child: one measurement ----------------------------------------------------------
+
+def child(a):
+    import numpy as np
+
+    from workloads import BUILDERS, Data, Workload, floor_products
+
+    wl = WORKLOADS[a.workload]
+    info = {"workload": wl.name, "impl": a.impl, "threads": a.threads, "pid": os.getpid()}
+    if a.impl == "floor":
+        prods = floor_products(wl)
+        for _, fn in prods:               # warm-up
+            fn()
+        times, parts = [], {label: [] for label, _ in prods}
+        for _ in range(a.repeats):
+            tot = 0.0
+            for label, fn in prods:
+                t0 = time.perf_counter()
+                fn()
+                dt = time.perf_counter() - t0
+                parts[label].append(dt)
+                tot += dt
+            times.append(tot)
+        info.update(times=times, parts={k: statistics.median(v) for k, v in parts.items()},
+                    versions={"numpy": np.__version__})
+        print("RESULT " + json.dumps(info), flush=True)
+        return
+
+    versions = {"numpy": np.__version__}
+    if a.impl == "lifgrad":
+        import numba
+
+        import lifgrad
+        versions.update(lifgrad=getattr(lifgrad, "__version__", "?"), numba=numba.__version__)
+        info["numba_threads"] = numba.get_num_threads()
+    else:
+        import torch
+        torch.set_num_threads(a.threads)
+        versions["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        if a.impl != "torch":
+            mod = importlib.import_module(IMPL_MODULES[a.impl])
+            versions[a.impl] = getattr(mod, "__version__", "?")
+    info["versions"] = versions
+    builder = BUILDERS[a.impl]
+
+    # compile / first-call costs (Numba JIT or cache load, torch lazy init) on a
+    # tiny copy of the workload, before the memory baseline
+    tiny = Workload(wl.name, wl.title, tuple(min(s, 8) for s in wl.sizes), 3, 2, wl.input,
+                    wl.p, wl.recurrent)
+    tstep, _ = builder(tiny)
+    td = Data(tiny)
+    tstep(td.x, td.y)
+    del tstep, td
+
+    data = Data(wl)
+    step, rates = builder(wl)
+    import gc
+    gc.collect()
+    base_kb = _status_kb("VmRSS")
+    reset_ok = _reset_peak()
+    hwm_before = _status_kb("VmHWM")
+    losses = []
+    load_before = os.getloadavg()[0]
+    t_start = time.perf_counter()
+    for _ in range(a.warmup):
+        data.refresh()
+        losses.append(step(data.x, data.y))
+    warm_s = time.perf_counter() - t_start
+    times = []
+    prof = None
+    if a.profile:
+        import cProfile
+        prof = cProfile.Profile()
+    for _ in range(a.repeats):
+        data.refresh()
+        if prof:
+            prof.enable()
+        t0 = time.perf_counter()
+        losses.append(step(data.x, data.y))
+        times.append(time.perf_counter() - t0)
+        if prof:
+            prof.disable()
+    hwm_kb = _status_kb("VmHWM")
+    info["load"] = (load_before, os.getloadavg()[0])
+    if prof:
+        import pstats
+        prof.dump_stats(a.profile)
+        st = pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime")
+        st.print_stats(25)
+        st.sort_stats("cumulative").print_stats(25)
+    info.update(times=times, warmup_s=warm_s, base_mb=base_kb / 1024, peak_mb=hwm_kb / 1024,
+                growth_mb=(hwm_kb - base_kb) / 1024,
+                mem_method="clear_refs+VmHWM" if reset_ok else "VmHWM (no reset)",
+                hwm_before_mb=hwm_before / 1024,
+                loss_first=float(losses[0]), loss_last=float(losses[-1]),
+                finite=bool(all(math.isfinite(v) for v in losses)))
+    try:
+        data.refresh()
+        info["rates"] = rates(data.x, data.y)
+    except Exception as e:  # noqa: BLE001 - informative only
+        info["rates_error"] = repr(e)
+    print("RESULT " + json.dumps(info), flush=True)
+
+
+# -- parent ------------------------------------------------------------------------------
+
+def run_child(impl, wl_name, repeats, warmup, threads, timeout):
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", "--impl", impl,
+           "--workload", wl_name, "--repeats", str(repeats), "--warmup", str(warmup),
+           "--threads", str(threads)]
+    env = dict(os.environ)
+    for v in THREAD_VARS:
+        env[v] = str(threads)
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                           cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout} s"}
+    wall = time.perf_counter() - t0
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            res = json.loads(line[7:])
+            res["wall_s"] = wall
+            return res
+    tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
+    return {"error": f"exit {p.returncode}: " + " | ".join(tail)}
+
+
+def _fmt_ratio(x):
+    return "—" if x is None else f"{x:.2f}"
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def write_markdown(path, results, args, wl_names, impls, missing, started, elapsed):
+    L = []
+    L.append("# Training-step benchmark")
+    L.append("")
+    versions = {}
+    for per in results.values():
+        for r in per.values():
+            versions.update(r.get("versions", {}))
+    L.append(f"Generated by `python benchmarks/run.py {' '.join(args.argv)}` on "
+             f"{started:%Y-%m-%d %H:%M}, {cpu_name()}, {os.cpu_count()} cores, "
+             f"Python {platform.python_version()}; "
+             + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + f". Run took "
+             f"{elapsed / 60:.1f} min.")
+    L.append("")
+    L.append(f"**Threads: {args.threads} per implementation** (NUMBA_NUM_THREADS, "
+             f"OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS = {args.threads}, "
+             f"`torch.set_num_threads({args.threads})`). float32. One step = forward over T + "
+             f"membrane cross-entropy summed over steps + backward + Adam (lr 5e-4). "
+             f"Each measurement in a fresh process; {args.rounds} round(s) alternating "
+             f"{', '.join(impls)}; step ms = median over all timed steps (column *steps*) "
+             f"after warm-up. Timings on a shared machine are noisy (about ±20%).")
+    L.append("")
+    if missing:
+        L.append("Not installed (skipped): " + ", ".join(missing) + ".")
+        L.append("")
+    L.append("Ratio columns: this row's step time / the peer's (> 1 = slower than the peer). "
+             "*vs floor*: / the NumPy GEMM floor (the matrix products the step needs, "
+             "same threads). *mem MB*: peak RSS growth over the post-build baseline "
+             "(VmHWM after the steps − VmRSS before them, with VmHWM reset via "
+             "/proc/self/clear_refs).")
+    L.append("")
+    peers = [i for i in impls if i not in missing]
+    head = ["workload", "implementation", "step ms", "steps"] + [f"vs {p}" for p in peers] + \
+        ["vs floor", "mem MB"]
+    L.append("| " + " | ".join(head) + " |")
+    L.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|")
+    notes = []
+    for w in wl_names:
+        per = results.get(w, {})
+        med = {k: statistics.median(r["times"]) * 1e3 for k, r in per.items()
+               if r.get("times")}
+        floor = med.get("floor")
+        for impl in peers:
+            r = per.get(impl)
+            if r is None or not r.get("times"):
+                err = (r or {}).get("error", "not run")
+                L.append(f"| {w} | {impl} | failed | | " + " | ".join("" for _ in peers)
+                         + " | | |")
+                notes.append(f"{w} {impl}: {err}")
+                continue
+            m = med[impl]
+            ratios = [_fmt_ratio(m / med[p]) if p in med else "—" for p in peers]
+            fl = _fmt_ratio(m / floor) if floor else "—"
+            mem = r.get("growth_mb")
+            memtxt = f"{mem:.0f}" if mem is not None else "—"
+            L.append(f"| {w} | {impl} | {m:.1f} | {len(r['times'])} | " + " | ".join(ratios)
+                     + f" | {fl} | {memtxt} |")
+        if floor:
+            L.append(f"| {w} | *NumPy GEMM floor* | {floor:.1f} | "
+                     f"{len(per['floor']['times'])} | " + " | ".join("" for _ in peers)
+                     + " | 1.00 | |")
+    L.append("")
+    L.append("## Workloads")
+    L.append("")
+    for w in wl_names:
+        wl = WORKLOADS[w]
+        line = f"- **{w} {wl.title}**: {wl.describe()}."
+        per = results.get(w, {})
+        counts = {len(r["times"]) for k, r in per.items() if k != "floor" and r.get("times")}
+        if wl.max_repeats and not args.no_cap and args.repeats > wl.max_repeats:
+            line += (f" Repeats reduced to {wl.max_repeats} per process (of {args.repeats}), "
+                     f"warm-up {wl.warmup} step(s): the peers' steps take seconds.")
+        rates = {k: r["rates"] for k, r in per.items() if r.get("rates")}
+        if rates:
+            line += " Firing rates per layer on a fresh input after training steps: " + \
+                "; ".join(f"{k} " + "/".join(f"{x:.3f}" for x in v) for k, v in rates.items()) \
+                + "."
+        fin = [k for k, r in per.items() if r.get("finite") is False]
+        if fin:
+            line += f" Non-finite loss in: {', '.join(fin)}."
+        L.append(line)
+        del counts
+    L.append("")
+    L.append("Floor parts (ms, median): ")
+    L.append("")
+    for w in wl_names:
+        fl = results.get(w, {}).get("floor")
+        if fl and fl.get("parts"):
+            L.append(f"- {w}: " + ", ".join(f"{k} {v * 1e3:.2f}" for k, v in fl["parts"].items()))
+    if notes:
+        L.append("")
+        L.append("## Failures")
+        L.append("")
+        for n in notes:
+            L.append(f"- {n}")
+    L.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(L))
+
+
+def parent(a, argv):
+    started = datetime.datetime.now()
+    t_start = time.perf_counter()
+    wl_names = a.workloads
+    impls = a.impls
+    missing = [i for i in impls if importlib.util.find_spec(IMPL_MODULES[i]) is None]
+    if missing:
+        print(f"not installed, skipped: {', '.join(missing)}", flush=True)
+    run_impls = [i for i in impls if i not in missing]
+    results = {w: {} for w in wl_names}
+    for w in wl_names:
+        wl = WORKLOADS[w]
+        reps = a.repeats if (a.no_cap or not wl.max_repeats) else min(a.repeats, wl.max_repeats)
+        warm = a.warmup if a.warmup is not None else wl.warmup
+        for rnd in range(a.rounds):
+            for impl in run_impls:
+                res = run_child(impl, w, reps, warm, a.threads, a.timeout)
+                acc = results[w].setdefault(impl, {"times": []})
+                if "error" in res:
+                    acc.setdefault("error", res["error"])
+                    print(f"{w} {impl} round {rnd}: FAILED {res['error']}", flush=True)
+                    continue
+                times = acc["times"] + res["times"]
+                growth = max(acc.get("growth_mb", -1e9), res["growth_mb"])
+                acc.update(res)
+                acc["times"], acc["growth_mb"] = times, growth
+                print(f"{w} {impl:<12} round {rnd}: median {statistics.median(res['times']) * 1e3:9.1f}"
+                      f" ms ({len(res['times'])} steps, warm-up {res['warmup_s']:.1f} s, "
+                      f"mem +{res['growth_mb']:.0f} MB, process {res['wall_s']:.1f} s)",
+                      flush=True)
+        if not a.no_floor:
+            res = run_child("floor", w, max(reps, 5), 1, a.threads, a.timeout)
+            if "error" in res:
+                print(f"{w} floor: FAILED {res['error']}", flush=True)
+            else:
+                results[w]["floor"] = res
+                print(f"{w} {'floor':<12}        : median {statistics.median(res['times']) * 1e3:9.1f} ms",
+                      flush=True)
+    elapsed = time.perf_counter() - t_start
+    a.argv = argv
+    write_markdown(a.out, results, a, wl_names, impls, missing, started, elapsed)
+    js = a.json or os.path.splitext(a.out)[0] + ".json"
+    with open(js, "w") as f:
+        json.dump({"argv": argv, "threads": a.threads, "started": started.isoformat(),
+                   "elapsed_s": elapsed, "results": results}, f, indent=1)
+    print(f"wrote {a.out} and {js} ({elapsed / 60:.1f} min)")
+    with open(a.out) as f:
+        print(f.read())
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    ap.add_argument("--impls", nargs="+", default=list(IMPLS), choices=list(IMPLS))
+    ap.add_argument("--repeats", type=int, default=12,
+                    help="timed steps per process (capped for W5 unless --no-cap)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="processes per implementation and workload, alternating")
+    ap.add_argument("--warmup", type=int, default=None,
+                    help="untimed steps per process (default: 2, W5: 1)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-cap", action="store_true", help="ignore the W5 repeats cap")
+    ap.add_argument("--no-floor", action="store_true", help="skip the NumPy GEMM floor")
+    ap.add_argument("--timeout", type=float, default=900, help="seconds per process")
+    ap.add_argument("--out", default=os.path.join(HERE, "results.md"))
+    ap.add_argument("--json", default=None, help="raw results (default: --out with .json)")
+    # child mode
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--impl", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--workload", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--profile", default=None,
+                    help="(with --child) cProfile the timed steps into this file")
+    a = ap.parse_args(argv)
+    if a.child:
+        if a.warmup is None:
+            a.warmup = WORKLOADS[a.workload].warmup
+        child(a)
+    else:
+        parent(a, argv)
+
+
+if __name__ == "__main__":
+    main()

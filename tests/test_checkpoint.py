@@ -1,0 +1,68 @@
+"""Checkpointed backward for long sequences: the same bits as the full trace."""
+import itertools
+
+import numpy as np
+import pytest
+
+from lifgrad import LIFConfig
+from lifgrad.network import TIME_CHUNK, CheckpointTrace, Dense, Readout, Sequential
+
+MODELS = [dict(), dict(synaptic=True), dict(adaptive=True), dict(recurrent="one"),
+          dict(synaptic=True, adaptive=True)]
+
+
+def _net(model, dtype, readout=False, reset="subtract"):
+    cfg = LIFConfig(surrogate="sigmoid", reset=reset, **model)
+    layers = [Dense(12, 24, cfg, alpha=0.9, learn=("alpha", "theta")),
+              Dense(24, 16, LIFConfig(surrogate="atan", reset=reset), alpha=0.95, learn=("theta",))]
+    layers.append(Readout(16, 5, alpha=0.8, learn=("alpha",)) if readout else
+                  Dense(16, 5, LIFConfig(surrogate="fast_sigmoid"), alpha=0.9))
+    net = Sequential(layers, dtype=dtype, seed=3)
+    net.params["layer0.W"] = net.params["layer0.W"] * 3
+    return net
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: "-".join(m) or "lif")
+@pytest.mark.parametrize("static,readout", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_checkpointed_gradients_equal_full_trace_bitwise(model, static, readout, dtype):
+    rng = np.random.default_rng(0)
+    T, B = 200, 4
+    net = _net(model, dtype, readout)
+    x = rng.uniform(0, 1, (B, 12)) if static else (rng.uniform(size=(T, B, 12)) < 0.3) * 1.0
+    dv = None if readout else rng.normal(size=(T, B, 5))
+    du = rng.normal(size=(T, B, 5))
+    out, tr = net.forward(x, T=T)
+    g = net.backward(tr, dv=dv, du=du, need_input_grad=True)
+    for K in (1, 70, 128, 500):                     # rounded up to multiples of TIME_CHUNK
+        out2, tr2 = net.forward(x, T=T, checkpoint_every=K)
+        assert isinstance(tr2, CheckpointTrace)
+        np.testing.assert_array_equal(out, out2)
+        g2 = net.backward(tr2, dv=dv, du=du, need_input_grad=True)
+        assert list(g2) == list(g)
+        for k in g:
+            np.testing.assert_array_equal(g[k], g2[k], err_msg=f"{k} K={K}")
+
+
+def test_checkpoint_trace_keeps_only_segment_states():
+    T, B = 2048, 2
+    net = _net({}, "float32")
+    x = (np.random.default_rng(1).uniform(size=(T, B, 12)) < 0.3) * 1.0
+    _, full = net.forward(x)
+    _, ck = net.forward(x, checkpoint_every=256)
+    full_bytes = sum(lt.trace.u.nbytes + lt.trace.v.nbytes for lt in full.layers)
+    ck_bytes = sum(s.nbytes for s in ck.states) + ck.layers[-1].trace.u.nbytes * 2
+    assert ck.K == 256 and len(ck.states[0]) == T // 256
+    assert ck_bytes < full_bytes / 4
+
+
+def test_checkpointing_refuses_what_it_cannot_replay():
+    rec = Sequential([Dense(3, 4, LIFConfig(recurrent="all"))])
+    with pytest.raises(ValueError, match="all-to-all recurrence"):
+        rec.forward(np.ones((10, 1, 3)), checkpoint_every=5)
+    sto = Sequential([Dense(3, 4, LIFConfig(forward="stochastic", surrogate="sigmoid"))])
+    with pytest.raises(ValueError, match="stochastic forward"):
+        sto.forward(np.ones((10, 1, 3)), checkpoint_every=5, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="checkpoint_every: expected an integer >= 1"):
+        Sequential([Dense(3, 4)]).forward(np.ones((10, 1, 3)), checkpoint_every=0)
+    assert TIME_CHUNK == 64
