@@ -64,6 +64,16 @@ def _status_kb(field):
     raise KeyError(field)
 
 
+def _busy_s():
+    """(CPU seconds the whole machine spent busy, CPU seconds of this process)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...
+    busy = sum(fields[:8]) - fields[3] - fields[4]
+    t = os.times()
+    return busy / os.sysconf("SC_CLK_TCK"), t.user + t.system
+
+
 def _reset_peak():
     """Reset VmHWM to the current RSS (Linux >= 4.0: write 5 to clear_refs)."""
     try:
@@ -148,17 +158,31 @@ def child(a):
     if a.profile:
         import cProfile
         prof = cProfile.Profile()
+    other_cpu = 0.0
+    timed = 0.0
     for _ in range(a.repeats):
         data.refresh()
+        m0, o0 = _busy_s()
         if prof:
             prof.enable()
         t0 = time.perf_counter()
         losses.append(step(data.x, data.y))
-        times.append(time.perf_counter() - t0)
+        dt = time.perf_counter() - t0
+        times.append(dt)
         if prof:
             prof.disable()
+        m1, o1 = _busy_s()
+        other_cpu += max(0.0, (m1 - m0) - (o1 - o0))
+        timed += dt
     hwm_kb = _status_kb("VmHWM")
     info["load"] = (load_before, os.getloadavg()[0])
+    info["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "")
+    if a.impl == "lifgrad":
+        try:
+            info["numba_threading_layer"] = numba.threading_layer()
+        except ValueError:
+            info["numba_threading_layer"] = "none used"
+    info["other_cores"] = other_cpu / timed if timed > 0 else 0.0
     if prof:
         import pstats
         prof.dump_stats(a.profile)
@@ -181,13 +205,17 @@ def child(a):
 
 # -- parent ------------------------------------------------------------------------------
 
-def run_child(impl, wl_name, repeats, warmup, threads, timeout):
+def run_child(impl, wl_name, repeats, warmup, threads, timeout, omp_wait="PASSIVE"):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--impl", impl,
            "--workload", wl_name, "--repeats", str(repeats), "--warmup", str(warmup),
            "--threads", str(threads)]
     env = dict(os.environ)
     for v in THREAD_VARS:
         env[v] = str(threads)
+    if omp_wait:
+        env["OMP_WAIT_POLICY"] = omp_wait
+    else:
+        env.pop("OMP_WAIT_POLICY", None)
     t0 = time.perf_counter()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
@@ -335,7 +363,7 @@ def parent(a, argv):
         warm = a.warmup if a.warmup is not None else wl.warmup
         for rnd in range(a.rounds):
             for impl in run_impls:
-                res = run_child(impl, w, reps, warm, a.threads, a.timeout)
+                res = run_child(impl, w, reps, warm, a.threads, a.timeout, a.omp_wait)
                 acc = results[w].setdefault(impl, {"times": []})
                 if "error" in res:
                     acc.setdefault("error", res["error"])
@@ -350,7 +378,7 @@ def parent(a, argv):
                       f"mem +{res['growth_mb']:.0f} MB, process {res['wall_s']:.1f} s)",
                       flush=True)
         if not a.no_floor:
-            res = run_child("floor", w, max(reps, 5), 1, a.threads, a.timeout)
+            res = run_child("floor", w, max(reps, 5), 1, a.threads, a.timeout, a.omp_wait)
             if "error" in res:
                 print(f"{w} floor: FAILED {res['error']}", flush=True)
             else:
@@ -381,6 +409,10 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=None,
                     help="untimed steps per process (default: 2, W5: 1)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--omp-wait-policy", dest="omp_wait", default="PASSIVE",
+                    help="OMP_WAIT_POLICY for every process ('' leaves it unset); PASSIVE "
+                         "keeps OpenMP barriers from spinning when other processes share "
+                         "the cores")
     ap.add_argument("--no-cap", action="store_true", help="ignore the W5 repeats cap")
     ap.add_argument("--no-floor", action="store_true", help="skip the NumPy GEMM floor")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per process")
