@@ -84,6 +84,14 @@ def _reset_peak():
         return False
 
 
+def _dist_version(name):
+    try:
+        from importlib.metadata import version
+        return version(name)
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
 # -- child: one measurement ----------------------------------------------------------
 
 def child(a):
@@ -117,7 +125,8 @@ def child(a):
         import numba
 
         import lifgrad
-        versions.update(lifgrad=getattr(lifgrad, "__version__", "?"), numba=numba.__version__)
+        versions.update(lifgrad=getattr(lifgrad, "__version__", None) or _dist_version("lifgrad"),
+                        numba=numba.__version__)
         info["numba_threads"] = numba.get_num_threads()
     else:
         import torch
@@ -126,7 +135,7 @@ def child(a):
         info["torch_threads"] = torch.get_num_threads()
         if a.impl != "torch":
             mod = importlib.import_module(IMPL_MODULES[a.impl])
-            versions[a.impl] = getattr(mod, "__version__", "?")
+            versions[a.impl] = getattr(mod, "__version__", None) or _dist_version(a.impl)
     info["versions"] = versions
     builder = BUILDERS[a.impl]
 
@@ -216,6 +225,9 @@ def run_child(impl, wl_name, repeats, warmup, threads, timeout, omp_wait="PASSIV
         env["OMP_WAIT_POLICY"] = omp_wait
     else:
         env.pop("OMP_WAIT_POLICY", None)
+    # OpenBLAS workers spin ~2^28 cycles after each product by default and then
+    # steal the cores from whatever parallel code runs next; 2^4 lets them sleep.
+    env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     t0 = time.perf_counter()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
@@ -263,7 +275,9 @@ def write_markdown(path, results, args, wl_names, impls, missing, started, elaps
     L.append("")
     L.append(f"**Threads: {args.threads} per implementation** (NUMBA_NUM_THREADS, "
              f"OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS = {args.threads}, "
-             f"`torch.set_num_threads({args.threads})`). float32. One step = forward over T + "
+             f"`torch.set_num_threads({args.threads})`), OMP_WAIT_POLICY="
+             f"{args.omp_wait or '(unset)'}, OPENBLAS_THREAD_TIMEOUT="
+             f"{os.environ.get('OPENBLAS_THREAD_TIMEOUT', '4')}. float32. One step = forward over T + "
              f"membrane cross-entropy summed over steps + backward + Adam (lr 5e-4). "
              f"Each measurement in a fresh process; {args.rounds} round(s) alternating "
              f"{', '.join(impls)}; step ms = median over all timed steps (column *steps*) "
@@ -276,11 +290,13 @@ def write_markdown(path, results, args, wl_names, impls, missing, started, elaps
              "*vs floor*: / the NumPy GEMM floor (the matrix products the step needs, "
              "same threads). *mem MB*: peak RSS growth over the post-build baseline "
              "(VmHWM after the steps − VmRSS before them, with VmHWM reset via "
-             "/proc/self/clear_refs).")
+             "/proc/self/clear_refs). *other load*: CPU cores busy with other processes "
+             "during the timed steps (from /proc/stat minus this process's CPU time; the "
+             "largest over the row's processes); above ~0.3 the row is disturbed.")
     L.append("")
     peers = [i for i in impls if i not in missing]
     head = ["workload", "implementation", "step ms", "steps"] + [f"vs {p}" for p in peers] + \
-        ["vs floor", "mem MB"]
+        ["vs floor", "mem MB", "other load"]
     L.append("| " + " | ".join(head) + " |")
     L.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|")
     notes = []
@@ -294,7 +310,7 @@ def write_markdown(path, results, args, wl_names, impls, missing, started, elaps
             if r is None or not r.get("times"):
                 err = (r or {}).get("error", "not run")
                 L.append(f"| {w} | {impl} | failed | | " + " | ".join("" for _ in peers)
-                         + " | | |")
+                         + " | | | |")
                 notes.append(f"{w} {impl}: {err}")
                 continue
             m = med[impl]
@@ -303,11 +319,11 @@ def write_markdown(path, results, args, wl_names, impls, missing, started, elaps
             mem = r.get("growth_mb")
             memtxt = f"{mem:.0f}" if mem is not None else "—"
             L.append(f"| {w} | {impl} | {m:.1f} | {len(r['times'])} | " + " | ".join(ratios)
-                     + f" | {fl} | {memtxt} |")
+                     + f" | {fl} | {memtxt} | {r.get('other_cores', 0):.2f} |")
         if floor:
             L.append(f"| {w} | *NumPy GEMM floor* | {floor:.1f} | "
                      f"{len(per['floor']['times'])} | " + " | ".join("" for _ in peers)
-                     + " | 1.00 | |")
+                     + " | 1.00 | | |")
     L.append("")
     L.append("## Workloads")
     L.append("")
@@ -317,18 +333,30 @@ def write_markdown(path, results, args, wl_names, impls, missing, started, elaps
         per = results.get(w, {})
         counts = {len(r["times"]) for k, r in per.items() if k != "floor" and r.get("times")}
         if wl.max_repeats and not args.no_cap and args.repeats > wl.max_repeats:
-            line += (f" Repeats reduced to {wl.max_repeats} per process (of {args.repeats}), "
-                     f"warm-up {wl.warmup} step(s): the peers' steps take seconds.")
+            per_proc = max(1, math.ceil(wl.max_repeats / args.rounds))
+            line += (f" **Repeats reduced** to {wl.max_repeats} (of {args.repeats}), i.e. "
+                     f"{per_proc} timed step(s) per process x {args.rounds} round(s), "
+                     f"warm-up {wl.warmup} step(s) per process: the peers' steps take "
+                     f"seconds.")
         rates = {k: r["rates"] for k, r in per.items() if r.get("rates")}
         if rates:
             line += " Firing rates per layer on a fresh input after training steps: " + \
                 "; ".join(f"{k} " + "/".join(f"{x:.3f}" for x in v) for k, v in rates.items()) \
                 + "."
+        first = {k: r["loss_first"] for k, r in per.items() if "loss_first" in r}
+        if first:
+            line += " Loss of the first step: " + ", ".join(
+                f"{k} {v:.4f}" for k, v in first.items()) + "."
         fin = [k for k, r in per.items() if r.get("finite") is False]
         if fin:
             line += f" Non-finite loss in: {', '.join(fin)}."
         L.append(line)
         del counts
+    L.append("")
+    L.append("Firing rates and losses differ after training steps because the "
+             "implementations' gradients differ (reset mapping, snnTorch's strict threshold, "
+             "lifgrad's own initialisation RNG); snnTorch and torch share torch's "
+             "initialisation, so their first-step losses agree.")
     L.append("")
     L.append("Floor parts (ms, median): ")
     L.append("")
@@ -359,7 +387,8 @@ def parent(a, argv):
     results = {w: {} for w in wl_names}
     for w in wl_names:
         wl = WORKLOADS[w]
-        reps = a.repeats if (a.no_cap or not wl.max_repeats) else min(a.repeats, wl.max_repeats)
+        total = a.repeats if (a.no_cap or not wl.max_repeats) else min(a.repeats, wl.max_repeats)
+        reps = max(1, math.ceil(total / a.rounds))          # timed steps per process
         warm = a.warmup if a.warmup is not None else wl.warmup
         for rnd in range(a.rounds):
             for impl in run_impls:
@@ -371,11 +400,14 @@ def parent(a, argv):
                     continue
                 times = acc["times"] + res["times"]
                 growth = max(acc.get("growth_mb", -1e9), res["growth_mb"])
+                other = max(acc.get("other_cores", 0.0), res["other_cores"])
+                rounds = acc.get("per_round", []) + [statistics.median(res["times"])]
                 acc.update(res)
-                acc["times"], acc["growth_mb"] = times, growth
+                acc.update(times=times, growth_mb=growth, other_cores=other, per_round=rounds)
                 print(f"{w} {impl:<12} round {rnd}: median {statistics.median(res['times']) * 1e3:9.1f}"
                       f" ms ({len(res['times'])} steps, warm-up {res['warmup_s']:.1f} s, "
-                      f"mem +{res['growth_mb']:.0f} MB, process {res['wall_s']:.1f} s)",
+                      f"mem +{res['growth_mb']:.0f} MB, other load {res['other_cores']:.2f} "
+                      f"cores, process {res['wall_s']:.1f} s)",
                       flush=True)
         if not a.no_floor:
             res = run_child("floor", w, max(reps, 5), 1, a.threads, a.timeout, a.omp_wait)
@@ -403,9 +435,11 @@ def main(argv=None):
     ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     ap.add_argument("--impls", nargs="+", default=list(IMPLS), choices=list(IMPLS))
     ap.add_argument("--repeats", type=int, default=12,
-                    help="timed steps per process (capped for W5 unless --no-cap)")
-    ap.add_argument("--rounds", type=int, default=1,
-                    help="processes per implementation and workload, alternating")
+                    help="timed steps per implementation and workload, split over --rounds "
+                         "processes (W5 capped at 3 unless --no-cap)")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="fresh processes per implementation and workload, alternating "
+                         "lifgrad, snntorch, spikingjelly, torch, lifgrad, ...")
     ap.add_argument("--warmup", type=int, default=None,
                     help="untimed steps per process (default: 2, W5: 1)")
     ap.add_argument("--threads", type=int, default=2)
@@ -424,7 +458,22 @@ def main(argv=None):
     ap.add_argument("--workload", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--profile", default=None,
                     help="(with --child) cProfile the timed steps into this file")
+    ap.add_argument("--render", default=None, metavar="JSON",
+                    help="only rewrite --out from a results JSON of an earlier run")
     a = ap.parse_args(argv)
+    if a.render:
+        with open(a.render) as f:
+            d = json.load(f)
+        old = ap.parse_args(d["argv"])
+        old.argv = d["argv"]
+        results = d["results"]
+        wl_names = [w for w in old.workloads if w in results]
+        missing = [i for i in old.impls
+                   if not any(i in per for per in results.values())]
+        write_markdown(a.out, results, old, wl_names, old.impls, missing,
+                       datetime.datetime.fromisoformat(d["started"]), d["elapsed_s"])
+        print(f"wrote {a.out}")
+        return
     if a.child:
         if a.warmup is None:
             a.warmup = WORKLOADS[a.workload].warmup

@@ -10,6 +10,11 @@ import os as _os
 # instead of 1.2 ms per step on 2 cores.  A passive wait policy avoids it; it must
 # be set before the OpenMP runtime starts (an explicit user setting wins).
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenBLAS workers spin for ~2^28 cycles after every product by default and take
+# the cores from the Numba kernel that follows (a 13 ms backward scan took 22-27 ms
+# right after a product); 2^4 cycles lets them sleep.  Read when OpenBLAS loads,
+# so it only takes effect if lifgrad is imported before numpy.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from . import surrogates  # noqa: E402
 from .config import LIFConfig, LIFParams, alpha_from_tau, tau_from_alpha  # noqa: E402

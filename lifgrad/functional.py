@@ -291,7 +291,8 @@ def _backward_impl(trace, P, R, config, dv, du):
     dR = None
     if R is None:
         static = trace.static
-        dI = np.zeros((1 if static else T, B, N), dtype)
+        # the kernel writes every dI[t] (static: accumulates into dI[0], so zero it)
+        dI = np.zeros((1, B, N), dtype) if static else np.empty((T, B, N), dtype)
         with _threads(config, trace.u.size):
             be.cell_backward_scan(trace.u, trace.v, s, a, trace.state0, dvv, duu, dummy,
                                   (dv is not None, du is not None, False), static, 0, T,
