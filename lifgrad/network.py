@@ -245,6 +245,22 @@ class Readout(Dense):
 TIME_CHUNK = 64   # steps per product in the weight gradient (and checkpoint granularity)
 
 
+def _chunked_matmul(a, B_):
+    """``a @ B_`` over the last axis, one product per chunk of TIME_CHUNK steps
+    for a ``(T, B, n)`` array (a 2-D array: one product).  A product's rounding
+    can depend on how many rows it gets (BLAS tail kernels), so the full-trace
+    and the checkpointed paths both use the same chunks (CK3)."""
+    if a.ndim == 2:
+        return a @ B_
+    T = a.shape[0]
+    out = np.empty(a.shape[:-1] + (B_.shape[1],), np.result_type(a, B_))
+    for c in range(0, T, TIME_CHUNK):
+        sl = slice(c, min(T, c + TIME_CHUNK))
+        blk = a[sl]
+        out[sl] = (blk.reshape(-1, blk.shape[-1]) @ B_).reshape(blk.shape[:-1] + (B_.shape[1],))
+    return out
+
+
 def _weight_grads(ubar, x, dW=None, db=None):
     """``dW = sum_t ubar_t^T x_t`` and ``db = sum_t ubar_t`` (A20b), one product
     per chunk of TIME_CHUNK steps, last chunk first (static input: one product,
@@ -371,8 +387,7 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             p = self._layer_params(params, i)
             W = np.asarray(p["W"], self.dtype)
-            lead = h.shape[:-1]
-            I = (h.reshape(-1, h.shape[-1]) @ W.T).reshape(*lead, layer.n_out)   # (A1)
+            I = _chunked_matmul(h, W.T)                                         # (A1)
             if layer.bias:
                 I += np.asarray(p["b"], self.dtype)
             if layer.rec_bias:
@@ -464,7 +479,7 @@ class Sequential:
                 grads[f"layer{i}.{k}"] = g
             if i > 0 or need_input_grad:
                 W = np.asarray(p["W"], dtype)
-                dx = (ub2 @ W).reshape(*ubar.shape[:-1], layer.n_in)             # (A20c)
+                dx = _chunked_matmul(ubar, W)                                    # (A20c)
                 if i == 0:
                     grads["x"] = dx
                 elif self.layers[i - 1].readout:
@@ -566,7 +581,7 @@ def _forward_checkpointed(self, x, params, T, checkpoint_every):
             states[i][seg] = prev[i]
             p = self._layer_params(params, i)
             W = np.asarray(p["W"], dtype)
-            I = h @ W.T
+            I = _chunked_matmul(h, W.T)
             if layer.bias:
                 I += np.asarray(p["b"], dtype)
             if layer.rec_bias:
@@ -620,7 +635,7 @@ def _backward_checkpointed(self, trace, dv, du, params, need_input_grad):
         for i, layer in enumerate(self.layers):
             p, neuron, factors, P = info[i]
             W = np.asarray(p["W"], dtype)
-            I = h @ W.T
+            I = _chunked_matmul(h, W.T)
             if layer.bias:
                 I += np.asarray(p["b"], dtype)
             if layer.rec_bias:
@@ -663,14 +678,14 @@ def _backward_checkpointed(self, trace, dv, du, params, need_input_grad):
                 dW[i], db[i] = _weight_grads(ub, hin, dW[i], db[i])
             if i > 0:
                 W = np.asarray(p["W"], dtype)
-                dh = (ub.reshape(-1, layer.n_out) @ W).reshape(L, B, layer.n_in)
+                dh = _chunked_matmul(ub, W)
                 if self.layers[i - 1].readout:
                     dv_seg, du_seg = None, dh
                 else:
                     dv_seg, du_seg = dh, None
             elif dx_all is not None:
                 W = np.asarray(p["W"], dtype)
-                dx_all[t0:t1] = (ub.reshape(-1, layer.n_out) @ W).reshape(L, B, layer.n_in)
+                dx_all[t0:t1] = _chunked_matmul(ub, W)
     grads = {}
     for i, layer in enumerate(self.layers):
         p, neuron, factors, P = info[i]

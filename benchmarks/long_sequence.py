@@ -1,0 +1,80 @@
+"""W5 (784-1000-10 LIF, T=2000, batch 16, Poisson 0.2): the full-trace backward
+against the checkpointed one (Sequential.forward(..., checkpoint_every=K)),
+each in a fresh process, alternating; step time (median), peak memory growth
+over the post-setup baseline (VmHWM after resetting it through
+/proc/self/clear_refs), and whether the gradients are bitwise equal.
+
+    python benchmarks/long_sequence.py [--K 64] [--rounds 2] [--steps 3]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+CHILD = r"""
+import os, sys, time, json, hashlib
+import numpy as np
+import lifgrad
+from lifgrad import LIFConfig, losses
+from lifgrad.network import Dense, Sequential
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024.0
+K = int(sys.argv[1]); steps = int(sys.argv[2])
+rng = np.random.default_rng(0)
+net = Sequential([Dense(784, 1000, LIFConfig(surrogate="atan"), alpha=0.95),
+                  Dense(1000, 10, LIFConfig(surrogate="atan"), alpha=0.95)], dtype="float32")
+T, B = 2000, 16
+x = (rng.random((T, B, 784)) < 0.2).astype(np.float32)
+y = rng.integers(0, 10, B)
+ck = None if K == 0 else K
+def step():
+    out, tr = net.forward(x, checkpoint_every=ck)
+    lo = losses.ce_membrane(None, tr.layers[-1].trace.u, y)
+    return net.backward(tr, du=lo.du)
+step()                                    # warm-up (compilation, allocator)
+base = status("VmRSS")
+open("/proc/self/clear_refs", "w").write("5")
+times = []
+for _ in range(steps):
+    t0 = time.perf_counter(); g = step(); times.append(time.perf_counter() - t0)
+peak = status("VmHWM")
+digest = hashlib.sha256(b"".join(np.ascontiguousarray(g[k]).tobytes() for k in sorted(g))).hexdigest()
+print(json.dumps(dict(times=times, mem=peak - base, digest=digest)))
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--K", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=3)
+    a = ap.parse_args()
+    env = dict(os.environ, NUMBA_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2",
+               OMP_WAIT_POLICY="PASSIVE", OPENBLAS_THREAD_TIMEOUT="4")
+    res = {"full": [], "checkpointed": []}
+    for _ in range(a.rounds):
+        for name, K in (("full", 0), ("checkpointed", a.K)):
+            out = subprocess.run([sys.executable, "-c", CHILD, str(K), str(a.steps)], env=env,
+                                 capture_output=True, text=True, check=True).stdout
+            res[name].append(json.loads(out.strip().splitlines()[-1]))
+    import statistics
+    rows = {}
+    for name, runs in res.items():
+        times = [t for r in runs for t in r["times"]]
+        rows[name] = (statistics.median(times) * 1e3, max(r["mem"] for r in runs),
+                      {r["digest"] for r in runs})
+    f, c = rows["full"], rows["checkpointed"]
+    print(f"W5: T=2000, B=16, 784-1000-10, float32, 2 threads; K={a.K}; "
+          f"{a.rounds} rounds x {a.steps} steps each")
+    print(f"| backward | step ms | peak memory growth MB |\n|---|---:|---:|")
+    print(f"| full trace | {f[0]:.0f} | {f[1]:.0f} |\n| checkpointed | {c[0]:.0f} | {c[1]:.0f} |")
+    print(f"time ratio {c[0] / f[0]:.2f}, memory ratio {c[1] / f[1]:.3f}, gradients bitwise "
+          f"equal: {f[2] == c[2] and len(f[2]) == 1}")
+
+
+if __name__ == "__main__":
+    main()
