@@ -261,6 +261,16 @@ def _chunked_matmul(a, B_):
     return out
 
 
+def _input_current(layer, p, h, dtype):
+    """``I_t = W x_t + b (+ b_rec)`` for all steps (A1), chunked like every product."""
+    I = _chunked_matmul(h, np.asarray(p["W"], dtype).T)
+    if layer.bias:
+        I += np.asarray(p["b"], dtype)
+    if layer.rec_bias:
+        I += np.asarray(p["b_rec"], dtype)
+    return I
+
+
 def _weight_grads(ubar, x, dW=None, db=None):
     """``dW = sum_t ubar_t^T x_t`` and ``db = sum_t ubar_t`` (A20b), one product
     per chunk of TIME_CHUNK steps, last chunk first (static input: one product,
@@ -386,12 +396,7 @@ class Sequential:
         h = x
         for i, layer in enumerate(self.layers):
             p = self._layer_params(params, i)
-            W = np.asarray(p["W"], self.dtype)
-            I = _chunked_matmul(h, W.T)                                         # (A1)
-            if layer.bias:
-                I += np.asarray(p["b"], self.dtype)
-            if layer.rec_bias:
-                I += np.asarray(p["b_rec"], self.dtype)
+            I = _input_current(layer, p, h, self.dtype)                        # (A1)
             B = I.shape[-2]
             neuron, _ = layer.effective(p)
             P = neuron.packed(layer.n_out, self.dtype, layer.config)
@@ -579,13 +584,7 @@ def _forward_checkpointed(self, x, params, T, checkpoint_every):
         h_static = static
         for i, layer in enumerate(self.layers):
             states[i][seg] = prev[i]
-            p = self._layer_params(params, i)
-            W = np.asarray(p["W"], dtype)
-            I = _chunked_matmul(h, W.T)
-            if layer.bias:
-                I += np.asarray(p["b"], dtype)
-            if layer.rec_bias:
-                I += np.asarray(p["b_rec"], dtype)
+            I = _input_current(layer, self._layer_params(params, i), h, dtype)
             pv = (prev[i][0], prev[i][1], prev[i][2], prev[i][3], t1 - t0)
             u, v, s_, a_ = _segment_forward(layer, layer.config, packed[i], I, h_static, pv, B, dtype)
             prev[i] = np.stack([u[-1], v[-1], s_[-1] if layer.config.synaptic else prev[i][2],
@@ -634,12 +633,7 @@ def _backward_checkpointed(self, trace, dv, du, params, need_input_grad):
         h_static = static
         for i, layer in enumerate(self.layers):
             p, neuron, factors, P = info[i]
-            W = np.asarray(p["W"], dtype)
-            I = _chunked_matmul(h, W.T)
-            if layer.bias:
-                I += np.asarray(p["b"], dtype)
-            if layer.rec_bias:
-                I += np.asarray(p["b_rec"], dtype)
+            I = _input_current(layer, p, h, dtype)
             st = trace.states[i][seg]
             u, v, s_, a_ = _segment_forward(layer, layer.config, P, I, h_static,
                                             (st[0], st[1], st[2], st[3], L), B, dtype)
