@@ -135,7 +135,7 @@ def _cmd_train(args):
     try:
         cfg = _train_config(args).validate()
         t0 = time.perf_counter()
-        hist = train.fit(cfg, resume=args.resume, progress=not args.quiet)
+        hist = train.fit(cfg, resume=args.resume, progress=False if args.quiet else None)
     except (ValueError, FileNotFoundError) as e:
         print(f"lifgrad train: {e}", file=sys.stderr)
         return 2
@@ -195,7 +195,7 @@ def _cmd_demo(args):
     cfg = train.TrainConfig.from_dict(dict(DEMO_CONFIG, out=os.path.join(out, "run")))
     print(f"lifgrad demo: training a {64}-{cfg.hidden[0]}-10 spiking network on scikit-learn's "
           f"digits ({cfg.epochs} epochs, T={cfg.T})", flush=True)
-    hist = train.fit(cfg, progress=not args.quiet)
+    hist = train.fit(cfg, progress=False if args.quiet else None)
     t_train = time.perf_counter() - t0
     acc = hist[-1]["test_acc"]
     print(f"  test accuracy {acc:.4f} (held-out 20 %, seed {cfg.seed}), {t_train:.1f} s", flush=True)
