@@ -150,6 +150,32 @@ def _torch_xy(x, y):
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
+def _membrane_ce_step(forward, opt, wl):
+    """(step, rates) of a torch loop whose ``forward(x)`` returns (membranes
+    (T, B, C), per-layer lists of spikes): membrane cross-entropy summed over
+    steps, Adam."""
+    import torch
+    import torch.nn.functional as F
+
+    def step(x, y):
+        xt, yt = _torch_xy(x, y)
+        mem, _ = forward(xt)
+        loss = torch.zeros((), dtype=torch.float32)
+        for t in range(wl.T):
+            loss = loss + F.cross_entropy(mem[t], yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    def rates(x, y):
+        with torch.no_grad():
+            _, spk_rec = forward(_torch_xy(x, y)[0])
+        return [float(torch.stack(s).mean()) for s in spk_rec]
+
+    return step, rates
+
+
 def _atan_spike():
     import math
 
@@ -178,7 +204,6 @@ def build_snntorch(wl: Workload):
     import snntorch as snn
     import torch
     import torch.nn as nn
-    import torch.nn.functional as F
     from snntorch import surrogate
 
     torch.manual_seed(0)
@@ -227,23 +252,7 @@ def build_snntorch(wl: Workload):
     net = Net()
     opt = torch.optim.Adam(net.parameters(), lr=LR)
 
-    def step(x, y):
-        xt, yt = _torch_xy(x, y)
-        mem_rec, _ = net(xt)
-        loss = torch.zeros((), dtype=torch.float32)
-        for t in range(wl.T):
-            loss = loss + F.cross_entropy(mem_rec[t], yt)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
-
-    def rates(x, y):
-        with torch.no_grad():
-            _, spk_rec = net(_torch_xy(x, y)[0])
-        return [float(torch.stack(s).mean()) for s in spk_rec]
-
-    return step, rates
+    return _membrane_ce_step(net, opt, wl)
 
 
 # -- SpikingJelly -----------------------------------------------------------------
@@ -312,7 +321,6 @@ def build_spikingjelly(wl: Workload):
 def build_torch(wl: Workload):
     import torch
     import torch.nn as nn
-    import torch.nn.functional as F
 
     torch.manual_seed(0)
     spike = _atan_spike()
@@ -343,23 +351,7 @@ def build_torch(wl: Workload):
             mem_rec.append(u[-1])
         return torch.stack(mem_rec), spk_rec
 
-    def step(x, y):
-        xt, yt = _torch_xy(x, y)
-        mem, _ = forward(xt)
-        loss = torch.zeros((), dtype=torch.float32)
-        for t in range(wl.T):
-            loss = loss + F.cross_entropy(mem[t], yt)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
-
-    def rates(x, y):
-        with torch.no_grad():
-            _, spk_rec = forward(_torch_xy(x, y)[0])
-        return [float(torch.stack(s).mean()) for s in spk_rec]
-
-    return step, rates
+    return _membrane_ce_step(forward, opt, wl)
 
 
 BUILDERS = {"lifgrad": build_lifgrad, "snntorch": build_snntorch,

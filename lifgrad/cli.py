@@ -187,7 +187,6 @@ def _cmd_theory(args):
 
 def _cmd_demo(args):
     """Train on digits, verify gradients, write figures and a markdown report."""
-    import numpy as np
     from . import check, data, plot, train
     out = args.out
     os.makedirs(out, exist_ok=True)
@@ -238,7 +237,6 @@ def _cmd_demo(args):
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"lifgrad demo: figures and report.md in {out} ({total:.1f} s in all)")
-    del np
     return 1 if (n_fail or acc < 0.97) else 0
 
 

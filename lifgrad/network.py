@@ -468,7 +468,6 @@ class Sequential:
             ubar = parts.dI                                  # (T, B, N) or (B, N) if static
             if record is not None:
                 record[i] = ubar
-            ub2 = ubar.reshape(-1, layer.n_out)
             dW, db = _weight_grads(ubar, x)                                      # (A20b), (A21)
             grads[f"layer{i}.W"] = dW
             if layer.bias:
@@ -509,11 +508,10 @@ class CheckpointTrace(NamedTuple):
     params: dict
 
 
-def _segment_forward(layer, cfg, P, I_seg, static, prev, B, dtype):
-    """One segment of one layer: buffers of L+1 steps whose row 0 is the state
-    before the segment (CK1); returns (u, v, s, a) buffers."""
-    L = I_seg.shape[0] if not static else None
-    L = L if L is not None else prev[4]
+def _segment_forward(layer, cfg, P, I_seg, static, prev, L, B, dtype):
+    """One segment of L steps of one layer: buffers of L+1 steps whose row 0 is
+    ``prev`` = (u, v, s, a), the state before the segment (CK1); returns the
+    (u, v, s, a) buffers."""
     u = np.empty((L + 1, B, layer.n_out), dtype)
     v = np.empty_like(u)
     s = np.empty_like(u) if cfg.synaptic else np.zeros((1, 1, 1), dtype)
@@ -585,8 +583,8 @@ def _forward_checkpointed(self, x, params, T, checkpoint_every):
         for i, layer in enumerate(self.layers):
             states[i][seg] = prev[i]
             I = _input_current(layer, self._layer_params(params, i), h, dtype)
-            pv = (prev[i][0], prev[i][1], prev[i][2], prev[i][3], t1 - t0)
-            u, v, s_, a_ = _segment_forward(layer, layer.config, packed[i], I, h_static, pv, B, dtype)
+            u, v, s_, a_ = _segment_forward(layer, layer.config, packed[i], I, h_static, prev[i],
+                                            t1 - t0, B, dtype)
             prev[i] = np.stack([u[-1], v[-1], s_[-1] if layer.config.synaptic else prev[i][2],
                                 a_[-1] if layer.config.adaptive else prev[i][3]])
             if i == Ls - 1:
@@ -634,9 +632,8 @@ def _backward_checkpointed(self, trace, dv, du, params, need_input_grad):
         for i, layer in enumerate(self.layers):
             p, neuron, factors, P = info[i]
             I = _input_current(layer, p, h, dtype)
-            st = trace.states[i][seg]
             u, v, s_, a_ = _segment_forward(layer, layer.config, P, I, h_static,
-                                            (st[0], st[1], st[2], st[3], L), B, dtype)
+                                            trace.states[i][seg], L, B, dtype)
             bufs.append((u, v, s_, a_))
             inputs.append((h, h_static))
             h = u[1:] if layer.readout else v[1:]
