@@ -16,6 +16,10 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # so it only takes effect if lifgrad is imported before numpy.
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
+from . import _malloc  # noqa: E402
+
+_malloc.tune()     # keep step-sized buffers mapped between steps (see _malloc.py)
+
 from . import surrogates  # noqa: E402
 from .config import LIFConfig, LIFParams, alpha_from_tau, tau_from_alpha  # noqa: E402
 from .functional import LIFGrads, Trace, lif_backward, lif_forward  # noqa: E402
