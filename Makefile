@@ -32,6 +32,7 @@ $(VENV)/.stamp-peers: $(VENV)/.stamp-base
 	$(PIP) install "torch==2.13.0"
 	$(PIP) install --no-deps "snntorch==1.0.0" "spikingjelly==2.0.0" "norse==1.1.0" "nirtorch==2.6"
 	$(PIP) install "nir==1.0.8" h5py loguru tqdm
+	$(PIP) install "numba-cuda==0.30.4"    # the CUDA kernels (tests run them on the simulator)
 	touch $@
 
 peers: $(VENV)/.stamp-peers

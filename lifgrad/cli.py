@@ -108,6 +108,8 @@ _TRAIN_OPTIONS = {
     "--seed": ("seed", int, "seed of initialisation, shuffling and encoders"),
     "--max-train": ("max_train", int, "use only the first N training samples"),
     "--dtype": ("dtype", str, "float32 | float64"),
+    "--backend": ("backend", str, "cpu | reference | cuda (device-resident training on an "
+                  "NVIDIA GPU, needs numba-cuda: pip install lifgrad[cuda])"),
     "--out": ("out", str, "output folder"),
     "--calibrate-surrogates": ("calibrate", int, "set surrogate amplitudes by the calibration "
                                "rule (T6) at the start (no value) or every N steps"),
@@ -136,12 +138,12 @@ def _cmd_train(args):
         cfg = _train_config(args).validate()
         t0 = time.perf_counter()
         hist = train.fit(cfg, resume=args.resume, progress=False if args.quiet else None)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"lifgrad train: {e}", file=sys.stderr)
-        return 2
     except train.TrainingDiverged as e:
         print(f"lifgrad train: {e}", file=sys.stderr)
         return 3
+    except (ValueError, FileNotFoundError, RuntimeError) as e:   # RuntimeError: no CUDA device
+        print(f"lifgrad train: {e}", file=sys.stderr)
+        return 2
     last = hist[-1]
     print(f"test accuracy {last['test_acc']:.4f} after {last['epoch']} epochs "
           f"({time.perf_counter() - t0:.1f} s); output in {cfg.out}")

@@ -21,7 +21,7 @@ __all__ = ["LIFConfig", "LIFParams", "RESETS", "FORWARDS", "BACKENDS",
 
 RESETS = ("subtract", "zero", "none")
 FORWARDS = ("hard", "smooth", "stochastic")
-BACKENDS = ("cpu", "reference")
+BACKENDS = ("cpu", "reference", "cuda")
 RECURRENT = ("one", "all")
 _RESET_ALIASES = {"hard": "zero"}
 DTYPES = (np.float32, np.float64)
@@ -51,7 +51,9 @@ class LIFConfig:
     forward:      'hard' (Heaviside), 'smooth' (surrogate primitive G) or
                   'stochastic' (Bernoulli(G), escape noise; needs rng=)     (A5), (A6), (T7)
     surrogate:    a name from :func:`lifgrad.surrogates.names` or a Surrogate
-    backend:      'cpu' (Numba, default) or 'reference' (NumPy)
+    backend:      'cpu' (Numba, default), 'reference' (NumPy) or 'cuda' (numba-cuda:
+                  host arrays are copied to the GPU and back each call; for
+                  device-resident training see lifgrad.device)
     dtype:        None (follow the input; integers/bools become float64),
                   'float32' or 'float64'
     synaptic:     two-state cell, the membrane is driven by s_t = alpha_s s_{t-1} + I_t  (S1)

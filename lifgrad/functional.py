@@ -70,6 +70,11 @@ class LIFGrads(NamedTuple):
 def _backend(config):
     if config.backend == "reference":
         return reference
+    if config.backend == "cuda":
+        from .device import require
+        require()
+        from .kernels import cuda
+        return cuda
     from .kernels import cpu
     return cpu
 

@@ -81,6 +81,7 @@ class TrainConfig:
     dtype: str = "float32"
     max_train: int | None = None       # use only the first N training samples
     calibrate: int | None = None       # surrogate calibration (T6): None off, 0 once, N every N steps
+    backend: str = "cpu"               # cpu | reference | cuda (device-resident, lifgrad.device)
     out: str = "runs/run"
 
     def to_json(self):
@@ -112,6 +113,13 @@ class TrainConfig:
         if self.readout and self.loss not in ("ce_membrane", "ce_max_membrane", "mse_membrane"):
             raise ValueError(f"loss: {self.loss!r} reads spikes; a readout layer has only a "
                              f"membrane (use ce_membrane, ce_max_membrane or mse_membrane)")
+        if self.backend not in ("cpu", "reference", "cuda"):
+            raise ValueError(f"backend: expected cpu, reference or cuda, got {self.backend!r}")
+        if self.backend == "cuda":
+            if self.calibrate is not None:
+                raise ValueError("calibrate: not available with backend='cuda' (it runs on the host)")
+            if self.l1:
+                raise ValueError("l1: the spike regulariser is not available with backend='cuda'")
         if self.schedule not in ("constant", "step", "cosine"):
             raise ValueError(f"schedule: expected constant, step or cosine, got {self.schedule!r}")
         return self
@@ -120,7 +128,10 @@ class TrainConfig:
 def build_network(cfg: TrainConfig, n_in, n_out):
     """The Sequential a configuration describes."""
     sur = _sg.get(cfg.surrogate, **dict(cfg.surrogate_params))
-    base = dict(reset=cfg.reset, detach_reset=cfg.detach_reset, surrogate=sur)
+    # the host network of a cuda run computes on the cpu (evaluation, checks);
+    # its training steps run in lifgrad.device
+    backend = "cpu" if cfg.backend == "cuda" else cfg.backend
+    base = dict(reset=cfg.reset, detach_reset=cfg.detach_reset, surrogate=sur, backend=backend)
     model = {"lif": {}, "synaptic": dict(synaptic=True), "adaptive": dict(adaptive=True),
              "recurrent": dict(recurrent="all")}[cfg.model]
     sizes = [n_in, *cfg.hidden, n_out]
@@ -128,7 +139,7 @@ def build_network(cfg: TrainConfig, n_in, n_out):
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
         if last and cfg.readout:
-            layers.append(Readout(a, b, alpha=cfg.alpha,
+            layers.append(Readout(a, b, alpha=cfg.alpha, backend=backend,
                                   learn=("alpha",) if "alpha" in cfg.learn else ()))
             continue
         conf = LIFConfig(**base, **({} if last else model))
@@ -171,14 +182,19 @@ def _predict_correct(v, u, y):
     return int(np.sum(v.sum(axis=0).argmax(axis=1) == y))
 
 
-def evaluate(net, cfg, x, y, batch_size=512, seed=0):
-    """Accuracy (by spike count, or summed membrane for a readout) on (x, y)."""
+def evaluate(net, cfg, x, y, batch_size=512, seed=0, device=None):
+    """Accuracy (by spike count, or summed membrane for a readout) on (x, y);
+    ``device``, a :class:`lifgrad.device.DeviceNetwork`, runs the forward there."""
     rng = np.random.default_rng([cfg.seed, 10_000 + seed])
     correct = 0
     for xb, yb in _data.batches(x, y, batch_size):
         inp = _encode_batch(cfg, xb, rng)
-        _, tr = net.forward(inp, T=cfg.T if inp.ndim == 2 else None)
-        v, u = _outputs(net, tr)
+        T = cfg.T if inp.ndim == 2 else None
+        if device is not None:
+            v, u = device.output(device.forward(inp, T=T))
+        else:
+            _, tr = net.forward(inp, T=T)
+            v, u = _outputs(net, tr)
         correct += _predict_correct(v, u, yb)
     return correct / len(y)
 
@@ -293,6 +309,10 @@ def fit(cfg: TrainConfig, dataset=None, resume=False, progress=None, stop_after=
         net = _with_scales(net, meta["surrogate_scales"])
     done = 0
     step = step_resume if resume else 0
+    dev = None
+    if cfg.backend == "cuda":
+        from .device import DeviceNetwork, DeviceOptimizer
+        dev, dopt = DeviceNetwork(net), DeviceOptimizer(opt)
     for epoch in range(start, cfg.epochs):
         if stop_after is not None and done >= stop_after:
             break
@@ -317,41 +337,25 @@ def fit(cfg: TrainConfig, dataset=None, resume=False, progress=None, stop_after=
                 from .theory import calibrate as _calibrate
                 net = _calibrate(net, inp, T=cfg.T if inp.ndim == 2 else None)
             step += 1
-            _, tr = net.forward(inp, T=cfg.T if inp.ndim == 2 else None)
-            v, u = _outputs(net, tr)
-            lo = loss_fn(v, u, yb, **dict(cfg.loss_params))
-            L = lo.L
-            layer_dv = {}
-            if cfg.l1:
-                for i, lt in enumerate(tr.layers[:-1]):
-                    reg = _losses.l1_rate(lt.trace.v, cfg.l1)
-                    L += reg.L
-                    layer_dv[i] = reg.dv
-            if not math.isfinite(L):
-                raise TrainingDiverged(f"epoch {epoch + 1}: the loss is {L}; training stopped, the "
-                                       f"last good checkpoint in {cfg.out} is kept")
-            grads = net.backward(tr, dv=lo.dv, du=lo.du, layer_dv=layer_dv)
-            if grad_hook is not None:
-                grad_hook(grads)
-            bad = [k for k, g in grads.items() if not np.all(np.isfinite(g))]
-            if bad:
-                raise TrainingDiverged(f"epoch {epoch + 1}: gradient of {bad[0]} contains NaN or "
-                                       f"Inf; training stopped, the last good checkpoint in "
-                                       f"{cfg.out} is kept")
-            gnorms += np.array(_layer_grad_norms(net, grads))
-            if cfg.clip:
-                _optim.clip_grad_norm(grads, cfg.clip)
-            opt.step(net.params, grads)
+            if dev is not None:
+                L, v, u, rate = _device_step(dev, dopt, cfg, loss_fn, inp, yb, epoch, grad_hook,
+                                             gnorms)
+            else:
+                L, v, u, rate = _host_step(net, opt, cfg, loss_fn, inp, yb, epoch, grad_hook,
+                                           gnorms)
+            rates += rate
             tot_loss += L * len(yb)
             correct += _predict_correct(v, u, yb)
             seen += len(yb)
-            rates += np.array([float(lt.trace.v.mean()) for lt in tr.layers])
             if bar is not None:
                 bar.set_postfix(loss=f"{tot_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
         if bar is not None:
             bar.close()
         train_time = time.perf_counter() - t0
-        test_acc = evaluate(net, cfg, ds.x_test, ds.y_test)
+        if dev is not None:
+            dev.to_host()                # parameters and optimiser state for the checkpoint
+            dopt.to_host()
+        test_acc = evaluate(net, cfg, ds.x_test, ds.y_test, device=dev)
         row = {"epoch": epoch + 1, "loss": tot_loss / seen, "train_acc": correct / seen,
                "test_acc": test_acc, "lr": opt.lr, "seconds": train_time,
                "eval_seconds": time.perf_counter() - t0 - train_time}
@@ -371,6 +375,69 @@ def fit(cfg: TrainConfig, dataset=None, resume=False, progress=None, stop_after=
                   f"test {test_acc:.4f} ({train_time:.1f} s)", file=sys.stderr)
     history.network = net
     return history
+
+
+def _diverged(epoch, cfg, what):
+    return TrainingDiverged(f"epoch {epoch + 1}: {what}; training stopped, the last good "
+                            f"checkpoint in {cfg.out} is kept")
+
+
+def _host_step(net, opt, cfg, loss_fn, inp, yb, epoch, grad_hook, gnorms):
+    """One training step on the host; returns (loss, top spikes, top membrane,
+    per-layer rates) and adds the layer gradient norms to ``gnorms``."""
+    _, tr = net.forward(inp, T=cfg.T if inp.ndim == 2 else None)
+    v, u = _outputs(net, tr)
+    lo = loss_fn(v, u, yb, **dict(cfg.loss_params))
+    L = lo.L
+    layer_dv = {}
+    if cfg.l1:
+        for i, lt in enumerate(tr.layers[:-1]):
+            reg = _losses.l1_rate(lt.trace.v, cfg.l1)
+            L += reg.L
+            layer_dv[i] = reg.dv
+    if not math.isfinite(L):
+        raise _diverged(epoch, cfg, f"the loss is {L}")
+    grads = net.backward(tr, dv=lo.dv, du=lo.du, layer_dv=layer_dv)
+    if grad_hook is not None:
+        grad_hook(grads)
+    bad = [k for k, g in grads.items() if not np.all(np.isfinite(g))]
+    if bad:
+        raise _diverged(epoch, cfg, f"gradient of {bad[0]} contains NaN or Inf")
+    gnorms += np.array(_layer_grad_norms(net, grads))
+    if cfg.clip:
+        _optim.clip_grad_norm(grads, cfg.clip)
+    opt.step(net.params, grads)
+    return L, v, u, np.array([float(lt.trace.v.mean()) for lt in tr.layers])
+
+
+def _device_step(dev, dopt, cfg, loss_fn, inp, yb, epoch, grad_hook, gnorms):
+    """:func:`_host_step` on the device (lifgrad.device)."""
+    from .kernels import cuda_ops as ops
+    tr = dev.forward(inp, T=cfg.T if inp.ndim == 2 else None)
+    v, u = dev.output(tr)
+    lo = loss_fn(v, u, yb, **dict(cfg.loss_params))
+    L = lo.L
+    if not math.isfinite(L):
+        raise _diverged(epoch, cfg, f"the loss is {L}")
+    grads = dev.backward(tr, dv=lo.dv, du=lo.du)
+    if grad_hook is not None:
+        grad_hook({k: g.copy_to_host() for k, g in grads.items()})
+    sq = {k: ops.sum_squares(g) for k, g in grads.items()}       # also the NaN/Inf check
+    bad = [k for k, q in sq.items() if not math.isfinite(q)]
+    if bad:
+        raise _diverged(epoch, cfg, f"gradient of {bad[0]} contains NaN or Inf")
+    n = len(dev.net.layers)
+    gnorms += np.array([math.sqrt(sum(q for k, q in sq.items() if k.startswith(f"layer{i}.")))
+                        for i in range(n)])
+    if cfg.clip:                                      # as optim.clip_grad_norm
+        total = math.sqrt(sum(sq.values()))
+        if total > cfg.clip:
+            f = cfg.clip / (total + 1e-6)
+            for g in grads.values():
+                ops.scale(g, f)
+    dopt.step(dev.params, grads)
+    rates = np.array([ops.total(lt.v) / lt.v.size for lt in tr.layers])
+    return L, v, u, rates
 
 
 def _write_csv(path, history):
