@@ -137,7 +137,11 @@ def child(a):
             mod = importlib.import_module(IMPL_MODULES[a.impl])
             versions[a.impl] = getattr(mod, "__version__", None) or _dist_version(a.impl)
     info["versions"] = versions
+    info["backend"] = a.backend
     builder = BUILDERS[a.impl]
+    if a.backend == "cuda":
+        import functools
+        builder = functools.partial(builder, backend="cuda")
 
     # compile / first-call costs (Numba JIT or cache load, torch lazy init) on a
     # tiny copy of the workload, before the memory baseline
@@ -152,6 +156,7 @@ def child(a):
     step, rates = builder(wl)
     import gc
     gc.collect()
+    gpu_base = _gpu_used_mb() if a.backend == "cuda" else None
     base_kb = _status_kb("VmRSS")
     reset_ok = _reset_peak()
     hwm_before = _status_kb("VmHWM")
@@ -184,6 +189,8 @@ def child(a):
         other_cpu += max(0.0, (m1 - m0) - (o1 - o0))
         timed += dt
     hwm_kb = _status_kb("VmHWM")
+    if gpu_base is not None:
+        info["gpu_growth_mb"] = _gpu_used_mb() - gpu_base
     info["load"] = (load_before, os.getloadavg()[0])
     info["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "")
     if a.impl == "lifgrad":
@@ -212,12 +219,22 @@ def child(a):
     print("RESULT " + json.dumps(info), flush=True)
 
 
+def _gpu_used_mb():
+    """Device memory in use (total - free, all allocations and caches of this
+    process), after a synchronise."""
+    from numba import cuda
+    cuda.synchronize()
+    free, total = cuda.current_context().get_memory_info()
+    return (total - free) / 2**20
+
+
 # -- parent ------------------------------------------------------------------------------
 
-def run_child(impl, wl_name, repeats, warmup, threads, timeout, omp_wait="PASSIVE"):
+def run_child(impl, wl_name, repeats, warmup, threads, timeout, omp_wait="PASSIVE",
+              backend="cpu"):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--impl", impl,
            "--workload", wl_name, "--repeats", str(repeats), "--warmup", str(warmup),
-           "--threads", str(threads)]
+           "--threads", str(threads), "--backend", backend]
     env = dict(os.environ)
     for v in THREAD_VARS:
         env[v] = str(threads)
@@ -273,6 +290,12 @@ def write_markdown(path, results, args, wl_names, impls, missing, started, elaps
              + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + f". Run took "
              f"{elapsed / 60:.1f} min.")
     L.append("")
+    if getattr(args, "backend", "cpu") == "cuda":
+        L.append("**Backend: cuda.** lifgrad runs its device-resident step "
+                 "(`lifgrad.device`), SpikingJelly its model on the GPU; *mem MB* adds the "
+                 "device memory in use after the steps minus before them (GPU, including "
+                 "allocator caches).")
+        L.append("")
     L.append(f"**Threads: {args.threads} per implementation** (NUMBA_NUM_THREADS, "
              f"OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS = {args.threads}, "
              f"`torch.set_num_threads({args.threads})`), OMP_WAIT_POLICY="
@@ -318,6 +341,8 @@ def write_markdown(path, results, args, wl_names, impls, missing, started, elaps
             fl = _fmt_ratio(m / floor) if floor else "—"
             mem = r.get("growth_mb")
             memtxt = f"{mem:.0f}" if mem is not None else "—"
+            if r.get("gpu_growth_mb") is not None:
+                memtxt += f" (GPU {r['gpu_growth_mb']:.0f})"
             L.append(f"| {w} | {impl} | {m:.1f} | {len(r['times'])} | " + " | ".join(ratios)
                      + f" | {fl} | {memtxt} | {r.get('other_cores', 0):.2f} |")
         if floor:
@@ -392,7 +417,8 @@ def parent(a, argv):
         warm = a.warmup if a.warmup is not None else wl.warmup
         for rnd in range(a.rounds):
             for impl in run_impls:
-                res = run_child(impl, w, reps, warm, a.threads, a.timeout, a.omp_wait)
+                res = run_child(impl, w, reps, warm, a.threads, a.timeout, a.omp_wait,
+                                a.backend)
                 acc = results[w].setdefault(impl, {"times": []})
                 if "error" in res:
                     acc.setdefault("error", res["error"])
@@ -409,7 +435,7 @@ def parent(a, argv):
                       f"mem +{res['growth_mb']:.0f} MB, other load {res['other_cores']:.2f} "
                       f"cores, process {res['wall_s']:.1f} s)",
                       flush=True)
-        if not a.no_floor:
+        if not a.no_floor and a.backend == "cpu":
             res = run_child("floor", w, max(reps, 5), 1, a.threads, a.timeout, a.omp_wait)
             if "error" in res:
                 print(f"{w} floor: FAILED {res['error']}", flush=True)
@@ -443,6 +469,10 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=None,
                     help="untimed steps per process (default: 2, W5: 1)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backend", choices=["cpu", "cuda"], default="cpu",
+                    help="cuda: lifgrad's device-resident step (lifgrad.device) against "
+                         "SpikingJelly on the GPU (its CuPy kernels when CuPy is installed); "
+                         "adds device-memory growth, no NumPy floor")
     ap.add_argument("--omp-wait-policy", dest="omp_wait", default="PASSIVE",
                     help="OMP_WAIT_POLICY for every process ('' leaves it unset); PASSIVE "
                          "keeps OpenMP barriers from spinning when other processes share "
@@ -450,7 +480,9 @@ def main(argv=None):
     ap.add_argument("--no-cap", action="store_true", help="ignore the W5 repeats cap")
     ap.add_argument("--no-floor", action="store_true", help="skip the NumPy GEMM floor")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per process")
-    ap.add_argument("--out", default=os.path.join(HERE, "results.md"))
+    ap.add_argument("--out", default=None,
+                    help="markdown table (default: benchmarks/results.md, results_cuda.md "
+                         "with --backend cuda)")
     ap.add_argument("--json", default=None, help="raw results (default: --out with .json)")
     # child mode
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -461,6 +493,10 @@ def main(argv=None):
     ap.add_argument("--render", default=None, metavar="JSON",
                     help="only rewrite --out from a results JSON of an earlier run")
     a = ap.parse_args(argv)
+    if a.out is None:
+        a.out = os.path.join(HERE, "results_cuda.md" if a.backend == "cuda" else "results.md")
+    if a.backend == "cuda" and not a.child:
+        a.impls = [i for i in a.impls if i in ("lifgrad", "spikingjelly")]
     if a.render:
         with open(a.render) as f:
             d = json.load(f)

@@ -114,7 +114,7 @@ class Data:
 
 # -- lifgrad ------------------------------------------------------------------
 
-def build_lifgrad(wl: Workload):
+def build_lifgrad(wl: Workload, backend="cpu"):
     from lifgrad import LIFConfig
     from lifgrad.losses import ce_membrane
     from lifgrad.network import Dense, Sequential
@@ -128,6 +128,8 @@ def build_lifgrad(wl: Workload):
     net = Sequential(layers, dtype="float32")
     opt = Adam(lr=LR)
     T = wl.T if wl.input == "static" else None
+    if backend == "cuda":
+        return _lifgrad_cuda_step(net, opt, T, ce_membrane)
 
     def step(x, y):
         out, tr = net.forward(x, T=T)
@@ -139,6 +141,32 @@ def build_lifgrad(wl: Workload):
     def rates(x, y):
         out, tr = net.forward(x, T=T)
         return [float(lt.trace.v.mean()) for lt in tr.layers]
+
+    return step, rates
+
+
+def _lifgrad_cuda_step(net, opt, T, ce_membrane):
+    """The lifgrad step on the GPU (lifgrad.device): parameters, Adam state and
+    traces on the device, the input sent once per step, the (T, B, 10) output
+    membrane read back for the loss."""
+    from numba import cuda
+
+    from lifgrad.device import DeviceNetwork, DeviceOptimizer
+    from lifgrad.kernels import cuda_ops
+
+    dev, dopt = DeviceNetwork(net), DeviceOptimizer(opt)
+
+    def step(x, y):
+        tr = dev.forward(x, T=T)
+        _, u = dev.output(tr)
+        lo = ce_membrane(None, u, y)
+        dopt.step(dev.params, dev.backward(tr, du=lo.du))
+        cuda.synchronize()
+        return lo.L
+
+    def rates(x, y):
+        tr = dev.forward(x, T=T)
+        return [cuda_ops.total(lt.v) / lt.v.size for lt in tr.layers]
 
     return step, rates
 
@@ -257,13 +285,21 @@ def build_snntorch(wl: Workload):
 
 # -- SpikingJelly -----------------------------------------------------------------
 
-def build_spikingjelly(wl: Workload):
+def build_spikingjelly(wl: Workload, backend="cpu"):
+    """SpikingJelly's multi-step LIF; ``backend='cuda'`` puts the model on the
+    GPU with SpikingJelly's fused CuPy kernels (``LIFNode(backend='cupy')``)
+    when CuPy is installed, else its torch kernels on the GPU."""
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
     from spikingjelly.activation_based import functional, layer, neuron, surrogate
 
     torch.manual_seed(0)
+    gpu = backend == "cuda"
+    sj_backend = "torch"
+    if gpu:
+        import importlib.util
+        sj_backend = "cupy" if importlib.util.find_spec("cupy") else "torch"
     tau = 1.0 / (1.0 - ALPHA)          # 1 - 1/tau = 0.95  ->  tau = 20
     sizes = wl.sizes
     mods = []
@@ -278,20 +314,26 @@ def build_spikingjelly(wl: Workload):
         else:
             mods.append(neuron.LIFNode(tau=tau, decay_input=False, v_threshold=THETA,
                                        v_reset=None, surrogate_function=surrogate.ATan(),
-                                       step_mode="m", store_v_seq=last))
+                                       step_mode="m", store_v_seq=last, backend=sj_backend))
     net = nn.Sequential(*mods)
+    if gpu:
+        net = net.cuda()
     functional.set_step_mode(net, "m")
     opt = torch.optim.Adam(net.parameters(), lr=LR)
     out_node = mods[-1]
 
     def prep(x):
         xt = torch.from_numpy(x)
+        if gpu:
+            xt = xt.cuda()
         if wl.input == "static":
             xt = xt.unsqueeze(0).repeat(wl.T, 1, 1)      # tutorial: repeat the image over T
         return xt
 
     def step(x, y):
         yt = torch.from_numpy(y)
+        if gpu:
+            yt = yt.cuda()
         functional.reset_net(net)
         net(prep(x))
         v_seq = out_node.v_seq                            # (T, B, C), post-reset membrane
@@ -299,7 +341,7 @@ def build_spikingjelly(wl: Workload):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return float(loss.detach())
+        return float(loss.detach())                       # (synchronises the GPU)
 
     def rates(x, y):
         out = []
