@@ -73,7 +73,7 @@ def _g(x, v, sg):
     out = np.empty(1)
     xs[0] = x
     vs[0] = v
-    _g_block(sg[0], sg[1], sg[2], sg[3], xs, vs, out, 1)
+    _phi_block(sg[0], sg[1], sg[2], sg[3], 1.0, -np.inf, np.inf, xs, vs, out, 1)
     return out[0]
 
 
@@ -94,87 +94,89 @@ def _phi(x, v, sg):
 
 
 @njit(**_JIT)
-def _g_block(c, a, b, d, x, v, out, m):
-    """out[:m] = g(x[:m]) for family code c.  The branch on the family sits
-    outside the loops, so each loop is a plain, vectorisable pass."""
+def _phi_block(c, a, b, d, scale, lo, hi, x, v, out, m):
+    """out[:m] = scale * clip(g(x[:m]), lo, hi) for family code c  (A7), x and
+    v in float64; the store into ``out`` rounds once to its dtype.  NaN for an
+    unknown code.  The branch on the family sits outside the loops, so each
+    loop is one plain pass with the formula inlined."""
     if c == 0:
         for k in range(m):
-            out[k] = _g_sigmoid(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_sigmoid(x[k], v[k], a, b, d), lo), hi)
     elif c == 1:
         for k in range(m):
-            out[k] = _g_fast_sigmoid(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_fast_sigmoid(x[k], v[k], a, b, d), lo), hi)
     elif c == 2:
         for k in range(m):
-            out[k] = _g_fast_sigmoid_norm(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_fast_sigmoid_norm(x[k], v[k], a, b, d), lo), hi)
     elif c == 3:
         for k in range(m):
-            out[k] = _g_atan(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_atan(x[k], v[k], a, b, d), lo), hi)
     elif c == 4:
         for k in range(m):
-            out[k] = _g_atan_pi(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_atan_pi(x[k], v[k], a, b, d), lo), hi)
     elif c == 5:
         for k in range(m):
-            out[k] = _g_rect(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_rect(x[k], v[k], a, b, d), lo), hi)
     elif c == 6:
         for k in range(m):
-            out[k] = _g_triangle(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_triangle(x[k], v[k], a, b, d), lo), hi)
     elif c == 7:
         for k in range(m):
-            out[k] = _g_laplace(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_laplace(x[k], v[k], a, b, d), lo), hi)
     elif c == 8:
         for k in range(m):
-            out[k] = _g_gaussian(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_gaussian(x[k], v[k], a, b, d), lo), hi)
     elif c == 9:
         for k in range(m):
-            out[k] = _g_straight_through(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_straight_through(x[k], v[k], a, b, d), lo), hi)
     elif c == 10:
         for k in range(m):
-            out[k] = _g_spike_operator(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_spike_operator(x[k], v[k], a, b, d), lo), hi)
     elif c == 11:
         for k in range(m):
-            out[k] = _g_zero(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_zero(x[k], v[k], a, b, d), lo), hi)
     elif c == 12:
         for k in range(m):
-            out[k] = _g_sign_step(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_sign_step(x[k], v[k], a, b, d), lo), hi)
     elif c == 13:
         for k in range(m):
-            out[k] = _g_spike_rate_escape(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_spike_rate_escape(x[k], v[k], a, b, d), lo), hi)
     elif c == 14:
         for k in range(m):
-            out[k] = _g_sparse_fast_sigmoid(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_sparse_fast_sigmoid(x[k], v[k], a, b, d), lo), hi)
     elif c == 15:
         for k in range(m):
-            out[k] = _g_nonzero_sign_log_abs(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_nonzero_sign_log_abs(x[k], v[k], a, b, d), lo), hi)
     elif c == 16:
         for k in range(m):
-            out[k] = _g_piecewise_leaky_relu(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_piecewise_leaky_relu(x[k], v[k], a, b, d), lo), hi)
     elif c == 17:
         for k in range(m):
-            out[k] = _g_squarewave_fourier(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_squarewave_fourier(x[k], v[k], a, b, d), lo), hi)
     elif c == 18:
         for k in range(m):
-            out[k] = _g_s2nn(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_s2nn(x[k], v[k], a, b, d), lo), hi)
     elif c == 19:
         for k in range(m):
-            out[k] = _g_q_pseudo_spike(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_q_pseudo_spike(x[k], v[k], a, b, d), lo), hi)
     elif c == 20:
         for k in range(m):
-            out[k] = _g_leaky_k_relu(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_leaky_k_relu(x[k], v[k], a, b, d), lo), hi)
     elif c == 21:
         for k in range(m):
-            out[k] = _g_fake_numerical_gradient(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_fake_numerical_gradient(x[k], v[k], a, b, d), lo), hi)
     elif c == 22:
         for k in range(m):
-            out[k] = _g_log_tailed_relu(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_log_tailed_relu(x[k], v[k], a, b, d), lo), hi)
     elif c == 23:
         for k in range(m):
-            out[k] = _g_rect_open(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_rect_open(x[k], v[k], a, b, d), lo), hi)
     elif c == 24:
         for k in range(m):
-            out[k] = _g_tanh(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_tanh(x[k], v[k], a, b, d), lo), hi)
     elif c == 25:
         for k in range(m):
-            out[k] = _g_circ(x[k], v[k], a, b, d)
+            out[k] = scale * min(max(_g_circ(x[k], v[k], a, b, d), lo), hi)
     else:
         for k in range(m):
             out[k] = np.nan
@@ -371,7 +373,7 @@ def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a):
 @njit(**_JIT)
 def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
                    al, th, ga, ur, als, rh, ba, rr, mode, sg, one,
-                   ubn, sbn, abn, loc, vbar, ph, x64, v64, g64, m):
+                   ubn, sbn, abn, loc, vbar, ph, x64, v64, m):
     """One reverse step of a block of m neurons, (A7)-(A17), (S2)-(S4), (R2),
     (R3), (L3)-(L7).  ubn, sbn, abn hold ubar, sbar, abar of step t+1 on entry
     and of step t on exit; loc (7, m) accumulates the partial sums."""
@@ -387,9 +389,7 @@ def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
         for k in range(m):
             x64[k] = ut[k] - th[k]
             v64[k] = vt[k]
-    _g_block(sg[0], sg[1], sg[2], sg[3], x64, v64, g64, m)
-    for k in range(m):
-        ph[k] = scale * min(max(g64[k], lo), hi)
+    _phi_block(sg[0], sg[1], sg[2], sg[3], scale, lo, hi, x64, v64, ph, m)
     # vbar_t = delta_t + reset_v_t (+ recurrence, adaptation)           (A8), (A10), (A11)
     if detach or reset == 2:
         for k in range(m):
@@ -444,12 +444,68 @@ def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
             loc[6, k] += Jb[k] * vpr[k]
 
 
+@njit(**_JIT)
+def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, one,
+                         ubn, loc, ph, x64, v64, Io, m):
+    """:func:`_backward_step` for the plain cell (no synaptic current,
+    adaptation or recurrence), the training workhorse: the surrogate pass, then
+    one fused pass per reset mode with no per-element branch on the model.
+    Same operations in the same order as the general step, so the same bits.
+    Writes ubar_t to ``Io``."""
+    reset, detach = mode[0], mode[3]
+    for k in range(m):
+        x64[k] = ut[k] - th[k]
+        v64[k] = vt[k]
+    _phi_block(sg[0], sg[1], sg[2], sg[3], sg[4], sg[5], sg[6], x64, v64, ph, m)   # (A7)
+    if reset == 1 and not detach:                                         # (A10b), (A14b)
+        for k in range(m):
+            un = ubn[k]
+            vb = dvt[k] + al[k] * (ur[k] - ut[k]) * un
+            ub = dut[k] + ph[k] * vb + al[k] * (one - vt[k]) * un
+            loc[0, k] += ub * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k])
+            loc[1, k] -= ph[k] * vb
+            loc[2, k] += un * vt[k]
+            ubn[k] = ub
+            Io[k] = ub
+    elif reset == 1:
+        for k in range(m):
+            un = ubn[k]
+            vb = dvt[k] + (one - one)
+            ub = dut[k] + ph[k] * vb + al[k] * (one - vt[k]) * un
+            loc[0, k] += ub * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k])
+            loc[1, k] -= ph[k] * vb
+            loc[2, k] += un * vt[k]
+            ubn[k] = ub
+            Io[k] = ub
+    elif reset == 0 and not detach:                                       # (A10a), (A14a)
+        for k in range(m):
+            un = ubn[k]
+            vb = dvt[k] + (-ga[k] * un)
+            ub = dut[k] + ph[k] * vb + al[k] * un
+            loc[0, k] += ub * upr[k]
+            loc[1, k] -= ph[k] * vb
+            loc[2, k] += un * vt[k]
+            ubn[k] = ub
+            Io[k] = ub
+    else:                                                                 # detached or no reset
+        for k in range(m):
+            un = ubn[k]
+            vb = dvt[k] + (one - one)
+            ub = dut[k] + ph[k] * vb + al[k] * un
+            loc[0, k] += ub * upr[k]
+            loc[1, k] -= ph[k] * vb
+            loc[2, k] += un * vt[k]
+            ubn[k] = ub
+            Io[k] = ub
+
+
 @njit(parallel=True, **_JIT)
 def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
                        P, mode, sg, dI, acc, adj, dstate0):
     T, B, N = u.shape
     has_dv, has_du, has_rec = have[0], have[1], have[2]
     synaptic, adaptive = mode[4], mode[5]
+    plain = not (synaptic or adaptive or mode[6] or has_rec)
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
     for task in prange(B * nblk):
@@ -474,7 +530,6 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         ph = np.empty(m, u.dtype)       # phi_t of the block, rounded to the dtype
         x64 = np.empty(m)
         v64 = np.empty(m)
-        g64 = np.empty(m)
         zrow = np.zeros(m, u.dtype)
         for t in range(t1 - 1, t0 - 1, -1):
             at = a[t, b, n0:n1] if adaptive else zrow
@@ -489,11 +544,20 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             dvt = dv[t, b, n0:n1] if has_dv else zrow
             dut = du[t, b, n0:n1] if has_du else zrow
             rt = rec[t, b, n0:n1] if has_rec else zrow
+            if plain:
+                Io = vbar if static else dI[t, b, n0:n1]
+                _backward_step_plain(u[t, b, n0:n1], v[t, b, n0:n1], upr, vpr, dvt, dut,
+                                     P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1],
+                                     mode, sg, one, ubn, loc, ph, x64, v64, Io, m)
+                if static:                                                # (A21)
+                    for k in range(m):
+                        a_dI[k] += Io[k]
+                continue
             _backward_step(u[t, b, n0:n1], v[t, b, n0:n1], at, upr, vpr, spr, apr,
                            dvt, dut, rt, has_rec,
                            P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1], P[4, n0:n1],
                            P[5, n0:n1], P[6, n0:n1], P[7, n0:n1], mode, sg, one,
-                           ubn, sbn, abn, loc, vbar, ph, x64, v64, g64, m)
+                           ubn, sbn, abn, loc, vbar, ph, x64, v64, m)
             Ib = sbn if synaptic else ubn                                 # (S3), (A13)
             if static:                                                    # (A21)
                 for k in range(m):
@@ -532,7 +596,6 @@ def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
     ph = np.empty(N, u.dtype)
     x64 = np.empty(N)
     v64 = np.empty(N)
-    g64 = np.empty(N)
     zrow = np.zeros(N, u.dtype)
     loc = np.empty((B, 7, N), u.dtype)   # contiguous partial sums continuing acc
     for b in range(B):
@@ -558,7 +621,7 @@ def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
             _backward_step(u[t, b], v[t, b], at, upr, vpr, spr, apr,
                            dvt, dut, rec[b], has_rec,
                            P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], mode, sg, one,
-                           ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, v64, g64, N)
+                           ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, v64, N)
             Ib = sbn[b] if synaptic else ubn[b]                           # (S3), (A13)
             dIt = dI[t, b]
             for k in range(N):
