@@ -40,6 +40,9 @@ def clip_grad_norm(grads, max_norm):
     return total
 
 
+FUSED_MIN = 1 << 14   # parameters with at least this many elements take the fused kernel
+
+
 class _Optimizer:
     def __init__(self, lr):
         self.lr = _check_lr(lr)
@@ -122,20 +125,30 @@ class Adam(_Optimizer):
         self.weight_decay = _check_nonneg("weight_decay", weight_decay)
 
     def _update(self, k, p, g):
+        if k not in self.state:
+            self.state[k] = [np.zeros_like(p), np.zeros_like(p)]
+        m, v = self.state[k]
+        bc1 = 1 - self.b1 ** self.t
+        bc2 = 1 - self.b2 ** self.t
+        if p.size >= FUSED_MIN and p.flags.c_contiguous and g.flags.c_contiguous:
+            from .kernels.cpu_ops import adam_update
+            d = p.dtype.type
+            mode = 0 if not self.weight_decay else (2 if self.decoupled else 1)
+            adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                        d(self.b1), d(1 - self.b1), d(self.b2), d(1 - self.b2),
+                        d(self.lr / bc1), d(math.sqrt(bc2)), d(self.eps),
+                        d(self.weight_decay), d(1 - self.lr * self.weight_decay), mode)
+            return
+        # the same update in NumPy (small parameters, and the kernel's spec)
         if self.weight_decay:
             if self.decoupled:
                 p *= 1 - self.lr * self.weight_decay
             else:
                 g = g + self.weight_decay * p
-        if k not in self.state:
-            self.state[k] = [np.zeros_like(p), np.zeros_like(p)]
-        m, v = self.state[k]
         m *= self.b1
         m += (1 - self.b1) * g
         v *= self.b2
         v += (1 - self.b2) * g * g
-        bc1 = 1 - self.b1 ** self.t
-        bc2 = 1 - self.b2 ** self.t
         denom = np.sqrt(v) / math.sqrt(bc2) + self.eps
         p -= (self.lr / bc1) * m / denom
 

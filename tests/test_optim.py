@@ -222,3 +222,23 @@ def test_bad_grads_raise_and_change_nothing(make):
         np.testing.assert_array_equal(p[k], before[k])
     opt.step(p, {"layer0.W": np.ones((3, 4)), "layer0.b": np.ones(5), "x": np.ones(7)})
     assert opt.t == 1 and not np.array_equal(p["layer0.W"], before["layer0.W"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("make", [lambda: optim.Adam(lr=1e-2), lambda: optim.Adam(lr=1e-2, weight_decay=0.1),
+                                  lambda: optim.AdamW(lr=1e-2, weight_decay=0.05)],
+                         ids=["adam", "adam-l2", "adamw"])
+def test_fused_adam_kernel_is_the_numpy_update_to_the_bit(make, dtype, monkeypatch):
+    rng = np.random.default_rng(5)
+    p0 = rng.standard_normal((64, 300)).astype(dtype)        # 19200 elements: above FUSED_MIN
+    grads = [rng.standard_normal(p0.shape).astype(dtype) for _ in range(4)]
+    out = {}
+    for fused in (True, False):
+        monkeypatch.setattr(optim, "FUSED_MIN", 1 if fused else 10**12)
+        opt, p = make(), {"w": p0.copy()}
+        for g in grads:
+            opt.step(p, {"w": g})
+        out[fused] = (p["w"], *opt.state["w"])
+    for a, b in zip(out[True], out[False]):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(out[True][0], p0)

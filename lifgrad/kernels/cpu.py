@@ -316,6 +316,10 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
         dummy64 = np.empty(m)
         x64 = np.empty(m)
         G64 = np.empty(m)
+        # the parameter rows, sliced once per task (not per step: a small layer
+        # pays the slicing of ~20 views per step otherwise)
+        p0, p1, p2, p3 = P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1]
+        p4, p5, p6, p7 = P[4, n0:n1], P[5, n0:n1], P[6, n0:n1], P[7, n0:n1]
         for t in range(t0, t1):
             It = I[0, b, n0:n1] if static else I[t, b, n0:n1]
             for k in range(m):
@@ -324,8 +328,7 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
             at = a[t, b, n0:n1] if adaptive else dummy
             rt = rnd[t, b, n0:n1] if stochastic else dummy64
             _forward_step(J, u[t, b, n0:n1], v[t, b, n0:n1], st, at, up, vp, sp, ap,
-                          P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1], P[4, n0:n1],
-                          P[5, n0:n1], P[6, n0:n1], P[7, n0:n1], mode, sg, rt, one, x64, G64, m)
+                          p0, p1, p2, p3, p4, p5, p6, p7, mode, sg, rt, one, x64, G64, m)
 
 
 @njit(**_JIT)
@@ -531,6 +534,8 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         x64 = np.empty(m)
         v64 = np.empty(m)
         zrow = np.zeros(m, u.dtype)
+        p0, p1, p2, p3 = P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1]   # once per task
+        p4, p5, p6, p7 = P[4, n0:n1], P[5, n0:n1], P[6, n0:n1], P[7, n0:n1]
         for t in range(t1 - 1, t0 - 1, -1):
             at = a[t, b, n0:n1] if adaptive else zrow
             upr = u[t - 1, b, n0:n1] if t > 0 else state0[0, b, n0:n1]
@@ -547,16 +552,13 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             if plain:
                 Io = vbar if static else dI[t, b, n0:n1]
                 _backward_step_plain(u[t, b, n0:n1], v[t, b, n0:n1], upr, vpr, dvt, dut,
-                                     P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1],
-                                     mode, sg, one, ubn, loc, ph, x64, v64, Io, m)
+                                     p0, p1, p2, p3, mode, sg, one, ubn, loc, ph, x64, v64, Io, m)
                 if static:                                                # (A21)
                     for k in range(m):
                         a_dI[k] += Io[k]
                 continue
             _backward_step(u[t, b, n0:n1], v[t, b, n0:n1], at, upr, vpr, spr, apr,
-                           dvt, dut, rt, has_rec,
-                           P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1], P[4, n0:n1],
-                           P[5, n0:n1], P[6, n0:n1], P[7, n0:n1], mode, sg, one,
+                           dvt, dut, rt, has_rec, p0, p1, p2, p3, p4, p5, p6, p7, mode, sg, one,
                            ubn, sbn, abn, loc, vbar, ph, x64, v64, m)
             Ib = sbn if synaptic else ubn                                 # (S3), (A13)
             if static:                                                    # (A21)
