@@ -471,7 +471,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--backend", choices=["cpu", "cuda"], default="cpu",
                     help="cuda: lifgrad's device-resident step (lifgrad.device) against "
-                         "SpikingJelly on the GPU (its CuPy kernels when CuPy is installed); "
+                         "SpikingJelly on the GPU (its own fused CUDA kernels); "
                          "adds device-memory growth, no NumPy floor")
     ap.add_argument("--omp-wait-policy", dest="omp_wait", default="PASSIVE",
                     help="OMP_WAIT_POLICY for every process ('' leaves it unset); PASSIVE "

@@ -286,9 +286,9 @@ def build_snntorch(wl: Workload):
 # -- SpikingJelly -----------------------------------------------------------------
 
 def build_spikingjelly(wl: Workload, backend="cpu"):
-    """SpikingJelly's multi-step LIF; ``backend='cuda'`` puts the model on the
-    GPU with SpikingJelly's fused CuPy kernels (``LIFNode(backend='cupy')``)
-    when CuPy is installed, else its torch kernels on the GPU."""
+    """SpikingJelly's multi-step LIF; ``backend='cuda'`` puts the model and the
+    data on the GPU, where SpikingJelly 2.0's ``lif_multi_step`` picks its own
+    fused CUDA kernels (native or Triton, ``spikingjelly/_ops/lif``)."""
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -296,10 +296,6 @@ def build_spikingjelly(wl: Workload, backend="cpu"):
 
     torch.manual_seed(0)
     gpu = backend == "cuda"
-    sj_backend = "torch"
-    if gpu:
-        import importlib.util
-        sj_backend = "cupy" if importlib.util.find_spec("cupy") else "torch"
     tau = 1.0 / (1.0 - ALPHA)          # 1 - 1/tau = 0.95  ->  tau = 20
     sizes = wl.sizes
     mods = []
@@ -314,7 +310,7 @@ def build_spikingjelly(wl: Workload, backend="cpu"):
         else:
             mods.append(neuron.LIFNode(tau=tau, decay_input=False, v_threshold=THETA,
                                        v_reset=None, surrogate_function=surrogate.ATan(),
-                                       step_mode="m", store_v_seq=last, backend=sj_backend))
+                                       step_mode="m", store_v_seq=last))
     net = nn.Sequential(*mods)
     if gpu:
         net = net.cuda()
