@@ -253,11 +253,14 @@ def _chunked_matmul(a, B_):
     if a.ndim == 2:
         return a @ B_
     T = a.shape[0]
-    out = np.empty(a.shape[:-1] + (B_.shape[1],), np.result_type(a, B_))
-    for c in range(0, T, TIME_CHUNK):
+    shape = a.shape[:-1] + (B_.shape[1],)
+    if T <= TIME_CHUNK:                       # one chunk: the product is the result
+        return (a.reshape(-1, a.shape[-1]) @ B_).reshape(shape)
+    out = np.empty(shape, np.result_type(a, B_))
+    for c in range(0, T, TIME_CHUNK):         # each chunk's product straight into out
         sl = slice(c, min(T, c + TIME_CHUNK))
         blk = a[sl]
-        out[sl] = (blk.reshape(-1, blk.shape[-1]) @ B_).reshape(blk.shape[:-1] + (B_.shape[1],))
+        np.matmul(blk.reshape(-1, blk.shape[-1]), B_, out=out[sl].reshape(-1, B_.shape[1]))
     return out
 
 
@@ -290,8 +293,8 @@ def _weight_grads(ubar, x, dW=None, db=None):
         if dW is None:
             dW, db = w, b
         else:
-            dW = dW + w
-            db = db + b
+            dW += w          # in place: a product made here, or the caller's running sum
+            db += b
     return dW, db
 
 

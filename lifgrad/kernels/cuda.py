@@ -181,6 +181,17 @@ def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
 
 
 @cuda.jit(device=True)
+def _state_before(u, v, s, a, state0, t, b, n, synaptic, adaptive, zero):
+    """(u, v, s, a) of neuron (b, n) before step t: the trace's row t - 1, or
+    the initial state (v_0 = 0); s and a are zero for a cell without them."""
+    if t > 0:
+        return (u[t - 1, b, n], v[t - 1, b, n], s[t - 1, b, n] if synaptic else zero,
+                a[t - 1, b, n] if adaptive else zero)
+    return (state0[0, b, n], zero, state0[1, b, n] if synaptic else zero,
+            state0[2, b, n] if adaptive else zero)
+
+
+@cuda.jit(device=True)
 def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec, rt,
                    p, mode, q, ubn, sbn, abn, c, one):
     """Reverse step t of neuron (b, n): (A7)-(A17), (S2)-(S4), (R2), (R3),
@@ -193,16 +204,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     ut = u[t, b, n]
     vt = v[t, b, n]
     at = a[t, b, n] if adaptive else zero
-    if t > 0:
-        upr = u[t - 1, b, n]
-        vpr = v[t - 1, b, n]
-        spr = s[t - 1, b, n] if synaptic else zero
-        apr = a[t - 1, b, n] if adaptive else zero
-    else:
-        upr = state0[0, b, n]
-        vpr = zero
-        spr = state0[1, b, n] if synaptic else zero
-        apr = state0[2, b, n] if adaptive else zero
+    upr, vpr, spr, apr = _state_before(u, v, s, a, state0, t, b, n, synaptic, adaptive, zero)
     dvt = dv[t, b, n] if has_dv else zero
     dut = du[t, b, n] if has_du else zero
     # phi_t = scale * clip(g(u_t - theta_t)), rounded once               (A7), (L2)
@@ -263,17 +265,7 @@ def _forward_scan_kernel(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a
     synaptic, adaptive, stochastic = mode[4], mode[5], mode[2] == 2
     p = _params(P, n)
     zero = one - one
-    # state before t0: from the trace, or the initial state (v_0 = 0)
-    if t0 > 0:
-        up = u[t0 - 1, b, n]
-        vp = v[t0 - 1, b, n]
-        sp = s[t0 - 1, b, n] if synaptic else zero
-        ap = a[t0 - 1, b, n] if adaptive else zero
-    else:
-        up = state0[0, b, n]
-        vp = zero
-        sp = state0[1, b, n]
-        ap = state0[2, b, n]
+    up, vp, sp, ap = _state_before(u, v, s, a, state0, t0, b, n, synaptic, adaptive, zero)
     for t in range(t0, t1):
         J = I[0, b, n] if static else I[t, b, n]
         rt = rnd[t, b, n] if stochastic else 0.0

@@ -89,22 +89,22 @@ def _widen_kernel(x, out):
 _sum = cuda.reduce(lambda a, b: a + b)
 
 
-def total(x):
-    """The sum of all elements, accumulated in float64, as a Python float."""
+def _reduce64(x, kernel):
     if x.size == 0:
         return 0.0
     w = cuda.device_array(x.size, np.float64)
-    _widen_kernel[_grid(x.size)](x.reshape(x.size), w)
+    kernel[_grid(x.size)](x.reshape(x.size), w)
     return float(_sum(w))
+
+
+def total(x):
+    """The sum of all elements, accumulated in float64, as a Python float."""
+    return _reduce64(x, _widen_kernel)
 
 
 def sum_squares(x):
     """The sum of squares of all elements in float64 (NaN/Inf propagate)."""
-    if x.size == 0:
-        return 0.0
-    w = cuda.device_array(x.size, np.float64)
-    _square_kernel[_grid(x.size)](x.reshape(x.size), w)
-    return float(_sum(w))
+    return _reduce64(x, _square_kernel)
 
 
 @cuda.jit(**_JIT)
