@@ -242,23 +242,37 @@ class Readout(Dense):
         return f"Readout({self.n_in}, {self.n_out}, learn={self.learn})"
 
 
-TIME_CHUNK = 64   # steps per product in the weight gradient (and checkpoint granularity)
+TIME_CHUNK = 64     # most steps per chunk
+CHUNK_ROWS = 2048   # rows (steps x batch) per chunk
 
 
-def _chunked_matmul(a, B_):
-    """``a @ B_`` over the last axis, one product per chunk of TIME_CHUNK steps
-    for a ``(T, B, n)`` array (a 2-D array: one product).  A product's rounding
-    can depend on how many rows it gets (BLAS tail kernels), so the full-trace
-    and the checkpointed paths both use the same chunks (CK3)."""
+def time_chunk(B):
+    """Steps per chunk for batch size B: about CHUNK_ROWS rows, at most
+    TIME_CHUNK steps.  Every product over time (input currents, errors sent
+    down, weight gradients), the segments of the backward and the checkpoint
+    length are counted in chunks, so every path adds the same terms in the
+    same order (CK3), and the backward holds one chunk of errors per layer
+    at a time."""
+    return max(1, min(TIME_CHUNK, CHUNK_ROWS // max(1, int(B))))
+
+
+def _chunked_matmul(a, B_, out=None):
+    """``a @ B_`` over the last axis, one product per chunk of ``time_chunk(B)`` steps
+    for a ``(T, B, n)`` array (a 2-D array: one product), into ``out`` when
+    given.  A product's rounding can depend on how many rows it gets (BLAS tail
+    kernels), so the full-trace and the checkpointed paths both use the same
+    chunks (CK3)."""
     if a.ndim == 2:
         return a @ B_
     T = a.shape[0]
+    C = time_chunk(a.shape[1])
     shape = a.shape[:-1] + (B_.shape[1],)
-    if T <= TIME_CHUNK:                       # one chunk: the product is the result
-        return (a.reshape(-1, a.shape[-1]) @ B_).reshape(shape)
-    out = np.empty(shape, np.result_type(a, B_))
-    for c in range(0, T, TIME_CHUNK):         # each chunk's product straight into out
-        sl = slice(c, min(T, c + TIME_CHUNK))
+    if out is None:
+        if T <= C:                            # one chunk: the product is the result
+            return (a.reshape(-1, a.shape[-1]) @ B_).reshape(shape)
+        out = np.empty(shape, np.result_type(a, B_))
+    for c in range(0, T, C):                  # each chunk's product straight into out
+        sl = slice(c, min(T, c + C))
         blk = a[sl]
         np.matmul(blk.reshape(-1, blk.shape[-1]), B_, out=out[sl].reshape(-1, B_.shape[1]))
     return out
@@ -276,7 +290,7 @@ def _input_current(layer, p, h, dtype):
 
 def _weight_grads(ubar, x, dW=None, db=None):
     """``dW = sum_t ubar_t^T x_t`` and ``db = sum_t ubar_t`` (A20b), one product
-    per chunk of TIME_CHUNK steps, last chunk first (static input: one product,
+    per chunk of ``time_chunk(B)`` steps, last chunk first (static input: one product,
     (A21)).  A fixed chunking makes the checkpointed backward, which meets the
     steps segment by segment from the end, add the same terms in the same order
     as the full-trace backward, so both give the same bits.  Accumulates into
@@ -284,9 +298,9 @@ def _weight_grads(ubar, x, dW=None, db=None):
     if ubar.ndim == 2:                               # static input: ubar summed over t
         w, b = ubar.T @ x, ubar.sum(axis=0)
         return (w, b) if dW is None else (dW + w, db + b)
-    T = ubar.shape[0]
-    for c in range((T - 1) // TIME_CHUNK, -1, -1):
-        sl = slice(c * TIME_CHUNK, min(T, (c + 1) * TIME_CHUNK))
+    T, C = ubar.shape[0], time_chunk(ubar.shape[1])
+    for c in range((T - 1) // C, -1, -1):
+        sl = slice(c * C, min(T, (c + 1) * C))
         u2 = ubar[sl].reshape(-1, ubar.shape[-1])
         w = u2.T @ x[sl].reshape(-1, x.shape[-1])
         b = u2.sum(axis=0)
@@ -366,7 +380,7 @@ class Sequential:
         (a numpy Generator) drives layers with ``forward='stochastic'``.
 
         ``checkpoint_every=K`` keeps only every layer's state at the start of
-        each segment of K steps (rounded up to a multiple of ``TIME_CHUNK``) and
+        each segment of K steps (rounded up to a multiple of ``time_chunk(B)``) and
         the top layer's trace; the backward recomputes each segment's forward
         from its checkpoint.  Memory O(T/K + K) instead of O(T) per layer, the
         same gradients to the bit, one extra forward in time (CK1)-(CK3).
@@ -448,6 +462,19 @@ class Sequential:
             return self._backward_checkpointed(trace, dv, du, params, need_input_grad)
         layer_dv = dict(layer_dv or {})
         layer_du = dict(layer_du or {})
+        if record is None and all(l.config.recurrent != "all" for l in self.layers):
+            # chunk by chunk through all layers: one chunk of errors per layer in
+            # memory, the same numbers as the layer-by-layer pass below (CK3)
+            for name, extra_d in (("layer_dv", layer_dv), ("layer_du", layer_du)):
+                for i in list(extra_d):
+                    if 0 <= i < len(self.layers):
+                        e = np.asarray(extra_d[i], dtype)
+                        want = trace.layers[i].trace.u.shape
+                        if e.shape != want:
+                            raise ValueError(f"{name}[{i}]: expected shape {want}, got {e.shape}")
+                        extra_d[i] = e
+            return self._backward_full_segments(trace, dv, du, params, need_input_grad,
+                                                layer_dv, layer_du)
         grads = {}
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
@@ -563,8 +590,9 @@ def _forward_checkpointed(self, x, params, T, checkpoint_every):
         raise ValueError(f"x: expected last dimension {self.n_in}, got shape {x.shape}")
     _check_finite("x", x)
     x = np.ascontiguousarray(x, dtype=self.dtype)
-    K = -(-int(checkpoint_every) // TIME_CHUNK) * TIME_CHUNK
     B = x.shape[-2]
+    C = time_chunk(B)
+    K = -(-int(checkpoint_every) // C) * C
     dtype = self.dtype
     nseg = -(-T // K)
     Ls = len(self.layers)
@@ -605,81 +633,86 @@ def _forward_checkpointed(self, x, params, T, checkpoint_every):
     return out, CheckpointTrace(x, static, T, K, states, layers, dict(params))
 
 
-def _backward_checkpointed(self, trace, dv, du, params, need_input_grad):
-    params = trace.params
-    x, static, T, K = trace.x, trace.static, trace.T, trace.K
-    B = x.shape[-2]
+def _lead(arr, t0, t1, lead, dtype):
+    """Steps [t0, t1) of a (T, B, N) array for a reverse scan over rows
+    [lead, lead + t1 - t0): a view (with the row before t0 in front when
+    lead = 1), or, for t0 = 0 with a leading row, a copy whose row 0 is zero."""
+    if arr is None:
+        return None
+    if lead == 0:
+        return arr[t0:t1]
+    if t0 > 0:
+        return arr[t0 - 1:t1]
+    out = np.zeros((t1 - t0 + 1,) + arr.shape[1:], dtype)
+    out[1:] = arr[t0:t1]
+    return out
+
+
+def _backward_segments(self, segments, views, x, static, B, dv, du, params, need_input_grad,
+                       layer_dv=None, layer_du=None, traces=None):
+    """The reverse pass segment by segment, from the last segment, every layer
+    from the top within a segment (CK2).  ``views(seg, t0, t1)`` gives per layer
+    ``(u, v, s, a, state0, lead, h, h_static)``: trace buffers whose row ``lead``
+    is step t0 (row 0 the state before it when ``lead`` is 1) and the layer's
+    input over the segment.  The full-trace backward passes views of its trace
+    (segments of one chunk: one chunk of errors per layer in memory at a time);
+    the checkpointed backward recomputes the segment (CK1).  Same chunks, same
+    order of every sum: the same bits either way (CK3)."""
     dtype = self.dtype
     Ls = len(self.layers)
-    nseg = len(trace.states[0])
     info = []
     for i, layer in enumerate(self.layers):
         p = self._layer_params(params, i)
         neuron, factors = layer.effective(p)
-        P = neuron.packed(layer.n_out, dtype, layer.config)
-        info.append((p, neuron, factors, P))
+        info.append((p, neuron, factors, neuron.packed(layer.n_out, dtype, layer.config)))
     acc = [np.zeros((7, B, l.n_out), dtype) for l in self.layers]
     adj = [np.zeros((3, B, l.n_out), dtype) for l in self.layers]
+    scratch0 = [np.zeros((3, B, l.n_out), dtype) for l in self.layers]
     dI_static = np.zeros((1, B, self.layers[0].n_out), dtype) if static else None
-    dW = [None] * Ls
-    db = [None] * Ls
+    dW, db = [None] * Ls, [None] * Ls
     dx_all = np.zeros(x.shape, dtype) if (need_input_grad and not static) else None
     dummy = np.zeros((1, 1, 1), dtype)
-    for seg in range(nseg - 1, -1, -1):
-        t0, t1 = seg * K, min(T, (seg + 1) * K)
+    layer_dv, layer_du = layer_dv or {}, layer_du or {}
+    for seg in range(len(segments) - 1, -1, -1):
+        t0, t1 = segments[seg]
         L = t1 - t0
-        # recompute the segment's forward from the checkpoints (CK2)
-        bufs, inputs = [], []
-        h = x if static else x[t0:t1]
-        h_static = static
-        for i, layer in enumerate(self.layers):
-            p, neuron, factors, P = info[i]
-            I = _input_current(layer, p, h, dtype)
-            u, v, s_, a_ = _segment_forward(layer, layer.config, P, I, h_static,
-                                            trace.states[i][seg], L, B, dtype)
-            bufs.append((u, v, s_, a_))
-            inputs.append((h, h_static))
-            h = u[1:] if layer.readout else v[1:]
-            h_static = False
-        # backward through the segment, top layer first (CK3)
-        dv_seg = None if dv is None else dv[t0:t1]
-        du_seg = None if du is None else du[t0:t1]
+        bufs = views(seg, t0, t1)
+        top_lead = bufs[-1][5]
+        dvb, dub = _lead(dv, t0, t1, top_lead, dtype), _lead(du, t0, t1, top_lead, dtype)
         for i in range(Ls - 1, -1, -1):
             layer = self.layers[i]
             cfg = layer.config
             p, neuron, factors, P = info[i]
-            u, v, s_, a_ = bufs[i]
-            hin, hstat = inputs[i]
-            dvb = np.zeros((L + 1, B, layer.n_out), dtype) if dv_seg is not None else dummy
-            dub = np.zeros((L + 1, B, layer.n_out), dtype) if du_seg is not None else dummy
-            if dv_seg is not None:
-                dvb[1:] = dv_seg
-            if du_seg is not None:
-                dub[1:] = du_seg
-            if hstat:
-                dI = dI_static
-            else:
-                dI = np.empty((L + 1, B, layer.n_out), dtype)
-            with _threads(cfg, u.size):
+            u, v, s_, a_, st0, lead, hin, hstat = bufs[i]
+            if i in layer_dv:
+                extra = _lead(layer_dv[i], t0, t1, lead, dtype)
+                dvb = extra if dvb is None else dvb + extra
+            if i in layer_du:
+                extra = _lead(layer_du[i], t0, t1, lead, dtype)
+                dub = extra if dub is None else dub + extra
+            N = layer.n_out
+            dI = dI_static if hstat else np.empty((lead + L, B, N), dtype)
+            with _threads(cfg, L * B * N):
                 _backend(cfg).cell_backward_scan(
-                    u, v, s_, a_, np.zeros((3, B, layer.n_out), dtype), dvb, dub, dummy,
-                    (dv_seg is not None, du_seg is not None, False), hstat, 1, L + 1,
-                    P, cfg.mode(), cfg.surrogate.kernel_args(), dI, acc[i], adj[i], dummy)
-            if hstat:
-                ub = None
-            else:
-                ub = dI[1:]
-                dW[i], db[i] = _weight_grads(ub, hin, dW[i], db[i])
-            if i > 0:
-                W = np.asarray(p["W"], dtype)
-                dh = _chunked_matmul(ub, W)
+                    u, v, s_, a_, st0, dummy if dvb is None else dvb,
+                    dummy if dub is None else dub, dummy, (dvb is not None, dub is not None, False),
+                    hstat, lead, lead + L, P, cfg.mode(), cfg.surrogate.kernel_args(), dI,
+                    acc[i], adj[i], scratch0[i] if lead == 0 else dummy)
+            ub = None if hstat else dI[lead:]
+            if ub is not None:
+                dW[i], db[i] = _weight_grads(ub, hin, dW[i], db[i])                # (A20b)
+            W = np.asarray(p["W"], dtype)
+            if i > 0:                                                            # (A20c)
+                below = bufs[i - 1][5]
+                dh = np.empty((below + L, B, layer.n_in), dtype)
+                dh[:below] = 0
+                _chunked_matmul(ub, W, out=dh[below:])
                 if self.layers[i - 1].readout:
-                    dv_seg, du_seg = None, dh
+                    dvb, dub = None, dh      # a readout feeds its membrane forward
                 else:
-                    dv_seg, du_seg = dh, None
+                    dvb, dub = dh, None
             elif dx_all is not None:
-                W = np.asarray(p["W"], dtype)
-                dx_all[t0:t1] = _chunked_matmul(ub, W)
+                _chunked_matmul(ub, W, out=dx_all[t0:t1])
     grads = {}
     for i, layer in enumerate(self.layers):
         p, neuron, factors, P = info[i]
@@ -687,17 +720,17 @@ def _backward_checkpointed(self, trace, dv, du, params, need_input_grad):
         dstate0 = np.stack([P[0] * adj[i][0],                             # (A18), (S5), (L8)
                             P[4] * adj[i][1] if cfg.synaptic else np.zeros_like(adj[i][1]),
                             P[5] * adj[i][2] if cfg.adaptive else np.zeros_like(adj[i][2])])
-        tr_like = Trace(None, None, None, None, None, static and i == 0, (None, None, None))
+        tr_like = traces[i] if traces is not None else \
+            Trace(None, None, None, None, None, static and i == 0, (None, None, None))
+        dIi = None
         if static and i == 0:
             dIi = dI_static[0]
-            dW[i], db[i] = _weight_grads(dIi, x)
-        else:
-            dIi = None
+            dW[i], db[i] = _weight_grads(dIi, x)                                 # (A21)
         lg = reduce_grads(_Parts(dIi, acc[i], dstate0, None, P), neuron, tr_like, cfg)
         grads[f"layer{i}.W"] = dW[i]
         if layer.bias:
             grads[f"layer{i}.b"] = db[i]
-        if layer.config.recurrent is not None:
+        if cfg.recurrent is not None:
             grads[f"layer{i}.R"] = lg.R
         if layer.rec_bias:
             grads[f"layer{i}.b_rec"] = db[i].copy()
@@ -708,5 +741,58 @@ def _backward_checkpointed(self, trace, dv, du, params, need_input_grad):
     return {k: grads[k] for k in list(params) + (["x"] if need_input_grad else []) if k in grads}
 
 
+def _backward_full_segments(self, trace, dv, du, params, need_input_grad, layer_dv, layer_du):
+    """The full-trace backward chunk by chunk (views of the trace, no recompute)."""
+    x = trace.layers[0].x
+    first = trace.layers[0].trace
+    static = first.static
+    T, B = first.u.shape[:2]
+    C = time_chunk(B)
+    segments = [(t0, min(T, t0 + C)) for t0 in range(0, T, C)]
+    dummy = np.zeros((1, 1, 1), self.dtype)
+
+    def views(seg, t0, t1):
+        lead = 1 if t0 > 0 else 0
+        out = []
+        for lt in trace.layers:
+            tr = lt.trace
+            rows = slice(t0 - lead, t1)
+            out.append((tr.u[rows], tr.v[rows], dummy if tr.s is None else tr.s[rows],
+                        dummy if tr.a is None else tr.a[rows], tr.state0, lead,
+                        lt.x if tr.static else lt.x[t0:t1], tr.static))
+        return out
+
+    return self._backward_segments(segments, views, x, static, B, dv, du, params,
+                                   need_input_grad, layer_dv, layer_du,
+                                   traces=[lt.trace for lt in trace.layers])
+
+
+def _backward_checkpointed(self, trace, dv, du, params, need_input_grad):
+    x, static, T, K = trace.x, trace.static, trace.T, trace.K
+    B = x.shape[-2]
+    dtype = self.dtype
+    packed = [layer.effective(self._layer_params(trace.params, i))[0].packed(
+        layer.n_out, dtype, layer.config) for i, layer in enumerate(self.layers)]
+    zeros0 = [np.zeros((3, B, layer.n_out), dtype) for layer in self.layers]
+    segments = [(seg * K, min(T, (seg + 1) * K)) for seg in range(len(trace.states[0]))]
+
+    def views(seg, t0, t1):
+        # recompute the segment's forward from the checkpoints (CK2)
+        out = []
+        h, h_static = (x if static else x[t0:t1]), static
+        for i, layer in enumerate(self.layers):
+            I = _input_current(layer, self._layer_params(trace.params, i), h, dtype)
+            u, v, s_, a_ = _segment_forward(layer, layer.config, packed[i], I, h_static,
+                                            trace.states[i][seg], t1 - t0, B, dtype)
+            out.append((u, v, s_, a_, zeros0[i], 1, h, h_static))
+            h, h_static = (u[1:] if layer.readout else v[1:]), False
+        return out
+
+    return self._backward_segments(segments, views, x, static, B, dv, du, trace.params,
+                                   need_input_grad)
+
+
+Sequential._backward_segments = _backward_segments
+Sequential._backward_full_segments = _backward_full_segments
 Sequential._forward_checkpointed = _forward_checkpointed
 Sequential._backward_checkpointed = _backward_checkpointed

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lifgrad import LIFConfig
-from lifgrad.network import TIME_CHUNK, CheckpointTrace, Dense, Readout, Sequential
+from lifgrad.network import TIME_CHUNK, CheckpointTrace, Dense, Readout, Sequential, time_chunk
 
 MODELS = [dict(), dict(synaptic=True), dict(adaptive=True), dict(recurrent="one"),
           dict(synaptic=True, adaptive=True)]
@@ -66,6 +66,7 @@ def test_checkpointing_refuses_what_it_cannot_replay():
     with pytest.raises(ValueError, match="checkpoint_every: expected an integer >= 1"):
         Sequential([Dense(3, 4)]).forward(np.ones((10, 1, 3)), checkpoint_every=0)
     assert TIME_CHUNK == 64
+    assert (time_chunk(4), time_chunk(16), time_chunk(128), time_chunk(5000)) == (64, 64, 16, 1)
 
 
 def test_checkpointed_equals_full_trace_at_blas_sizes():
@@ -83,3 +84,37 @@ def test_checkpointed_equals_full_trace_at_blas_sizes():
     g2 = net.backward(tr2, du=du, need_input_grad=True)
     for k in g:
         np.testing.assert_array_equal(g[k], g2[k], err_msg=k)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: "-".join(m) or "lif")
+@pytest.mark.parametrize("static,readout", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_chunked_full_trace_backward_equals_layer_by_layer_bitwise(model, static, readout, dtype):
+    """The full-trace backward runs chunk by chunk through all layers (time_chunk(512)
+    = 4 steps: 3 chunks here); asking for ``record`` takes the layer-by-layer
+    pass.  Both give the same bits, layer_dv and the input gradient included."""
+    rng = np.random.default_rng(1)
+    T, B = 10, 512
+    assert time_chunk(B) < T
+    net = _net(model, dtype, readout)
+    x = rng.uniform(0, 1, (B, 12)) if static else (rng.uniform(size=(T, B, 12)) < 0.3) * 1.0
+    dv = None if readout else rng.normal(size=(T, B, 5))
+    du = rng.normal(size=(T, B, 5))
+    _, tr = net.forward(x, T=T)
+    extra = {0: rng.normal(size=(T, B, 24))}
+    g = net.backward(tr, dv=dv, du=du, need_input_grad=True, layer_dv=extra)
+    rec = {}
+    g2 = net.backward(tr, dv=dv, du=du, need_input_grad=True, layer_dv=extra, record=rec)
+    assert list(g2) == list(g) and len(rec) == 3
+    for k in g:
+        np.testing.assert_array_equal(g[k], g2[k], err_msg=k)
+    # and the comparison can fail: another layer_dv changes the gradients
+    g3 = net.backward(tr, dv=dv, du=du, need_input_grad=True, layer_dv={0: 2 * extra[0]})
+    assert not np.array_equal(g3["layer0.W"], g["layer0.W"])
+
+
+def test_layer_dv_of_the_wrong_shape_is_refused_by_the_chunked_backward():
+    net = _net({}, "float64")
+    _, tr = net.forward(np.ones((6, 2, 12)))
+    with pytest.raises(ValueError, match=r"layer_dv\[1\]: expected shape \(6, 2, 16\)"):
+        net.backward(tr, du=np.ones((6, 2, 5)), layer_dv={1: np.ones((6, 2, 3))})

@@ -509,6 +509,8 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     has_dv, has_du, has_rec = have[0], have[1], have[2]
     synaptic, adaptive = mode[4], mode[5]
     plain = not (synaptic or adaptive or mode[6] or has_rec)
+    # acc rows (reference.ACC_*): alpha, theta, rv always; alpha_s, rho, beta_a, r by model
+    used = (True, True, True, synaptic == 1, adaptive == 1, adaptive == 1, mode[6] == 1)
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
     for task in prange(B * nblk):
@@ -517,14 +519,17 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         n1 = min(N, n0 + BLOCK)
         m = n1 - n0
         ubn = adj[0, b, n0:n1].copy()   # ubar_{t+1}, sbar_{t+1}, abar_{t+1}
-        sbn = adj[1, b, n0:n1].copy()
-        abn = adj[2, b, n0:n1].copy()
+        sbn = adj[1, b, n0:n1].copy() if synaptic else np.zeros(m, u.dtype)
+        abn = adj[2, b, n0:n1].copy() if adaptive else np.zeros(m, u.dtype)
         # partial sums continue acc (and dI[0] when static) so that splitting
-        # time into several calls never changes the order of summation
+        # time into several calls never changes the order of summation; only
+        # the rows the model uses are read and written (a chunked backward
+        # calls this once per chunk)
         loc = np.empty((7, m), u.dtype)
         for j in range(7):
-            for k in range(m):
-                loc[j, k] = acc[j, b, n0 + k]
+            if used[j]:
+                for k in range(m):
+                    loc[j, k] = acc[j, b, n0 + k]
         a_dI = np.zeros(m, u.dtype)
         if static:
             for k in range(m):
@@ -571,10 +576,13 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         for k in range(m):
             n = n0 + k
             for j in range(7):
-                acc[j, b, n] = loc[j, k]
+                if used[j]:
+                    acc[j, b, n] = loc[j, k]
             adj[0, b, n] = ubn[k]
-            adj[1, b, n] = sbn[k]
-            adj[2, b, n] = abn[k]
+            if synaptic:
+                adj[1, b, n] = sbn[k]
+            if adaptive:
+                adj[2, b, n] = abn[k]
             if static:
                 dI[0, b, n] = a_dI[k]
             if t0 == 0:
