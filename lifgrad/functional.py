@@ -168,7 +168,8 @@ def lif_forward(I, params=LIFParams(), config=None, u0=None, T=None, s0=None, a0
     rng:    a ``numpy.random.Generator``, required by ``forward='stochastic'``
             (its uniform draws decide the spikes, (T7)).
 
-    ``v`` is ``(T, B, N)`` in the input's float dtype; ``trace`` feeds
+    ``v`` is ``(T, B, N)``: ``uint8`` spikes (0 or 1) for the hard and stochastic
+    forwards, the input's float dtype for the smooth one; ``trace`` feeds
     :func:`lif_backward`.  Equations (A2)-(A6), (S1), (R1), (L1), (L2).
     """
     config = _as_config(config)
@@ -203,6 +204,16 @@ def lif_forward(I, params=LIFParams(), config=None, u0=None, T=None, s0=None, a0
     return _forward_impl(I3, static, T, P, R, config, state0, tuple(shapes0), rng=rng)
 
 
+SPIKE_DTYPE = np.dtype(np.uint8)
+
+
+def spike_dtype(config, dtype):
+    """How a trace stores the spikes v: one byte (uint8, 0 or 1) for the hard
+    and stochastic forwards, a quarter of float32; the layer's float dtype for
+    the smooth forward, whose v = G(u - theta) is a real number (A6)."""
+    return np.dtype(dtype) if config.forward == "smooth" else SPIKE_DTYPE
+
+
 def _random_draws(config, rng, shape):
     if config.forward != "stochastic":
         return np.zeros((1, 1, 1))
@@ -218,7 +229,7 @@ def _forward_impl(I3, static, T, P, R, config, state0, shapes0=(None, None, None
     dtype = I3.dtype
     rnd = _random_draws(config, rng, (T, B, N))
     u = np.empty((T, B, N), dtype)
-    v = np.empty((T, B, N), dtype)
+    v = np.empty((T, B, N), spike_dtype(config, dtype))
     dummy = np.zeros((1, 1, 1), dtype)
     s = np.empty((T, B, N), dtype) if config.synaptic else dummy
     a = np.empty((T, B, N), dtype) if config.adaptive else dummy
@@ -279,8 +290,11 @@ class _Parts(NamedTuple):
     P: np.ndarray
 
 
-def _backward_impl(trace, P, R, config, dv, du):
-    """Unvalidated backward; returns the per-(b, n) partial sums."""
+def _backward_impl(trace, P, R, config, dv, du, dI_out=None):
+    """Unvalidated backward; returns the per-(b, n) partial sums.  ``dI_out``:
+    a (T, B, N) buffer for the all-to-all recurrent kernels' dI, which may be
+    ``dv`` itself (each step reads dv_t before it writes dI_t, and reads only
+    dI_{t+1} of the rows already written)."""
     T, B, N = trace.u.shape
     dtype = trace.u.dtype
     dummy = np.zeros((1, 1, 1), dtype)
@@ -305,7 +319,7 @@ def _backward_impl(trace, P, R, config, dv, du):
         if static:
             dI = dI[0]
     else:
-        dI = np.zeros((T, B, N), dtype)
+        dI = np.zeros((T, B, N), dtype) if dI_out is None else dI_out
         be.cell_backward_recurrent(trace.u, trace.v, s, a, trace.state0, dvv, duu,
                                    (dv is not None, du is not None), P, R, mode, sg,
                                    dI, acc, dstate0)                      # (R2)

@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import LIFConfig, LIFParams
 from .functional import (Trace, _backend, _backward_impl, _check_finite, _forward_impl,
-                         _Parts, _threads, reduce_grads)
+                         _Parts, _threads, reduce_grads, spike_dtype)
 
 __all__ = ["Dense", "Readout", "Sequential", "NetTrace", "DECAY_PARAMETRISATIONS"]
 
@@ -476,6 +476,7 @@ class Sequential:
             return self._backward_full_segments(trace, dv, du, params, need_input_grad,
                                                 layer_dv, layer_du)
         grads = {}
+        owned = False      # whether dv is an array made here (may be overwritten)
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
             p = self._layer_params(params, i)
@@ -484,7 +485,7 @@ class Sequential:
                 extra = np.asarray(layer_dv.pop(i), dtype)
                 if extra.shape != tr.u.shape:
                     raise ValueError(f"layer_dv[{i}]: expected shape {tr.u.shape}, got {extra.shape}")
-                dv = extra if dv is None else dv + extra
+                dv, owned = (extra, False) if dv is None else (dv + extra, True)
             if i in layer_du:
                 extra = np.asarray(layer_du.pop(i), dtype)
                 if extra.shape != tr.u.shape:
@@ -493,7 +494,9 @@ class Sequential:
             neuron, factors = layer.effective(p)
             P = neuron.packed(layer.n_out, dtype, layer.config)
             R = neuron.recurrent_matrix(layer.n_out, dtype, layer.config)
-            parts = _backward_impl(tr, P, R, layer.config, dv, du)
+            # an all-to-all layer's dI may overwrite a dv made here (not the caller's)
+            reuse = dv if (owned and R is not None and dv is not None) else None
+            parts = _backward_impl(tr, P, R, layer.config, dv, du, dI_out=reuse)
             lg = reduce_grads(parts, neuron, tr, layer.config)
             ubar = parts.dI                                  # (T, B, N) or (B, N) if static
             if record is not None:
@@ -520,6 +523,7 @@ class Sequential:
                     dv, du = None, dx                # a readout feeds its membrane forward
                 else:
                     dv, du = dx, None
+                owned = True
         return {k: grads[k] for k in list(params) + (["x"] if need_input_grad else [])
                 if k in grads}
 
@@ -543,7 +547,7 @@ def _segment_forward(layer, cfg, P, I_seg, static, prev, L, B, dtype):
     ``prev`` = (u, v, s, a), the state before the segment (CK1); returns the
     (u, v, s, a) buffers."""
     u = np.empty((L + 1, B, layer.n_out), dtype)
-    v = np.empty_like(u)
+    v = np.empty(u.shape, spike_dtype(cfg, dtype))
     s = np.empty_like(u) if cfg.synaptic else np.zeros((1, 1, 1), dtype)
     a = np.empty_like(u) if cfg.adaptive else np.zeros((1, 1, 1), dtype)
     u[0], v[0] = prev[0], prev[1]
@@ -603,7 +607,7 @@ def _forward_checkpointed(self, x, params, T, checkpoint_every):
     states = [np.zeros((nseg, 4, B, l.n_out), dtype) for l in self.layers]
     top = self.layers[-1]
     top_u = np.empty((T, B, top.n_out), dtype)
-    top_v = np.empty_like(top_u)
+    top_v = np.empty(top_u.shape, spike_dtype(top.config, dtype))
     top_s = np.empty_like(top_u) if top.config.synaptic else None
     top_a = np.empty_like(top_u) if top.config.adaptive else None
     prev = [np.zeros((4, B, l.n_out), dtype) for l in self.layers]     # u0 = s0 = a0 = 0, v0 = 0

@@ -29,20 +29,24 @@ def test_forward_does_not_mutate_inputs(rng, backend):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("backend", ["cpu", "reference"])
 def test_outputs_keep_input_dtype(rng, dtype, backend):
+    """Spikes are stored in one byte (0 or 1); the smooth forward's v is real."""
     I = rng.normal(size=(5, 2, 3)).astype(dtype)
     cfg = LIFConfig(backend=backend)
     v, tr = lif_forward(I, LIFParams(), cfg)
-    g = lif_backward(tr, LIFParams(), cfg, dv=np.ones_like(v))
-    assert v.dtype == dtype and tr.u.dtype == dtype and g.I.dtype == dtype
+    g = lif_backward(tr, LIFParams(), cfg, dv=np.ones(v.shape))
+    assert v.dtype == np.uint8 and tr.v is v and set(np.unique(v)) <= {0, 1}
+    assert tr.u.dtype == dtype and g.I.dtype == dtype
     assert g.alpha.dtype == dtype and g.u0.dtype == dtype
+    vs, _ = lif_forward(I, LIFParams(), cfg.replace(forward="smooth", surrogate="sigmoid"))
+    assert vs.dtype == dtype
 
 
 def test_integer_input_becomes_float64_and_config_dtype_wins():
     I = np.ones((3, 1, 2), dtype=np.int64)
     v, tr = lif_forward(I)
-    assert v.dtype == np.float64
+    assert tr.u.dtype == np.float64
     v, tr = lif_forward(I.astype(np.float64), config=LIFConfig(dtype="float32"))
-    assert v.dtype == np.float32
+    assert tr.u.dtype == np.float32
 
 
 @pytest.mark.parametrize("backend", ["cpu", "reference"])

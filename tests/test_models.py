@@ -161,3 +161,27 @@ def test_learning_a_parameter_the_cell_does_not_use_is_an_error():
         Dense(3, 2, alpha_param="log")
     with pytest.raises(ValueError, match="theta_range: expected finite"):
         Dense(3, 2, theta_range=(1.0, 0.5))
+
+
+def test_all_to_all_layer_below_another_gets_the_functional_gradients(rng):
+    """Inside a network the all-to-all layer's dI overwrites the dv the layer
+    above sent down (a buffer made by the network); the result is the
+    functional API's, which works on its own copies."""
+    from lifgrad import lif_backward
+    net = Sequential([Dense(4, 5, LIFConfig(recurrent="all", surrogate=sgs.get("sigmoid"))),
+                      Dense(5, 3, LIFConfig(surrogate=sgs.get("sigmoid")))], dtype="float64")
+    x = rng.uniform(0, 2, (8, 2, 4))
+    out, tr = net.forward(x)
+    dv_top = rng.normal(size=out.shape)
+    g = net.backward(tr, dv=dv_top)
+    l0, l1 = net.layers
+    n1, _ = l1.effective(net._layer_params(net.params, 1))
+    g1 = lif_backward(tr.layers[1].trace, n1, l1.config, dv=dv_top)
+    dv0 = g1.I @ net.params["layer1.W"]
+    dv0_copy = dv0.copy()
+    n0, _ = l0.effective(net._layer_params(net.params, 0))
+    g0 = lif_backward(tr.layers[0].trace, n0, l0.config, dv=dv0)
+    np.testing.assert_array_equal(dv0, dv0_copy)                  # the caller's dv is kept
+    want_W = np.einsum("tbn,tbi->ni", g0.I, x)
+    np.testing.assert_allclose(g["layer0.W"], want_W, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g["layer0.R"], g0.R, rtol=1e-12, atol=1e-14)

@@ -303,7 +303,9 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
         # state before t0: from the trace, or the initial state (v_0 = 0)
         if t0 > 0:
             up = u[t0 - 1, b, n0:n1].copy()
-            vp = v[t0 - 1, b, n0:n1].copy()
+            vp = np.empty(m, u.dtype)       # spikes may be stored as uint8
+            for k in range(m):
+                vp[k] = v[t0 - 1, b, n0 + k]
             sp = s[t0 - 1, b, n0:n1].copy() if synaptic else np.zeros(m, u.dtype)
             ap = a[t0 - 1, b, n0:n1].copy() if adaptive else np.zeros(m, u.dtype)
         else:
@@ -539,12 +541,13 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         x64 = np.empty(m)
         v64 = np.empty(m)
         zrow = np.zeros(m, u.dtype)
+        zspk = np.zeros(m, v.dtype)     # v_0 = 0 in the spikes' storage type
         p0, p1, p2, p3 = P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1]   # once per task
         p4, p5, p6, p7 = P[4, n0:n1], P[5, n0:n1], P[6, n0:n1], P[7, n0:n1]
         for t in range(t1 - 1, t0 - 1, -1):
             at = a[t, b, n0:n1] if adaptive else zrow
             upr = u[t - 1, b, n0:n1] if t > 0 else state0[0, b, n0:n1]
-            vpr = v[t - 1, b, n0:n1] if t > 0 else zrow
+            vpr = v[t - 1, b, n0:n1] if t > 0 else zspk
             spr = zrow
             if synaptic:
                 spr = s[t - 1, b, n0:n1] if t > 0 else state0[1, b, n0:n1]
@@ -607,6 +610,7 @@ def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
     x64 = np.empty(N)
     v64 = np.empty(N)
     zrow = np.zeros(N, u.dtype)
+    zspk = np.zeros(N, v.dtype)
     loc = np.empty((B, 7, N), u.dtype)   # contiguous partial sums continuing acc
     for b in range(B):
         for j in range(7):
@@ -618,7 +622,7 @@ def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
         for b in range(B):
             at = a[t, b] if adaptive else zrow
             upr = u[t - 1, b] if t > 0 else state0[0, b]
-            vpr = v[t - 1, b] if t > 0 else zrow
+            vpr = v[t - 1, b] if t > 0 else zspk
             spr = zrow
             if synaptic:
                 spr = s[t - 1, b] if t > 0 else state0[1, b]

@@ -185,7 +185,7 @@ def _state_before(u, v, s, a, state0, t, b, n, synaptic, adaptive, zero):
     """(u, v, s, a) of neuron (b, n) before step t: the trace's row t - 1, or
     the initial state (v_0 = 0); s and a are zero for a cell without them."""
     if t > 0:
-        return (u[t - 1, b, n], v[t - 1, b, n], s[t - 1, b, n] if synaptic else zero,
+        return (u[t - 1, b, n], _cast(v[t - 1, b, n], zero), s[t - 1, b, n] if synaptic else zero,
                 a[t - 1, b, n] if adaptive else zero)
     return (state0[0, b, n], zero, state0[1, b, n] if synaptic else zero,
             state0[2, b, n] if adaptive else zero)
@@ -202,7 +202,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     al, th, ga, ur, als, rh, ba, rr = p
     zero = one - one
     ut = u[t, b, n]
-    vt = v[t, b, n]
+    vt = _cast(v[t, b, n], one)           # spikes may be stored as uint8
     at = a[t, b, n] if adaptive else zero
     upr, vpr, spr, apr = _state_before(u, v, s, a, state0, t, b, n, synaptic, adaptive, zero)
     dvt = dv[t, b, n] if has_dv else zero
@@ -339,12 +339,12 @@ def _forward_recurrent_kernel(I, static, state0, P, RT, mode, sg, rnd, u, v, s, 
                 # rec = v_{t-1} R^T, skipping silent neurons (event driven)  (R1)
                 r = zero
                 for j in range(N):
-                    w = v[t - 1, b, j]
+                    w = _cast(v[t - 1, b, j], one)
                     if w != zero:
                         r += w * RT[j, n]
                 J = r + It
                 up = u[t - 1, b, n]
-                vp = v[t - 1, b, n]
+                vp = _cast(v[t - 1, b, n], one)
                 sp = s[t - 1, b, n] if synaptic else zero
                 ap = a[t - 1, b, n] if adaptive else zero
             rt = rnd[t, b, n] if stochastic else 0.0
