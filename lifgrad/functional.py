@@ -323,10 +323,36 @@ def _backward_impl(trace, P, R, config, dv, du, dI_out=None):
         be.cell_backward_recurrent(trace.u, trace.v, s, a, trace.state0, dvv, duu,
                                    (dv is not None, du is not None), P, R, mode, sg,
                                    dI, acc, dstate0)                      # (R2)
-        dR = dI[1:].reshape(-1, N).T @ trace.v[:-1].reshape(-1, N)      # (R3)
+        dR = _dR(dI, trace.v)                                             # (R3)
         if trace.static:
             dI = dI.sum(axis=0)
     return _Parts(dI, acc, dstate0, dR, P)
+
+
+TIME_CHUNK = 64     # most steps per chunk
+CHUNK_ROWS = 2048   # rows (steps x batch) per chunk
+
+
+def time_chunk(B):
+    """Steps per chunk for batch size B: about CHUNK_ROWS rows, at most
+    TIME_CHUNK steps.  Every product over time (input currents, errors sent
+    down, weight gradients), the segments of the backward and the checkpoint
+    length are counted in chunks, so every path adds the same terms in the
+    same order (CK3), and the backward holds one chunk of errors per layer
+    at a time."""
+    return max(1, min(TIME_CHUNK, CHUNK_ROWS // max(1, int(B))))
+
+
+def _dR(dI, v):
+    """``dR = sum_t dI_{t+1}^T v_t`` (R3), one product per time chunk so that
+    the float copy of the (uint8) spikes BLAS needs is one chunk, not the trace."""
+    T, B, N = dI.shape
+    C = time_chunk(B)
+    dR = np.zeros((N, N), dI.dtype)
+    for t0 in range(1, T, C):
+        t1 = min(T, t0 + C)
+        dR += dI[t0:t1].reshape(-1, N).T @ v[t0 - 1:t1 - 1].reshape(-1, N)
+    return dR
 
 
 def _like(grad_n, value):

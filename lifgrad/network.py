@@ -23,10 +23,12 @@ from typing import NamedTuple
 import numpy as np
 
 from .config import LIFConfig, LIFParams
-from .functional import (Trace, _backend, _backward_impl, _check_finite, _forward_impl,
-                         _Parts, _threads, reduce_grads, spike_dtype)
+from .functional import (CHUNK_ROWS, TIME_CHUNK, Trace, _backend, _backward_impl,
+                         _check_finite, _forward_impl, _Parts, _threads, reduce_grads,
+                         spike_dtype, time_chunk)
 
-__all__ = ["Dense", "Readout", "Sequential", "NetTrace", "DECAY_PARAMETRISATIONS"]
+__all__ = ["Dense", "Readout", "Sequential", "NetTrace", "DECAY_PARAMETRISATIONS",
+           "time_chunk", "TIME_CHUNK", "CHUNK_ROWS"]
 
 _NEURON = ("alpha", "theta", "gamma", "u_reset", "alpha_s", "rho", "beta_a")
 DECAY_PARAMETRISATIONS = ("direct", "clamp", "sigmoid", "tau")
@@ -240,20 +242,6 @@ class Readout(Dense):
 
     def __repr__(self):
         return f"Readout({self.n_in}, {self.n_out}, learn={self.learn})"
-
-
-TIME_CHUNK = 64     # most steps per chunk
-CHUNK_ROWS = 2048   # rows (steps x batch) per chunk
-
-
-def time_chunk(B):
-    """Steps per chunk for batch size B: about CHUNK_ROWS rows, at most
-    TIME_CHUNK steps.  Every product over time (input currents, errors sent
-    down, weight gradients), the segments of the backward and the checkpoint
-    length are counted in chunks, so every path adds the same terms in the
-    same order (CK3), and the backward holds one chunk of errors per layer
-    at a time."""
-    return max(1, min(TIME_CHUNK, CHUNK_ROWS // max(1, int(B))))
 
 
 def _chunked_matmul(a, B_, out=None):
@@ -683,6 +671,7 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
         bufs = views(seg, t0, t1)
         top_lead = bufs[-1][5]
         dvb, dub = _lead(dv, t0, t1, top_lead, dtype), _lead(du, t0, t1, top_lead, dtype)
+        mine = None           # a buffer of dv/du made here, which dI may overwrite
         for i in range(Ls - 1, -1, -1):
             layer = self.layers[i]
             cfg = layer.config
@@ -690,12 +679,23 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
             u, v, s_, a_, st0, lead, hin, hstat = bufs[i]
             if i in layer_dv:
                 extra = _lead(layer_dv[i], t0, t1, lead, dtype)
-                dvb = extra if dvb is None else dvb + extra
+                if dvb is None:
+                    dvb = extra
+                else:
+                    dvb = mine = dvb + extra
             if i in layer_du:
                 extra = _lead(layer_du[i], t0, t1, lead, dtype)
-                dub = extra if dub is None else dub + extra
+                if dub is None:
+                    dub = extra
+                else:
+                    dub = mine = dub + extra
             N = layer.n_out
-            dI = dI_static if hstat else np.empty((lead + L, B, N), dtype)
+            if hstat:
+                dI = dI_static
+            elif mine is not None:
+                dI = mine     # the scans read dv_t and du_t of a step before writing dI_t
+            else:
+                dI = np.empty((lead + L, B, N), dtype)
             with _threads(cfg, L * B * N):
                 _backend(cfg).cell_backward_scan(
                     u, v, s_, a_, st0, dummy if dvb is None else dvb,
@@ -715,6 +715,7 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
                     dvb, dub = None, dh      # a readout feeds its membrane forward
                 else:
                     dvb, dub = dh, None
+                mine = dh
             elif dx_all is not None:
                 _chunked_matmul(ub, W, out=dx_all[t0:t1])
     grads = {}
