@@ -640,6 +640,13 @@ def _lead(arr, t0, t1, lead, dtype):
     return out
 
 
+def _plus_segment(cur, extra, t0, t1, lead, dtype):
+    """``cur`` plus the segment of a caller's extra term (``layer_dv``/``layer_du``),
+    and whether the result is an array made here (which dI may overwrite)."""
+    seg = _lead(extra, t0, t1, lead, dtype)
+    return (seg, False) if cur is None else (cur + seg, True)
+
+
 def _backward_segments(self, segments, views, x, static, B, dv, du, params, need_input_grad,
                        layer_dv=None, layer_du=None, traces=None):
     """The reverse pass segment by segment, from the last segment, every layer
@@ -678,17 +685,11 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
             p, neuron, factors, P = info[i]
             u, v, s_, a_, st0, lead, hin, hstat = bufs[i]
             if i in layer_dv:
-                extra = _lead(layer_dv[i], t0, t1, lead, dtype)
-                if dvb is None:
-                    dvb = extra
-                else:
-                    dvb = mine = dvb + extra
+                dvb, made = _plus_segment(dvb, layer_dv[i], t0, t1, lead, dtype)
+                mine = dvb if made else mine
             if i in layer_du:
-                extra = _lead(layer_du[i], t0, t1, lead, dtype)
-                if dub is None:
-                    dub = extra
-                else:
-                    dub = mine = dub + extra
+                dub, made = _plus_segment(dub, layer_du[i], t0, t1, lead, dtype)
+                mine = dub if made else mine
             N = layer.n_out
             if hstat:
                 dI = dI_static
