@@ -23,8 +23,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .config import LIFConfig, LIFParams
-from .functional import (CHUNK_ROWS, TIME_CHUNK, Trace, _backend, _backward_impl,
-                         _check_finite, _forward_impl, _Parts, _threads, reduce_grads,
+from .functional import (CHUNK_ROWS, TIME_CHUNK, Trace, _backward_impl, _check_finite,
+                         _forward_impl, _Parts, backward_scan, forward_scan, reduce_grads,
                          spike_dtype, time_chunk)
 
 __all__ = ["Dense", "Readout", "Sequential", "NetTrace", "DECAY_PARAMETRISATIONS",
@@ -549,10 +549,7 @@ def _segment_forward(layer, cfg, P, I_seg, static, prev, L, B, dtype):
         I3 = np.empty((L + 1, B, layer.n_out), dtype)
         I3[1:] = I_seg
     dummy0 = np.zeros((3, B, layer.n_out), dtype)
-    with _threads(cfg, u.size):
-        _backend(cfg).cell_forward_scan(I3, static, 1, L + 1, dummy0, P, cfg.mode(),
-                                        cfg.surrogate.kernel_args(), np.zeros((1, 1, 1)),
-                                        u, v, s, a)
+    forward_scan(cfg, I3, static, 1, L + 1, dummy0, P, np.zeros((1, 1, 1)), u, v, s, a)
     return u, v, s, a
 
 
@@ -697,12 +694,10 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
                 dI = mine     # the scans read dv_t and du_t of a step before writing dI_t
             else:
                 dI = np.empty((lead + L, B, N), dtype)
-            with _threads(cfg, L * B * N):
-                _backend(cfg).cell_backward_scan(
-                    u, v, s_, a_, st0, dummy if dvb is None else dvb,
-                    dummy if dub is None else dub, dummy, (dvb is not None, dub is not None, False),
-                    hstat, lead, lead + L, P, cfg.mode(), cfg.surrogate.kernel_args(), dI,
-                    acc[i], adj[i], scratch0[i] if lead == 0 else dummy)
+            backward_scan(cfg, u, v, s_, a_, st0, dummy if dvb is None else dvb,
+                          dummy if dub is None else dub, dummy,
+                          (dvb is not None, dub is not None, False), hstat, lead, lead + L, P,
+                          dI, acc[i], adj[i], scratch0[i] if lead == 0 else dummy)
             ub = None if hstat else dI[lead:]
             if ub is not None:
                 dW[i], db[i] = _weight_grads(ub, hin, dW[i], db[i])                # (A20b)

@@ -17,7 +17,10 @@ from numba import njit, prange
 
 from .. import surrogates as _sg
 
-_JIT = dict(cache=True, nogil=True)
+# error_model="numpy": a float division by zero gives inf/nan instead of raising,
+# so the loops carry no zero test and LLVM vectorises them (the surrogate pass
+# of the backward scan took 2 ms of 8 with the Python error model)
+_JIT = dict(cache=True, nogil=True, error_model="numpy")
 BLOCK = 512  # neurons per parallel task
 
 
@@ -95,8 +98,10 @@ def _phi(x, v, sg):
 
 @njit(**_JIT)
 def _phi_block(c, a, b, d, scale, lo, hi, x, v, out, m):
-    """out[:m] = scale * clip(g(x[:m]), lo, hi) for family code c  (A7), x and
-    v in float64; the store into ``out`` rounds once to its dtype.  NaN for an
+    """out[:m] = scale * clip(g(x[:m]), lo, hi) for family code c  (A7), x in
+    float64, v the spikes in their storage type (real or uint8; the one family
+    that reads v adds a float to it); the store into ``out`` rounds once to
+    its dtype.  NaN for an
     unknown code.  The branch on the family sits outside the loops, so each
     loop is one plain pass with the formula inlined."""
     if c == 0:
@@ -378,10 +383,14 @@ def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a):
 @njit(**_JIT)
 def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
                    al, th, ga, ur, als, rh, ba, rr, mode, sg, one,
-                   ubn, sbn, abn, loc, vbar, ph, x64, v64, m):
+                   ubn, sbn, abn, loc, vbar, ph, x64, m):
     """One reverse step of a block of m neurons, (A7)-(A17), (S2)-(S4), (R2),
     (R3), (L3)-(L7).  ubn, sbn, abn hold ubar, sbar, abar of step t+1 on entry
-    and of step t on exit; loc (7, m) accumulates the partial sums."""
+    and of step t on exit; loc (7, m) accumulates the partial sums.
+
+    Every loop stores to one array: a loop that stores to several (or reads
+    an array it may store to through another name) is not vectorised by LLVM,
+    which cannot prove the arrays distinct.  vbar ends holding phi_t vbar_t."""
     reset, detach = mode[0], mode[3]
     synaptic, adaptive, onetoone = mode[4], mode[5], mode[6]
     scale, lo, hi = sg[4], sg[5], sg[6]
@@ -389,12 +398,10 @@ def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     if adaptive:
         for k in range(m):
             x64[k] = ut[k] - (th[k] + ba[k] * at[k])
-            v64[k] = vt[k]
     else:
         for k in range(m):
             x64[k] = ut[k] - th[k]
-            v64[k] = vt[k]
-    _phi_block(sg[0], sg[1], sg[2], sg[3], scale, lo, hi, x64, v64, ph, m)
+    _phi_block(sg[0], sg[1], sg[2], sg[3], scale, lo, hi, x64, vt, ph, m)
     # vbar_t = delta_t + reset_v_t (+ recurrence, adaptation)           (A8), (A10), (A11)
     if detach or reset == 2:
         for k in range(m):
@@ -415,93 +422,73 @@ def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     if adaptive:                                                          # (L3)
         for k in range(m):
             vbar[k] = vbar[k] + abn[k]
+        l4, l5 = loc[4], loc[5]                                           # (L4), (L6), (L7)
+        for k in range(m):
+            abn[k] = -ba[k] * ph[k] * vbar[k] + rh[k] * abn[k]
+        for k in range(m):
+            l4[k] += abn[k] * apr[k]
+        for k in range(m):
+            l5[k] -= ph[k] * vbar[k] * at[k]
     # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients       (A9), (A14)-(A17)
-    if reset == 1:
-        for k in range(m):
-            un = ubn[k]
-            ub = dut[k] + ph[k] * vbar[k] + al[k] * (one - vt[k]) * un   # (A10b)
-            loc[0, k] += ub * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k])  # (A14b)
-            loc[1, k] -= ph[k] * vbar[k]
-            loc[2, k] += un * vt[k]
-            ubn[k] = ub
-    else:
-        for k in range(m):
-            un = ubn[k]
-            ub = dut[k] + ph[k] * vbar[k] + al[k] * un                   # (A10a,c)
-            loc[0, k] += ub * upr[k]                                      # (A14a)
-            loc[1, k] -= ph[k] * vbar[k]
-            loc[2, k] += un * vt[k]
-            ubn[k] = ub
+    for k in range(m):
+        vbar[k] = ph[k] * vbar[k]
+    _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, vbar, m)
     if synaptic:                                                          # (S2), (S4)
+        l3 = loc[3]
         for k in range(m):
-            sb = ubn[k] + als[k] * sbn[k]
-            loc[3, k] += sb * spr[k]
-            sbn[k] = sb
-    if adaptive:                                                          # (L4), (L6), (L7)
+            sbn[k] = ubn[k] + als[k] * sbn[k]
         for k in range(m):
-            ab = -ba[k] * ph[k] * vbar[k] + rh[k] * abn[k]
-            loc[4, k] += ab * apr[k]
-            loc[5, k] -= ph[k] * vbar[k] * at[k]
-            abn[k] = ab
+            l3[k] += sbn[k] * spr[k]
     if onetoone:                                                          # (R3)
         Jb = sbn if synaptic else ubn
+        l6 = loc[6]
         for k in range(m):
-            loc[6, k] += Jb[k] * vpr[k]
+            l6[k] += Jb[k] * vpr[k]
+
+
+@njit(**_JIT)
+def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m):
+    """ubar_t = eps_t + pv_t + leak_t ubar_{t+1} with pv = phi_t vbar_t, and
+    the partial sums of alpha, theta and the reset value  (A9), (A10),
+    (A14)-(A16); ubn holds ubar_{t+1} on entry, ubar_t on exit."""
+    l0, l1, l2 = loc[0], loc[1], loc[2]
+    for k in range(m):
+        l1[k] -= pv[k]
+    for k in range(m):
+        l2[k] += ubn[k] * vt[k]
+    if reset == 1:                                                        # (A10b), (A14b)
+        for k in range(m):
+            ubn[k] = dut[k] + pv[k] + al[k] * (one - vt[k]) * ubn[k]
+        for k in range(m):
+            l0[k] += ubn[k] * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k])
+    else:                                                                 # (A10a,c), (A14a)
+        for k in range(m):
+            ubn[k] = dut[k] + pv[k] + al[k] * ubn[k]
+        for k in range(m):
+            l0[k] += ubn[k] * upr[k]
 
 
 @njit(**_JIT)
 def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, one,
-                         ubn, loc, ph, x64, v64, Io, m):
+                         ubn, loc, ph, x64, m):
     """:func:`_backward_step` for the plain cell (no synaptic current,
-    adaptation or recurrence), the training workhorse: the surrogate pass, then
-    one fused pass per reset mode with no per-element branch on the model.
-    Same operations in the same order as the general step, so the same bits.
-    Writes ubar_t to ``Io``."""
+    adaptation or recurrence), the training workhorse: phi_t vbar_t is made in
+    one pass per reset mode.  Same operations in the same order as the general
+    step, so the same bits."""
     reset, detach = mode[0], mode[3]
     for k in range(m):
         x64[k] = ut[k] - th[k]
-        v64[k] = vt[k]
-    _phi_block(sg[0], sg[1], sg[2], sg[3], sg[4], sg[5], sg[6], x64, v64, ph, m)   # (A7)
-    if reset == 1 and not detach:                                         # (A10b), (A14b)
+    _phi_block(sg[0], sg[1], sg[2], sg[3], sg[4], sg[5], sg[6], x64, vt, ph, m)   # (A7)
+    if detach or reset == 2:                                              # (A8)
         for k in range(m):
-            un = ubn[k]
-            vb = dvt[k] + al[k] * (ur[k] - ut[k]) * un
-            ub = dut[k] + ph[k] * vb + al[k] * (one - vt[k]) * un
-            loc[0, k] += ub * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k])
-            loc[1, k] -= ph[k] * vb
-            loc[2, k] += un * vt[k]
-            ubn[k] = ub
-            Io[k] = ub
-    elif reset == 1:
+            ph[k] = ph[k] * (dvt[k] + (one - one))
+    elif reset == 0:                                                      # (A10a)
         for k in range(m):
-            un = ubn[k]
-            vb = dvt[k] + (one - one)
-            ub = dut[k] + ph[k] * vb + al[k] * (one - vt[k]) * un
-            loc[0, k] += ub * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k])
-            loc[1, k] -= ph[k] * vb
-            loc[2, k] += un * vt[k]
-            ubn[k] = ub
-            Io[k] = ub
-    elif reset == 0 and not detach:                                       # (A10a), (A14a)
+            ph[k] = ph[k] * (dvt[k] + (-ga[k] * ubn[k]))
+    else:                                                                 # (A10b)
         for k in range(m):
-            un = ubn[k]
-            vb = dvt[k] + (-ga[k] * un)
-            ub = dut[k] + ph[k] * vb + al[k] * un
-            loc[0, k] += ub * upr[k]
-            loc[1, k] -= ph[k] * vb
-            loc[2, k] += un * vt[k]
-            ubn[k] = ub
-            Io[k] = ub
-    else:                                                                 # detached or no reset
-        for k in range(m):
-            un = ubn[k]
-            vb = dvt[k] + (one - one)
-            ub = dut[k] + ph[k] * vb + al[k] * un
-            loc[0, k] += ub * upr[k]
-            loc[1, k] -= ph[k] * vb
-            loc[2, k] += un * vt[k]
-            ubn[k] = ub
-            Io[k] = ub
+            ph[k] = ph[k] * (dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k])
+    _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, ph, m)
 
 
 @njit(parallel=True, **_JIT)
@@ -539,7 +526,6 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         vbar = np.empty(m, u.dtype)
         ph = np.empty(m, u.dtype)       # phi_t of the block, rounded to the dtype
         x64 = np.empty(m)
-        v64 = np.empty(m)
         zrow = np.zeros(m, u.dtype)
         zspk = np.zeros(m, v.dtype)     # v_0 = 0 in the spikes' storage type
         p0, p1, p2, p3 = P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1]   # once per task
@@ -558,16 +544,12 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             dut = du[t, b, n0:n1] if has_du else zrow
             rt = rec[t, b, n0:n1] if has_rec else zrow
             if plain:
-                Io = vbar if static else dI[t, b, n0:n1]
                 _backward_step_plain(u[t, b, n0:n1], v[t, b, n0:n1], upr, vpr, dvt, dut,
-                                     p0, p1, p2, p3, mode, sg, one, ubn, loc, ph, x64, v64, Io, m)
-                if static:                                                # (A21)
-                    for k in range(m):
-                        a_dI[k] += Io[k]
-                continue
-            _backward_step(u[t, b, n0:n1], v[t, b, n0:n1], at, upr, vpr, spr, apr,
-                           dvt, dut, rt, has_rec, p0, p1, p2, p3, p4, p5, p6, p7, mode, sg, one,
-                           ubn, sbn, abn, loc, vbar, ph, x64, v64, m)
+                                     p0, p1, p2, p3, mode, sg, one, ubn, loc, ph, x64, m)
+            else:
+                _backward_step(u[t, b, n0:n1], v[t, b, n0:n1], at, upr, vpr, spr, apr,
+                               dvt, dut, rt, has_rec, p0, p1, p2, p3, p4, p5, p6, p7, mode, sg,
+                               one, ubn, sbn, abn, loc, vbar, ph, x64, m)
             Ib = sbn if synaptic else ubn                                 # (S3), (A13)
             if static:                                                    # (A21)
                 for k in range(m):
@@ -608,7 +590,6 @@ def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
     vbar = np.empty(N, u.dtype)
     ph = np.empty(N, u.dtype)
     x64 = np.empty(N)
-    v64 = np.empty(N)
     zrow = np.zeros(N, u.dtype)
     zspk = np.zeros(N, v.dtype)
     loc = np.empty((B, 7, N), u.dtype)   # contiguous partial sums continuing acc
@@ -635,7 +616,7 @@ def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
             _backward_step(u[t, b], v[t, b], at, upr, vpr, spr, apr,
                            dvt, dut, rec[b], has_rec,
                            P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], mode, sg, one,
-                           ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, v64, N)
+                           ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, N)
             Ib = sbn[b] if synaptic else ubn[b]                           # (S3), (A13)
             dIt = dI[t, b]
             for k in range(N):
