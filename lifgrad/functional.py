@@ -93,11 +93,15 @@ def _row_of_neurons(config, B, N):
     return N < BLOCK
 
 
-def _as_row(a, B, N):
-    """(L, B, N) array -> (L, 1, B*N) view; (1, 1, 1) dummies pass through."""
-    if a.ndim == 3 and a.shape[1:] == (B, N):
-        return np.reshape(a, (a.shape[0], 1, B * N), copy=False)   # raises rather than copy
-    return a
+def _as_rows(arrays, B, N):
+    """(L, B, N) arrays -> (L, 1, B*N) views, (1, 1, 1) dummies passed through;
+    None if one of them is not contiguous enough for a view (no copies: the
+    kernels write into some of them)."""
+    try:
+        return [np.reshape(a, (a.shape[0], 1, B * N), copy=False)
+                if a.ndim == 3 and a.shape[1:] == (B, N) else a for a in arrays]
+    except ValueError:
+        return None
 
 
 def forward_scan(config, I, static, t0, t1, state0, P, rnd, u, v, s, a):
@@ -105,8 +109,9 @@ def forward_scan(config, I, static, t0, t1, state0, P, rnd, u, v, s, a):
     buffers (T, B, N) (one thread for a small problem, a narrow layer as one
     row of neurons)."""
     B, N = u.shape[1:]
-    if _row_of_neurons(config, B, N):
-        I, state0, rnd, u, v, s, a = (_as_row(x, B, N) for x in (I, state0, rnd, u, v, s, a))
+    rows = _row_of_neurons(config, B, N) and _as_rows((I, state0, rnd, u, v, s, a), B, N)
+    if rows:
+        I, state0, rnd, u, v, s, a = rows
         P = np.tile(P, (1, B))
     with _threads(config, (t1 - t0) * B * N):
         _backend(config).cell_forward_scan(I, static, t0, t1, state0, P, config.mode(),
@@ -117,9 +122,10 @@ def backward_scan(config, u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
                   dI, acc, adj, dstate0):
     """The backend's ``cell_backward_scan`` (see :func:`forward_scan`)."""
     B, N = u.shape[1:]
-    if _row_of_neurons(config, B, N):
-        u, v, s, a, state0, dv, du, rec, dI, acc, adj, dstate0 = (
-            _as_row(x, B, N) for x in (u, v, s, a, state0, dv, du, rec, dI, acc, adj, dstate0))
+    rows = _row_of_neurons(config, B, N) and _as_rows(
+        (u, v, s, a, state0, dv, du, rec, dI, acc, adj, dstate0), B, N)
+    if rows:
+        u, v, s, a, state0, dv, du, rec, dI, acc, adj, dstate0 = rows
         P = np.tile(P, (1, B))
     with _threads(config, (t1 - t0) * B * N):
         _backend(config).cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static,

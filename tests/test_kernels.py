@@ -108,3 +108,63 @@ def test_stochastic_forward_is_seeded_and_fires_with_probability_G():
     np.testing.assert_allclose(v1[:, 0].mean(axis=0), want, atol=4 * np.sqrt(0.25 / 4000))
     with pytest.raises(TypeError, match="rng: forward='stochastic' needs a numpy.random.Generator"):
         lif_forward(I, p, cfg)
+
+
+def _layer_run(cfg, rng_seed=3, T=9, B=5, N=13, static=False, stochastic=False):
+    rng = np.random.default_rng(rng_seed)
+    I = rng.normal(0.4, 0.6, (B, N) if static else (T, B, N)).astype(np.float32)
+    R = rng.integers(-2, 3, N) * 0.25 if cfg.recurrent == "one" else None
+    p = LIFParams(alpha=rng.uniform(0.5, 0.95, N), theta=rng.uniform(0.8, 1.2, N),
+                  alpha_s=np.full(N, 0.5), rho=np.full(N, 0.5), beta_a=np.full(N, 0.25), R=R)
+    v, tr = lif_forward(I, p, cfg, u0=rng.normal(0, 0.3, (B, N)).astype(np.float32),
+                        T=T if static else None, rng=np.random.default_rng(1))
+    g = lif_backward(tr, p, cfg, dv=rng.normal(size=(T, B, N)).astype(np.float32),
+                     du=rng.normal(size=(T, B, N)).astype(np.float32))
+    return [tr.u, v] + [x for x in g if isinstance(x, np.ndarray)]
+
+
+@pytest.mark.parametrize("model", ["lif", "synaptic", "adaptive", "recurrent-one"])
+@pytest.mark.parametrize("variant", ["plain", "static", "stochastic"])
+def test_narrow_layer_as_one_row_of_neurons_gives_the_same_bits(model, variant, monkeypatch):
+    """A layer narrower than a block runs as one row of B*N neurons with tiled
+    parameters: the same bits as one task per batch row."""
+    from lifgrad import functional
+    cfg = model_config(model, forward="stochastic" if variant == "stochastic" else "hard",
+                       surrogate=sgs.get("sigmoid"))
+    calls = []
+    orig = cpu.cell_backward_scan
+
+    def spy(u, *rest):
+        calls.append(u.shape)
+        return orig(u, *rest)
+    monkeypatch.setattr(cpu, "cell_backward_scan", spy)
+    rows = _layer_run(cfg, static=(variant == "static"))
+    assert calls and calls[-1][1] == 1          # (T, 1, B*N): the row path ran
+    monkeypatch.setattr(functional, "_row_of_neurons", lambda *a: False)
+    tasks = _layer_run(cfg, static=(variant == "static"))
+    assert calls[-1][1] == 5
+    assert len(rows) == len(tasks) >= 5
+    for a, b in zip(rows, tasks):
+        assert np.array_equal(a, b)
+
+
+def test_row_of_neurons_falls_back_for_arrays_that_cannot_be_viewed(monkeypatch):
+    """An array whose batch and neuron axes cannot be merged without a copy
+    (here every other batch row of a buffer) is passed on as it is: the scan
+    runs per batch row rather than writing into a copy."""
+    from lifgrad import functional
+    T, B, N = 6, 4, 7
+    full = np.zeros((T, 2 * B, N), np.float32)
+    assert functional._as_rows((full[:, ::2],), B, N) is None
+    ok = np.zeros((T, B, N), np.float32)
+    assert functional._as_rows((ok, np.zeros((1, 1, 1))), B, N)[0].shape == (T, 1, B * N)
+    seen = []
+    monkeypatch.setattr(cpu, "cell_forward_scan", lambda I, *rest: seen.append(rest[-4].shape))
+    cfg = LIFConfig()
+    P = LIFParams().packed(N, np.float32, cfg)
+    d = np.zeros((1, 1, 1), np.float32)
+    st0 = np.zeros((3, B, N), np.float32)
+    functional.forward_scan(cfg, ok, False, 0, T, st0, P, d, ok, ok.astype(np.uint8), d, d)
+    functional.forward_scan(cfg, ok, False, 0, T, st0, P, d, full[:, ::2],
+                            ok.astype(np.uint8), d, d)
+    assert seen == [(T, 1, B * N), (T, B, N)]
