@@ -393,11 +393,17 @@ def time_chunk(B):
     return max(1, min(TIME_CHUNK, CHUNK_ROWS // max(1, int(B))))
 
 
+SPIKE_ROWS = 512    # rows per product with uint8 spikes (BLAS makes a float copy of them)
+
+
 def _dR(dI, v):
-    """``dR = sum_t dI_{t+1}^T v_t`` (R3), one product per time chunk so that
-    the float copy of the (uint8) spikes BLAS needs is one chunk, not the trace."""
+    """``dR = sum_t dI_{t+1}^T v_t`` (R3), one product per chunk of about
+    SPIKE_ROWS rows so that the float copy of the (uint8) spikes BLAS needs is
+    small: W4 (T=100, B=32, N=256) 0.5 MB instead of 2.1 MB for a time chunk,
+    measured 3.4 instead of 3.1 ms.  Only this function sums dR, so every path
+    adds the same terms in the same order."""
     T, B, N = dI.shape
-    C = time_chunk(B)
+    C = max(1, min(time_chunk(B), SPIKE_ROWS // max(1, B)))
     dR = np.zeros((N, N), dI.dtype)
     for t0 in range(1, T, C):
         t1 = min(T, t0 + C)

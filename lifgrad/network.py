@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .config import LIFConfig, LIFParams
-from .functional import (CHUNK_ROWS, TIME_CHUNK, Trace, _backward_impl, _check_finite,
+from .functional import (CHUNK_ROWS, SPIKE_ROWS, TIME_CHUNK, Trace, _backward_impl, _check_finite,
                          _forward_impl, _Parts, backward_scan, forward_scan, reduce_grads,
                          spike_dtype, time_chunk)
 
@@ -255,15 +255,27 @@ def _chunked_matmul(a, B_, out=None):
     T = a.shape[0]
     C = time_chunk(a.shape[1])
     shape = a.shape[:-1] + (B_.shape[1],)
+    spikes = a.dtype.kind != "f"
     if out is None:
-        if T <= C:                            # one chunk: the product is the result
+        if T <= C and not spikes:             # one chunk: the product is the result
             return (a.reshape(-1, a.shape[-1]) @ B_).reshape(shape)
         out = np.empty(shape, np.result_type(a, B_))
     for c in range(0, T, C):                  # each chunk's product straight into out
         sl = slice(c, min(T, c + C))
-        blk = a[sl]
-        np.matmul(blk.reshape(-1, blk.shape[-1]), B_, out=out[sl].reshape(-1, B_.shape[1]))
+        a2, o2 = a[sl].reshape(-1, a.shape[-1]), out[sl].reshape(-1, B_.shape[1])
+        for r in _spike_rows(a2):
+            np.matmul(a2[r], B_, out=o2[r])
     return out
+
+
+def _spike_rows(a2):
+    """Row slices of a 2-D operand of a product: all rows for a float operand;
+    pieces of SPIKE_ROWS rows for uint8 spikes, whose float copy BLAS makes
+    (W4's 2048-row chunk of 256 spikes was a 2.1 MB copy, 0.5 MB in pieces)."""
+    n = a2.shape[0]
+    if a2.dtype.kind == "f":
+        return (slice(0, n),)
+    return tuple(slice(r, min(n, r + SPIKE_ROWS)) for r in range(0, n, SPIKE_ROWS))
 
 
 def _input_current(layer, p, h, dtype):
@@ -290,7 +302,13 @@ def _weight_grads(ubar, x, dW=None, db=None):
     for c in range((T - 1) // C, -1, -1):
         sl = slice(c * C, min(T, (c + 1) * C))
         u2 = ubar[sl].reshape(-1, ubar.shape[-1])
-        w = u2.T @ x[sl].reshape(-1, x.shape[-1])
+        x2 = x[sl].reshape(-1, x.shape[-1])
+        w = None
+        for r in _spike_rows(x2):
+            if w is None:
+                w = u2[r].T @ x2[r]
+            else:
+                w += u2[r].T @ x2[r]
         b = u2.sum(axis=0)
         if dW is None:
             dW, db = w, b
@@ -409,6 +427,7 @@ class Sequential:
             state0 = np.zeros((3, B, layer.n_out), self.dtype)
             v, tr = _forward_impl(I[None] if static else I, static, T, P, R, layer.config, state0,
                                   rng=rng)
+            del I             # not held while the next layer's current is made
             traces.append(LayerTrace(h, tr))
             h, static = (tr.u if layer.readout else v), False
         return h, NetTrace(traces)
