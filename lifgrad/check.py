@@ -334,6 +334,22 @@ def _kernel_problem(rng, T, B, N, dtype):
     return I.astype(dtype)
 
 
+def kernel_params(rng, N, config, gamma_free=False):
+    """Per-neuron parameters of the kernel comparisons (a scalar's gradient
+    would be one heavily cancelling sum): multiples of 1/8, alpha = 0.5 on half
+    the neurons, R on a grid of 1/4 (one-to-one) or 1/8 (all-to-all)."""
+    alpha = np.full(N, 0.5)
+    alpha[N // 2:] = rng.uniform(0.5, 1.0, N - N // 2)
+    R = None
+    if config.recurrent == "one":
+        R = rng.integers(-2, 3, N) * 0.25
+    elif config.recurrent == "all":
+        R = rng.integers(-1, 2, (N, N)) * 0.125
+    return LIFParams(alpha=alpha, theta=np.ones(N), gamma=np.full(N, 0.75) if gamma_free else None,
+                     u_reset=np.full(N, 0.25), alpha_s=np.full(N, 0.5), rho=np.full(N, 0.5),
+                     beta_a=np.full(N, 0.25), R=R)
+
+
 def kernel_vs_reference(config, dtype="float64", seed=0, T=16, B=4, N=37, gamma_free=False,
                         backend="cpu"):
     """Max normwise relative difference between ``backend`` and the NumPy
@@ -343,17 +359,7 @@ def kernel_vs_reference(config, dtype="float64", seed=0, T=16, B=4, N=37, gamma_
     exactly there (strict vs non-strict firing differs)."""
     rng = np.random.default_rng(seed)
     I = _kernel_problem(rng, T, B, N, dtype)
-    alpha = np.full(N, 0.5)
-    alpha[N // 2:] = rng.uniform(0.5, 1.0, N - N // 2)
-    R = None
-    if config.recurrent == "one":
-        R = rng.integers(-2, 3, N) * 0.25
-    elif config.recurrent == "all":
-        R = rng.integers(-1, 2, (N, N)) * 0.125
-    # per-neuron parameters: a scalar's gradient would be one heavily cancelling sum
-    params = LIFParams(alpha=alpha, theta=np.ones(N), gamma=np.full(N, 0.75) if gamma_free else None,
-                       u_reset=np.full(N, 0.25), alpha_s=np.full(N, 0.5), rho=np.full(N, 0.5),
-                       beta_a=np.full(N, 0.25), R=R)
+    params = kernel_params(rng, N, config, gamma_free)
     dv = rng.normal(size=I.shape).astype(dtype)
     du = rng.normal(size=I.shape).astype(dtype)
     u0 = rng.normal(0, 0.3, (B, N)).astype(dtype)

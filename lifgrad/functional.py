@@ -84,9 +84,9 @@ PARALLEL_MIN = 1 << 18     # elements (T*B*N) below which the cpu kernels run on
 
 def _row_of_neurons(config, B, N):
     """Whether a cpu scan runs the (B, N) plane as one row of B*N neurons: the
-    kernels give each (batch row, block of 512 neurons) its own task, so a
-    narrow layer pays a task's set-up for a few neurons (a 10-neuron output
-    layer with B=128: 1.3 ms per backward step of 25 steps, 0.2 ms as one row)."""
+    kernels give each (batch row, block of BLOCK neurons) its own task, so a
+    narrow layer pays a task's set-up for a few neurons (W1's 10-neuron output
+    layer, B=128, T=25: 2.0 ms of scans per step, 0.3 ms as one row)."""
     if config.backend != "cpu" or B == 1:
         return False
     from .kernels.cpu import BLOCK
@@ -285,13 +285,12 @@ def _forward_impl(I3, static, T, P, R, config, state0, shapes0=(None, None, None
     dummy = np.zeros((1, 1, 1), dtype)
     s = np.empty((T, B, N), dtype) if config.synaptic else dummy
     a = np.empty((T, B, N), dtype) if config.adaptive else dummy
-    be = _backend(config)
-    mode, sg = config.mode(), config.surrogate.kernel_args()
     if R is None:
         forward_scan(config, I3, static, 0, T, state0, P, rnd, u, v, s, a)
     else:
-        be.cell_forward_recurrent(I3, static, state0, P, np.ascontiguousarray(R.T), mode, sg,
-                                  rnd, u, v, s, a)                        # (R1)
+        _backend(config).cell_forward_recurrent(
+            I3, static, state0, P, np.ascontiguousarray(R.T), config.mode(),
+            config.surrogate.kernel_args(), rnd, u, v, s, a)              # (R1)
     trace = Trace(u, v, s if config.synaptic else None, a if config.adaptive else None,
                   state0, static, shapes0)
     return v, trace
@@ -354,8 +353,6 @@ def _backward_impl(trace, P, R, config, dv, du, dI_out=None):
     acc = np.zeros((reference.N_ACC, B, N), dtype)
     adj = np.zeros((3, B, N), dtype)
     dstate0 = np.zeros((3, B, N), dtype)
-    be = _backend(config)
-    mode, sg = config.mode(), config.surrogate.kernel_args()
     dvv = dummy if dv is None else dv
     duu = dummy if du is None else du
     dR = None
@@ -370,9 +367,9 @@ def _backward_impl(trace, P, R, config, dv, du, dI_out=None):
             dI = dI[0]
     else:
         dI = np.zeros((T, B, N), dtype) if dI_out is None else dI_out
-        be.cell_backward_recurrent(trace.u, trace.v, s, a, trace.state0, dvv, duu,
-                                   (dv is not None, du is not None), P, R, mode, sg,
-                                   dI, acc, dstate0)                      # (R2)
+        _backend(config).cell_backward_recurrent(
+            trace.u, trace.v, s, a, trace.state0, dvv, duu, (dv is not None, du is not None),
+            P, R, config.mode(), config.surrogate.kernel_args(), dI, acc, dstate0)   # (R2)
         dR = _dR(dI, trace.v)                                             # (R3)
         if trace.static:
             dI = dI.sum(axis=0)
@@ -396,18 +393,29 @@ def time_chunk(B):
 SPIKE_ROWS = 512    # rows per product with uint8 spikes (BLAS makes a float copy of them)
 
 
+def spike_rows(a2):
+    """Row slices of a 2-D operand of a product: all rows for a float operand;
+    pieces of SPIKE_ROWS rows for uint8 spikes, whose float copy BLAS makes
+    (W4's 2048-row chunk of 256 spikes was a 2.1 MB copy, 0.5 MB in pieces).
+    Fixed by the operand alone, so every path that makes a product makes the
+    same pieces."""
+    n = a2.shape[0]
+    if a2.dtype.kind == "f":
+        return (slice(0, n),)
+    return tuple(slice(r, min(n, r + SPIKE_ROWS)) for r in range(0, n, SPIKE_ROWS))
+
+
 def _dR(dI, v):
-    """``dR = sum_t dI_{t+1}^T v_t`` (R3), one product per chunk of about
-    SPIKE_ROWS rows so that the float copy of the (uint8) spikes BLAS needs is
-    small: W4 (T=100, B=32, N=256) 0.5 MB instead of 2.1 MB for a time chunk,
-    measured 3.4 instead of 3.1 ms.  Only this function sums dR, so every path
-    adds the same terms in the same order."""
+    """``dR = sum_t dI_{t+1}^T v_t`` (R3) over the rows of steps 1..T-1, in the
+    pieces of :func:`spike_rows` (W4, T=100, B=32, N=256: a 0.5 MB float copy
+    of the spikes instead of 2.1 MB for a time chunk, 3.4 instead of 3.1 ms).
+    Only this function sums dR, so every path adds the same terms in the same
+    order."""
     T, B, N = dI.shape
-    C = max(1, min(time_chunk(B), SPIKE_ROWS // max(1, B)))
     dR = np.zeros((N, N), dI.dtype)
-    for t0 in range(1, T, C):
-        t1 = min(T, t0 + C)
-        dR += dI[t0:t1].reshape(-1, N).T @ v[t0 - 1:t1 - 1].reshape(-1, N)
+    d2, v2 = dI[1:].reshape(-1, N), v[:-1].reshape(-1, N)
+    for r in spike_rows(v2):
+        dR += d2[r].T @ v2[r]
     return dR
 
 

@@ -23,9 +23,9 @@ from typing import NamedTuple
 import numpy as np
 
 from .config import LIFConfig, LIFParams
-from .functional import (CHUNK_ROWS, SPIKE_ROWS, TIME_CHUNK, Trace, _backward_impl, _check_finite,
+from .functional import (CHUNK_ROWS, TIME_CHUNK, Trace, _backward_impl, _check_finite,
                          _forward_impl, _Parts, backward_scan, forward_scan, reduce_grads,
-                         spike_dtype, time_chunk)
+                         spike_dtype, spike_rows, time_chunk)
 
 __all__ = ["Dense", "Readout", "Sequential", "NetTrace", "DECAY_PARAMETRISATIONS",
            "time_chunk", "TIME_CHUNK", "CHUNK_ROWS"]
@@ -263,19 +263,9 @@ def _chunked_matmul(a, B_, out=None):
     for c in range(0, T, C):                  # each chunk's product straight into out
         sl = slice(c, min(T, c + C))
         a2, o2 = a[sl].reshape(-1, a.shape[-1]), out[sl].reshape(-1, B_.shape[1])
-        for r in _spike_rows(a2):
+        for r in spike_rows(a2):              # uint8 spikes: in pieces
             np.matmul(a2[r], B_, out=o2[r])
     return out
-
-
-def _spike_rows(a2):
-    """Row slices of a 2-D operand of a product: all rows for a float operand;
-    pieces of SPIKE_ROWS rows for uint8 spikes, whose float copy BLAS makes
-    (W4's 2048-row chunk of 256 spikes was a 2.1 MB copy, 0.5 MB in pieces)."""
-    n = a2.shape[0]
-    if a2.dtype.kind == "f":
-        return (slice(0, n),)
-    return tuple(slice(r, min(n, r + SPIKE_ROWS)) for r in range(0, n, SPIKE_ROWS))
 
 
 def _input_current(layer, p, h, dtype):
@@ -303,12 +293,10 @@ def _weight_grads(ubar, x, dW=None, db=None):
         sl = slice(c * C, min(T, (c + 1) * C))
         u2 = ubar[sl].reshape(-1, ubar.shape[-1])
         x2 = x[sl].reshape(-1, x.shape[-1])
-        w = None
-        for r in _spike_rows(x2):
-            if w is None:
-                w = u2[r].T @ x2[r]
-            else:
-                w += u2[r].T @ x2[r]
+        rows = spike_rows(x2)                        # uint8 spikes: in pieces
+        w = u2[rows[0]].T @ x2[rows[0]]
+        for r in rows[1:]:
+            w += u2[r].T @ x2[r]
         b = u2.sum(axis=0)
         if dW is None:
             dW, db = w, b

@@ -15,7 +15,8 @@ if not (numba_config.ENABLE_CUDASIM or cuda.is_available()):
     pytest.skip("needs a CUDA GPU, or the CUDA simulator (NUMBA_ENABLE_CUDASIM=1 set before "
                 "numba is imported)", allow_module_level=True)
 
-from lifgrad import LIFConfig, LIFParams, reference  # noqa: E402
+from lifgrad import LIFConfig, reference  # noqa: E402
+from lifgrad.check import kernel_params  # noqa: E402
 from lifgrad import surrogates as sgs  # noqa: E402
 from lifgrad.kernels import cuda as K  # noqa: E402
 
@@ -59,17 +60,9 @@ def _problem(cfg, dtype, static=False, gamma_free=False, seed=0):
     grid = B // 2 + 1                     # batch rows on the binary grid
     I = rng.normal(0.35, 0.6, (T, B, N))
     I[:, :grid] = rng.integers(0, 5, (T, grid, N)) * 0.25
-    alpha = np.full(N, 0.5)
-    alpha[N // 2:] = rng.uniform(0.5, 1.0, N - N // 2)
-    R = None
-    if cfg.recurrent == "one":
-        R = rng.integers(-2, 3, N) * 0.25
-    elif cfg.recurrent == "all":
-        R = rng.integers(-1, 2, (N, N)) * 0.125 + rng.normal(0, 0.05, (N, N))
-    params = LIFParams(alpha=alpha, theta=np.ones(N),
-                       gamma=np.full(N, 0.75) if gamma_free else None,
-                       u_reset=np.full(N, 0.25), alpha_s=np.full(N, 0.5), rho=np.full(N, 0.5),
-                       beta_a=np.full(N, 0.25), R=R)
+    params = kernel_params(rng, N, cfg, gamma_free)
+    if cfg.recurrent == "all":              # off the grid too
+        params = params._replace(R=params.R + rng.normal(0, 0.05, (N, N)))
     state0 = np.zeros((3, B, N), dtype)
     state0[0] = rng.normal(0, 0.3, (B, N))
     if cfg.synaptic:

@@ -66,14 +66,15 @@ def test_network_backward_does_not_mutate(rng):
 def test_products_with_uint8_spikes_run_in_pieces_and_match_float_products(monkeypatch):
     """Products whose operand is uint8 spikes go to BLAS SPIKE_ROWS rows at a
     time (its float copy stays small); the values are those of the float product."""
+    from lifgrad import functional as fn
     from lifgrad import network as nw
     rng = np.random.default_rng(0)
     v = (rng.random((6, 5, 9)) < 0.4).astype(np.uint8)
     W = rng.normal(size=(9, 4))
     dI = rng.normal(size=(6, 5, 4))
-    monkeypatch.setattr(nw, "SPIKE_ROWS", 7)
-    assert [r.stop for r in nw._spike_rows(v.reshape(-1, 9))] == [7, 14, 21, 28, 30]
-    assert nw._spike_rows(W) == (slice(0, 9),)
+    monkeypatch.setattr(fn, "SPIKE_ROWS", 7)
+    assert [r.stop for r in fn.spike_rows(v.reshape(-1, 9))] == [7, 14, 21, 28, 30]
+    assert fn.spike_rows(W) == (slice(0, 9),)
     vf = v.astype(np.float64)
     np.testing.assert_allclose(nw._chunked_matmul(v, W), vf @ W, rtol=1e-13, atol=1e-13)
     dW, db = nw._weight_grads(dI, v)
