@@ -43,7 +43,8 @@ def main(argv=None):
               "MKL_NUM_THREADS"):
         os.environ[k] = str(a.threads)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import lifgrad  # noqa: F401  (sets the thread policies before NumPy loads BLAS)
+    import importlib
+    importlib.import_module("lifgrad")   # sets the thread policies before NumPy loads BLAS
     import numpy as np
     from lifgrad import functional, network, optim
     from workloads import WORKLOADS, Data, build_lifgrad, floor_products
