@@ -70,7 +70,7 @@ def main():
     f, c = rows["full"], rows["checkpointed"]
     print(f"W5: T=2000, B=16, 784-1000-10, float32, 2 threads; K={a.K}; "
           f"{a.rounds} rounds x {a.steps} steps each")
-    print(f"| backward | step ms | peak memory growth MB |\n|---|---:|---:|")
+    print("| backward | step ms | peak memory growth MB |\n|---|---:|---:|")
     print(f"| full trace | {f[0]:.0f} | {f[1]:.0f} |\n| checkpointed | {c[0]:.0f} | {c[1]:.0f} |")
     print(f"time ratio {c[0] / f[0]:.2f}, memory ratio {c[1] / f[1]:.3f}, gradients bitwise "
           f"equal: {f[2] == c[2] and len(f[2]) == 1}")

@@ -26,23 +26,9 @@ class Loss(NamedTuple):
     du: np.ndarray | None
 
 
-def _softmax_ce(z, y):
-    """Mean cross-entropy of logits z (B, C) and labels y, and dL/dz."""
-    z = np.asarray(z, np.float64)
-    B = z.shape[0]
-    m = z.max(axis=1, keepdims=True)
-    e = np.exp(z - m)
-    s = e.sum(axis=1, keepdims=True)
-    logp = z - m - np.log(s)
-    L = -float(np.mean(logp[np.arange(B), y]))
-    g = e / s
-    g[np.arange(B), y] -= 1.0
-    return L, g / B
-
-
 def _softmax_ce_steps(z, y):
-    """:func:`_softmax_ce` at every step of z (T, B, C) at once: the (T,)
-    losses and dL/dz, the same numbers as a loop over t."""
+    """Mean cross-entropy of logits z (T, B, C) and labels y at every step at
+    once: the (T,) losses and dL/dz."""
     z = np.asarray(z, np.float64)
     B = z.shape[1]
     m = z.max(axis=2, keepdims=True)
@@ -53,6 +39,12 @@ def _softmax_ce_steps(z, y):
     g = e / s
     g[:, ar, y] -= 1.0
     return -np.mean(logp_y, axis=1), g / B
+
+
+def _softmax_ce(z, y):
+    """Mean cross-entropy of logits z (B, C) and labels y, and dL/dz."""
+    L, g = _softmax_ce_steps(np.asarray(z)[None], y)
+    return float(L[0]), g[0]
 
 
 def _float(arr, name):
@@ -107,13 +99,11 @@ def ce_rate(v, u, y):
     """snnTorch ``ce_rate_loss``: ``L = (1/T) sum_t CE(v_t, y)`` (LS2)."""
     v, y = _check(v, y, "v")
     T = v.shape[0]
-    dv = np.empty(v.shape, v.dtype)
+    Ls, g = _softmax_ce_steps(v, y)
     L = 0.0
-    for t in range(T):
-        Lt, g = _softmax_ce(v[t], y)
-        L += Lt / T
-        dv[t] = g / T
-    return Loss(L, dv, None)
+    for Lt in Ls:                    # summed over steps in order, as a loop would
+        L += float(Lt) / T
+    return Loss(L, (g / T).astype(v.dtype, copy=False), None)
 
 
 def ce_count(v, u, y):

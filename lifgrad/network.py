@@ -420,6 +420,22 @@ class Sequential:
             h, static = (tr.u if layer.readout else v), False
         return h, NetTrace(traces)
 
+    def _layer_terms(self, name, terms, trace, dtype):
+        """A caller's ``layer_dv``/``layer_du``: ``{layer index: (T, B, n)}`` as
+        arrays of the trace's dtype, checked once for both backward paths."""
+        out = {}
+        for i, e in (terms or {}).items():
+            if isinstance(i, bool) or not isinstance(i, (int, np.integer)) \
+                    or not 0 <= i < len(self.layers):
+                raise ValueError(f"{name}: keys must be layer indices in "
+                                 f"[0, {len(self.layers)}), got {i!r}")
+            e = np.asarray(e, dtype)
+            want = trace.layers[i].trace.u.shape
+            if e.shape != want:
+                raise ValueError(f"{name}[{i}]: expected shape {want}, got {e.shape}")
+            out[int(i)] = e
+        return out
+
     def backward(self, trace, dv=None, du=None, params=None, need_input_grad=False,
                  layer_dv=None, record=None, layer_du=None):
         """Gradients of every parameter, given ``dv = dL/dv`` and ``du = dL/du``
@@ -455,19 +471,11 @@ class Sequential:
                 raise ValueError("layer_dv, layer_du and record are not available with a "
                                  "checkpointed trace")
             return self._backward_checkpointed(trace, dv, du, params, need_input_grad)
-        layer_dv = dict(layer_dv or {})
-        layer_du = dict(layer_du or {})
+        layer_dv = self._layer_terms("layer_dv", layer_dv, trace, dtype)
+        layer_du = self._layer_terms("layer_du", layer_du, trace, dtype)
         if record is None and all(l.config.recurrent != "all" for l in self.layers):
             # chunk by chunk through all layers: one chunk of errors per layer in
             # memory, the same numbers as the layer-by-layer pass below (CK3)
-            for name, extra_d in (("layer_dv", layer_dv), ("layer_du", layer_du)):
-                for i in list(extra_d):
-                    if 0 <= i < len(self.layers):
-                        e = np.asarray(extra_d[i], dtype)
-                        want = trace.layers[i].trace.u.shape
-                        if e.shape != want:
-                            raise ValueError(f"{name}[{i}]: expected shape {want}, got {e.shape}")
-                        extra_d[i] = e
             return self._backward_full_segments(trace, dv, du, params, need_input_grad,
                                                 layer_dv, layer_du)
         grads = {}
@@ -477,14 +485,10 @@ class Sequential:
             p = self._layer_params(params, i)
             x, tr = trace.layers[i]
             if i in layer_dv:
-                extra = np.asarray(layer_dv.pop(i), dtype)
-                if extra.shape != tr.u.shape:
-                    raise ValueError(f"layer_dv[{i}]: expected shape {tr.u.shape}, got {extra.shape}")
+                extra = layer_dv[i]
                 dv, owned = (extra, False) if dv is None else (dv + extra, True)
             if i in layer_du:
-                extra = np.asarray(layer_du.pop(i), dtype)
-                if extra.shape != tr.u.shape:
-                    raise ValueError(f"layer_du[{i}]: expected shape {tr.u.shape}, got {extra.shape}")
+                extra = layer_du[i]
                 du = extra if du is None else du + extra
             neuron, factors = layer.effective(p)
             P = neuron.packed(layer.n_out, dtype, layer.config)

@@ -1,6 +1,4 @@
 """Checkpointed backward for long sequences: the same bits as the full trace."""
-import itertools
-
 import numpy as np
 import pytest
 
@@ -118,3 +116,22 @@ def test_layer_dv_of_the_wrong_shape_is_refused_by_the_chunked_backward():
     _, tr = net.forward(np.ones((6, 2, 12)))
     with pytest.raises(ValueError, match=r"layer_dv\[1\]: expected shape \(6, 2, 16\)"):
         net.backward(tr, du=np.ones((6, 2, 5)), layer_dv={1: np.ones((6, 2, 3))})
+
+
+@pytest.mark.parametrize("record", [None, {}])
+def test_layer_terms_naming_no_layer_are_refused_by_both_backward_paths(record):
+    """The chunked backward (record=None) and the layer-by-layer one (record
+    given) check layer_dv/layer_du alike: a wrong shape, or a key that is not
+    a layer index, is an error rather than silently ignored."""
+    net = _net({}, "float64")
+    _, tr = net.forward(np.ones((6, 2, 12)))
+    du = np.ones((6, 2, 5))
+    with pytest.raises(ValueError, match=r"layer_du\[0\]: expected shape \(6, 2, 24\)"):
+        net.backward(tr, du=du, layer_du={0: np.ones((6, 2, 3))}, record=record)
+    for bad in (3, -1, "0", True):
+        with pytest.raises(ValueError, match=r"layer_dv: keys must be layer indices"):
+            net.backward(tr, du=du, layer_dv={bad: np.ones((6, 2, 24))}, record=record)
+    # a valid term is used by both paths, and changes the gradient
+    g0 = net.backward(tr, du=du, record=record)
+    g1 = net.backward(tr, du=du, layer_dv={np.int64(0): np.ones((6, 2, 24))}, record=record)
+    assert not np.array_equal(g0["layer0.W"], g1["layer0.W"])

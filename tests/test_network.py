@@ -1,6 +1,5 @@
 """Sequential networks: flat named parameters, static fast path, shapes."""
 import numpy as np
-import pytest
 
 from lifgrad import LIFConfig, LIFParams, lif_backward, lif_forward
 from lifgrad import surrogates as sgs
