@@ -370,7 +370,7 @@ def _backward_impl(trace, P, R, config, dv, du, dI_out=None):
         _backend(config).cell_backward_recurrent(
             trace.u, trace.v, s, a, trace.state0, dvv, duu, (dv is not None, du is not None),
             P, R, config.mode(), config.surrogate.kernel_args(), dI, acc, dstate0)   # (R2)
-        dR = _dR(dI, trace.v)                                             # (R3)
+        dR = _dR(dI, trace.v, config)                                     # (R3)
         if trace.static:
             dI = dI.sum(axis=0)
     return _Parts(dI, acc, dstate0, dR, P)
@@ -405,15 +405,38 @@ def spike_rows(a2):
     return tuple(slice(r, min(n, r + SPIKE_ROWS)) for r in range(0, n, SPIKE_ROWS))
 
 
-def _dR(dI, v):
-    """``dR = sum_t dI_{t+1}^T v_t`` (R3) over the rows of steps 1..T-1, in the
-    pieces of :func:`spike_rows` (W4, T=100, B=32, N=256: a 0.5 MB float copy
-    of the spikes instead of 2.1 MB for a time chunk, 3.4 instead of 3.1 ms).
-    Only this function sums dR, so every path adds the same terms in the same
+EVENT_DENSITY = 0.25   # at most this fraction of ones in the spikes ...
+EVENT_MIN_COLS = 64    # ... and at least this many columns in the other operand
+
+
+def use_events(a2, ncols, config):
+    """Whether a product of the 2-D operand ``a2`` that gives ``ncols`` columns
+    per row is made by the event-driven kernels (``kernels.cpu_ops.event_matmul``
+    / ``event_wgrad``) instead of BLAS: for the 'cpu' backend ('reference' keeps
+    NumPy's dense product), uint8 spikes with at most EVENT_DENSITY ones and at
+    least EVENT_MIN_COLS columns.  On this project's 2-core machine
+    (``benchmarks/events.py``) the event kernels took 0.3 to 0.9 of BLAS's time
+    at 512 columns and densities 0.05 to 0.3, and were slower at 10 columns.
+    Decided by the operand alone, so every path that makes the product (full
+    trace, checkpointed recompute) makes it the same way."""
+    return (config.backend == "cpu" and a2.dtype == SPIKE_DTYPE and ncols >= EVENT_MIN_COLS
+            and a2.size > 0 and np.count_nonzero(a2) <= EVENT_DENSITY * a2.size)
+
+
+def _dR(dI, v, config):
+    """``dR = sum_t dI_{t+1}^T v_t`` (R3) over the rows of steps 1..T-1: by the
+    event kernel when :func:`use_events` says so, else in the pieces of
+    :func:`spike_rows` (W4, T=100, B=32, N=256: a 0.5 MB float copy of the
+    spikes instead of 2.1 MB for a time chunk, 3.4 instead of 3.1 ms).  Only
+    this function sums dR, so every path adds the same terms in the same
     order."""
     T, B, N = dI.shape
     dR = np.zeros((N, N), dI.dtype)
     d2, v2 = dI[1:].reshape(-1, N), v[:-1].reshape(-1, N)
+    if use_events(v2, N, config):
+        from .kernels.cpu_ops import event_wgrad
+        event_wgrad(d2, v2, dR)
+        return dR
     for r in spike_rows(v2):
         dR += d2[r].T @ v2[r]
     return dR

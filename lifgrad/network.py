@@ -8,7 +8,9 @@ same keys.  Neither mutates its inputs.
 Per layer: one matrix product over all ``T*B`` rows forward (A1) and two
 backward (A20b, A20c), one fused scan each way; a static input ``(B, N_in)``
 uses one ``(B, N_in)`` product instead (A21).  Recurrent layers add their
-per-step product inside the scan driver (R1)-(R3).
+per-step product inside the scan driver (R1)-(R3).  Products over time go by
+chunks of ``time_chunk(B)`` steps; a chunk whose operand is sparse uint8
+spikes is made by the event-driven kernels (``functional.use_events``).
 
 Reparametrisations of the decays and the threshold (``derivations/
 parametrisations.md``, P*) live here: the kernels see the effective values,
@@ -25,7 +27,7 @@ import numpy as np
 from .config import LIFConfig, LIFParams
 from .functional import (CHUNK_ROWS, TIME_CHUNK, Trace, _backward_impl, _check_finite,
                          _forward_impl, _Parts, backward_scan, forward_scan, reduce_grads,
-                         spike_dtype, spike_rows, time_chunk)
+                         spike_dtype, spike_rows, time_chunk, use_events)
 
 __all__ = ["Dense", "Readout", "Sequential", "NetTrace", "DECAY_PARAMETRISATIONS",
            "time_chunk", "TIME_CHUNK", "CHUNK_ROWS"]
@@ -244,12 +246,14 @@ class Readout(Dense):
         return f"Readout({self.n_in}, {self.n_out}, learn={self.learn})"
 
 
-def _chunked_matmul(a, B_, out=None):
+def _chunked_matmul(a, B_, out=None, config=None):
     """``a @ B_`` over the last axis, one product per chunk of ``time_chunk(B)`` steps
     for a ``(T, B, n)`` array (a 2-D array: one product), into ``out`` when
     given.  A product's rounding can depend on how many rows it gets (BLAS tail
     kernels), so the full-trace and the checkpointed paths both use the same
-    chunks (CK3)."""
+    chunks (CK3).  uint8 spikes: a chunk is made by the event kernel when
+    :func:`~lifgrad.functional.use_events` says so for the layer's ``config``,
+    else by BLAS in the pieces of :func:`~lifgrad.functional.spike_rows`."""
     if a.ndim == 2:
         return a @ B_
     T = a.shape[0]
@@ -260,9 +264,16 @@ def _chunked_matmul(a, B_, out=None):
         if T <= C and not spikes:             # one chunk: the product is the result
             return (a.reshape(-1, a.shape[-1]) @ B_).reshape(shape)
         out = np.empty(shape, np.result_type(a, B_))
+    BT = None
     for c in range(0, T, C):                  # each chunk's product straight into out
         sl = slice(c, min(T, c + C))
         a2, o2 = a[sl].reshape(-1, a.shape[-1]), out[sl].reshape(-1, B_.shape[1])
+        if config is not None and use_events(a2, B_.shape[1], config):
+            if BT is None:
+                from .kernels.cpu_ops import event_matmul
+                BT = np.ascontiguousarray(B_, out.dtype)
+            event_matmul(a2, BT, o2)
+            continue
         for r in spike_rows(a2):              # uint8 spikes: in pieces
             np.matmul(a2[r], B_, out=o2[r])
     return out
@@ -270,7 +281,7 @@ def _chunked_matmul(a, B_, out=None):
 
 def _input_current(layer, p, h, dtype):
     """``I_t = W x_t + b (+ b_rec)`` for all steps (A1), chunked like every product."""
-    I = _chunked_matmul(h, np.asarray(p["W"], dtype).T)
+    I = _chunked_matmul(h, np.asarray(p["W"], dtype).T, config=layer.config)
     if layer.bias:
         I += np.asarray(p["b"], dtype)
     if layer.rec_bias:
@@ -278,13 +289,15 @@ def _input_current(layer, p, h, dtype):
     return I
 
 
-def _weight_grads(ubar, x, dW=None, db=None):
+def _weight_grads(ubar, x, dW=None, db=None, config=None):
     """``dW = sum_t ubar_t^T x_t`` and ``db = sum_t ubar_t`` (A20b), one product
     per chunk of ``time_chunk(B)`` steps, last chunk first (static input: one product,
     (A21)).  A fixed chunking makes the checkpointed backward, which meets the
     steps segment by segment from the end, add the same terms in the same order
     as the full-trace backward, so both give the same bits.  Accumulates into
-    ``dW``/``db`` when given."""
+    ``dW``/``db`` when given.  uint8 spikes: a chunk's product is made by the
+    event kernel when :func:`~lifgrad.functional.use_events` says so for the
+    layer's ``config`` (it adds the chunk's sum to ``dW`` like ``dW += w``)."""
     if ubar.ndim == 2:                               # static input: ubar summed over t
         w, b = ubar.T @ x, ubar.sum(axis=0)
         return (w, b) if dW is None else (dW + w, db + b)
@@ -293,16 +306,25 @@ def _weight_grads(ubar, x, dW=None, db=None):
         sl = slice(c * C, min(T, (c + 1) * C))
         u2 = ubar[sl].reshape(-1, ubar.shape[-1])
         x2 = x[sl].reshape(-1, x.shape[-1])
-        rows = spike_rows(x2)                        # uint8 spikes: in pieces
-        w = u2[rows[0]].T @ x2[rows[0]]
-        for r in rows[1:]:
-            w += u2[r].T @ x2[r]
         b = u2.sum(axis=0)
-        if dW is None:
-            dW, db = w, b
+        if config is not None and use_events(x2, u2.shape[1], config):
+            from .kernels.cpu_ops import event_wgrad
+            if dW is None:
+                dW = np.zeros((u2.shape[1], x2.shape[1]), u2.dtype)
+            event_wgrad(u2, x2, dW)                # dW += this chunk's sum
         else:
-            dW += w          # in place: a product made here, or the caller's running sum
-            db += b
+            rows = spike_rows(x2)                    # uint8 spikes: in pieces
+            w = u2[rows[0]].T @ x2[rows[0]]
+            for r in rows[1:]:
+                w += u2[r].T @ x2[r]
+            if dW is None:
+                dW = w
+            else:
+                dW += w      # in place: a product made here, or the caller's running sum
+        if db is None:
+            db = b
+        else:
+            db += b          # in place, like dW
     return dW, db
 
 
@@ -500,7 +522,7 @@ class Sequential:
             ubar = parts.dI                                  # (T, B, N) or (B, N) if static
             if record is not None:
                 record[i] = ubar
-            dW, db = _weight_grads(ubar, x)                                      # (A20b), (A21)
+            dW, db = _weight_grads(ubar, x, config=layer.config)                 # (A20b), (A21)
             grads[f"layer{i}.W"] = dW
             if layer.bias:
                 grads[f"layer{i}.b"] = db
@@ -711,7 +733,7 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
                           dI, acc[i], adj[i], scratch0[i] if lead == 0 else dummy)
             ub = None if hstat else dI[lead:]
             if ub is not None:
-                dW[i], db[i] = _weight_grads(ub, hin, dW[i], db[i])                # (A20b)
+                dW[i], db[i] = _weight_grads(ub, hin, dW[i], db[i], cfg)           # (A20b)
             W = np.asarray(p["W"], dtype)
             if i > 0:                                                            # (A20c)
                 below = bufs[i - 1][5]

@@ -1,4 +1,5 @@
-"""Fused CPU kernels around the gradient engine: the optimiser updates.
+"""Fused CPU kernels around the gradient engine: the optimiser updates and the
+event-driven products with spike operands.
 
 ``optim.Adam._update`` written with NumPy makes about ten passes over each
 parameter (temporaries for ``(1 - b1) g``, ``g g``, ``sqrt(v)``, ...); this is
@@ -10,6 +11,7 @@ rounded to the array's dtype first, as NumPy does with a Python float
 from __future__ import annotations
 
 import numpy as np
+import numba
 from numba import njit, prange
 
 
@@ -32,3 +34,121 @@ def adam_update(p, g, m, v, b1, c1, b2, c2, step, sbc2, eps, wd, decay, mode):
         m[i] = mi
         v[i] = vi
         p[i] = pi - step * mi / (np.sqrt(vi) / sbc2 + eps)
+
+
+# --- Event-driven products with spike operands ------------------------------
+#
+# A layer's spikes are uint8 0/1 with (in the workloads of benchmarks/run.py)
+# 0 to 35% ones.  A dense product multiplies every zero; these two kernels
+# visit only the nonzero entries and add the matching rows, four at a time
+# (one load and store of the output row per four events).  Each output
+# element is summed in a fixed order that depends on the operands alone (not
+# on the thread count), so the results are deterministic; the order differs
+# from BLAS's, so they agree with the dense product to rounding, exactly when
+# every partial sum is exact (integer values; tests/test_events.py).  Their
+# twin is the dense NumPy product ``a.astype(float) @ B``; which one a product
+# uses is decided by ``functional.use_events``.
+
+EVENT_ROWS = 32     # rows per parallel task of event_matmul
+EVENT_BLOCK = 256   # rows per block of event_wgrad (a block of u stays in L2)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def event_matmul(a, BT, out):
+    """``out = a @ BT`` for ``a (M, K)`` (uint8), ``BT (K, N)`` C-contiguous and
+    ``out (M, N)``: per row, the nonzero columns j of ``a`` are listed, then the
+    rows ``a[r, j] BT[j]`` are added four at a time,
+    ``out[r] += (c1 w1 + c2 w2) + (c3 w3 + c4 w4)``, in increasing j."""
+    M, K = a.shape
+    N = BT.shape[1]
+    one = BT.dtype.type
+    for blk in prange((M + EVENT_ROWS - 1) // EVENT_ROWS):
+        idx = np.empty(K, np.int64)
+        for r in range(blk * EVENT_ROWS, min(M, (blk + 1) * EVENT_ROWS)):
+            ar = a[r]
+            n = 0
+            for j in range(K):           # branch-free list of the nonzero columns
+                idx[n] = j
+                n += ar[j] != 0
+            o = out[r]
+            for k in range(N):
+                o[k] = 0.0
+            q = 0
+            while q + 4 <= n:
+                j1, j2, j3, j4 = idx[q], idx[q + 1], idx[q + 2], idx[q + 3]
+                w1, w2, w3, w4 = BT[j1], BT[j2], BT[j3], BT[j4]
+                c1, c2, c3, c4 = one(ar[j1]), one(ar[j2]), one(ar[j3]), one(ar[j4])
+                for k in range(N):
+                    o[k] += (c1 * w1[k] + c2 * w2[k]) + (c3 * w3[k] + c4 * w4[k])
+                q += 4
+            while q < n:
+                j1 = idx[q]
+                w1, c1 = BT[j1], one(ar[j1])
+                for k in range(N):
+                    o[k] += c1 * w1[k]
+                q += 1
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def event_wgrad_parts(u, a, out, parts):
+    """``out += u^T a`` for ``u (M, N)`` (float), ``a (M, K)`` (uint8) and
+    ``out (N, K)``: a weight gradient ``dW = sum_t ubar_t^T x_t`` with spike
+    inputs.  Column j of the product is ``G_j = sum_r a[r, j] u[r]``, summed
+    over rows in blocks of EVENT_BLOCK rows (increasing r, four rows at a time
+    as in event_matmul); the columns are split into ``parts`` ranges, one per
+    thread (``numba.get_num_threads()``), so each ``G_j`` has one order
+    whatever their number; then ``out[:, j] += G_j``."""
+    M, N = u.shape
+    K = a.shape[1]
+    one = u.dtype.type
+    parts = max(1, min(K, parts))
+    for th in prange(parts):
+        j0 = th * K // parts
+        j1 = (th + 1) * K // parts
+        G = np.zeros((j1 - j0, N), u.dtype)
+        idx = np.empty(j1 - j0, np.int64)
+        lists = np.empty((j1 - j0, EVENT_BLOCK), np.int32)   # per column: its rows in the block
+        count = np.empty(j1 - j0, np.int64)
+        for r0 in range(0, M, EVENT_BLOCK):
+            r1 = min(M, r0 + EVENT_BLOCK)
+            count[:] = 0
+            for r in range(r0, r1):        # rows in increasing order, read along the row
+                ar = a[r]
+                n = 0
+                for j in range(j0, j1):    # branch-free list of the nonzero columns
+                    idx[n] = j - j0
+                    n += ar[j] != 0
+                for q in range(n):
+                    jj = idx[q]
+                    lists[jj, count[jj]] = r
+                    count[jj] += 1
+            for jj in range(j1 - j0):
+                j = j0 + jj
+                rows = lists[jj]
+                n = count[jj]
+                g = G[jj]
+                q = 0
+                while q + 4 <= n:
+                    ra, rb, rc, rd = rows[q], rows[q + 1], rows[q + 2], rows[q + 3]
+                    x1, x2, x3, x4 = u[ra], u[rb], u[rc], u[rd]
+                    c1, c2, c3, c4 = one(a[ra, j]), one(a[rb, j]), one(a[rc, j]), one(a[rd, j])
+                    for k in range(N):
+                        g[k] += (c1 * x1[k] + c2 * x2[k]) + (c3 * x3[k] + c4 * x4[k])
+                    q += 4
+                while q < n:
+                    ra = rows[q]
+                    x1, c1 = u[ra], one(a[ra, j])
+                    for k in range(N):
+                        g[k] += c1 * x1[k]
+                    q += 1
+        for k0 in range(0, N, 32):         # out[:, j0:j1] += G^T by 32 x 32 tiles
+            for i0 in range(0, j1 - j0, 32):
+                for k in range(k0, min(N, k0 + 32)):
+                    o = out[k]
+                    for jj in range(i0, min(j1 - j0, i0 + 32)):
+                        o[j0 + jj] += G[jj, k]
+
+
+def event_wgrad(u, a, out):
+    """:func:`event_wgrad_parts` with one part per Numba thread."""
+    event_wgrad_parts(u, a, out, numba.get_num_threads())

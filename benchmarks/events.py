@@ -1,0 +1,87 @@
+"""Event-driven products with spike operands against BLAS, by spike density.
+
+    python benchmarks/events.py [--rows 2048] [--inputs 512] [--outputs 512 10] [--repeats 20]
+
+For one time chunk of a layer (``rows`` = steps x batch, CHUNK_ROWS by
+default), uint8 spikes ``a (rows, inputs)`` with a given fraction of ones:
+
+* forward  ``a @ W^T``:   ``cpu_ops.event_matmul`` against NumPy's product of
+  the spikes' float copy (``network._chunked_matmul``'s dense path: 512-row
+  pieces);
+* gradient ``u^T a``:    ``cpu_ops.event_wgrad`` against the same in pieces.
+
+The two are timed alternately in one process; medians in ms and the ratio
+event / BLAS.  ``functional.use_events`` (EVENT_DENSITY, EVENT_MIN_COLS) is
+set from these numbers.  A measurement, not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=2048)
+    ap.add_argument("--inputs", type=int, default=512)
+    ap.add_argument("--outputs", type=int, nargs="+", default=[512, 10])
+    ap.add_argument("--densities", type=float, nargs="+",
+                    default=[0.02, 0.05, 0.1, 0.2, 0.25, 0.3, 0.4])
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args(argv)
+    if min(a.rows, a.inputs, a.repeats, a.threads, *a.outputs) < 1:
+        ap.error("--rows, --inputs, --outputs, --repeats and --threads must be >= 1")
+    if not all(0.0 <= d <= 1.0 for d in a.densities):
+        ap.error("--densities must lie in [0, 1]")
+    for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[k] = str(a.threads)
+    import importlib
+    importlib.import_module("lifgrad")   # thread policies before NumPy loads BLAS
+    import numpy as np
+    from lifgrad.functional import spike_rows
+    from lifgrad.kernels.cpu_ops import event_matmul, event_wgrad
+
+    rng = np.random.default_rng(0)
+    print(f"{a.rows} rows x {a.inputs} inputs, {a.threads} threads, medians of {a.repeats} "
+          "(ms, alternating)\n")
+    print("| outputs | density | fwd BLAS | fwd events | ratio | grad BLAS | grad events | ratio |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n_out in a.outputs:
+        WT = rng.standard_normal((a.inputs, n_out), dtype=np.float32)
+        u = rng.standard_normal((a.rows, n_out), dtype=np.float32)
+        out = np.empty((a.rows, n_out), np.float32)
+        for d in a.densities:
+            s = (rng.random((a.rows, a.inputs)) < d).astype(np.uint8)
+            pieces = spike_rows(s)
+
+            def fwd_blas():
+                for r in pieces:
+                    np.matmul(s[r], WT, out=out[r])
+
+            def grad_blas():
+                w = u[pieces[0]].T @ s[pieces[0]]
+                for r in pieces[1:]:
+                    w += u[r].T @ s[r]
+
+            def grad_events():
+                event_wgrad(u, s, np.zeros((n_out, a.inputs), np.float32))
+
+            fns = {"fb": fwd_blas, "fe": lambda: event_matmul(s, WT, out),
+                   "gb": grad_blas, "ge": grad_events}
+            times = {k: [] for k in fns}
+            for f in fns.values():      # compile and warm
+                f()
+            for _ in range(a.repeats):
+                for k, f in fns.items():
+                    t = time.perf_counter()
+                    f()
+                    times[k].append(time.perf_counter() - t)
+            m = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+            print(f"| {n_out} | {d:g} | {m['fb']:.2f} | {m['fe']:.2f} | {m['fe'] / m['fb']:.2f} "
+                  f"| {m['gb']:.2f} | {m['ge']:.2f} | {m['ge'] / m['gb']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
