@@ -144,8 +144,10 @@ def child(a):
         builder = functools.partial(builder, backend="cuda")
 
     # compile / first-call costs (Numba JIT or cache load, torch lazy init) on a
-    # tiny copy of the workload, before the memory baseline
-    tiny = Workload(wl.name, wl.title, tuple(min(s, 8) for s in wl.sizes), 3, 2, wl.input,
+    # tiny copy of the workload, before the memory baseline; layers of up to 64
+    # neurons, so that lifgrad's event-driven products (>= 64 columns) load here
+    # too (loading them during the steps added 0.8 MB to W4's growth)
+    tiny = Workload(wl.name, wl.title, tuple(min(s, 64) for s in wl.sizes), 3, 2, wl.input,
                     wl.p, wl.recurrent)
     tstep, _ = builder(tiny)
     td = Data(tiny)

@@ -76,7 +76,7 @@ def test_event_products_do_not_depend_on_the_thread_count():
             numba.set_num_threads(min(n, 2))
             out, dW = np.empty((600, 96), np.float32), np.zeros((96, 200), np.float32)
             cpu_ops.event_matmul(a, BT, out)
-            cpu_ops.event_wgrad_parts(u, a, dW, n)
+            cpu_ops.event_wgrad(u, a, dW, parts=n)
             res.append((out, dW))
     finally:
         numba.set_num_threads(before)

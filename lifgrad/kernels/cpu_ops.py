@@ -50,54 +50,68 @@ def adam_update(p, g, m, v, b1, c1, b2, c2, step, sbc2, eps, wd, decay, mode):
 # uses is decided by ``functional.use_events``.
 
 EVENT_ROWS = 32     # rows per parallel task of event_matmul
-EVENT_BLOCK = 256   # rows per block of event_wgrad (a block of u stays in L2)
+EVENT_BLOCK = 256   # rows per block of event_wgrad (a block of u stays in L2; offsets fit uint8)
+
+# Scratch memory is allocated by the Python wrappers, on the calling thread:
+# blocks that Numba's worker threads allocate come from their own malloc
+# arenas and add to the peak instead of reusing the step's freed buffers
+# (W4's peak memory growth 15.7 -> 16.7 MB when the kernels allocated it).
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def event_matmul(a, BT, out):
+def event_matmul_idx(a, BT, out, idx):
     """``out = a @ BT`` for ``a (M, K)`` (uint8), ``BT (K, N)`` C-contiguous and
     ``out (M, N)``: per row, the nonzero columns j of ``a`` are listed, then the
     rows ``a[r, j] BT[j]`` are added four at a time,
-    ``out[r] += (c1 w1 + c2 w2) + (c3 w3 + c4 w4)``, in increasing j."""
+    ``out[r] += (c1 w1 + c2 w2) + (c3 w3 + c4 w4)``, in increasing j.
+    ``idx``: int32 scratch, one row of K per task of EVENT_ROWS rows."""
     M, K = a.shape
     N = BT.shape[1]
     one = BT.dtype.type
     for blk in prange((M + EVENT_ROWS - 1) // EVENT_ROWS):
-        idx = np.empty(K, np.int64)
+        ix = idx[blk]
         for r in range(blk * EVENT_ROWS, min(M, (blk + 1) * EVENT_ROWS)):
             ar = a[r]
             n = 0
             for j in range(K):           # branch-free list of the nonzero columns
-                idx[n] = j
+                ix[n] = j
                 n += ar[j] != 0
             o = out[r]
             for k in range(N):
                 o[k] = 0.0
             q = 0
             while q + 4 <= n:
-                j1, j2, j3, j4 = idx[q], idx[q + 1], idx[q + 2], idx[q + 3]
+                j1, j2, j3, j4 = ix[q], ix[q + 1], ix[q + 2], ix[q + 3]
                 w1, w2, w3, w4 = BT[j1], BT[j2], BT[j3], BT[j4]
                 c1, c2, c3, c4 = one(ar[j1]), one(ar[j2]), one(ar[j3]), one(ar[j4])
                 for k in range(N):
                     o[k] += (c1 * w1[k] + c2 * w2[k]) + (c3 * w3[k] + c4 * w4[k])
                 q += 4
             while q < n:
-                j1 = idx[q]
+                j1 = ix[q]
                 w1, c1 = BT[j1], one(ar[j1])
                 for k in range(N):
                     o[k] += c1 * w1[k]
                 q += 1
 
 
+def event_matmul(a, BT, out):
+    """:func:`event_matmul_idx` with its scratch."""
+    M, K = a.shape
+    event_matmul_idx(a, BT, out, np.empty(((M + EVENT_ROWS - 1) // EVENT_ROWS, K), np.int32))
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def event_wgrad_parts(u, a, out, parts):
+def event_wgrad_parts(u, a, out, parts, G, lists, count):
     """``out += u^T a`` for ``u (M, N)`` (float), ``a (M, K)`` (uint8) and
     ``out (N, K)``: a weight gradient ``dW = sum_t ubar_t^T x_t`` with spike
     inputs.  Column j of the product is ``G_j = sum_r a[r, j] u[r]``, summed
     over rows in blocks of EVENT_BLOCK rows (increasing r, four rows at a time
     as in event_matmul); the columns are split into ``parts`` ranges, one per
     thread (``numba.get_num_threads()``), so each ``G_j`` has one order
-    whatever their number; then ``out[:, j] += G_j``."""
+    whatever their number; then ``out[:, j] += G_j``.  Scratch: ``G (K, N)``
+    zeros of u's dtype, ``lists (K, EVENT_BLOCK)`` uint8 (a column's rows in
+    the block, as offsets), ``count (K,)`` int64."""
     M, N = u.shape
     K = a.shape[1]
     one = u.dtype.type
@@ -105,50 +119,47 @@ def event_wgrad_parts(u, a, out, parts):
     for th in prange(parts):
         j0 = th * K // parts
         j1 = (th + 1) * K // parts
-        G = np.zeros((j1 - j0, N), u.dtype)
-        idx = np.empty(j1 - j0, np.int64)
-        lists = np.empty((j1 - j0, EVENT_BLOCK), np.int32)   # per column: its rows in the block
-        count = np.empty(j1 - j0, np.int64)
         for r0 in range(0, M, EVENT_BLOCK):
             r1 = min(M, r0 + EVENT_BLOCK)
-            count[:] = 0
+            count[j0:j1] = 0
             for r in range(r0, r1):        # rows in increasing order, read along the row
                 ar = a[r]
-                n = 0
-                for j in range(j0, j1):    # branch-free list of the nonzero columns
-                    idx[n] = j - j0
-                    n += ar[j] != 0
-                for q in range(n):
-                    jj = idx[q]
-                    lists[jj, count[jj]] = r
-                    count[jj] += 1
-            for jj in range(j1 - j0):
-                j = j0 + jj
-                rows = lists[jj]
-                n = count[jj]
-                g = G[jj]
+                for j in range(j0, j1):    # branch-free: always store, count a one
+                    c = count[j]
+                    lists[j, c] = r - r0
+                    count[j] = c + (ar[j] != 0)
+            for j in range(j0, j1):
+                rows = lists[j]
+                n = count[j]
+                g = G[j]
                 q = 0
                 while q + 4 <= n:
-                    ra, rb, rc, rd = rows[q], rows[q + 1], rows[q + 2], rows[q + 3]
+                    ra, rb, rc, rd = r0 + rows[q], r0 + rows[q + 1], r0 + rows[q + 2], r0 + rows[q + 3]
                     x1, x2, x3, x4 = u[ra], u[rb], u[rc], u[rd]
                     c1, c2, c3, c4 = one(a[ra, j]), one(a[rb, j]), one(a[rc, j]), one(a[rd, j])
                     for k in range(N):
                         g[k] += (c1 * x1[k] + c2 * x2[k]) + (c3 * x3[k] + c4 * x4[k])
                     q += 4
                 while q < n:
-                    ra = rows[q]
+                    ra = r0 + rows[q]
                     x1, c1 = u[ra], one(a[ra, j])
                     for k in range(N):
                         g[k] += c1 * x1[k]
                     q += 1
         for k0 in range(0, N, 32):         # out[:, j0:j1] += G^T by 32 x 32 tiles
-            for i0 in range(0, j1 - j0, 32):
+            for i0 in range(j0, j1, 32):
                 for k in range(k0, min(N, k0 + 32)):
                     o = out[k]
-                    for jj in range(i0, min(j1 - j0, i0 + 32)):
-                        o[j0 + jj] += G[jj, k]
+                    for j in range(i0, min(j1, i0 + 32)):
+                        o[j] += G[j, k]
 
 
-def event_wgrad(u, a, out):
-    """:func:`event_wgrad_parts` with one part per Numba thread."""
-    event_wgrad_parts(u, a, out, numba.get_num_threads())
+def event_wgrad(u, a, out, parts=None):
+    """:func:`event_wgrad_parts` with its scratch; one part per Numba thread
+    unless ``parts`` is given."""
+    M, N = u.shape
+    K = a.shape[1]
+    if parts is None:
+        parts = numba.get_num_threads()
+    event_wgrad_parts(u, a, out, parts, np.zeros((K, N), u.dtype),
+                      np.empty((K, EVENT_BLOCK), np.uint8), np.empty(K, np.int64))
