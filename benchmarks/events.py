@@ -1,14 +1,17 @@
-"""Event-driven products with spike operands against BLAS, by spike density.
+"""Event-driven products with sparse operands against BLAS, by density.
 
-    python benchmarks/events.py [--rows 2048] [--inputs 512] [--outputs 512 10] [--repeats 20]
+    python benchmarks/events.py [--rows 2048] [--inputs 512] [--outputs 512 10]
+                                [--operand spikes|float] [--repeats 20]
 
 For one time chunk of a layer (``rows`` = steps x batch, CHUNK_ROWS by
-default), uint8 spikes ``a (rows, inputs)`` with a given fraction of ones:
+default), a sparse operand ``a (rows, inputs)`` with a given fraction of
+nonzeros -- uint8 spikes, or a float32 0/1 input (``--operand float``, e.g.
+W2's Poisson input: ``--inputs 784 --outputs 1000``):
 
-* forward  ``a @ W^T``:   ``cpu_ops.event_matmul`` against NumPy's product of
-  the spikes' float copy (``network._chunked_matmul``'s dense path: 512-row
-  pieces);
-* gradient ``u^T a``:    ``cpu_ops.event_wgrad`` against the same in pieces.
+* forward  ``a @ W^T``:   ``cpu_ops.event_matmul`` against NumPy's product
+  (``network._chunked_matmul``'s dense path: spikes by their float copy in
+  512-row pieces);
+* gradient ``u^T a``:    ``cpu_ops.event_wgrad`` against the same.
 
 The two are timed alternately in one process; medians in ms and the ratio
 event / BLAS.  ``functional.use_events`` (EVENT_DENSITY, EVENT_MIN_COLS) is
@@ -28,6 +31,7 @@ def main(argv=None):
     ap.add_argument("--outputs", type=int, nargs="+", default=[512, 10])
     ap.add_argument("--densities", type=float, nargs="+",
                     default=[0.02, 0.05, 0.1, 0.2, 0.25, 0.3, 0.4])
+    ap.add_argument("--operand", choices=["spikes", "float"], default="spikes")
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
@@ -44,8 +48,8 @@ def main(argv=None):
     from lifgrad.kernels.cpu_ops import event_matmul, event_wgrad
 
     rng = np.random.default_rng(0)
-    print(f"{a.rows} rows x {a.inputs} inputs, {a.threads} threads, medians of {a.repeats} "
-          "(ms, alternating)\n")
+    print(f"{a.rows} rows x {a.inputs} inputs ({a.operand}), {a.threads} threads, medians of "
+          f"{a.repeats} (ms, alternating)\n")
     print("| outputs | density | fwd BLAS | fwd events | ratio | grad BLAS | grad events | ratio |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n_out in a.outputs:
@@ -53,7 +57,8 @@ def main(argv=None):
         u = rng.standard_normal((a.rows, n_out), dtype=np.float32)
         out = np.empty((a.rows, n_out), np.float32)
         for d in a.densities:
-            s = (rng.random((a.rows, a.inputs)) < d).astype(np.uint8)
+            s = (rng.random((a.rows, a.inputs)) < d).astype(
+                np.uint8 if a.operand == "spikes" else np.float32)
             pieces = spike_rows(s)
 
             def fwd_blas():

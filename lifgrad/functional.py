@@ -405,22 +405,31 @@ def spike_rows(a2):
     return tuple(slice(r, min(n, r + SPIKE_ROWS)) for r in range(0, n, SPIKE_ROWS))
 
 
-EVENT_DENSITY = 0.25   # at most this fraction of ones in the spikes ...
+EVENT_DENSITY = 0.25   # at most this fraction of nonzeros in the sparse operand ...
 EVENT_MIN_COLS = 64    # ... and at least this many columns in the other operand
+EVENT_SAMPLE = 8       # a float operand's density is counted on every 8th row
 
 
 def use_events(a2, ncols, config):
-    """Whether a product of the 2-D operand ``a2`` that gives ``ncols`` columns
-    per row is made by the event-driven kernels (``kernels.cpu_ops.event_matmul``
-    / ``event_wgrad``) instead of BLAS: for the 'cpu' backend ('reference' keeps
-    NumPy's dense product), uint8 spikes with at most EVENT_DENSITY ones and at
-    least EVENT_MIN_COLS columns.  On this project's 2-core machine
-    (``benchmarks/events.py``) the event kernels took 0.3 to 0.9 of BLAS's time
-    at 512 columns and densities 0.05 to 0.3, and were slower at 10 columns.
-    Decided by the operand alone, so every path that makes the product (full
-    trace, checkpointed recompute) makes it the same way."""
-    return (config.backend == "cpu" and a2.dtype == SPIKE_DTYPE and ncols >= EVENT_MIN_COLS
-            and a2.size > 0 and np.count_nonzero(a2) <= EVENT_DENSITY * a2.size)
+    """Whether a product of the 2-D operand ``a2`` (a layer's input or spikes)
+    that gives ``ncols`` columns per row is made by the event-driven kernels
+    (``kernels.cpu_ops.event_matmul`` / ``event_wgrad``) instead of BLAS: for
+    the 'cpu' backend ('reference' keeps NumPy's dense product), when at most
+    EVENT_DENSITY of ``a2`` is nonzero and the product has at least
+    EVENT_MIN_COLS columns.  uint8 spikes are counted in full (one byte each);
+    a float operand (the data) on every EVENT_SAMPLE-th row, a tenth of the
+    product's memory traffic.  On this project's 2-core machine
+    (``benchmarks/events.py``) the event kernels took 0.15-0.6 of BLAS's time
+    at 512 columns and densities 0.02-0.2, 0.9 at 0.3, and were slower at 10
+    columns.  Decided by the operand alone, so every path that makes the
+    product (full trace, checkpointed recompute) makes it the same way."""
+    if config.backend != "cpu" or ncols < EVENT_MIN_COLS or a2.size == 0:
+        return False
+    if a2.dtype != SPIKE_DTYPE:
+        if a2.dtype.kind != "f":
+            return False
+        a2 = a2[::EVENT_SAMPLE]
+    return np.count_nonzero(a2) <= EVENT_DENSITY * a2.size
 
 
 def _dR(dI, v, config):

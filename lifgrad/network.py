@@ -9,8 +9,8 @@ Per layer: one matrix product over all ``T*B`` rows forward (A1) and two
 backward (A20b, A20c), one fused scan each way; a static input ``(B, N_in)``
 uses one ``(B, N_in)`` product instead (A21).  Recurrent layers add their
 per-step product inside the scan driver (R1)-(R3).  Products over time go by
-chunks of ``time_chunk(B)`` steps; a chunk whose operand is sparse uint8
-spikes is made by the event-driven kernels (``functional.use_events``).
+chunks of ``time_chunk(B)`` steps; a chunk whose input or spike operand is
+sparse is made by the event-driven kernels (``functional.use_events``).
 
 Reparametrisations of the decays and the threshold (``derivations/
 parametrisations.md``, P*) live here: the kernels see the effective values,
@@ -251,9 +251,10 @@ def _chunked_matmul(a, B_, out=None, config=None):
     for a ``(T, B, n)`` array (a 2-D array: one product), into ``out`` when
     given.  A product's rounding can depend on how many rows it gets (BLAS tail
     kernels), so the full-trace and the checkpointed paths both use the same
-    chunks (CK3).  uint8 spikes: a chunk is made by the event kernel when
-    :func:`~lifgrad.functional.use_events` says so for the layer's ``config``,
-    else by BLAS in the pieces of :func:`~lifgrad.functional.spike_rows`."""
+    chunks (CK3).  With the layer's ``config`` (the input currents), a chunk
+    is made by the event kernel when :func:`~lifgrad.functional.use_events`
+    says its operand is sparse; else by BLAS, uint8 spikes in the pieces of
+    :func:`~lifgrad.functional.spike_rows`."""
     if a.ndim == 2:
         return a @ B_
     T = a.shape[0]
@@ -261,7 +262,7 @@ def _chunked_matmul(a, B_, out=None, config=None):
     shape = a.shape[:-1] + (B_.shape[1],)
     spikes = a.dtype.kind != "f"
     if out is None:
-        if T <= C and not spikes:             # one chunk: the product is the result
+        if T <= C and not spikes and config is None:   # one chunk: the product is the result
             return (a.reshape(-1, a.shape[-1]) @ B_).reshape(shape)
         out = np.empty(shape, np.result_type(a, B_))
     BT = None
@@ -295,9 +296,10 @@ def _weight_grads(ubar, x, dW=None, db=None, config=None):
     (A21)).  A fixed chunking makes the checkpointed backward, which meets the
     steps segment by segment from the end, add the same terms in the same order
     as the full-trace backward, so both give the same bits.  Accumulates into
-    ``dW``/``db`` when given.  uint8 spikes: a chunk's product is made by the
-    event kernel when :func:`~lifgrad.functional.use_events` says so for the
-    layer's ``config`` (it adds the chunk's sum to ``dW`` like ``dW += w``)."""
+    ``dW``/``db`` when given.  With the layer's ``config``, a chunk's product
+    is made by the event kernel when :func:`~lifgrad.functional.use_events`
+    says ``x`` is sparse there (it adds the chunk's sum to ``dW`` like
+    ``dW += w``)."""
     if ubar.ndim == 2:                               # static input: ubar summed over t
         w, b = ubar.T @ x, ubar.sum(axis=0)
         return (w, b) if dW is None else (dW + w, db + b)

@@ -220,3 +220,17 @@ def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
             np.matmul(dI[t + 1], R, out=rec[t])                               # (R2)
         cell_backward_scan(u, v, s, a, state0, dv, du, rec, (have[0], have[1], True), False,
                            t, t + 1, P, mode, sg, dI, acc, adj, dstate0)
+
+
+def event_matmul(a, BT, out):
+    """``out = a @ BT`` for a sparse ``a (M, K)`` (uint8 spikes or a float
+    input): the dense product.  Twin of ``kernels.cpu_ops.event_matmul``, which
+    adds only the rows of the nonzeros (equal up to rounding; exactly when
+    every partial sum is exact)."""
+    np.matmul(a.astype(BT.dtype, copy=False), BT, out=out)
+
+
+def event_wgrad(u, a, out):
+    """``out += u^T a`` (a weight gradient ``sum_t ubar_t^T x_t`` with a sparse
+    ``x``): the dense product.  Twin of ``kernels.cpu_ops.event_wgrad``."""
+    out += u.T @ a.astype(u.dtype, copy=False)

@@ -1,11 +1,12 @@
-"""Event-driven products with spike operands (kernels.cpu_ops.event_matmul /
-event_wgrad) against their twin, the dense NumPy product; the rule that picks
-them (functional.use_events); and networks whose products they make."""
+"""Event-driven products with sparse operands (kernels.cpu_ops.event_matmul /
+event_wgrad) against their twins in reference.py, the dense NumPy product; the
+rule that picks them (functional.use_events); and networks whose products
+they make."""
 import numba
 import numpy as np
 import pytest
 
-from lifgrad import LIFConfig, functional
+from lifgrad import LIFConfig, functional, reference
 from lifgrad.kernels import cpu_ops
 from lifgrad.network import Dense, Readout, Sequential
 
@@ -16,31 +17,46 @@ def _spikes(rng, M, K, p):
     return (rng.random((M, K)) < p).astype(np.uint8)
 
 
+def _operand(rng, M, K, p, kind, dtype):
+    """uint8 spikes, or a float input with small integer values (0 where not
+    drawn, so the density is p)."""
+    a = _spikes(rng, M, K, p)
+    if kind == "spikes":
+        return a
+    return (a * rng.integers(-3, 4, (M, K))).astype(dtype)
+
+
 @pytest.mark.parametrize("M,K,N", SHAPES)
 @pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 1.0])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_event_matmul_exact_on_integers(M, K, N, p, dtype):
-    """Small integer weights: every partial sum is exact, so any wrong, missing
+@pytest.mark.parametrize("kind", ["spikes", "float"])
+def test_event_matmul_exact_on_integers(M, K, N, p, dtype, kind):
+    """Small integer values: every partial sum is exact, so any wrong, missing
     or repeated term shows as a different number."""
     rng = np.random.default_rng(M * 1000 + K)
-    a = _spikes(rng, M, K, p)
+    a = _operand(rng, M, K, p, kind, dtype)
     BT = rng.integers(-8, 9, (K, N)).astype(dtype)
     out = np.full((M, N), np.nan, dtype)                  # every element must be written
     cpu_ops.event_matmul(a, BT, out)
-    np.testing.assert_array_equal(out, a.astype(dtype) @ BT)
+    ref = np.full((M, N), np.nan, dtype)
+    reference.event_matmul(a, BT, ref)
+    np.testing.assert_array_equal(out, ref)
 
 
 @pytest.mark.parametrize("M,K,N", SHAPES)
 @pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 1.0])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_event_wgrad_exact_on_integers_and_accumulates(M, K, N, p, dtype):
+@pytest.mark.parametrize("kind", ["spikes", "float"])
+def test_event_wgrad_exact_on_integers_and_accumulates(M, K, N, p, dtype, kind):
     rng = np.random.default_rng(M * 1000 + K + 1)
-    a = _spikes(rng, M, K, p)
+    a = _operand(rng, M, K, p, kind, dtype)
     u = rng.integers(-8, 9, (M, N)).astype(dtype)
     start = rng.integers(-4, 5, (N, K)).astype(dtype)
-    out = start.copy()
+    out, ref = start.copy(), start.copy()
     cpu_ops.event_wgrad(u, a, out)
-    np.testing.assert_array_equal(out, start + u.T @ a.astype(dtype))
+    reference.event_wgrad(u, a, ref)
+    np.testing.assert_array_equal(out, ref)
+    assert not np.array_equal(ref, start) or not a.any() or not u.any()
 
 
 @pytest.mark.parametrize("dtype,rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
@@ -87,15 +103,21 @@ def test_event_products_do_not_depend_on_the_thread_count():
 
 def test_use_events_rule():
     cpu, ref = LIFConfig(), LIFConfig(backend="reference")
-    a = np.zeros((100, 50), np.uint8)
+    a = np.zeros((160, 50), np.uint8)
     a[:, :10] = 1                                        # density 0.2
     assert functional.use_events(a, 64, cpu)
     assert not functional.use_events(a, 64, ref)          # the reference keeps NumPy
     assert not functional.use_events(a, functional.EVENT_MIN_COLS - 1, cpu)
-    assert not functional.use_events(a.astype(np.float32), 64, cpu)   # floats: BLAS
+    assert functional.use_events(a.astype(np.float32), 64, cpu)     # a sparse float input
+    assert not functional.use_events(a.astype(np.int64), 64, cpu)   # neither spikes nor float
     a[:, :20] = 1                                        # density 0.4
     assert not functional.use_events(a, 64, cpu)
+    assert not functional.use_events(a.astype(np.float64), 64, cpu)
     assert not functional.use_events(np.zeros((0, 5), np.uint8), 64, cpu)
+    # a float operand is counted on every EVENT_SAMPLE-th row (from row 0)
+    f = np.ones((160, 50), np.float32)
+    f[::functional.EVENT_SAMPLE] = 0
+    assert functional.use_events(f, 64, cpu)
 
 
 def _wide_net(dtype, recurrent=None, readout=False):
@@ -111,25 +133,31 @@ def _wide_net(dtype, recurrent=None, readout=False):
 
 
 def _count_calls(monkeypatch):
-    calls = {"event_matmul": 0, "event_wgrad": 0}
-    for name in calls:
+    """Count the calls of the event kernels; ``calls["kinds"]`` collects the
+    dtype kinds of their sparse operand ('u' spikes, 'f' a float input)."""
+    calls = {"event_matmul": 0, "event_wgrad": 0, "kinds": set()}
+    for name, pos in (("event_matmul", 0), ("event_wgrad", 1)):
         fn = getattr(cpu_ops, name)
 
-        def counted(*args, _fn=fn, _name=name):
+        def counted(*args, _fn=fn, _name=name, _pos=pos):
             calls[_name] += 1
+            calls["kinds"].add(args[_pos].dtype.kind)
             return _fn(*args)
         monkeypatch.setattr(cpu_ops, name, counted)
     return calls
 
 
-@pytest.mark.parametrize("recurrent,readout", [(None, False), ("all", False), (None, True)])
+@pytest.mark.parametrize("recurrent,readout,p_in", [(None, False, 0.3), ("all", False, 0.3),
+                                                     (None, True, 0.3), (None, False, 0.15)])
 @pytest.mark.parametrize("dtype,rtol", [("float32", 1e-4), ("float64", 1e-10)])
-def test_network_gradients_with_event_products_match_dense(monkeypatch, recurrent, readout,
+def test_network_gradients_with_event_products_match_dense(monkeypatch, recurrent, readout, p_in,
                                                            dtype, rtol):
+    """Input density 0.3: the input's products go to BLAS, the spikes' to the
+    event kernels; 0.15: the input's too (float32 values 0 and 1.5)."""
     rng = np.random.default_rng(0)
     T, B = 90, 8
     net = _wide_net(dtype, recurrent, readout)
-    x = (rng.uniform(size=(T, B, 40)) < 0.3) * 1.0
+    x = (rng.uniform(size=(T, B, 40)) < p_in) * (1.0 if p_in > 0.2 else 1.5)
     dv = None if readout else rng.normal(size=(T, B, 6))
     du = rng.normal(size=(T, B, 6))
     calls = _count_calls(monkeypatch)
@@ -138,11 +166,12 @@ def test_network_gradients_with_event_products_match_dense(monkeypatch, recurren
     assert all(0.01 < r <= functional.EVENT_DENSITY for r in rates), rates
     g = net.backward(tr, dv=dv, du=du, need_input_grad=True)
     assert calls["event_matmul"] > 0 and calls["event_wgrad"] > 0
+    assert calls["kinds"] == ({"u", "f"} if p_in < functional.EVENT_DENSITY else {"u"})
     monkeypatch.setattr(functional, "EVENT_DENSITY", -1.0)        # every product by BLAS
-    n_before = dict(calls)
+    n_before = {k: v for k, v in calls.items() if k != "kinds"}
     out_d, tr_d = net.forward(x)
     g_d = net.backward(tr_d, dv=dv, du=du, need_input_grad=True)
-    assert calls == n_before
+    assert {k: v for k, v in calls.items() if k != "kinds"} == n_before
     # the same spikes (a spike flipped by rounding would change everything below)
     for lt, lt_d in zip(tr.layers, tr_d.layers):
         np.testing.assert_array_equal(lt.trace.v, lt_d.trace.v)
@@ -152,11 +181,12 @@ def test_network_gradients_with_event_products_match_dense(monkeypatch, recurren
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_checkpointed_backward_with_event_products_is_bitwise(monkeypatch, dtype):
+@pytest.mark.parametrize("p_in", [0.3, 0.15])
+def test_checkpointed_backward_with_event_products_is_bitwise(monkeypatch, dtype, p_in):
     rng = np.random.default_rng(1)
     T, B = 150, 8
     net = _wide_net(dtype)
-    x = (rng.uniform(size=(T, B, 40)) < 0.3) * 1.0
+    x = (rng.uniform(size=(T, B, 40)) < p_in) * 1.0
     dv, du = rng.normal(size=(T, B, 6)), rng.normal(size=(T, B, 6))
     calls = _count_calls(monkeypatch)
     out, tr = net.forward(x)

@@ -36,18 +36,18 @@ def adam_update(p, g, m, v, b1, c1, b2, c2, step, sbc2, eps, wd, decay, mode):
         p[i] = pi - step * mi / (np.sqrt(vi) / sbc2 + eps)
 
 
-# --- Event-driven products with spike operands ------------------------------
+# --- Event-driven products with sparse operands -----------------------------
 #
 # A layer's spikes are uint8 0/1 with (in the workloads of benchmarks/run.py)
-# 0 to 35% ones.  A dense product multiplies every zero; these two kernels
-# visit only the nonzero entries and add the matching rows, four at a time
-# (one load and store of the output row per four events).  Each output
-# element is summed in a fixed order that depends on the operands alone (not
-# on the thread count), so the results are deterministic; the order differs
-# from BLAS's, so they agree with the dense product to rounding, exactly when
-# every partial sum is exact (integer values; tests/test_events.py).  Their
-# twin is the dense NumPy product ``a.astype(float) @ B``; which one a product
-# uses is decided by ``functional.use_events``.
+# 0 to 35% ones, and Poisson inputs are 80% zeros.  A dense product
+# multiplies every zero; these two kernels visit only the nonzero entries and
+# add the matching rows scaled by them, four at a time (one load and store of
+# the output row per four events).  Each output element is summed in a fixed
+# order that depends on the operands alone (not on the thread count), so the
+# results are deterministic; the order differs from BLAS's, so they agree with
+# the dense product -- their twins in ``reference.py`` -- to rounding, exactly
+# when every partial sum is exact (integer values; tests/test_events.py).
+# Which one a product uses is decided by ``functional.use_events``.
 
 EVENT_ROWS = 32     # rows per parallel task of event_matmul
 EVENT_BLOCK = 256   # rows per block of event_wgrad (a block of u stays in L2; offsets fit uint8)
@@ -60,7 +60,7 @@ EVENT_BLOCK = 256   # rows per block of event_wgrad (a block of u stays in L2; o
 
 @njit(parallel=True, cache=True, nogil=True)
 def event_matmul_idx(a, BT, out, idx):
-    """``out = a @ BT`` for ``a (M, K)`` (uint8), ``BT (K, N)`` C-contiguous and
+    """``out = a @ BT`` for ``a (M, K)`` (uint8 or float), ``BT (K, N)`` C-contiguous and
     ``out (M, N)``: per row, the nonzero columns j of ``a`` are listed, then the
     rows ``a[r, j] BT[j]`` are added four at a time,
     ``out[r] += (c1 w1 + c2 w2) + (c3 w3 + c4 w4)``, in increasing j.
@@ -103,9 +103,9 @@ def event_matmul(a, BT, out):
 
 @njit(parallel=True, cache=True, nogil=True)
 def event_wgrad_parts(u, a, out, parts, G, lists, count):
-    """``out += u^T a`` for ``u (M, N)`` (float), ``a (M, K)`` (uint8) and
-    ``out (N, K)``: a weight gradient ``dW = sum_t ubar_t^T x_t`` with spike
-    inputs.  Column j of the product is ``G_j = sum_r a[r, j] u[r]``, summed
+    """``out += u^T a`` for ``u (M, N)`` (float), ``a (M, K)`` (uint8 or float)
+    and ``out (N, K)``: a weight gradient ``dW = sum_t ubar_t^T x_t`` with a
+    sparse input.  Column j of the product is ``G_j = sum_r a[r, j] u[r]``, summed
     over rows in blocks of EVENT_BLOCK rows (increasing r, four rows at a time
     as in event_matmul); the columns are split into ``parts`` ranges, one per
     thread (``numba.get_num_threads()``), so each ``G_j`` has one order
