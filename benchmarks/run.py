@@ -8,7 +8,8 @@ Every measurement runs in a fresh process (this script with ``--child``), the
 implementations alternate (lifgrad, snntorch, spikingjelly, torch, lifgrad, ...
 when ``--rounds`` > 1), each process times ``--repeats`` steps after warm-up
 and reports the step times and its peak-RSS growth.  The NumPy GEMM floor of
-each workload is timed in its own process too.  See benchmarks/README.md for
+each workload is timed in its own process too, in every round right after
+lifgrad.  See benchmarks/README.md for
 the columns and the method; workloads and implementations: workloads.py.
 """
 from __future__ import annotations
@@ -312,8 +313,8 @@ def write_markdown(path, results, args, wl_names, impls, missing, started, elaps
         L.append("Not installed (skipped): " + ", ".join(missing) + ".")
         L.append("")
     L.append("Ratio columns: this row's step time / the peer's (> 1 = slower than the peer). "
-             "*vs floor*: / the NumPy GEMM floor (the matrix products the step needs, "
-             "same threads). *mem MB*: peak RSS growth over the post-build baseline "
+             "*vs floor*: / the NumPy GEMM floor (the dense matrix products the step needs, "
+             "same threads, measured in every round right after lifgrad). *mem MB*: peak RSS growth over the post-build baseline "
              "(VmHWM after the steps − VmRSS before them, with VmHWM reset via "
              "/proc/self/clear_refs). *other load*: CPU cores busy with other processes "
              "during the timed steps (from /proc/stat minus this process's CPU time; the "
@@ -385,7 +386,7 @@ def write_markdown(path, results, args, wl_names, impls, missing, started, elaps
              "lifgrad's own initialisation RNG); snnTorch and torch share torch's "
              "initialisation, so their first-step losses agree.")
     L.append("")
-    L.append("Floor parts (ms, median): ")
+    L.append("Floor parts (ms, median over rounds): ")
     L.append("")
     for w in wl_names:
         fl = results.get(w, {}).get("floor")
@@ -417,14 +418,32 @@ def parent(a, argv):
         total = a.repeats if (a.no_cap or not wl.max_repeats) else min(a.repeats, wl.max_repeats)
         reps = max(1, math.ceil(total / a.rounds))          # timed steps per process
         warm = a.warmup if a.warmup is not None else wl.warmup
+        # the floor is measured in every round too, right after lifgrad, so the
+        # two ratios' numerator and denominator see the same machine load
+        order = list(run_impls)
+        if not a.no_floor and a.backend == "cpu":
+            order.insert(order.index("lifgrad") + 1 if "lifgrad" in order else len(order), "floor")
         for rnd in range(a.rounds):
-            for impl in run_impls:
-                res = run_child(impl, w, reps, warm, a.threads, a.timeout, a.omp_wait,
-                                a.backend)
+            for impl in order:
+                if impl == "floor":
+                    res = run_child("floor", w, max(reps, 3), 1, a.threads, a.timeout, a.omp_wait)
+                else:
+                    res = run_child(impl, w, reps, warm, a.threads, a.timeout, a.omp_wait,
+                                    a.backend)
                 acc = results[w].setdefault(impl, {"times": []})
                 if "error" in res:
                     acc.setdefault("error", res["error"])
                     print(f"{w} {impl} round {rnd}: FAILED {res['error']}", flush=True)
+                    continue
+                if impl == "floor":
+                    times = acc["times"] + res["times"]
+                    rounds = acc.get("parts_rounds", []) + [res.get("parts", {})]
+                    acc.update(res)
+                    acc.update(times=times, parts_rounds=rounds,   # parts: median over rounds
+                               parts={k: statistics.median(r[k] for r in rounds if k in r)
+                                      for k in res.get("parts", {})})
+                    print(f"{w} {'floor':<12} round {rnd}: median "
+                          f"{statistics.median(res['times']) * 1e3:9.1f} ms", flush=True)
                     continue
                 times = acc["times"] + res["times"]
                 growth = max(acc.get("growth_mb", -1e9), res["growth_mb"])
@@ -436,14 +455,6 @@ def parent(a, argv):
                       f" ms ({len(res['times'])} steps, warm-up {res['warmup_s']:.1f} s, "
                       f"mem +{res['growth_mb']:.0f} MB, other load {res['other_cores']:.2f} "
                       f"cores, process {res['wall_s']:.1f} s)",
-                      flush=True)
-        if not a.no_floor and a.backend == "cpu":
-            res = run_child("floor", w, max(reps, 5), 1, a.threads, a.timeout, a.omp_wait)
-            if "error" in res:
-                print(f"{w} floor: FAILED {res['error']}", flush=True)
-            else:
-                results[w]["floor"] = res
-                print(f"{w} {'floor':<12}        : median {statistics.median(res['times']) * 1e3:9.1f} ms",
                       flush=True)
     elapsed = time.perf_counter() - t_start
     a.argv = argv
