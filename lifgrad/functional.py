@@ -86,11 +86,15 @@ def _row_of_neurons(config, B, N):
     """Whether a cpu scan runs the (B, N) plane as one row of B*N neurons: the
     kernels give each (batch row, block of BLOCK neurons) its own task, so a
     narrow layer pays a task's set-up for a few neurons (W1's 10-neuron output
-    layer, B=128, T=25: 2.0 ms of scans per step, 0.3 ms as one row)."""
+    layer, B=128, T=25: 2.0 ms of scans per step, 0.3 ms as one row).  Up to
+    half a block: the row needs its parameters tiled B times, and from about
+    half a block a task is wide enough (backward + forward scan, one process:
+    N=256, T=100, B=32 1.94 ms as a row, 2.25 in blocks; N=512 equal; W1's
+    N=1000 7.67 as a row, 6.97 in blocks, plus a 4 MB tile per call)."""
     if config.backend != "cpu" or B == 1:
         return False
     from .kernels.cpu import BLOCK
-    return N < BLOCK
+    return N < BLOCK // 2
 
 
 def _as_rows(arrays, B, N):

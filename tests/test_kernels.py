@@ -168,3 +168,14 @@ def test_row_of_neurons_falls_back_for_arrays_that_cannot_be_viewed(monkeypatch)
     functional.forward_scan(cfg, ok, False, 0, T, st0, P, d, full[:, ::2],
                             ok.astype(np.uint8), d, d)
     assert seen == [(T, 1, B * N), (T, B, N)]
+
+
+def test_row_of_neurons_only_below_half_a_block():
+    from lifgrad import functional
+    from lifgrad.kernels.cpu import BLOCK
+    cfg = LIFConfig()
+    assert functional._row_of_neurons(cfg, 8, 10)
+    assert functional._row_of_neurons(cfg, 8, BLOCK // 2 - 1)
+    assert not functional._row_of_neurons(cfg, 8, BLOCK // 2)
+    assert not functional._row_of_neurons(cfg, 1, 10)                       # one batch row
+    assert not functional._row_of_neurons(LIFConfig(backend="reference"), 8, 10)
