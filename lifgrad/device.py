@@ -257,7 +257,7 @@ class DeviceNetwork:
                 dI = ops.zeros((1, B, N), self.dtype) if lt.static else \
                     cuda.device_array((T, B, N), self.dtype)
                 K.cell_backward_scan(lt.u, lt.v, lt.s, lt.a, lt.state0, dvv, duu, self._dummy,
-                                     (dv is not None, du is not None, False), lt.static, 0, T,
+                                     (dv is not None, du is not None, False, True), lt.static, 0, T,
                                      P, mode, sg, dI, acc, adj, dstate0)
                 if lt.static:
                     dI = dI.reshape(B, N)

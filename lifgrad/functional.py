@@ -344,7 +344,7 @@ class _Parts(NamedTuple):
     P: np.ndarray
 
 
-def _backward_impl(trace, P, R, config, dv, du, dI_out=None):
+def _backward_impl(trace, P, R, config, dv, du, dI_out=None, partials=True):
     """Unvalidated backward; returns the per-(b, n) partial sums.  ``dI_out``:
     a (T, B, N) buffer for the all-to-all recurrent kernels' dI, which may be
     ``dv`` itself (each step reads dv_t before it writes dI_t, and reads only
@@ -365,7 +365,8 @@ def _backward_impl(trace, P, R, config, dv, du, dI_out=None):
         # the kernel writes every dI[t] (static: accumulates into dI[0], so zero it)
         dI = np.zeros((1, B, N), dtype) if static else np.empty((T, B, N), dtype)
         backward_scan(config, trace.u, trace.v, s, a, trace.state0, dvv, duu, dummy,
-                      (dv is not None, du is not None, False), static, 0, T, P, dI, acc, adj,
+                      (dv is not None, du is not None, False, partials), static, 0, T, P, dI,
+                      acc, adj,
                       dstate0)
         if static:
             dI = dI[0]

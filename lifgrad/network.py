@@ -208,6 +208,13 @@ class Dense:
                 R = R - np.diag(np.diag(R))
         return self.neuron._replace(R=R, **values), factors
 
+    @property
+    def partials(self):
+        """Whether the backward scan sums the partials of alpha, theta and the
+        reset value (A14)-(A17): only when the layer learns alpha, theta, gamma
+        or u_reset (the scan then writes only what the gradients read)."""
+        return bool(set(self.learn) & {"alpha", "theta", "gamma", "u_reset"})
+
     def chain(self, lg, factors):
         """Gradients of the learned neuron parameters in their parametrisation."""
         out = {}
@@ -519,7 +526,8 @@ class Sequential:
             R = neuron.recurrent_matrix(layer.n_out, dtype, layer.config)
             # an all-to-all layer's dI may overwrite a dv made here (not the caller's)
             reuse = dv if (owned and R is not None and dv is not None) else None
-            parts = _backward_impl(tr, P, R, layer.config, dv, du, dI_out=reuse)
+            parts = _backward_impl(tr, P, R, layer.config, dv, du, dI_out=reuse,
+                                   partials=layer.partials)
             lg = reduce_grads(parts, neuron, tr, layer.config)
             ubar = parts.dI                                  # (T, B, N) or (B, N) if static
             if record is not None:
@@ -731,7 +739,8 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
                 dI = np.empty((lead + L, B, N), dtype)
             backward_scan(cfg, u, v, s_, a_, st0, dummy if dvb is None else dvb,
                           dummy if dub is None else dub, dummy,
-                          (dvb is not None, dub is not None, False), hstat, lead, lead + L, P,
+                          (dvb is not None, dub is not None, False, layer.partials), hstat,
+                          lead, lead + L, P,
                           dI, acc[i], adj[i], scratch0[i] if lead == 0 else dummy)
             ub = None if hstat else dI[lead:]
             if ub is not None:

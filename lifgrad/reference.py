@@ -117,14 +117,16 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
 
     dv, du: dL/dv_t, dL/du_t (delta_t, eps_t); rec: (T, B, N) with
     ``rec[t] = R^T dL/dI_{t+1}`` from an all-to-all recurrence.  ``have`` =
-    (has_dv, has_du, has_rec).  Reads and updates ``adj`` (ubar, sbar, abar of
+    (has_dv, has_du, has_rec, partials); ``partials`` False leaves the acc rows
+    alpha, theta and rv untouched (a layer that learns none of alpha, theta,
+    gamma, u_reset: the scan then writes only what its gradients read).  Reads and updates ``adj`` (ubar, sbar, abar of
     step t1, zero for t1 = T); adds to ``acc``; writes dI[t] (or adds to dI[0]
     when ``static``), and ``dstate0`` when the scan reaches t0 = 0.
 
     acc rows: alpha (A14), theta (A15), rv = sum ubar_{t+1} v_t (A15)-(A17),
     alpha_s (S4), rho (L6), beta_a (L7), r (R3).
     """
-    has_dv, has_du, has_rec = have
+    has_dv, has_du, has_rec, partials = have
     reset, _, _, detach, synaptic, adaptive, onetoone = mode
     alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r = P
     zeros = np.zeros_like(state0[0])
@@ -172,12 +174,15 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             abar = zeros
         u_prev = _previous(u, t, state0[0])
         v_prev = _previous(v, t, zeros)
-        if reset == ZERO:
+        if not partials:
+            pass
+        elif reset == ZERO:
             acc[ACC_ALPHA] += ubar * ((1 - v_prev) * u_prev + v_prev * u_reset)  # (A14b)
         else:
             acc[ACC_ALPHA] += ubar * u_prev                                   # (A14a)
-        acc[ACC_THETA] -= phi * vbar                                          # (A15), (L5)
-        acc[ACC_RV] += ubar_next * v_t                                        # (A15)-(A17)
+        if partials:
+            acc[ACC_THETA] -= phi * vbar                                      # (A15), (L5)
+            acc[ACC_RV] += ubar_next * v_t                                    # (A15)-(A17)
         if onetoone:
             acc[ACC_R] += Ibar * v_prev                                       # (R3)
         if static:
@@ -218,7 +223,7 @@ def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
     for t in range(T - 1, -1, -1):
         if t < T - 1:
             np.matmul(dI[t + 1], R, out=rec[t])                               # (R2)
-        cell_backward_scan(u, v, s, a, state0, dv, du, rec, (have[0], have[1], True), False,
+        cell_backward_scan(u, v, s, a, state0, dv, du, rec, (have[0], have[1], True, True), False,
                            t, t + 1, P, mode, sg, dI, acc, adj, dstate0)
 
 

@@ -104,13 +104,14 @@ def _forward(be, p, segments=((0, T),)):
     return out
 
 
-def _backward(be, p, tr, segments=((0, T),), have=(True, True), with_rec=False, P=None):
+def _backward(be, p, tr, segments=((0, T),), have=(True, True), with_rec=False, P=None,
+              partials=True, acc0=0.0):
     """The backward kernel on the trace ``tr``; returns its outputs."""
     dt, P = p["dtype"], p["P"] if P is None else P
     s, a = tr.get("s", _dummy(p)), tr.get("a", _dummy(p))
     dv = p["dv"] if have[0] else _dummy(p)
     du = p["du"] if have[1] else _dummy(p)
-    acc = np.zeros((7, B, N), dt)
+    acc = np.full((7, B, N), acc0, dt)
     dstate0 = np.full((3, B, N), np.nan, dt)
     if p["R"] is not None:
         dI = np.zeros((T, B, N), dt)
@@ -122,7 +123,8 @@ def _backward(be, p, tr, segments=((0, T),), have=(True, True), with_rec=False, 
     rec = p["rec"] if with_rec else _dummy(p)
     for t0, t1 in reversed(segments):
         be.cell_backward_scan(tr["u"], tr["v"], s, a, p["state0"], dv, du, rec,
-                              (have[0], have[1], with_rec), p["static"], t0, t1, P, p["mode"],
+                              (have[0], have[1], with_rec, partials), p["static"], t0, t1, P,
+                              p["mode"],
                               p["sg"], dI, acc, adj, dstate0)
     return dict(dI=dI, acc=acc, adj=adj, dstate0=dstate0)
 
@@ -180,6 +182,30 @@ def test_backward_scan_with_rec_term_and_missing_adjoints(dtype):
     for have in ((True, False), (False, True)):
         _assert_close(_backward(K, p, fw, have=have, with_rec=True),
                       _backward(reference, p, fw, have=have, with_rec=True), dtype)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "cuda"])
+@pytest.mark.parametrize("static", (False, True))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_backward_scan_without_partials(backend, static, dtype):
+    """``have[3]`` False: acc rows alpha, theta and rv are neither read nor
+    written; every other output has the same bits as with them, and matches
+    the reference."""
+    from lifgrad.kernels import cpu
+    be = cpu if backend == "cpu" else K
+    p = _problem(_config(reset="zero", synaptic=True, adaptive=True, surrogate="sigmoid"),
+                 dtype, static=static)
+    fw = _forward(reference, p)
+    segs = ((0, T // 2), (T // 2, T))
+    full = _backward(be, p, fw, segments=segs, acc0=7.0)
+    part = _backward(be, p, fw, segments=segs, partials=False, acc0=7.0)
+    ref = _backward(reference, p, fw, segments=segs, partials=False, acc0=7.0)
+    assert np.all(part["acc"][:3] == 7.0)
+    assert not np.all(full["acc"][:3] == 7.0)
+    for k in full:
+        rows = slice(3, None) if k == "acc" else slice(None)
+        np.testing.assert_array_equal(part[k][rows], full[k][rows], err_msg=k)
+    _assert_close(part, ref, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -287,7 +313,7 @@ def test_device_arrays_in_place(dtype, recurrent, monkeypatch):
         K.cell_forward_scan(dp["I"], False, 0, T, dp["state0"], dp["P"], p["mode"], p["sg"],
                             dp["rnd"], dfw["u"], dfw["v"], dfw["s"], dfw["a"])
         K.cell_backward_scan(dtr["u"], dtr["v"], dtr["s"], dtr["a"], dp["state0"], dp["dv"],
-                             dp["du"], dummy, (True, True, False), False, 0, T, dp["P"],
+                             dp["du"], dummy, (True, True, False, True), False, 0, T, dp["P"],
                              p["mode"], p["sg"], dbw["dI"], dbw["acc"], dbw["adj"], dbw["dstate0"])
     for host, dev in ((fw_host, dfw), (bw_host, dbw)):
         for k in host:

@@ -1,5 +1,6 @@
 """Sequential networks: flat named parameters, static fast path, shapes."""
 import numpy as np
+import pytest
 
 from lifgrad import LIFConfig, LIFParams, lif_backward, lif_forward
 from lifgrad import surrogates as sgs
@@ -79,3 +80,39 @@ def test_products_with_uint8_spikes_run_in_pieces_and_match_float_products(monke
     dW, db = nw._weight_grads(dI, v)
     np.testing.assert_allclose(dW, dI.reshape(-1, 4).T @ vf.reshape(-1, 9), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(db, dI.reshape(-1, 4).sum(axis=0), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("recurrent", [None, "all"])
+def test_partial_sums_only_for_layers_that_learn_neuron_parameters(monkeypatch, recurrent):
+    """A layer that learns none of alpha, theta, gamma, u_reset skips their
+    partial sums in the backward scan; every gradient keeps its bits (the
+    layer-by-layer path via ``record``, the chunked one, the checkpointed one)."""
+    from lifgrad.network import Dense as D
+    rng = np.random.default_rng(3)
+    T, B = 40, 3
+    layers = [D(6, 9, LIFConfig(surrogate="sigmoid", recurrent=recurrent), alpha=0.9),
+              D(9, 7, LIFConfig(surrogate="atan", reset="zero"), alpha=0.9, learn=("theta",)),
+              D(7, 4, LIFConfig(surrogate="fast_sigmoid"), alpha=0.8)]
+    net = Sequential(layers, seed=2, dtype="float64")
+    net.params["layer0.W"] = net.params["layer0.W"] * 3
+    assert [l.partials for l in net.layers] == [False, True, False]
+    x = (rng.uniform(size=(T, B, 6)) < 0.4) * 1.0
+    du = rng.normal(size=(T, B, 4))
+
+    def grads():
+        out, tr = net.forward(x)
+        rec = {}
+        g = [net.backward(tr, du=du, need_input_grad=True),
+             net.backward(tr, du=du, need_input_grad=True, record=rec)]
+        if recurrent is None:
+            _, tr2 = net.forward(x, checkpoint_every=8)
+            g.append(net.backward(tr2, du=du, need_input_grad=True))
+        return g
+
+    skipped = grads()
+    monkeypatch.setattr(D, "partials", property(lambda self: True))
+    summed = grads()
+    for a, b in zip(skipped, summed):
+        assert list(a) == list(b)
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)

@@ -387,7 +387,7 @@ def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a):
 @njit(**_JIT)
 def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
                    al, th, ga, ur, als, rh, ba, rr, mode, sg, one,
-                   ubn, sbn, abn, loc, vbar, ph, x64, m):
+                   ubn, sbn, abn, loc, vbar, ph, x64, m, partials):
     """One reverse step of a block of m neurons, (A7)-(A17), (S2)-(S4), (R2),
     (R3), (L3)-(L7).  ubn, sbn, abn hold ubar, sbar, abar of step t+1 on entry
     and of step t on exit; loc (7, m) accumulates the partial sums.
@@ -436,7 +436,7 @@ def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients       (A9), (A14)-(A17)
     for k in range(m):
         vbar[k] = ph[k] * vbar[k]
-    _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, vbar, m)
+    _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, vbar, m, partials)
     if synaptic:                                                          # (S2), (S4)
         l3 = loc[3]
         for k in range(m):
@@ -451,30 +451,33 @@ def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
 
 
 @njit(inline="always", **_JIT)
-def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m):
+def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, partials):
     """ubar_t = eps_t + pv_t + leak_t ubar_{t+1} with pv = phi_t vbar_t, and
-    the partial sums of alpha, theta and the reset value  (A9), (A10),
-    (A14)-(A16); ubn holds ubar_{t+1} on entry, ubar_t on exit."""
+    (when ``partials``) the partial sums of alpha, theta and the reset value
+    (A9), (A10), (A14)-(A16); ubn holds ubar_{t+1} on entry, ubar_t on exit."""
     l0, l1, l2 = loc[0], loc[1], loc[2]
-    for k in range(m):
-        l1[k] -= pv[k]
-    for k in range(m):
-        l2[k] += ubn[k] * vt[k]
+    if partials:
+        for k in range(m):
+            l1[k] -= pv[k]
+        for k in range(m):
+            l2[k] += ubn[k] * vt[k]
     if reset == 1:                                                        # (A10b), (A14b)
         for k in range(m):
             ubn[k] = dut[k] + pv[k] + al[k] * (one - vt[k]) * ubn[k]
-        for k in range(m):
-            l0[k] += ubn[k] * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k])
+        if partials:
+            for k in range(m):
+                l0[k] += ubn[k] * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k])
     else:                                                                 # (A10a,c), (A14a)
         for k in range(m):
             ubn[k] = dut[k] + pv[k] + al[k] * ubn[k]
-        for k in range(m):
-            l0[k] += ubn[k] * upr[k]
+        if partials:
+            for k in range(m):
+                l0[k] += ubn[k] * upr[k]
 
 
 @njit(inline="always", **_JIT)
 def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, one,
-                         ubn, loc, ph, x64, m):
+                         ubn, loc, ph, x64, m, partials):
     """:func:`_backward_step` for the plain cell (no synaptic current,
     adaptation or recurrence), the training workhorse: phi_t vbar_t is made in
     one pass per reset mode.  Same operations in the same order as the general
@@ -492,18 +495,20 @@ def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, o
     else:                                                                 # (A10b)
         for k in range(m):
             ph[k] = ph[k] * (dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k])
-    _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, ph, m)
+    _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, ph, m, partials)
 
 
 @njit(parallel=True, **_JIT)
 def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
                        P, mode, sg, dI, acc, adj, dstate0):
     T, B, N = u.shape
-    has_dv, has_du, has_rec = have[0], have[1], have[2]
+    has_dv, has_du, has_rec, partials = have[0], have[1], have[2], have[3]
     synaptic, adaptive = mode[4], mode[5]
     plain = not (synaptic or adaptive or mode[6] or has_rec)
-    # acc rows (reference.ACC_*): alpha, theta, rv always; alpha_s, rho, beta_a, r by model
-    used = (True, True, True, synaptic == 1, adaptive == 1, adaptive == 1, mode[6] == 1)
+    # acc rows (reference.ACC_*): alpha, theta, rv when asked for; alpha_s, rho,
+    # beta_a, r by model
+    used = (partials, partials, partials, synaptic == 1, adaptive == 1, adaptive == 1,
+            mode[6] == 1)
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
     for task in prange(B * nblk):
@@ -549,11 +554,12 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             rt = rec[t, b, n0:n1] if has_rec else zrow
             if plain:
                 _backward_step_plain(u[t, b, n0:n1], v[t, b, n0:n1], upr, vpr, dvt, dut,
-                                     p0, p1, p2, p3, mode, sg, one, ubn, loc, ph, x64, m)
+                                     p0, p1, p2, p3, mode, sg, one, ubn, loc, ph, x64, m,
+                                     partials)
             else:
                 _backward_step(u[t, b, n0:n1], v[t, b, n0:n1], at, upr, vpr, spr, apr,
                                dvt, dut, rt, has_rec, p0, p1, p2, p3, p4, p5, p6, p7, mode, sg,
-                               one, ubn, sbn, abn, loc, vbar, ph, x64, m)
+                               one, ubn, sbn, abn, loc, vbar, ph, x64, m, partials)
             Ib = sbn if synaptic else ubn                                 # (S3), (A13)
             if static:                                                    # (A21)
                 for k in range(m):
@@ -620,7 +626,7 @@ def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
             _backward_step(u[t, b], v[t, b], at, upr, vpr, spr, apr,
                            dvt, dut, rec[b], has_rec,
                            P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], mode, sg, one,
-                           ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, N)
+                           ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, N, True)
             Ib = sbn[b] if synaptic else ubn[b]                           # (S3), (A13)
             dIt = dI[t, b]
             for k in range(N):

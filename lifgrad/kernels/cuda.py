@@ -287,7 +287,7 @@ def _backward_scan_kernel(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         return
     b = i // N
     n = i - b * N
-    has_dv, has_du, has_rec = have
+    has_dv, has_du, has_rec, partials = have
     synaptic, adaptive = mode[4], mode[5]
     p = _params(P, n)
     zero = one - one
@@ -308,7 +308,8 @@ def _backward_scan_kernel(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         else:
             dI[t, b, n] = Ib
     for j in range(7):
-        acc[j, b, n] = c[j]
+        if j >= 3 or partials:      # rows alpha, theta, rv only when asked for (cpu.py)
+            acc[j, b, n] = c[j]
     adj[0, b, n] = ubn
     adj[1, b, n] = sbn
     adj[2, b, n] = abn
