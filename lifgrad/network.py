@@ -253,7 +253,7 @@ class Readout(Dense):
         return f"Readout({self.n_in}, {self.n_out}, learn={self.learn})"
 
 
-def _chunked_matmul(a, B_, out=None, config=None):
+def _chunked_matmul(a, B_, out=None, config=None, bt=None):
     """``a @ B_`` over the last axis, one product per chunk of ``time_chunk(B)`` steps
     for a ``(T, B, n)`` array (a 2-D array: one product), into ``out`` when
     given.  A product's rounding can depend on how many rows it gets (BLAS tail
@@ -261,7 +261,10 @@ def _chunked_matmul(a, B_, out=None, config=None):
     chunks (CK3).  With the layer's ``config`` (the input currents), a chunk
     is made by the event kernel when :func:`~lifgrad.functional.use_events`
     says its operand is sparse; else by BLAS, uint8 spikes in the pieces of
-    :func:`~lifgrad.functional.spike_rows`."""
+    :func:`~lifgrad.functional.spike_rows`.  ``bt``: a one-element list that
+    keeps the event kernel's contiguous copy of ``B_`` between calls with the
+    same ``B_`` (the checkpointed paths call this once per segment: W5's 63
+    copies of a 784 x 1000 W^T took ~100 ms per step)."""
     if a.ndim == 2:
         return a @ B_
     T = a.shape[0]
@@ -272,24 +275,25 @@ def _chunked_matmul(a, B_, out=None, config=None):
         if T <= C and not spikes and config is None:   # one chunk: the product is the result
             return (a.reshape(-1, a.shape[-1]) @ B_).reshape(shape)
         out = np.empty(shape, np.result_type(a, B_))
-    BT = None
+    bt = [None] if bt is None else bt
     for c in range(0, T, C):                  # each chunk's product straight into out
         sl = slice(c, min(T, c + C))
         a2, o2 = a[sl].reshape(-1, a.shape[-1]), out[sl].reshape(-1, B_.shape[1])
         if config is not None and use_events(a2, B_.shape[1], config):
-            if BT is None:
-                from .kernels.cpu_ops import event_matmul
-                BT = np.ascontiguousarray(B_, out.dtype)
-            event_matmul(a2, BT, o2)
+            from .kernels.cpu_ops import event_matmul
+            if bt[0] is None:
+                bt[0] = np.ascontiguousarray(B_, out.dtype)
+            event_matmul(a2, bt[0], o2)
             continue
         for r in spike_rows(a2):              # uint8 spikes: in pieces
             np.matmul(a2[r], B_, out=o2[r])
     return out
 
 
-def _input_current(layer, p, h, dtype):
-    """``I_t = W x_t + b (+ b_rec)`` for all steps (A1), chunked like every product."""
-    I = _chunked_matmul(h, np.asarray(p["W"], dtype).T, config=layer.config)
+def _input_current(layer, p, h, dtype, bt=None, out=None):
+    """``I_t = W x_t + b (+ b_rec)`` for all steps (A1), chunked like every product
+    (``bt``: see :func:`_chunked_matmul`), into ``out`` when given."""
+    I = _chunked_matmul(h, np.asarray(p["W"], dtype).T, out=out, config=layer.config, bt=bt)
     if layer.bias:
         I += np.asarray(p["b"], dtype)
     if layer.rec_bias:
@@ -573,10 +577,21 @@ class CheckpointTrace(NamedTuple):
     params: dict
 
 
+def _segment_input(layer, p, h, static, L, B, dtype, bt):
+    """The input current of one segment for :func:`_segment_forward`: ``(B, N)``
+    for a static input, else made straight into rows 1..L of an ``(L+1, B, N)``
+    buffer (no copy of a segment's currents: W5's 64 segments x 4 MB per step)."""
+    if static:
+        return _input_current(layer, p, h, dtype, bt)
+    I3 = np.empty((L + 1, B, layer.n_out), dtype)
+    _input_current(layer, p, h, dtype, bt, out=I3[1:])
+    return I3
+
+
 def _segment_forward(layer, cfg, P, I_seg, static, prev, L, B, dtype):
     """One segment of L steps of one layer: buffers of L+1 steps whose row 0 is
     ``prev`` = (u, v, s, a), the state before the segment (CK1); returns the
-    (u, v, s, a) buffers."""
+    (u, v, s, a) buffers.  ``I_seg``: from :func:`_segment_input`."""
     u = np.empty((L + 1, B, layer.n_out), dtype)
     v = np.empty(u.shape, spike_dtype(cfg, dtype))
     s = np.empty_like(u) if cfg.synaptic else np.zeros((1, 1, 1), dtype)
@@ -586,11 +601,7 @@ def _segment_forward(layer, cfg, P, I_seg, static, prev, L, B, dtype):
         s[0] = prev[2]
     if cfg.adaptive:
         a[0] = prev[3]
-    if static:
-        I3 = I_seg[None]
-    else:
-        I3 = np.empty((L + 1, B, layer.n_out), dtype)
-        I3[1:] = I_seg
+    I3 = I_seg[None] if static else I_seg
     dummy0 = np.zeros((3, B, layer.n_out), dtype)
     forward_scan(cfg, I3, static, 1, L + 1, dummy0, P, np.zeros((1, 1, 1)), u, v, s, a)
     return u, v, s, a
@@ -639,13 +650,15 @@ def _forward_checkpointed(self, x, params, T, checkpoint_every):
     top_s = np.empty_like(top_u) if top.config.synaptic else None
     top_a = np.empty_like(top_u) if top.config.adaptive else None
     prev = [np.zeros((4, B, l.n_out), dtype) for l in self.layers]     # u0 = s0 = a0 = 0, v0 = 0
+    bts = [[None] for _ in self.layers]     # W^T copies of the event kernels, made once
     for seg in range(nseg):
         t0, t1 = seg * K, min(T, (seg + 1) * K)
         h = x if static else x[t0:t1]
         h_static = static
         for i, layer in enumerate(self.layers):
             states[i][seg] = prev[i]
-            I = _input_current(layer, self._layer_params(params, i), h, dtype)
+            I = _segment_input(layer, self._layer_params(params, i), h, h_static, t1 - t0, B,
+                               dtype, bts[i])
             u, v, s_, a_ = _segment_forward(layer, layer.config, packed[i], I, h_static, prev[i],
                                             t1 - t0, B, dtype)
             prev[i] = np.stack([u[-1], v[-1], s_[-1] if layer.config.synaptic else prev[i][2],
@@ -820,13 +833,15 @@ def _backward_checkpointed(self, trace, dv, du, params, need_input_grad):
         layer.n_out, dtype, layer.config) for i, layer in enumerate(self.layers)]
     zeros0 = [np.zeros((3, B, layer.n_out), dtype) for layer in self.layers]
     segments = [(seg * K, min(T, (seg + 1) * K)) for seg in range(len(trace.states[0]))]
+    bts = [[None] for _ in self.layers]     # W^T copies of the event kernels, made once
 
     def views(seg, t0, t1):
         # recompute the segment's forward from the checkpoints (CK2)
         out = []
         h, h_static = (x if static else x[t0:t1]), static
         for i, layer in enumerate(self.layers):
-            I = _input_current(layer, self._layer_params(trace.params, i), h, dtype)
+            I = _segment_input(layer, self._layer_params(trace.params, i), h, h_static, t1 - t0,
+                               B, dtype, bts[i])
             u, v, s_, a_ = _segment_forward(layer, layer.config, packed[i], I, h_static,
                                             trace.states[i][seg], t1 - t0, B, dtype)
             out.append((u, v, s_, a_, zeros0[i], 1, h, h_static))
