@@ -607,6 +607,25 @@ def _segment_forward(layer, cfg, P, I_seg, static, prev, L, B, dtype):
     return u, v, s, a
 
 
+def _stored_segment(layer, top, prev, t0, t1, dtype):
+    """The buffers :func:`_segment_forward` would recompute for the top layer,
+    from its kept trace ``top`` (the same numbers: the forward made them)."""
+    cfg = layer.config
+    L = t1 - t0
+
+    def lead(arr, row0, dt):
+        buf = np.empty((L + 1,) + arr.shape[1:], dt)
+        buf[0] = row0
+        buf[1:] = arr[t0:t1]
+        return buf
+
+    u = lead(top.u, prev[0], dtype)
+    v = lead(top.v, prev[1], top.v.dtype)
+    s = lead(top.s, prev[2], dtype) if cfg.synaptic else np.zeros((1, 1, 1), dtype)
+    a = lead(top.a, prev[3], dtype) if cfg.adaptive else np.zeros((1, 1, 1), dtype)
+    return u, v, s, a
+
+
 def _forward_checkpointed(self, x, params, T, checkpoint_every):
     params = self.params if params is None else params
     self._check_params(params)
@@ -840,6 +859,11 @@ def _backward_checkpointed(self, trace, dv, du, params, need_input_grad):
         out = []
         h, h_static = (x if static else x[t0:t1]), static
         for i, layer in enumerate(self.layers):
+            if i == len(self.layers) - 1:    # the top layer's trace is kept: no recompute
+                u, v, s_, a_ = _stored_segment(layer, trace.layers[-1].trace,
+                                               trace.states[i][seg], t0, t1, dtype)
+                out.append((u, v, s_, a_, zeros0[i], 1, h, h_static))
+                break
             I = _segment_input(layer, self._layer_params(trace.params, i), h, h_static, t1 - t0,
                                B, dtype, bts[i])
             u, v, s_, a_ = _segment_forward(layer, layer.config, packed[i], I, h_static,

@@ -135,3 +135,30 @@ def test_layer_terms_naming_no_layer_are_refused_by_both_backward_paths(record):
     g0 = net.backward(tr, du=du, record=record)
     g1 = net.backward(tr, du=du, layer_dv={np.int64(0): np.ones((6, 2, 24))}, record=record)
     assert not np.array_equal(g0["layer0.W"], g1["layer0.W"])
+
+
+@pytest.mark.parametrize("top", [dict(synaptic=True), dict(adaptive=True),
+                                 dict(synaptic=True, adaptive=True, reset="zero")],
+                         ids=lambda m: "-".join(m))
+def test_checkpointed_backward_reuses_the_kept_top_trace_bitwise(top):
+    """The top layer's trace is kept by the checkpointed forward and read back
+    (not recomputed) by its backward, lead row from the checkpoint: the same
+    bits as the full trace for a top layer with synaptic and adaptive state."""
+    rng = np.random.default_rng(5)
+    T, B = 130, 3
+    net = Sequential([Dense(6, 12, LIFConfig(surrogate="sigmoid"), alpha=0.9),
+                      Dense(12, 4, LIFConfig(surrogate="atan", **top), alpha=0.85,
+                            learn=("alpha", "theta") + (("alpha_s",) if "synaptic" in top else ())
+                            + (("rho", "beta_a") if "adaptive" in top else ()))],
+                     dtype="float64", seed=1)
+    net.params["layer0.W"] = net.params["layer0.W"] * 3
+    net.params["layer1.W"] = net.params["layer1.W"] * 3
+    x = (rng.uniform(size=(T, B, 6)) < 0.4) * 1.0
+    dv, du = rng.normal(size=(T, B, 4)), rng.normal(size=(T, B, 4))
+    out, tr = net.forward(x)
+    assert 0 < float(tr.layers[-1].trace.v.mean()) < 1
+    g = net.backward(tr, dv=dv, du=du, need_input_grad=True)
+    out2, tr2 = net.forward(x, checkpoint_every=64)
+    g2 = net.backward(tr2, dv=dv, du=du, need_input_grad=True)
+    for k in g:
+        np.testing.assert_array_equal(g[k], g2[k], err_msg=k)
