@@ -473,10 +473,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     ap.add_argument("--impls", nargs="+", default=list(IMPLS), choices=list(IMPLS))
-    ap.add_argument("--repeats", type=int, default=12,
+    ap.add_argument("--repeats", type=int, default=24,
                     help="timed steps per implementation and workload, split over --rounds "
                          "processes (W5 capped at 3 unless --no-cap)")
-    ap.add_argument("--rounds", type=int, default=2,
+    ap.add_argument("--rounds", type=int, default=3,
                     help="fresh processes per implementation and workload, alternating "
                          "lifgrad, snntorch, spikingjelly, torch, lifgrad, ...")
     ap.add_argument("--warmup", type=int, default=None,
