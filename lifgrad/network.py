@@ -263,8 +263,8 @@ def _chunked_matmul(a, B_, out=None, config=None, bt=None):
     says its operand is sparse; else by BLAS, uint8 spikes in the pieces of
     :func:`~lifgrad.functional.spike_rows`.  ``bt``: a one-element list that
     keeps the event kernel's contiguous copy of ``B_`` between calls with the
-    same ``B_`` (the checkpointed paths call this once per segment: W5's 63
-    copies of a 784 x 1000 W^T took ~100 ms per step)."""
+    same ``B_`` (the checkpointed paths call this once per segment: W5 made 63
+    copies of its 784 x 1000 W^T per step, 0.53 ms each)."""
     if a.ndim == 2:
         return a @ B_
     T = a.shape[0]
