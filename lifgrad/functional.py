@@ -366,8 +366,7 @@ def _backward_impl(trace, P, R, config, dv, du, dI_out=None, partials=True):
         dI = np.zeros((1, B, N), dtype) if static else np.empty((T, B, N), dtype)
         backward_scan(config, trace.u, trace.v, s, a, trace.state0, dvv, duu, dummy,
                       (dv is not None, du is not None, False, partials), static, 0, T, P, dI,
-                      acc, adj,
-                      dstate0)
+                      acc, adj, dstate0)
         if static:
             dI = dI[0]
     else:

@@ -607,23 +607,14 @@ def _segment_forward(layer, cfg, P, I_seg, static, prev, L, B, dtype):
     return u, v, s, a
 
 
-def _stored_segment(layer, top, prev, t0, t1, dtype):
-    """The buffers :func:`_segment_forward` would recompute for the top layer,
-    from its kept trace ``top`` (the same numbers: the forward made them)."""
-    cfg = layer.config
-    L = t1 - t0
-
-    def lead(arr, row0, dt):
-        buf = np.empty((L + 1,) + arr.shape[1:], dt)
-        buf[0] = row0
-        buf[1:] = arr[t0:t1]
-        return buf
-
-    u = lead(top.u, prev[0], dtype)
-    v = lead(top.v, prev[1], top.v.dtype)
-    s = lead(top.s, prev[2], dtype) if cfg.synaptic else np.zeros((1, 1, 1), dtype)
-    a = lead(top.a, prev[3], dtype) if cfg.adaptive else np.zeros((1, 1, 1), dtype)
-    return u, v, s, a
+def _trace_rows(tr, t0, t1, dummy):
+    """Views of a kept trace for the reverse scan over [t0, t1): ``(u, v, s, a,
+    state0, lead)`` with the row before t0 in front (lead 1), or from the
+    trace's ``state0`` at t0 = 0 (lead 0).  No copies."""
+    lead = 1 if t0 > 0 else 0
+    rows = slice(t0 - lead, t1)
+    return (tr.u[rows], tr.v[rows], dummy if tr.s is None else tr.s[rows],
+            dummy if tr.a is None else tr.a[rows], tr.state0, lead)
 
 
 def _forward_checkpointed(self, x, params, T, checkpoint_every):
@@ -829,15 +820,9 @@ def _backward_full_segments(self, trace, dv, du, params, need_input_grad, layer_
     dummy = np.zeros((1, 1, 1), self.dtype)
 
     def views(seg, t0, t1):
-        lead = 1 if t0 > 0 else 0
-        out = []
-        for lt in trace.layers:
-            tr = lt.trace
-            rows = slice(t0 - lead, t1)
-            out.append((tr.u[rows], tr.v[rows], dummy if tr.s is None else tr.s[rows],
-                        dummy if tr.a is None else tr.a[rows], tr.state0, lead,
-                        lt.x if tr.static else lt.x[t0:t1], tr.static))
-        return out
+        return [_trace_rows(lt.trace, t0, t1, dummy)
+                + (lt.x if lt.trace.static else lt.x[t0:t1], lt.trace.static)
+                for lt in trace.layers]
 
     return self._backward_segments(segments, views, x, static, B, dv, du, params,
                                    need_input_grad, layer_dv, layer_du,
@@ -853,6 +838,7 @@ def _backward_checkpointed(self, trace, dv, du, params, need_input_grad):
     zeros0 = [np.zeros((3, B, layer.n_out), dtype) for layer in self.layers]
     segments = [(seg * K, min(T, (seg + 1) * K)) for seg in range(len(trace.states[0]))]
     bts = [[None] for _ in self.layers]     # W^T copies of the event kernels, made once
+    dummy = np.zeros((1, 1, 1), dtype)
 
     def views(seg, t0, t1):
         # recompute the segment's forward from the checkpoints (CK2)
@@ -860,9 +846,7 @@ def _backward_checkpointed(self, trace, dv, du, params, need_input_grad):
         h, h_static = (x if static else x[t0:t1]), static
         for i, layer in enumerate(self.layers):
             if i == len(self.layers) - 1:    # the top layer's trace is kept: no recompute
-                u, v, s_, a_ = _stored_segment(layer, trace.layers[-1].trace,
-                                               trace.states[i][seg], t0, t1, dtype)
-                out.append((u, v, s_, a_, zeros0[i], 1, h, h_static))
+                out.append(_trace_rows(trace.layers[-1].trace, t0, t1, dummy) + (h, h_static))
                 break
             I = _segment_input(layer, self._layer_params(trace.params, i), h, h_static, t1 - t0,
                                B, dtype, bts[i])
