@@ -4,11 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
-# two cores: let Numba use both, keep BLAS from oversubscribing them
-export NUMBA_NUM_THREADS ?= 2
-export OPENBLAS_NUM_THREADS ?= 1
-export OMP_NUM_THREADS ?= 1
-export MKL_NUM_THREADS ?= 1
+# No thread variables: lifgrad runs its kernels and products on its own threads
+# (lifgrad/parallel.py), whatever the environment, and its results do not
+# depend on their number.
 
 .PHONY: demo test check bench clean venv peers fashion-mnist
 

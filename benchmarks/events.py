@@ -44,7 +44,7 @@ def main(argv=None):
     import importlib
     importlib.import_module("lifgrad")   # thread policies before NumPy loads BLAS
     import numpy as np
-    from lifgrad.functional import spike_rows
+    from lifgrad.products import SPIKE_ROWS
     from lifgrad.kernels.cpu_ops import event_matmul, event_wgrad
 
     rng = np.random.default_rng(0)
@@ -59,7 +59,8 @@ def main(argv=None):
         for d in a.densities:
             s = (rng.random((a.rows, a.inputs)) < d).astype(
                 np.uint8 if a.operand == "spikes" else np.float32)
-            pieces = spike_rows(s)
+            pieces = ([slice(0, a.rows)] if s.dtype.kind == 'f' else
+                      [slice(r, min(a.rows, r + SPIKE_ROWS)) for r in range(0, a.rows, SPIKE_ROWS)])
 
             def fwd_blas():
                 for r in pieces:

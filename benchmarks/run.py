@@ -1,257 +1,72 @@
-"""Training-step benchmark: lifgrad vs snnTorch, SpikingJelly and plain PyTorch.
+"""Training-step benchmark: lifgrad, as a user runs it, against snnTorch,
+SpikingJelly, Norse and plain PyTorch.
 
-    python benchmarks/run.py                                  # everything (~10 min, 2 cores)
-    python benchmarks/run.py --workloads W1 W2 --repeats 12   # a subset
+    python benchmarks/run.py                                   # W1-W5 and ON512-ON4096
+    python benchmarks/run.py --workloads W1 W2 --repeats 12    # a subset
     python benchmarks/run.py --impls lifgrad torch --out /tmp/r.md
 
-Every measurement runs in a fresh process (this script with ``--child``), the
-implementations alternate (lifgrad, snntorch, spikingjelly, torch, lifgrad, ...
-when ``--rounds`` > 1), each process times ``--repeats`` steps after warm-up
-and reports the step times and its peak-RSS growth.  The NumPy GEMM floor of
-each workload is timed in its own process too, in every round right after
-lifgrad.  See benchmarks/README.md for
-the columns and the method; workloads and implementations: workloads.py.
+Every measurement runs in a fresh process (``benchmarks/user_step.py``) that
+starts with the imports of its implementation in the order it names, in the
+environment this script was started in: nothing is set for it (no thread
+variable, no allocator setting).  lifgrad is measured in three import orders:
+
+* ``lifgrad``: numpy, torch, then lifgrad (the README's order: a user of
+  ``lifgrad.verify`` has torch loaded);
+* ``lifgrad[torch-first]``: torch, numpy, lifgrad;
+* ``lifgrad[lifgrad-first]``: lifgrad, numpy, torch.
+
+The implementations alternate (lifgrad, lifgrad[torch-first], ..., torch,
+then again when ``--rounds`` > 1); each process times ``--repeats``/rounds
+steps after its warm-up and reports its step times and peak-RSS growth over
+the RSS after the model is built (the warm-up's first step loads the compiled
+kernels or initialises the framework: that counts).  Before the first round,
+one process per workload runs a tiny copy of it with lifgrad, so the kernels
+are in Numba's cache (their one-time compile is measured by startup.py, not
+here).  The NumPy GEMM floor of each workload is timed in every round right
+after lifgrad.  Workloads and implementations: workloads.py.
 """
 from __future__ import annotations
 
+import argparse
+import datetime
+import importlib.util
+import json
+import math
 import os
+import platform
+import statistics
+import subprocess
 import sys
-
-
-def _threads_from_argv(default=2):
-    argv = sys.argv
-    for i, a in enumerate(argv):
-        if a == "--threads" and i + 1 < len(argv):
-            return int(argv[i + 1])
-        if a.startswith("--threads="):
-            return int(a.split("=", 1)[1])
-    return default
-
-
-THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-               "MKL_NUM_THREADS")
-if "--child" in sys.argv:            # before numpy/numba/torch are imported
-    _n = str(_threads_from_argv())
-    for _v in THREAD_VARS:
-        os.environ[_v] = _n
-
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 from workloads import IMPL_MODULES, IMPLS, WORKLOADS  # noqa: E402  (numpy only)
 
-
-# -- memory ------------------------------------------------------------------------
-
-def _status_kb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
+LIFGRAD_ORDERS = ("lifgrad", "lifgrad[torch-first]", "lifgrad[lifgrad-first]")
+CHILD = os.path.join(HERE, "user_step.py")
 
 
-def _busy_s():
-    """(CPU seconds the whole machine spent busy, CPU seconds of this process)."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    # user nice system idle iowait irq softirq steal ...
-    busy = sum(fields[:8]) - fields[3] - fields[4]
-    t = os.times()
-    return busy / os.sysconf("SC_CLK_TCK"), t.user + t.system
-
-
-def _reset_peak():
-    """Reset VmHWM to the current RSS (Linux >= 4.0: write 5 to clear_refs)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _dist_version(name):
-    try:
-        from importlib.metadata import version
-        return version(name)
-    except Exception:  # noqa: BLE001
-        return "?"
-
-
-# -- child: one measurement ----------------------------------------------------------
-
-def child(a):
-    import numpy as np
-
-    from workloads import BUILDERS, Data, Workload, floor_products
-
-    wl = WORKLOADS[a.workload]
-    info = {"workload": wl.name, "impl": a.impl, "threads": a.threads, "pid": os.getpid()}
-    if a.impl == "floor":
-        prods = floor_products(wl)
-        for _, fn in prods:               # warm-up
-            fn()
-        times, parts = [], {label: [] for label, _ in prods}
-        for _ in range(a.repeats):
-            tot = 0.0
-            for label, fn in prods:
-                t0 = time.perf_counter()
-                fn()
-                dt = time.perf_counter() - t0
-                parts[label].append(dt)
-                tot += dt
-            times.append(tot)
-        info.update(times=times, parts={k: statistics.median(v) for k, v in parts.items()},
-                    versions={"numpy": np.__version__})
-        print("RESULT " + json.dumps(info), flush=True)
-        return
-
-    versions = {"numpy": np.__version__}
-    if a.impl == "lifgrad":
-        import numba
-
-        import lifgrad
-        versions.update(lifgrad=getattr(lifgrad, "__version__", None) or _dist_version("lifgrad"),
-                        numba=numba.__version__)
-        info["numba_threads"] = numba.get_num_threads()
-    else:
-        import torch
-        torch.set_num_threads(a.threads)
-        versions["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
-        if a.impl != "torch":
-            mod = importlib.import_module(IMPL_MODULES[a.impl])
-            versions[a.impl] = getattr(mod, "__version__", None) or _dist_version(a.impl)
-    info["versions"] = versions
-    info["backend"] = a.backend
-    builder = BUILDERS[a.impl]
-    if a.backend == "cuda":
-        import functools
-        builder = functools.partial(builder, backend="cuda")
-
-    # compile / first-call costs (Numba JIT or cache load, torch lazy init) on a
-    # tiny copy of the workload, before the memory baseline; layers of up to 64
-    # neurons, so that lifgrad's event-driven products (>= 64 columns) load here
-    # too (loading them during the steps added 0.8 MB to W4's growth)
-    tiny = Workload(wl.name, wl.title, tuple(min(s, 64) for s in wl.sizes), 3, 2, wl.input,
-                    wl.p, wl.recurrent)
-    tstep, _ = builder(tiny)
-    td = Data(tiny)
-    tstep(td.x, td.y)
-    del tstep, td
-
-    data = Data(wl)
-    step, rates = builder(wl)
-    import gc
-    gc.collect()
-    gpu_base = _gpu_used_mb() if a.backend == "cuda" else None
-    base_kb = _status_kb("VmRSS")
-    reset_ok = _reset_peak()
-    hwm_before = _status_kb("VmHWM")
-    losses = []
-    load_before = os.getloadavg()[0]
-    t_start = time.perf_counter()
-    for _ in range(a.warmup):
-        data.refresh()
-        losses.append(step(data.x, data.y))
-    warm_s = time.perf_counter() - t_start
-    times = []
-    prof = None
-    if a.profile:
-        import cProfile
-        prof = cProfile.Profile()
-    other_cpu = 0.0
-    timed = 0.0
-    for _ in range(a.repeats):
-        data.refresh()
-        m0, o0 = _busy_s()
-        if prof:
-            prof.enable()
-        t0 = time.perf_counter()
-        losses.append(step(data.x, data.y))
-        dt = time.perf_counter() - t0
-        times.append(dt)
-        if prof:
-            prof.disable()
-        m1, o1 = _busy_s()
-        other_cpu += max(0.0, (m1 - m0) - (o1 - o0))
-        timed += dt
-    hwm_kb = _status_kb("VmHWM")
-    if gpu_base is not None:
-        info["gpu_growth_mb"] = _gpu_used_mb() - gpu_base
-    info["load"] = (load_before, os.getloadavg()[0])
-    info["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "")
-    if a.impl == "lifgrad":
-        try:
-            info["numba_threading_layer"] = numba.threading_layer()
-        except ValueError:
-            info["numba_threading_layer"] = "none used"
-    info["other_cores"] = other_cpu / timed if timed > 0 else 0.0
-    if prof:
-        import pstats
-        prof.dump_stats(a.profile)
-        st = pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime")
-        st.print_stats(25)
-        st.sort_stats("cumulative").print_stats(25)
-    info.update(times=times, warmup_s=warm_s, base_mb=base_kb / 1024, peak_mb=hwm_kb / 1024,
-                growth_mb=(hwm_kb - base_kb) / 1024,
-                mem_method="clear_refs+VmHWM" if reset_ok else "VmHWM (no reset)",
-                hwm_before_mb=hwm_before / 1024,
-                loss_first=float(losses[0]), loss_last=float(losses[-1]),
-                finite=bool(all(math.isfinite(v) for v in losses)))
-    try:
-        data.refresh()
-        info["rates"] = rates(data.x, data.y)
-    except Exception as e:  # noqa: BLE001 - informative only
-        info["rates_error"] = repr(e)
-    print("RESULT " + json.dumps(info), flush=True)
-
-
-def _gpu_used_mb():
-    """Device memory in use (total - free, all allocations and caches of this
-    process), after a synchronise."""
-    from numba import cuda
-    cuda.synchronize()
-    free, total = cuda.current_context().get_memory_info()
-    return (total - free) / 2**20
+def _module_of(impl):
+    return IMPL_MODULES["lifgrad" if impl.startswith("lifgrad") else impl]
 
 
 # -- parent ------------------------------------------------------------------------------
 
-def run_child(impl, wl_name, repeats, warmup, threads, timeout, omp_wait="PASSIVE",
-              backend="cpu"):
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", "--impl", impl,
-           "--workload", wl_name, "--repeats", str(repeats), "--warmup", str(warmup),
-           "--threads", str(threads), "--backend", backend]
-    env = dict(os.environ)
-    for v in THREAD_VARS:
-        env[v] = str(threads)
-    if omp_wait:
-        env["OMP_WAIT_POLICY"] = omp_wait
-    else:
-        env.pop("OMP_WAIT_POLICY", None)
-    # OpenBLAS workers spin ~2^28 cycles after each product by default and then
-    # steal the cores from whatever parallel code runs next; 2^4 lets them sleep.
-    env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+def run_child(impl, wl_name, repeats, warmup, timeout, backend="cpu", threads=None,
+              tiny=False):
+    cmd = [sys.executable, CHILD, "--impl", impl, "--workload", wl_name,
+           "--repeats", str(repeats), "--warmup", str(warmup), "--backend", backend]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    if tiny:
+        cmd.append("--tiny")
     t0 = time.perf_counter()
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                           cwd=ROOT)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {timeout} s"}
     wall = time.perf_counter() - t0
@@ -279,6 +94,10 @@ def cpu_name():
     return platform.processor() or "?"
 
 
+def _med_ms(r):
+    return statistics.median(r["times"]) * 1e3 if r and r.get("times") else None
+
+
 def write_markdown(path, results, args, wl_names, impls, missing, started, elapsed):
     L = []
     L.append("# Training-step benchmark")
@@ -287,6 +106,10 @@ def write_markdown(path, results, args, wl_names, impls, missing, started, elaps
     for per in results.values():
         for r in per.values():
             versions.update(r.get("versions", {}))
+    env = {}
+    for per in results.values():
+        for r in per.values():
+            env.update(r.get("env_threads", {}))
     L.append(f"Generated by `python benchmarks/run.py {' '.join(args.argv)}` on "
              f"{started:%Y-%m-%d %H:%M}, {cpu_name()}, {os.cpu_count()} cores, "
              f"Python {platform.python_version()}; "
@@ -299,67 +122,98 @@ def write_markdown(path, results, args, wl_names, impls, missing, started, elaps
                  "device memory in use after the steps minus before them (GPU, including "
                  "allocator caches).")
         L.append("")
-    L.append(f"**Threads: {args.threads} per implementation** (NUMBA_NUM_THREADS, "
-             f"OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS = {args.threads}, "
-             f"`torch.set_num_threads({args.threads})`), OMP_WAIT_POLICY="
-             f"{args.omp_wait or '(unset)'}, OPENBLAS_THREAD_TIMEOUT="
-             f"{os.environ.get('OPENBLAS_THREAD_TIMEOUT', '4')}. float32. One step = forward over T + "
-             f"membrane cross-entropy summed over steps + backward + Adam (lr 5e-4). "
-             f"Each measurement in a fresh process; {args.rounds} round(s) alternating "
+    L.append("**The user's path.** Each measurement is a fresh process "
+             "(`benchmarks/user_step.py`) that first imports its libraries in the order its "
+             "name gives, in the environment of this run, with nothing set by the harness: "
+             + ("thread variables in that environment: " + ", ".join(f"{k}={v}" for k, v in
+                                                                      sorted(env.items()))
+                if env else "no thread variable was set (OMP_*, OPENBLAS_*, MKL_*, "
+                "NUMBA_NUM_THREADS all unset)")
+             + ("; `--threads " + str(args.threads) + "` called torch.set_num_threads and "
+                "lifgrad.set_num_threads" if args.threads else
+                "; every library used its default number of threads")
+             + ". `lifgrad` = numpy, torch, then lifgrad (the README's order); "
+             "`lifgrad[torch-first]` = torch, numpy, lifgrad; `lifgrad[lifgrad-first]` = "
+             "lifgrad, numpy, torch; the peers import numpy, torch, then the framework. "
+             "float32. One step = forward over T + loss + backward + Adam (lr 5e-4); the "
+             "loss is the membrane cross-entropy summed over steps (W1-W5) or the sum of "
+             f"the output spikes (ON*). {args.rounds} round(s) alternating "
              f"{', '.join(impls)}; step ms = median over all timed steps (column *steps*) "
-             f"after warm-up. Timings on a shared machine are noisy (about ±20%).")
+             "after warm-up. Timings on a shared machine are noisy (about ±20%).")
     L.append("")
     if missing:
         L.append("Not installed (skipped): " + ", ".join(missing) + ".")
         L.append("")
-    L.append("Ratio columns: this row's step time / the peer's (> 1 = slower than the peer). "
+    L.append("*vs fastest peer*: this row's step time / the fastest peer's (< 1 = faster). "
              "*vs floor*: / the NumPy GEMM floor (the dense matrix products the step needs, "
-             "same threads, measured in every round right after lifgrad). *mem MB*: peak RSS growth over the post-build baseline "
-             "(VmHWM after the steps − VmRSS before them, with VmHWM reset via "
-             "/proc/self/clear_refs). *other load*: CPU cores busy with other processes "
-             "during the timed steps (from /proc/stat minus this process's CPU time; the "
+             "measured in every round right after lifgrad). *mem MB*: peak RSS growth over "
+             "the RSS after the model is built (VmHWM after the steps − VmRSS before the "
+             "first step, VmHWM reset via /proc/self/clear_refs): the first step's loading "
+             "of compiled kernels (lifgrad: Numba's import and runtime) or the framework's "
+             "lazy initialisation is included. *peak MB*: the process's peak RSS. *other "
+             "load*: CPU cores busy with other processes during the timed steps (the "
              "largest over the row's processes); above ~0.3 the row is disturbed.")
     L.append("")
-    peers = [i for i in impls if i not in missing]
-    head = ["workload", "implementation", "step ms", "steps"] + [f"vs {p}" for p in peers] + \
-        ["vs floor", "mem MB", "other load"]
+    ours = [i for i in impls if i.startswith("lifgrad") and i not in missing]
+    peers = [i for i in impls if not i.startswith("lifgrad") and i not in missing]
+    head = ["workload", "implementation", "step ms", "steps", "vs fastest peer", "vs floor",
+            "mem MB", "peak MB", "other load"]
     L.append("| " + " | ".join(head) + " |")
     L.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|")
     notes = []
+    summary = []
     for w in wl_names:
         per = results.get(w, {})
-        med = {k: statistics.median(r["times"]) * 1e3 for k, r in per.items()
-               if r.get("times")}
+        med = {k: _med_ms(r) for k, r in per.items() if _med_ms(r) is not None}
         floor = med.get("floor")
-        for impl in peers:
+        peer_med = {p: med[p] for p in peers if p in med}
+        fastest = min(peer_med, key=peer_med.get) if peer_med else None
+        mems = {p: per[p]["growth_mb"] for p in peers if p in med and "growth_mb" in per[p]}
+        smallest = min(mems, key=mems.get) if mems else None
+        for impl in ours + peers:
             r = per.get(impl)
             if r is None or not r.get("times"):
                 err = (r or {}).get("error", "not run")
-                L.append(f"| {w} | {impl} | failed | | " + " | ".join("" for _ in peers)
-                         + " | | | |")
+                L.append(f"| {w} | {impl} | failed | | | | | | |")
                 notes.append(f"{w} {impl}: {err}")
                 continue
             m = med[impl]
-            ratios = [_fmt_ratio(m / med[p]) if p in med else "—" for p in peers]
+            vs = _fmt_ratio(m / peer_med[fastest]) if fastest else "—"
             fl = _fmt_ratio(m / floor) if floor else "—"
             mem = r.get("growth_mb")
             memtxt = f"{mem:.0f}" if mem is not None else "—"
             if r.get("gpu_growth_mb") is not None:
                 memtxt += f" (GPU {r['gpu_growth_mb']:.0f})"
-            L.append(f"| {w} | {impl} | {m:.1f} | {len(r['times'])} | " + " | ".join(ratios)
-                     + f" | {fl} | {memtxt} | {r.get('other_cores', 0):.2f} |")
+            L.append(f"| {w} | {impl} | {m:.1f} | {len(r['times'])} | {vs} | {fl} | {memtxt} | "
+                     f"{r.get('peak_mb', 0):.0f} | {r.get('other_cores', 0):.2f} |")
+            if impl in ours and fastest:
+                summary.append((w, impl, peer_med[fastest] / m, fastest,
+                                (mem / mems[smallest]) if smallest and mem is not None else None,
+                                smallest))
         if floor:
             L.append(f"| {w} | *NumPy GEMM floor* | {floor:.1f} | "
-                     f"{len(per['floor']['times'])} | " + " | ".join("" for _ in peers)
-                     + " | 1.00 | | |")
+                     f"{len(per['floor']['times'])} | | 1.00 | | | |")
     L.append("")
+    if summary:
+        L.append("## Targets (issue 15): at least 1.5x faster than the fastest peer, "
+                 "memory growth at most half the smallest peer's")
+        L.append("")
+        L.append("| workload | lifgrad import order | speed-up over the fastest peer | "
+                 "memory / the smallest peer's | met |")
+        L.append("|---|---|---:|---:|---|")
+        for w, impl, sp, fp, mr, sp_mem in summary:
+            ok_t = sp >= 1.5
+            ok_m = mr is not None and mr <= 0.5
+            L.append(f"| {w} | {impl} | {sp:.2f}x ({fp}) | "
+                     + (f"{mr:.2f} ({sp_mem})" if mr is not None else "—")
+                     + f" | {'yes' if ok_t and ok_m else ('time' if ok_t else '') + ('' if ok_t else 'no: time') + ('' if ok_m else ', memory' if ok_t else ', memory')} |")
+        L.append("")
     L.append("## Workloads")
     L.append("")
     for w in wl_names:
         wl = WORKLOADS[w]
         line = f"- **{w} {wl.title}**: {wl.describe()}."
         per = results.get(w, {})
-        counts = {len(r["times"]) for k, r in per.items() if k != "floor" and r.get("times")}
         if wl.max_repeats and not args.no_cap and args.repeats > wl.max_repeats:
             per_proc = max(1, math.ceil(wl.max_repeats / args.rounds))
             line += (f" **Repeats reduced** to {wl.max_repeats} (of {args.repeats}), i.e. "
@@ -371,20 +225,14 @@ def write_markdown(path, results, args, wl_names, impls, missing, started, elaps
             line += " Firing rates per layer on a fresh input after training steps: " + \
                 "; ".join(f"{k} " + "/".join(f"{x:.3f}" for x in v) for k, v in rates.items()) \
                 + "."
-        first = {k: r["loss_first"] for k, r in per.items() if "loss_first" in r}
-        if first:
-            line += " Loss of the first step: " + ", ".join(
-                f"{k} {v:.4f}" for k, v in first.items()) + "."
         fin = [k for k, r in per.items() if r.get("finite") is False]
         if fin:
             line += f" Non-finite loss in: {', '.join(fin)}."
         L.append(line)
-        del counts
     L.append("")
-    L.append("Firing rates and losses differ after training steps because the "
-             "implementations' gradients differ (reset mapping, snnTorch's strict threshold, "
-             "lifgrad's own initialisation RNG); snnTorch and torch share torch's "
-             "initialisation, so their first-step losses agree.")
+    L.append("Firing rates and losses differ because the implementations' dynamics and "
+             "initialisations differ in details (workloads.py: reset mapping, snnTorch's "
+             "strict threshold, Norse's synaptic current); only speed and memory are compared.")
     L.append("")
     L.append("Floor parts (ms, median over rounds): ")
     L.append("")
@@ -408,11 +256,16 @@ def parent(a, argv):
     t_start = time.perf_counter()
     wl_names = a.workloads
     impls = a.impls
-    missing = [i for i in impls if importlib.util.find_spec(IMPL_MODULES[i]) is None]
+    missing = [i for i in impls if importlib.util.find_spec(_module_of(i)) is None]
     if missing:
         print(f"not installed, skipped: {', '.join(missing)}", flush=True)
     run_impls = [i for i in impls if i not in missing]
     results = {w: {} for w in wl_names}
+    if any(i.startswith("lifgrad") for i in run_impls):
+        for w in wl_names:          # the kernels into Numba's cache (not measured)
+            res = run_child("lifgrad", w, 1, 1, a.timeout, a.backend, a.threads, tiny=True)
+            print(f"{w} primed the kernel cache" + (f": FAILED {res['error']}"
+                                                   if "error" in res else ""), flush=True)
     for w in wl_names:
         wl = WORKLOADS[w]
         total = a.repeats if (a.no_cap or not wl.max_repeats) else min(a.repeats, wl.max_repeats)
@@ -422,14 +275,14 @@ def parent(a, argv):
         # two ratios' numerator and denominator see the same machine load
         order = list(run_impls)
         if not a.no_floor and a.backend == "cpu":
-            order.insert(order.index("lifgrad") + 1 if "lifgrad" in order else len(order), "floor")
+            last = max((k for k, i in enumerate(order) if i.startswith("lifgrad")), default=-1)
+            order.insert(last + 1, "floor")
         for rnd in range(a.rounds):
             for impl in order:
                 if impl == "floor":
-                    res = run_child("floor", w, max(reps, 3), 1, a.threads, a.timeout, a.omp_wait)
+                    res = run_child("floor", w, max(reps, 3), 1, a.timeout)
                 else:
-                    res = run_child(impl, w, reps, warm, a.threads, a.timeout, a.omp_wait,
-                                    a.backend)
+                    res = run_child(impl, w, reps, warm, a.timeout, a.backend, a.threads)
                 acc = results[w].setdefault(impl, {"times": []})
                 if "error" in res:
                     acc.setdefault("error", res["error"])
@@ -442,20 +295,22 @@ def parent(a, argv):
                     acc.update(times=times, parts_rounds=rounds,   # parts: median over rounds
                                parts={k: statistics.median(r[k] for r in rounds if k in r)
                                       for k in res.get("parts", {})})
-                    print(f"{w} {'floor':<12} round {rnd}: median "
+                    print(f"{w} {'floor':<24} round {rnd}: median "
                           f"{statistics.median(res['times']) * 1e3:9.1f} ms", flush=True)
                     continue
                 times = acc["times"] + res["times"]
                 growth = max(acc.get("growth_mb", -1e9), res["growth_mb"])
+                peak = max(acc.get("peak_mb", 0.0), res["peak_mb"])
                 other = max(acc.get("other_cores", 0.0), res["other_cores"])
                 rounds = acc.get("per_round", []) + [statistics.median(res["times"])]
                 acc.update(res)
-                acc.update(times=times, growth_mb=growth, other_cores=other, per_round=rounds)
-                print(f"{w} {impl:<12} round {rnd}: median {statistics.median(res['times']) * 1e3:9.1f}"
-                      f" ms ({len(res['times'])} steps, warm-up {res['warmup_s']:.1f} s, "
-                      f"mem +{res['growth_mb']:.0f} MB, other load {res['other_cores']:.2f} "
-                      f"cores, process {res['wall_s']:.1f} s)",
-                      flush=True)
+                acc.update(times=times, growth_mb=growth, peak_mb=peak, other_cores=other,
+                           per_round=rounds)
+                print(f"{w} {impl:<24} round {rnd}: median "
+                      f"{statistics.median(res['times']) * 1e3:9.1f} ms ({len(res['times'])} "
+                      f"steps, warm-up {res['warmup_s']:.1f} s, mem +{res['growth_mb']:.0f} MB, "
+                      f"peak {res['peak_mb']:.0f} MB, other load {res['other_cores']:.2f} cores, "
+                      f"process {res['wall_s']:.1f} s)", flush=True)
     elapsed = time.perf_counter() - t_start
     a.argv = argv
     write_markdown(a.out, results, a, wl_names, impls, missing, started, elapsed)
@@ -471,45 +326,37 @@ def parent(a, argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    all_impls = list(LIFGRAD_ORDERS) + [i for i in IMPLS if i != "lifgrad"]
     ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
-    ap.add_argument("--impls", nargs="+", default=list(IMPLS), choices=list(IMPLS))
+    ap.add_argument("--impls", nargs="+", default=all_impls, choices=all_impls)
     ap.add_argument("--repeats", type=int, default=24,
                     help="timed steps per implementation and workload, split over --rounds "
-                         "processes (W5 capped at 3 unless --no-cap)")
+                         "processes (W5 capped at 3, ON* at 6, unless --no-cap)")
     ap.add_argument("--rounds", type=int, default=3,
-                    help="fresh processes per implementation and workload, alternating "
-                         "lifgrad, snntorch, spikingjelly, torch, lifgrad, ...")
+                    help="fresh processes per implementation and workload, alternating")
     ap.add_argument("--warmup", type=int, default=None,
-                    help="untimed steps per process (default: 2, W5: 1)")
-    ap.add_argument("--threads", type=int, default=2)
+                    help="untimed steps per process (default: 2, W5 and ON*: 1)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="call torch.set_num_threads(N) and lifgrad.set_num_threads(N) in "
+                         "every process (default: each library's own default)")
     ap.add_argument("--backend", choices=["cpu", "cuda"], default="cpu",
                     help="cuda: lifgrad's device-resident step (lifgrad.device) against "
                          "SpikingJelly on the GPU (its own fused CUDA kernels); "
                          "adds device-memory growth, no NumPy floor")
-    ap.add_argument("--omp-wait-policy", dest="omp_wait", default="PASSIVE",
-                    help="OMP_WAIT_POLICY for every process ('' leaves it unset); PASSIVE "
-                         "keeps OpenMP barriers from spinning when other processes share "
-                         "the cores")
-    ap.add_argument("--no-cap", action="store_true", help="ignore the W5 repeats cap")
+    ap.add_argument("--no-cap", action="store_true", help="ignore the repeats caps")
     ap.add_argument("--no-floor", action="store_true", help="skip the NumPy GEMM floor")
-    ap.add_argument("--timeout", type=float, default=900, help="seconds per process")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per process")
     ap.add_argument("--out", default=None,
                     help="markdown table (default: benchmarks/results.md, results_cuda.md "
                          "with --backend cuda)")
     ap.add_argument("--json", default=None, help="raw results (default: --out with .json)")
-    # child mode
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--impl", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--workload", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--profile", default=None,
-                    help="(with --child) cProfile the timed steps into this file")
     ap.add_argument("--render", default=None, metavar="JSON",
                     help="only rewrite --out from a results JSON of an earlier run")
     a = ap.parse_args(argv)
     if a.out is None:
         a.out = os.path.join(HERE, "results_cuda.md" if a.backend == "cuda" else "results.md")
-    if a.backend == "cuda" and not a.child:
-        a.impls = [i for i in a.impls if i in ("lifgrad", "spikingjelly")]
+    if a.backend == "cuda":
+        a.impls = [i for i in a.impls if i.startswith("lifgrad") or i == "spikingjelly"]
     if a.render:
         with open(a.render) as f:
             d = json.load(f)
@@ -517,18 +364,12 @@ def main(argv=None):
         old.argv = d["argv"]
         results = d["results"]
         wl_names = [w for w in old.workloads if w in results]
-        missing = [i for i in old.impls
-                   if not any(i in per for per in results.values())]
+        missing = [i for i in old.impls if not any(i in per for per in results.values())]
         write_markdown(a.out, results, old, wl_names, old.impls, missing,
                        datetime.datetime.fromisoformat(d["started"]), d["elapsed_s"])
         print(f"wrote {a.out}")
         return
-    if a.child:
-        if a.warmup is None:
-            a.warmup = WORKLOADS[a.workload].warmup
-        child(a)
-    else:
-        parent(a, argv)
+    parent(a, argv)
 
 
 if __name__ == "__main__":

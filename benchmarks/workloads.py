@@ -31,8 +31,10 @@ spikingjelly  multi-step mode: ``layer.Linear`` / ``neuron.LIFNode`` with
 torch         a plain PyTorch step loop with a hand-written LIF step and an
               ATan surrogate ``autograd.Function`` (same dynamics as lifgrad:
               ``u_t = 0.95 u_{t-1} + I_t - v_{t-1}``, ``v_t = H(u_t - 1)``,
-              gradient through the reset); the static input's first product
-              is hoisted out of the loop.
+              gradient through the reset); the input's product is made for
+              all steps at once, outside the loop (one GEMM).
+norse         ``nn.Linear`` on the whole sequence + ``norse.torch.LIF``
+              (``LIFRecurrent`` for W4), see :func:`build_norse`.
 
 Dynamics mapping (only speed is measured, so the small differences are noted,
 not removed): lifgrad, snnTorch (``reset_delay=True``) and torch use the
@@ -61,17 +63,21 @@ class Workload:
     sizes: tuple          # (n_in, hidden..., n_out)
     T: int
     B: int
-    input: str            # 'static' or 'poisson'
+    input: str            # 'static', 'poisson' or 'uniform' (dense U(0, 1) every step)
     p: float = 0.0        # Poisson rate per step
     recurrent: bool = False   # first layer all-to-all recurrent
     max_repeats: int | None = None   # cap on timed steps (long workloads)
     warmup: int = 2
+    loss: str = "ce"      # 'ce': membrane cross-entropy summed over steps; 'spikes':
+                          # the sum of the output spikes (the Open Neuromorphic benchmark)
 
     def describe(self):
         net = "-".join(map(str, self.sizes))
-        inp = "static image" if self.input == "static" else f"Poisson p={self.p}"
+        inp = {"static": "static image", "uniform": "dense uniform input"}.get(
+            self.input, f"Poisson p={self.p}")
         rec = ", layer 1 recurrent (all-to-all)" if self.recurrent else ""
-        return f"{net}{rec}, T={self.T}, B={self.B}, {inp}"
+        loss = ", loss = sum of output spikes" if self.loss == "spikes" else ""
+        return f"{net}{rec}, T={self.T}, B={self.B}, {inp}{loss}"
 
 
 WORKLOADS = {
@@ -82,10 +88,16 @@ WORKLOADS = {
     "W5": Workload("W5", "long", (784, 1000, 10), 2000, 16, "poisson", 0.2,
                    max_repeats=3, warmup=1),
 }
+# The Open Neuromorphic library benchmark's shape (open-neuromorphic.github.io,
+# "SNN library benchmarks"): one Linear(n, n) + LIF layer, B = 16, T = 500,
+# loss = sum of the output spikes; published on GPUs only (anchors.md).
+for _n in (512, 1024, 2048, 4096):
+    WORKLOADS[f"ON{_n}"] = Workload(f"ON{_n}", "Open Neuromorphic", (_n, _n), 500, 16, "uniform",
+                                    max_repeats=6, warmup=1, loss="spikes")
 
-IMPLS = ("lifgrad", "snntorch", "spikingjelly", "torch")
+IMPLS = ("lifgrad", "snntorch", "spikingjelly", "norse", "torch")
 IMPL_MODULES = {"lifgrad": "lifgrad", "snntorch": "snntorch", "spikingjelly": "spikingjelly",
-                "torch": "torch"}
+                "norse": "norse", "torch": "torch"}
 
 
 # -- data -------------------------------------------------------------------
@@ -109,7 +121,10 @@ class Data:
         if self.wl.input == "static":
             return
         for t in range(self.wl.T):          # per step: no (T, B, n) float64 temporary
-            self.x[t] = self.rng.random(self.x.shape[1:], dtype=np.float32) < self.wl.p
+            if self.wl.input == "uniform":
+                self.rng.random(self.x.shape[1:], dtype=np.float32, out=self.x[t])
+            else:
+                self.x[t] = self.rng.random(self.x.shape[1:], dtype=np.float32) < self.wl.p
 
 
 # -- lifgrad ------------------------------------------------------------------
@@ -131,12 +146,22 @@ def build_lifgrad(wl: Workload, backend="cpu"):
     if backend == "cuda":
         return _lifgrad_cuda_step(net, opt, T, ce_membrane)
 
-    def step(x, y):
-        out, tr = net.forward(x, T=T)
-        lo = ce_membrane(None, tr.layers[-1].trace.u, y)
-        g = net.backward(tr, du=lo.du)
-        opt.step(net.params, g)
-        return lo.L
+    if wl.loss == "spikes":
+        ones = []
+
+        def step(x, y):                        # L = sum of the output spikes: dL/dv = 1
+            out, tr = net.forward(x, T=T)
+            if not ones:
+                ones.append(np.ones(out.shape, np.float32))
+            opt.step(net.params, net.backward(tr, dv=ones[0]))
+            return float(out.sum(dtype=np.float64))
+    else:
+        def step(x, y):
+            out, tr = net.forward(x, T=T)
+            lo = ce_membrane(None, tr.layers[-1].trace.u, y)
+            g = net.backward(tr, du=lo.du)
+            opt.step(net.params, g)
+            return lo.L
 
     def rates(x, y):
         out, tr = net.forward(x, T=T)
@@ -181,16 +206,20 @@ def _torch_xy(x, y):
 def _membrane_ce_step(forward, opt, wl):
     """(step, rates) of a torch loop whose ``forward(x)`` returns (membranes
     (T, B, C), per-layer lists of spikes): membrane cross-entropy summed over
-    steps, Adam."""
+    steps (or, for ``wl.loss == 'spikes'``, the sum of the top layer's
+    spikes), Adam."""
     import torch
     import torch.nn.functional as F
 
     def step(x, y):
         xt, yt = _torch_xy(x, y)
-        mem, _ = forward(xt)
-        loss = torch.zeros((), dtype=torch.float32)
-        for t in range(wl.T):
-            loss = loss + F.cross_entropy(mem[t], yt)
+        mem, spk = forward(xt)
+        if wl.loss == "spikes":
+            loss = torch.stack(spk[-1]).sum() if isinstance(spk[-1], list) else spk[-1].sum()
+        else:
+            loss = torch.zeros((), dtype=torch.float32)
+            for t in range(wl.T):
+                loss = loss + F.cross_entropy(mem[t], yt)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -199,7 +228,7 @@ def _membrane_ce_step(forward, opt, wl):
     def rates(x, y):
         with torch.no_grad():
             _, spk_rec = forward(_torch_xy(x, y)[0])
-        return [float(torch.stack(s).mean()) for s in spk_rec]
+        return [float((torch.stack(s) if isinstance(s, list) else s).mean()) for s in spk_rec]
 
     return step, rates
 
@@ -331,9 +360,12 @@ def build_spikingjelly(wl: Workload, backend="cpu"):
         if gpu:
             yt = yt.cuda()
         functional.reset_net(net)
-        net(prep(x))
-        v_seq = out_node.v_seq                            # (T, B, C), post-reset membrane
-        loss = F.cross_entropy(v_seq.flatten(0, 1), yt.repeat(wl.T)) * wl.T   # = sum_t CE_t
+        spikes = net(prep(x))
+        if wl.loss == "spikes":
+            loss = spikes.sum()
+        else:
+            v_seq = out_node.v_seq                        # (T, B, C), post-reset membrane
+            loss = F.cross_entropy(v_seq.flatten(0, 1), yt.repeat(wl.T)) * wl.T   # = sum_t CE_t
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -373,12 +405,12 @@ def build_torch(wl: Workload):
         B = xt.shape[-2]
         u = [xt.new_zeros(B, k) for k in n]
         v = [xt.new_zeros(B, k) for k in n]
-        I0 = fcs[0](xt) if static else None                # hoisted: same input every step
+        I0 = fcs[0](xt)        # hoisted: the input's product for all steps at once
         mem_rec, spk_rec = [], [[] for _ in n]
         for t in range(wl.T):
             for i, fc in enumerate(fcs):
                 if i == 0:
-                    cur = I0 if static else fc(xt[t])
+                    cur = I0 if static else I0[t]
                     if rec is not None:
                         cur = cur + rec(v[0])
                 else:
@@ -392,8 +424,56 @@ def build_torch(wl: Workload):
     return _membrane_ce_step(forward, opt, wl)
 
 
+# -- Norse ---------------------------------------------------------------------------
+
+def build_norse(wl: Workload):
+    """Norse 1.1: ``nn.Linear`` over the whole sequence, then ``norse.torch.LIF``
+    (its sequence module; current-based: a synaptic current decays by
+    1 - dt tau_syn_inv = 0.8 and the membrane by 1 - dt tau_mem_inv = 0.95),
+    superspike surrogate (alpha 100), reset to zero, not detached; W4's first
+    layer is ``LIFRecurrent`` (its own input and recurrent weights, no bias).
+    Only speed is measured: the dynamics differ from the others (synaptic
+    current, reset to zero, input scaled by dt tau_mem_inv)."""
+    import norse.torch as norse
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(0)
+    # Norse's membrane sees the synaptic current times dt tau_mem_inv: at a
+    # constant input x the current settles at 5 x and the membrane at 5 x,
+    # where lifgrad's settles at 20 x; the threshold is scaled by 5/20 so
+    # that the layers fire at comparable rates
+    p = norse.LIFParameters(tau_mem_inv=torch.as_tensor((1 - ALPHA) / 1e-3),
+                            v_th=torch.as_tensor(THETA * 0.25))
+    static = wl.input == "static"
+    sizes = wl.sizes
+    fcs, lifs = nn.ModuleList(), nn.ModuleList()
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if wl.recurrent and i == 0:
+            fcs.append(nn.Identity())
+            lifs.append(norse.LIFRecurrent(a, b, p=p))
+        else:
+            fcs.append(nn.Linear(a, b))
+            lifs.append(norse.LIF(p=p, record_states=(i == len(sizes) - 2)))
+    params = list(fcs.parameters()) + list(lifs.parameters())
+    opt = torch.optim.Adam(params, lr=LR)
+
+    def forward(xt):
+        h = xt.unsqueeze(0).expand(wl.T, *xt.shape) if static else xt
+        spk_rec, mem = [], None
+        for i, (fc, lif) in enumerate(zip(fcs, lifs)):
+            out, state = lif(fc(h))
+            if i == len(lifs) - 1:
+                mem = state.v                            # (T, B, C) recorded membranes
+            spk_rec.append(out)
+            h = out
+        return mem, spk_rec
+
+    return _membrane_ce_step(forward, opt, wl)
+
+
 BUILDERS = {"lifgrad": build_lifgrad, "snntorch": build_snntorch,
-            "spikingjelly": build_spikingjelly, "torch": build_torch}
+            "spikingjelly": build_spikingjelly, "norse": build_norse, "torch": build_torch}
 
 
 # -- the GEMM floor ---------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import reference
+from . import parallel, reference
 from .config import LIFConfig, LIFParams
 
 __all__ = ["lif_forward", "lif_backward", "Trace", "LIFGrads"]
@@ -79,9 +79,6 @@ def _backend(config):
     return cpu
 
 
-PARALLEL_MIN = 1 << 18     # elements (T*B*N) below which the cpu kernels run on one thread
-
-
 def _row_of_neurons(config, B, N):
     """Whether a cpu scan runs the (B, N) plane as one row of B*N neurons: the
     kernels give each (batch row, block of BLOCK neurons) its own task, so a
@@ -117,9 +114,8 @@ def forward_scan(config, I, static, t0, t1, state0, P, rnd, u, v, s, a):
     if rows:
         I, state0, rnd, u, v, s, a = rows
         P = np.tile(P, (1, B))
-    with _threads(config, (t1 - t0) * B * N):
-        _backend(config).cell_forward_scan(I, static, t0, t1, state0, P, config.mode(),
-                                           config.surrogate.kernel_args(), rnd, u, v, s, a)
+    _backend(config).cell_forward_scan(I, static, t0, t1, state0, P, config.mode(),
+                                       config.surrogate.kernel_args(), rnd, u, v, s, a)
 
 
 def backward_scan(config, u, v, s, a, state0, dv, du, rec, have, static, t0, t1, P,
@@ -131,34 +127,9 @@ def backward_scan(config, u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     if rows:
         u, v, s, a, state0, dv, du, rec, dI, acc, adj, dstate0 = rows
         P = np.tile(P, (1, B))
-    with _threads(config, (t1 - t0) * B * N):
-        _backend(config).cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static,
-                                            t0, t1, P, config.mode(),
-                                            config.surrogate.kernel_args(), dI, acc, adj,
-                                            dstate0)
-
-
-class _threads:
-    """Run the cpu kernels on one thread for small problems: a parallel region
-    of fewer than ~2^18 elements costs more to start than it saves (measured:
-    T=10, B=64, N=128 forward 0.42 ms on one thread, 0.92 ms on two)."""
-
-    def __init__(self, config, size):
-        self.active = config.backend == "cpu" and size < PARALLEL_MIN
-
-    def __enter__(self):
-        if self.active:
-            import numba
-            self.n = numba.get_num_threads()
-            if self.n > 1:
-                numba.set_num_threads(1)
-            else:
-                self.active = False
-
-    def __exit__(self, *exc):
-        if self.active:
-            import numba
-            numba.set_num_threads(self.n)
+    _backend(config).cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static,
+                                        t0, t1, P, config.mode(),
+                                        config.surrogate.kernel_args(), dI, acc, adj, dstate0)
 
 
 def _float_dtype(arg, a, config):
@@ -210,6 +181,7 @@ def _resolve_state(arg, value, B, N, dtype):
     return np.broadcast_to(a, (B, N)).astype(dtype), a.shape
 
 
+@parallel.scoped
 def lif_forward(I, params=LIFParams(), config=None, u0=None, T=None, s0=None, a0=None,
                 rng=None):
     """Simulate one layer of LIF cells; return ``(v, trace)``.
@@ -312,6 +284,7 @@ def _check_adjoint(arg, a, shape, dtype):
     return np.ascontiguousarray(a, dtype=dtype)
 
 
+@parallel.scoped
 def lif_backward(trace, params=LIFParams(), config=None, dv=None, du=None):
     """Adjoint of :func:`lif_forward`: gradients given ``dv = dL/dv``, ``du = dL/du``.
 
@@ -394,21 +367,6 @@ def time_chunk(B):
     return max(1, min(TIME_CHUNK, CHUNK_ROWS // max(1, int(B))))
 
 
-SPIKE_ROWS = 512    # rows per product with uint8 spikes (BLAS makes a float copy of them)
-
-
-def spike_rows(a2):
-    """Row slices of a 2-D operand of a product: all rows for a float operand;
-    pieces of SPIKE_ROWS rows for uint8 spikes, whose float copy BLAS makes
-    (W4's 2048-row chunk of 256 spikes was a 2.1 MB copy, 0.5 MB in pieces).
-    Fixed by the operand alone, so every path that makes a product makes the
-    same pieces."""
-    n = a2.shape[0]
-    if a2.dtype.kind == "f":
-        return (slice(0, n),)
-    return tuple(slice(r, min(n, r + SPIKE_ROWS)) for r in range(0, n, SPIKE_ROWS))
-
-
 EVENT_DENSITY = 0.25   # at most this fraction of nonzeros in the sparse operand ...
 EVENT_MIN_COLS = 64    # ... and at least this many columns in the other operand
 EVENT_SAMPLE = 8       # a float operand's density is counted on every 8th row
@@ -438,11 +396,11 @@ def use_events(a2, ncols, config):
 
 def _dR(dI, v, config):
     """``dR = sum_t dI_{t+1}^T v_t`` (R3) over the rows of steps 1..T-1: by the
-    event kernel when :func:`use_events` says so, else in the pieces of
-    :func:`spike_rows` (W4, T=100, B=32, N=256: a 0.5 MB float copy of the
-    spikes instead of 2.1 MB for a time chunk, 3.4 instead of 3.1 ms).  Only
-    this function sums dR, so every path adds the same terms in the same
-    order."""
+    event kernel when :func:`use_events` says so, else by
+    :func:`lifgrad.products.matmul_acc`, which casts the uint8 spikes in slabs
+    of ``SPIKE_ROWS`` rows (W4, T=100, B=32, N=256: a 0.5 MB float copy of
+    the spikes instead of 2.1 MB for a time chunk).  Only this function sums
+    dR, so every path adds the same terms in the same order."""
     T, B, N = dI.shape
     dR = np.zeros((N, N), dI.dtype)
     d2, v2 = dI[1:].reshape(-1, N), v[:-1].reshape(-1, N)
@@ -450,8 +408,8 @@ def _dR(dI, v, config):
         from .kernels.cpu_ops import event_wgrad
         event_wgrad(d2, v2, dR)
         return dR
-    for r in spike_rows(v2):
-        dR += d2[r].T @ v2[r]
+    from .products import matmul_acc
+    matmul_acc(d2.T, v2, dR)
     return dR
 
 

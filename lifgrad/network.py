@@ -24,10 +24,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import parallel
 from .config import LIFConfig, LIFParams
 from .functional import (CHUNK_ROWS, TIME_CHUNK, Trace, _backward_impl, _check_finite,
                          _forward_impl, _Parts, backward_scan, forward_scan, reduce_grads,
-                         spike_dtype, spike_rows, time_chunk, use_events)
+                         spike_dtype, time_chunk, use_events)
+from .products import matmul, matmul_acc
 
 __all__ = ["Dense", "Readout", "Sequential", "NetTrace", "DECAY_PARAMETRISATIONS",
            "time_chunk", "TIME_CHUNK", "CHUNK_ROWS"]
@@ -260,20 +262,18 @@ def _chunked_matmul(a, B_, out=None, config=None, bt=None):
     kernels), so the full-trace and the checkpointed paths both use the same
     chunks (CK3).  With the layer's ``config`` (the input currents), a chunk
     is made by the event kernel when :func:`~lifgrad.functional.use_events`
-    says its operand is sparse; else by BLAS, uint8 spikes in the pieces of
-    :func:`~lifgrad.functional.spike_rows`.  ``bt``: a one-element list that
+    says its operand is sparse; else by :func:`lifgrad.products.matmul` (pieces
+    by shape on lifgrad's threads, uint8 spikes cast a piece at a time).
+    ``bt``: a one-element list that
     keeps the event kernel's contiguous copy of ``B_`` between calls with the
     same ``B_`` (the checkpointed paths call this once per segment: W5 made 63
     copies of its 784 x 1000 W^T per step, 0.53 ms each)."""
     if a.ndim == 2:
-        return a @ B_
+        return matmul(a, B_, np.empty((a.shape[0], B_.shape[1]), np.result_type(a, B_)))
     T = a.shape[0]
     C = time_chunk(a.shape[1])
     shape = a.shape[:-1] + (B_.shape[1],)
-    spikes = a.dtype.kind != "f"
     if out is None:
-        if T <= C and not spikes and config is None:   # one chunk: the product is the result
-            return (a.reshape(-1, a.shape[-1]) @ B_).reshape(shape)
         out = np.empty(shape, np.result_type(a, B_))
     bt = [None] if bt is None else bt
     for c in range(0, T, C):                  # each chunk's product straight into out
@@ -285,8 +285,7 @@ def _chunked_matmul(a, B_, out=None, config=None, bt=None):
                 bt[0] = np.ascontiguousarray(B_, out.dtype)
             event_matmul(a2, bt[0], o2)
             continue
-        for r in spike_rows(a2):              # uint8 spikes: in pieces
-            np.matmul(a2[r], B_, out=o2[r])
+        matmul(a2, B_, o2)                    # pieces by shape, on lifgrad's threads
     return out
 
 
@@ -312,7 +311,8 @@ def _weight_grads(ubar, x, dW=None, db=None, config=None):
     says ``x`` is sparse there (it adds the chunk's sum to ``dW`` like
     ``dW += w``)."""
     if ubar.ndim == 2:                               # static input: ubar summed over t
-        w, b = ubar.T @ x, ubar.sum(axis=0)
+        w = matmul(ubar.T, x, np.empty((ubar.shape[1], x.shape[1]), ubar.dtype))
+        b = ubar.sum(axis=0)
         return (w, b) if dW is None else (dW + w, db + b)
     T, C = ubar.shape[0], time_chunk(ubar.shape[1])
     for c in range((T - 1) // C, -1, -1):
@@ -326,14 +326,9 @@ def _weight_grads(ubar, x, dW=None, db=None, config=None):
                 dW = np.zeros((u2.shape[1], x2.shape[1]), u2.dtype)
             event_wgrad(u2, x2, dW)                # dW += this chunk's sum
         else:
-            rows = spike_rows(x2)                    # uint8 spikes: in pieces
-            w = u2[rows[0]].T @ x2[rows[0]]
-            for r in rows[1:]:
-                w += u2[r].T @ x2[r]
             if dW is None:
-                dW = w
-            else:
-                dW += w      # in place: a product made here, or the caller's running sum
+                dW = np.zeros((u2.shape[1], x2.shape[1]), u2.dtype)
+            matmul_acc(u2.T, x2, dW)   # in place: the caller's running sum, or zeros made here
         if db is None:
             db = b
         else:
@@ -402,6 +397,7 @@ class Sequential:
                 raise ValueError(f"params[{k!r}]: expected shape {self.params[k].shape}, "
                                  f"got {np.shape(v)}")
 
+    @parallel.scoped
     def forward(self, x, params=None, T=None, rng=None, checkpoint_every=None):
         """Run the network on ``x`` ``(T, B, n_in)``, or static ``(B, n_in)`` with ``T=``.
 
@@ -471,6 +467,7 @@ class Sequential:
             out[int(i)] = e
         return out
 
+    @parallel.scoped
     def backward(self, trace, dv=None, du=None, params=None, need_input_grad=False,
                  layer_dv=None, record=None, layer_du=None):
         """Gradients of every parameter, given ``dv = dL/dv`` and ``du = dL/du``
@@ -805,7 +802,8 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
         for k, g in layer.chain(lg, factors).items():
             grads[f"layer{i}.{k}"] = g
     if need_input_grad:
-        grads["x"] = (dI_static[0] @ np.asarray(info[0][0]["W"], dtype)) if static else dx_all
+        grads["x"] = (_chunked_matmul(dI_static[0], np.asarray(info[0][0]["W"], dtype))
+                      if static else dx_all)
     return {k: grads[k] for k in list(params) + (["x"] if need_input_grad else []) if k in grads}
 
 

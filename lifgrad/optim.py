@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from . import parallel
+
 __all__ = ["SGD", "Adam", "AdamW", "clip_grad_norm", "StepLR", "CosineLR", "ConstantLR", "get"]
 
 
@@ -66,6 +68,7 @@ class _Optimizer:
                 state.setdefault(k, {})[int(j)] = np.array(a)
         self.state = {k: [v[j] for j in sorted(v)] for k, v in state.items()}
 
+    @parallel.scoped
     def step(self, params, grads):
         missing = set(params) - set(grads)
         if missing:

@@ -64,20 +64,28 @@ def test_network_backward_does_not_mutate(rng):
 
 
 def test_products_with_uint8_spikes_run_in_pieces_and_match_float_products(monkeypatch):
-    """Products whose operand is uint8 spikes go to BLAS SPIKE_ROWS rows at a
-    time (its float copy stays small); the values are those of the float product."""
-    from lifgrad import functional as fn
+    """Products whose operand is uint8 spikes are cast a piece at a time (its
+    float copy stays small); the values are those of the float product."""
     from lifgrad import network as nw
+    from lifgrad import parallel, products
     rng = np.random.default_rng(0)
     v = (rng.random((6, 5, 9)) < 0.4).astype(np.uint8)
     W = rng.normal(size=(9, 4))
     dI = rng.normal(size=(6, 5, 4))
-    monkeypatch.setattr(fn, "SPIKE_ROWS", 7)
-    assert [r.stop for r in fn.spike_rows(v.reshape(-1, 9))] == [7, 14, 21, 28, 30]
-    assert fn.spike_rows(W) == (slice(0, 9),)
+    monkeypatch.setattr(products, "SPIKE_ROWS", 7)
+    monkeypatch.setattr(parallel, "PIECE_ROWS", 4)
+    assert [r.stop for r in parallel.row_pieces(30)] == [4, 8, 12, 16, 20, 24, 28, 30]
+    casts = []
+    orig = np.ndarray.astype
+
+    class Spy(np.ndarray):
+        def astype(self, *a, **k):
+            casts.append(self.shape)
+            return orig(np.asarray(self), *a, **k)
     vf = v.astype(np.float64)
     np.testing.assert_allclose(nw._chunked_matmul(v, W), vf @ W, rtol=1e-13, atol=1e-13)
-    dW, db = nw._weight_grads(dI, v)
+    dW, db = nw._weight_grads(dI, v.view(Spy))
+    assert casts == [(7, 9), (7, 9), (7, 9), (7, 9), (2, 9)]     # slabs of SPIKE_ROWS rows
     np.testing.assert_allclose(dW, dI.reshape(-1, 4).T @ vf.reshape(-1, 9), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(db, dI.reshape(-1, 4).sum(axis=0), rtol=1e-12, atol=1e-12)
 

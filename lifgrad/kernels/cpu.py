@@ -9,18 +9,46 @@ Surrogate formulas come from the table in ``lifgrad/surrogates.py``, bound to
 ``math`` and compiled here; ``_g``/``_G`` dispatch on the family's integer code.
 (A stale-cache note: Numba's on-disk cache of a kernel does not notice edits to
 ``surrogates.py``; ``make clean`` removes the caches.)
+
+Compiled once, the surrogate passed in
+--------------------------------------
+The scans are compiled once per array type signature, for every surrogate
+family: a scan receives the family's loops as two function pointers (Numba
+cfuncs, "leaves"): ``phi_leaf`` writes ``scale * clip(g(x))`` for a
+block of neurons (A7), ``G_leaf`` the primitive ``G(x)`` (A6).  A leaf is
+compiled the first time its family (and dtype) is used, in about 0.1 s, and
+cached on disk under its own name (``_phi_leaf__atan_u1_f4``).  The old
+kernels compiled all 26 families into every scan, with Numba's parallel
+loops: 38.7 s of compiling before a first W2 step (issue 15); one scan per
+family instead would have compiled each scan once per family, which a test
+suite over all families cannot afford.  A leaf works on a whole block of
+neurons per call, so the call through the pointer costs nothing measurable.
+
+The scans run a range of tasks (batch row x block of neurons) on one
+thread; :mod:`lifgrad.parallel` spreads the tasks over its threads.  The
+public functions at the end keep the reference twins' names and arguments.
 """
 from __future__ import annotations
 
-import numpy as np
-from numba import njit, prange
+import types
 
+import numpy as np
+from numba import cfunc, njit
+from numba import types as nt
+from numba.extending import intrinsic
+from numba import carray
+
+from .. import parallel
 from .. import surrogates as _sg
+from .compiling import watch
 
 # error_model="numpy": a float division by zero gives inf/nan instead of raising,
 # so the loops carry no zero test and LLVM vectorises them (the surrogate pass
 # of the backward scan took 2 ms of 8 with the Python error model)
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
+# elements (steps x batch x neurons) below which a scan runs on the calling
+# thread only: handing a task to a worker costs more than it saves
+PARALLEL_MIN = 1 << 18
 # neurons per parallel task.  Each time step of a task slices ~10 trace rows,
 # and every slice updates the shared reference count of its array atomically
 # (cores contend for it): W2's 1000-neuron backward scan took 5.2 ms with
@@ -43,204 +71,121 @@ def _compile(formula):
 
 
 _F = {f.name: (_compile(f.g), _compile(f.G)) for f in _sg.FAMILIES}
-_g_sigmoid, _G_sigmoid = _F["sigmoid"]
-_g_fast_sigmoid, _G_fast_sigmoid = _F["fast_sigmoid"]
-_g_fast_sigmoid_norm, _G_fast_sigmoid_norm = _F["fast_sigmoid_norm"]
-_g_atan, _G_atan = _F["atan"]
-_g_atan_pi, _G_atan_pi = _F["atan_pi"]
-_g_rect, _G_rect = _F["rect"]
-_g_triangle, _G_triangle = _F["triangle"]
-_g_laplace, _G_laplace = _F["laplace"]
-_g_gaussian, _G_gaussian = _F["gaussian"]
-_g_straight_through = _F["straight_through"][0]
-_g_spike_operator = _F["spike_operator"][0]
-_g_zero = _F["zero"][0]
-_g_sign_step = _F["sign_step"][0]
-_g_spike_rate_escape = _F["spike_rate_escape"][0]
-_g_sparse_fast_sigmoid = _F["sparse_fast_sigmoid"][0]
-_g_nonzero_sign_log_abs = _F["nonzero_sign_log_abs"][0]
-_g_piecewise_leaky_relu = _F["piecewise_leaky_relu"][0]
-_g_squarewave_fourier = _F["squarewave_fourier"][0]
-_g_s2nn = _F["s2nn"][0]
-_g_q_pseudo_spike, _G_q_pseudo_spike = _F["q_pseudo_spike"]
-_g_leaky_k_relu = _F["leaky_k_relu"][0]
-_g_fake_numerical_gradient = _F["fake_numerical_gradient"][0]
-_g_log_tailed_relu = _F["log_tailed_relu"][0]
-_g_rect_open, _G_rect_open = _F["rect_open"]
-_g_tanh, _G_tanh = _F["tanh"]
-_g_circ, _G_circ = _F["circ"]
+
+
+# -- leaves: one family's loop over a block, behind a function pointer -------------
+
+@intrinsic
+def _ptr(typingctx, arr):
+    """The data pointer of an array (of a slice: its first element) as void*."""
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.bitcast(ary.data, context.get_value_type(nt.voidptr))
+    return nt.voidptr(arr), codegen
+
+
+_PHI_SIG = nt.void(nt.voidptr, nt.voidptr, nt.voidptr, nt.intp, nt.float64, nt.float64,
+                   nt.float64, nt.float64, nt.float64, nt.float64)
+_G_SIG = nt.void(nt.voidptr, nt.voidptr, nt.intp, nt.float64, nt.float64, nt.float64)
+_VT = np.uint8          # bound per leaf: the spikes' storage type ...
+_OT = np.float64        # ... and the output's type
+
+
+def _phi_leaf(xp, vp, op, m, a, b, d, scale, lo, hi):
+    """out[:m] = scale * clip(g(x[:m]), lo, hi)  (A7); x float64, v the spikes
+    in their storage type (the one family that reads v adds a float to it);
+    the store rounds once to the output's dtype.  ``_g_family``, ``_VT`` and
+    ``_OT`` are bound per leaf."""
+    x = carray(xp, m, np.float64)
+    v = carray(vp, m, _VT)
+    out = carray(op, m, _OT)
+    for k in range(m):
+        out[k] = scale * min(max(_g_family(x[k], v[k], a, b, d), lo), hi)  # noqa: F821
+
+
+def _G_leaf(xp, op, m, a, b, d):
+    """out[:m] = G(x[:m]) (A6) in float64; NaN for a family without a primitive."""
+    x = carray(xp, m, np.float64)
+    out = carray(op, m, np.float64)
+    for k in range(m):
+        out[k] = _G_family(x[k], 0.0, a, b, d)  # noqa: F821
 
 
 @njit(**_JIT)
-def _g(x, v, sg):
-    """Raw derivative of the family with code ``sg[0]`` at one point (codes:
-    ``surrogates.FAMILIES``); NaN for an unknown code."""
-    xs = np.empty(1)
-    vs = np.empty(1)
-    out = np.empty(1)
-    xs[0] = x
-    vs[0] = v
-    _phi_block(sg[0], sg[1], sg[2], sg[3], 1.0, -np.inf, np.inf, xs, vs, out, 1)
-    return out[0]
+def _no_primitive(x, v, a, b, d):
+    return np.nan
 
 
-@njit(**_JIT)
-def _G(x, sg):
-    """Primitive of the family with code ``sg[0]`` at one point; NaN where there is none."""
-    xs = np.empty(1)
-    out = np.empty(1)
-    xs[0] = x
-    _G_block(sg[0], sg[1], sg[2], sg[3], xs, out, 1)
-    return out[0]
+_LEAVES = {}
 
 
-@njit(**_JIT)
+def _leaf(template, sig, code, vt=None, ot=None):
+    """The cfunc of ``template`` for family ``code`` (and spike / output
+    dtypes), made once per process and cached on disk under its own name."""
+    code = int(code)
+    key = (template.__name__, code, None if vt is None else np.dtype(vt).str,
+           None if ot is None else np.dtype(ot).str)
+    leaf = _LEAVES.get(key)
+    if leaf is None:
+        if not 0 <= code < len(_sg.FAMILIES):
+            raise ValueError(f"surrogate code {code}: not a code of surrogates.FAMILIES "
+                             f"(0..{len(_sg.FAMILIES) - 1})")
+        fam = _sg.FAMILIES[code]
+        g, G = _F[fam.name]
+        ns = dict(globals(), _g_family=g, _G_family=G if G is not None else _no_primitive)
+        name = f"{template.__name__}__{fam.name}"
+        if vt is not None:
+            ns["_VT"] = np.dtype(vt).type
+            name += f"_{np.dtype(vt).kind}{np.dtype(vt).itemsize}"
+        if ot is not None:
+            ns["_OT"] = np.dtype(ot).type
+            name += f"_{np.dtype(ot).kind}{np.dtype(ot).itemsize}"
+        f = types.FunctionType(template.__code__, ns, template.__name__)
+        f.__qualname__ = name
+        leaf = cfunc(sig, cache=True, nopython=True, error_model="numpy")(f)
+        _LEAVES[key] = leaf
+    return leaf
+
+
+def phi_leaf(code, v_dtype, out_dtype):
+    """The ``phi`` leaf of family ``code`` for spikes of ``v_dtype`` and an
+    output of ``out_dtype``."""
+    return _leaf(_phi_leaf, _PHI_SIG, code, v_dtype, out_dtype)
+
+
+def G_leaf(code):
+    """The ``G`` leaf of family ``code`` (NaN without a primitive)."""
+    return _leaf(_G_leaf, _G_SIG, code)
+
+
+def _leaf_call(leaf, *arrays_and_numbers):
+    return leaf.ctypes(*[a.ctypes.data if isinstance(a, np.ndarray) else a
+                         for a in arrays_and_numbers])
+
+
 def _phi(x, v, sg):
-    """``scale * clip(g, lo, hi)`` at one point  (A7)."""
-    return sg[4] * min(max(_g(x, v, sg), sg[5]), sg[6])
+    """``scale * clip(g(x))`` of family ``sg[0]`` at one point, through its leaf  (A7)."""
+    xs, vs, out = np.array([x], np.float64), np.array([v], np.float64), np.empty(1)
+    _leaf_call(phi_leaf(sg[0], np.float64, np.float64), xs, vs, out, 1, sg[1], sg[2], sg[3],
+               sg[4], sg[5], sg[6])
+    return float(out[0])
 
 
-@njit(**_JIT)
-def _phi_block(c, a, b, d, scale, lo, hi, x, v, out, m):
-    """out[:m] = scale * clip(g(x[:m]), lo, hi) for family code c  (A7), x in
-    float64, v the spikes in their storage type (real or uint8; the one family
-    that reads v adds a float to it); the store into ``out`` rounds once to
-    its dtype.  NaN for an
-    unknown code.  The branch on the family sits outside the loops, so each
-    loop is one plain pass with the formula inlined."""
-    if c == 0:
-        for k in range(m):
-            out[k] = scale * min(max(_g_sigmoid(x[k], v[k], a, b, d), lo), hi)
-    elif c == 1:
-        for k in range(m):
-            out[k] = scale * min(max(_g_fast_sigmoid(x[k], v[k], a, b, d), lo), hi)
-    elif c == 2:
-        for k in range(m):
-            out[k] = scale * min(max(_g_fast_sigmoid_norm(x[k], v[k], a, b, d), lo), hi)
-    elif c == 3:
-        for k in range(m):
-            out[k] = scale * min(max(_g_atan(x[k], v[k], a, b, d), lo), hi)
-    elif c == 4:
-        for k in range(m):
-            out[k] = scale * min(max(_g_atan_pi(x[k], v[k], a, b, d), lo), hi)
-    elif c == 5:
-        for k in range(m):
-            out[k] = scale * min(max(_g_rect(x[k], v[k], a, b, d), lo), hi)
-    elif c == 6:
-        for k in range(m):
-            out[k] = scale * min(max(_g_triangle(x[k], v[k], a, b, d), lo), hi)
-    elif c == 7:
-        for k in range(m):
-            out[k] = scale * min(max(_g_laplace(x[k], v[k], a, b, d), lo), hi)
-    elif c == 8:
-        for k in range(m):
-            out[k] = scale * min(max(_g_gaussian(x[k], v[k], a, b, d), lo), hi)
-    elif c == 9:
-        for k in range(m):
-            out[k] = scale * min(max(_g_straight_through(x[k], v[k], a, b, d), lo), hi)
-    elif c == 10:
-        for k in range(m):
-            out[k] = scale * min(max(_g_spike_operator(x[k], v[k], a, b, d), lo), hi)
-    elif c == 11:
-        for k in range(m):
-            out[k] = scale * min(max(_g_zero(x[k], v[k], a, b, d), lo), hi)
-    elif c == 12:
-        for k in range(m):
-            out[k] = scale * min(max(_g_sign_step(x[k], v[k], a, b, d), lo), hi)
-    elif c == 13:
-        for k in range(m):
-            out[k] = scale * min(max(_g_spike_rate_escape(x[k], v[k], a, b, d), lo), hi)
-    elif c == 14:
-        for k in range(m):
-            out[k] = scale * min(max(_g_sparse_fast_sigmoid(x[k], v[k], a, b, d), lo), hi)
-    elif c == 15:
-        for k in range(m):
-            out[k] = scale * min(max(_g_nonzero_sign_log_abs(x[k], v[k], a, b, d), lo), hi)
-    elif c == 16:
-        for k in range(m):
-            out[k] = scale * min(max(_g_piecewise_leaky_relu(x[k], v[k], a, b, d), lo), hi)
-    elif c == 17:
-        for k in range(m):
-            out[k] = scale * min(max(_g_squarewave_fourier(x[k], v[k], a, b, d), lo), hi)
-    elif c == 18:
-        for k in range(m):
-            out[k] = scale * min(max(_g_s2nn(x[k], v[k], a, b, d), lo), hi)
-    elif c == 19:
-        for k in range(m):
-            out[k] = scale * min(max(_g_q_pseudo_spike(x[k], v[k], a, b, d), lo), hi)
-    elif c == 20:
-        for k in range(m):
-            out[k] = scale * min(max(_g_leaky_k_relu(x[k], v[k], a, b, d), lo), hi)
-    elif c == 21:
-        for k in range(m):
-            out[k] = scale * min(max(_g_fake_numerical_gradient(x[k], v[k], a, b, d), lo), hi)
-    elif c == 22:
-        for k in range(m):
-            out[k] = scale * min(max(_g_log_tailed_relu(x[k], v[k], a, b, d), lo), hi)
-    elif c == 23:
-        for k in range(m):
-            out[k] = scale * min(max(_g_rect_open(x[k], v[k], a, b, d), lo), hi)
-    elif c == 24:
-        for k in range(m):
-            out[k] = scale * min(max(_g_tanh(x[k], v[k], a, b, d), lo), hi)
-    elif c == 25:
-        for k in range(m):
-            out[k] = scale * min(max(_g_circ(x[k], v[k], a, b, d), lo), hi)
-    else:
-        for k in range(m):
-            out[k] = np.nan
+def _g(x, v, sg):
+    """Raw derivative of family ``sg[0]`` at one point (no amplitude, no clip)."""
+    return _phi(x, v, (sg[0], sg[1], sg[2], sg[3], 1.0, -np.inf, np.inf))
 
 
-@njit(**_JIT)
-def _G_block(c, a, b, d, x, out, m):
-    """out[:m] = G(x[:m]) for family code c; NaN where there is no primitive."""
-    if c == 0:
-        for k in range(m):
-            out[k] = _G_sigmoid(x[k], 0.0, a, b, d)
-    elif c == 1:
-        for k in range(m):
-            out[k] = _G_fast_sigmoid(x[k], 0.0, a, b, d)
-    elif c == 2:
-        for k in range(m):
-            out[k] = _G_fast_sigmoid_norm(x[k], 0.0, a, b, d)
-    elif c == 3:
-        for k in range(m):
-            out[k] = _G_atan(x[k], 0.0, a, b, d)
-    elif c == 4:
-        for k in range(m):
-            out[k] = _G_atan_pi(x[k], 0.0, a, b, d)
-    elif c == 5:
-        for k in range(m):
-            out[k] = _G_rect(x[k], 0.0, a, b, d)
-    elif c == 6:
-        for k in range(m):
-            out[k] = _G_triangle(x[k], 0.0, a, b, d)
-    elif c == 7:
-        for k in range(m):
-            out[k] = _G_laplace(x[k], 0.0, a, b, d)
-    elif c == 8:
-        for k in range(m):
-            out[k] = _G_gaussian(x[k], 0.0, a, b, d)
-    elif c == 19:
-        for k in range(m):
-            out[k] = _G_q_pseudo_spike(x[k], 0.0, a, b, d)
-    elif c == 23:
-        for k in range(m):
-            out[k] = _G_rect_open(x[k], 0.0, a, b, d)
-    elif c == 24:
-        for k in range(m):
-            out[k] = _G_tanh(x[k], 0.0, a, b, d)
-    elif c == 25:
-        for k in range(m):
-            out[k] = _G_circ(x[k], 0.0, a, b, d)
-    else:
-        for k in range(m):
-            out[k] = np.nan
+def _G(x, sg):
+    """Primitive of family ``sg[0]`` at one point; NaN where there is none."""
+    xs, out = np.array([x], np.float64), np.empty(1)
+    _leaf_call(G_leaf(sg[0]), xs, out, 1, sg[1], sg[2], sg[3])
+    return float(out[0])
 
 
 @njit(inline="always", **_JIT)
 def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba, rr,
-                  mode, sg, rt, one, x64, G64, m):
+                  mode, sg, Gf, rt, one, x64, G64, m):
     """One time step of a block of m neurons, (S1), (R1), (A2)-(A6), (L1), (L2).
 
     J holds the input current of the step (plus any all-to-all recurrence) and
@@ -278,13 +223,13 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
     if fwd == 1:                                                          # (A6)
         for k in range(m):
             x64[k] = J[k]
-        _G_block(sg[0], sg[1], sg[2], sg[3], x64, G64, m)
+        Gf(_ptr(x64), _ptr(G64), m, sg[1], sg[2], sg[3])
         for k in range(m):
             vt[k] = G64[k]
     elif fwd == 2:                                                        # (T7)
         for k in range(m):
             x64[k] = J[k]
-        _G_block(sg[0], sg[1], sg[2], sg[3], x64, G64, m)
+        Gf(_ptr(x64), _ptr(G64), m, sg[1], sg[2], sg[3])
         for k in range(m):
             vt[k] = 1.0 if rt[k] < G64[k] else 0.0
     elif strict:                                                          # (A5) strict
@@ -298,13 +243,14 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
         vp[k] = vt[k]
 
 
-@njit(parallel=True, **_JIT)
-def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
+@njit(**_JIT)
+def _forward_tasks(I, static, t0, t1, state0, P, mode, sg, Gf, rnd, u, v, s, a, task0, task1):
+    """Forward steps [t0, t1) of tasks [task0, task1) (task = batch row x block)."""
     T, B, N = u.shape
     synaptic, adaptive, stochastic = mode[4], mode[5], mode[2] == 2
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
-    for task in prange(B * nblk):
+    for task in range(task0, task1):
         b = task // nblk
         n0 = (task % nblk) * BLOCK
         n1 = min(N, n0 + BLOCK)
@@ -339,11 +285,11 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
             at = a[t, b, n0:n1] if adaptive else dummy
             rt = rnd[t, b, n0:n1] if stochastic else dummy64
             _forward_step(J, u[t, b, n0:n1], v[t, b, n0:n1], st, at, up, vp, sp, ap,
-                          p0, p1, p2, p3, p4, p5, p6, p7, mode, sg, rt, one, x64, G64, m)
+                          p0, p1, p2, p3, p4, p5, p6, p7, mode, sg, Gf, rt, one, x64, G64, m)
 
 
 @njit(**_JIT)
-def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a):
+def _forward_recurrent(I, static, state0, P, RT, mode, sg, Gf, rnd, u, v, s, a):
     T, B, N = u.shape
     synaptic, adaptive, stochastic = mode[4], mode[5], mode[2] == 2
     one = np.ones(1, u.dtype)[0]
@@ -381,12 +327,12 @@ def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a):
             rt = rnd[t, b] if stochastic else dummy64
             _forward_step(J, u[t, b], v[t, b], st, at, up[b], vp[b], sp[b], ap[b],
                           P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7],
-                          mode, sg, rt, one, x64, G64, N)
+                          mode, sg, Gf, rt, one, x64, G64, N)
 
 
 @njit(**_JIT)
 def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
-                   al, th, ga, ur, als, rh, ba, rr, mode, sg, one,
+                   al, th, ga, ur, als, rh, ba, rr, mode, sg, phif, one,
                    ubn, sbn, abn, loc, vbar, ph, x64, m, partials):
     """One reverse step of a block of m neurons, (A7)-(A17), (S2)-(S4), (R2),
     (R3), (L3)-(L7).  ubn, sbn, abn hold ubar, sbar, abar of step t+1 on entry
@@ -405,7 +351,7 @@ def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     else:
         for k in range(m):
             x64[k] = ut[k] - th[k]
-    _phi_block(sg[0], sg[1], sg[2], sg[3], scale, lo, hi, x64, vt, ph, m)
+    phif(_ptr(x64), _ptr(vt), _ptr(ph), m, sg[1], sg[2], sg[3], scale, lo, hi)
     # vbar_t = delta_t + reset_v_t (+ recurrence, adaptation)           (A8), (A10), (A11)
     if detach or reset == 2:
         for k in range(m):
@@ -476,7 +422,7 @@ def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, parti
 
 
 @njit(inline="always", **_JIT)
-def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, one,
+def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, phif, one,
                          ubn, loc, ph, x64, m, partials):
     """:func:`_backward_step` for the plain cell (no synaptic current,
     adaptation or recurrence), the training workhorse: phi_t vbar_t is made in
@@ -485,7 +431,7 @@ def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, o
     reset, detach = mode[0], mode[3]
     for k in range(m):
         x64[k] = ut[k] - th[k]
-    _phi_block(sg[0], sg[1], sg[2], sg[3], sg[4], sg[5], sg[6], x64, vt, ph, m)   # (A7)
+    phif(_ptr(x64), _ptr(vt), _ptr(ph), m, sg[1], sg[2], sg[3], sg[4], sg[5], sg[6])  # (A7)
     if detach or reset == 2:                                              # (A8)
         for k in range(m):
             ph[k] = ph[k] * (dvt[k] + (one - one))
@@ -498,9 +444,10 @@ def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, o
     _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, ph, m, partials)
 
 
-@njit(parallel=True, **_JIT)
-def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
-                       P, mode, sg, dI, acc, adj, dstate0):
+@njit(**_JIT)
+def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
+                    P, mode, sg, phif, dI, acc, adj, dstate0, task0, task1):
+    """Reverse steps [t0, t1) of tasks [task0, task1)."""
     T, B, N = u.shape
     has_dv, has_du, has_rec, partials = have[0], have[1], have[2], have[3]
     synaptic, adaptive = mode[4], mode[5]
@@ -511,7 +458,7 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             mode[6] == 1)
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
-    for task in prange(B * nblk):
+    for task in range(task0, task1):
         b = task // nblk
         n0 = (task % nblk) * BLOCK
         n1 = min(N, n0 + BLOCK)
@@ -554,12 +501,12 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             rt = rec[t, b, n0:n1] if has_rec else zrow
             if plain:
                 _backward_step_plain(u[t, b, n0:n1], v[t, b, n0:n1], upr, vpr, dvt, dut,
-                                     p0, p1, p2, p3, mode, sg, one, ubn, loc, ph, x64, m,
+                                     p0, p1, p2, p3, mode, sg, phif, one, ubn, loc, ph, x64, m,
                                      partials)
             else:
                 _backward_step(u[t, b, n0:n1], v[t, b, n0:n1], at, upr, vpr, spr, apr,
                                dvt, dut, rt, has_rec, p0, p1, p2, p3, p4, p5, p6, p7, mode, sg,
-                               one, ubn, sbn, abn, loc, vbar, ph, x64, m, partials)
+                               phif, one, ubn, sbn, abn, loc, vbar, ph, x64, m, partials)
             Ib = sbn if synaptic else ubn                                 # (S3), (A13)
             if static:                                                    # (A21)
                 for k in range(m):
@@ -587,8 +534,8 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
 
 
 @njit(**_JIT)
-def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
-                            dI, acc, dstate0):
+def _backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg, phif,
+                        dI, acc, dstate0):
     T, B, N = u.shape
     has_dv, has_du = have[0], have[1]
     synaptic, adaptive = mode[4], mode[5]
@@ -625,8 +572,8 @@ def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
             has_rec = t < T - 1
             _backward_step(u[t, b], v[t, b], at, upr, vpr, spr, apr,
                            dvt, dut, rec[b], has_rec,
-                           P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], mode, sg, one,
-                           ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, N, True)
+                           P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], mode, sg, phif,
+                           one, ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, N, True)
             Ib = sbn[b] if synaptic else ubn[b]                           # (S3), (A13)
             dIt = dI[t, b]
             for k in range(N):
@@ -639,3 +586,57 @@ def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
             dstate0[0, b, k] = P[0, k] * ubn[b, k]                        # (A18)
             dstate0[1, b, k] = P[4, k] * sbn[b, k] if synaptic else 0.0   # (S5)
             dstate0[2, b, k] = P[5, k] * abn[b, k] if adaptive else 0.0   # (L8)
+
+
+# -- the public kernels: the reference twins' names and arguments ------------------
+
+def _tasks(N, B):
+    return B * ((N + BLOCK - 1) // BLOCK)
+
+
+def _parts(t0, t1, B, N):
+    return 1 if (t1 - t0) * B * N < PARALLEL_MIN else None
+
+
+def _G_for(mode, sg):
+    """The G leaf a forward needs: the family's for the smooth and stochastic
+    forwards, a NaN leaf for the hard one (which never calls it)."""
+    return G_leaf(sg[0] if mode[2] != 0 else _sg.family("zero").code)
+
+
+def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
+    """Forward steps t0 <= t < t1 (``reference.cell_forward_scan``), tasks
+    spread over lifgrad's threads."""
+    watch()
+    T, B, N = u.shape
+    parallel.run(_forward_tasks, _tasks(N, B),
+                 (I, static, t0, t1, state0, P, mode, sg, _G_for(mode, sg), rnd, u, v, s, a),
+                 parts=_parts(t0, t1, B, N))
+
+
+def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
+                       P, mode, sg, dI, acc, adj, dstate0):
+    """Reverse steps t1 > t >= t0 (``reference.cell_backward_scan``)."""
+    watch()
+    T, B, N = u.shape
+    parallel.run(_backward_tasks, _tasks(N, B),
+                 (u, v, s, a, state0, dv, du, rec, have, static, t0, t1, P, mode, sg,
+                  phi_leaf(sg[0], v.dtype, u.dtype), dI, acc, adj, dstate0),
+                 parts=_parts(t0, t1, B, N))
+
+
+def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a):
+    """All-to-all recurrent forward, RT = R^T (``reference.cell_forward_recurrent``)."""
+    watch()
+    with parallel.blas_one_thread():
+        _forward_recurrent(I, static, state0, P, RT, mode, sg, _G_for(mode, sg), rnd,
+                           u, v, s, a)
+
+
+def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
+                            dI, acc, dstate0):
+    """Its adjoint; dI (T, B, N) (``reference.cell_backward_recurrent``)."""
+    watch()
+    with parallel.blas_one_thread():
+        _backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
+                            phi_leaf(sg[0], v.dtype, u.dtype), dI, acc, dstate0)

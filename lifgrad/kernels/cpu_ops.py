@@ -11,18 +11,18 @@ rounded to the array's dtype first, as NumPy does with a Python float
 from __future__ import annotations
 
 import numpy as np
-import numba
-from numba import njit, prange
+from numba import njit
+
+from .. import parallel
+from .compiling import watch
+
+ADAM_MIN = 1 << 16    # elements below which an update runs on the calling thread
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def adam_update(p, g, m, v, b1, c1, b2, c2, step, sbc2, eps, wd, decay, mode):
-    """One Adam step on 1-D contiguous arrays of one dtype, scalars in that dtype.
-
-    mode 0: no weight decay; 1: L2 (``g + wd p``); 2: decoupled (``p *= decay``).
-    ``c1 = 1 - b1``, ``c2 = 1 - b2``, ``step = lr / (1 - b1^t)``,
-    ``sbc2 = sqrt(1 - b2^t)``."""
-    for i in prange(p.size):
+@njit(cache=True, nogil=True)
+def _adam_range(p, g, m, v, b1, c1, b2, c2, step, sbc2, eps, wd, decay, mode, lo, hi):
+    """:func:`adam_update` on elements [lo, hi)."""
+    for i in range(lo, hi):
         pi = p[i]
         gi = g[i]
         if mode == 2:
@@ -34,6 +34,17 @@ def adam_update(p, g, m, v, b1, c1, b2, c2, step, sbc2, eps, wd, decay, mode):
         m[i] = mi
         v[i] = vi
         p[i] = pi - step * mi / (np.sqrt(vi) / sbc2 + eps)
+
+
+def adam_update(p, g, m, v, b1, c1, b2, c2, step, sbc2, eps, wd, decay, mode):
+    """One Adam step on 1-D contiguous arrays of one dtype, scalars in that dtype.
+
+    mode 0: no weight decay; 1: L2 (``g + wd p``); 2: decoupled (``p *= decay``).
+    ``c1 = 1 - b1``, ``c2 = 1 - b2``, ``step = lr / (1 - b1^t)``,
+    ``sbc2 = sqrt(1 - b2^t)``.  Element ranges on lifgrad's threads."""
+    watch()
+    parallel.run(_adam_range, p.size, (p, g, m, v, b1, c1, b2, c2, step, sbc2, eps, wd, decay,
+                                       mode), parts=1 if p.size < ADAM_MIN else None)
 
 
 # --- Event-driven products with sparse operands -----------------------------
@@ -58,17 +69,18 @@ EVENT_BLOCK = 256   # rows per block of event_wgrad (a block of u stays in L2; o
 # (W4's peak memory growth 15.7 -> 16.7 MB when the kernels allocated it).
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def event_matmul_idx(a, BT, out, idx):
+@njit(cache=True, nogil=True)
+def event_matmul_idx(a, BT, out, idx, blk0, blk1):
     """``out = a @ BT`` for ``a (M, K)`` (uint8 or float), ``BT (K, N)`` C-contiguous and
     ``out (M, N)``: per row, the nonzero columns j of ``a`` are listed, then the
     rows ``a[r, j] BT[j]`` are added four at a time,
     ``out[r] += (c1 w1 + c2 w2) + (c3 w3 + c4 w4)``, in increasing j.
-    ``idx``: int32 scratch, one row of K per task of EVENT_ROWS rows."""
+    ``idx``: int32 scratch, one row of K per task of EVENT_ROWS rows; this call
+    makes the tasks [blk0, blk1)."""
     M, K = a.shape
     N = BT.shape[1]
     one = BT.dtype.type
-    for blk in prange((M + EVENT_ROWS - 1) // EVENT_ROWS):
+    for blk in range(blk0, blk1):
         ix = idx[blk]
         for r in range(blk * EVENT_ROWS, min(M, (blk + 1) * EVENT_ROWS)):
             ar = a[r]
@@ -96,27 +108,30 @@ def event_matmul_idx(a, BT, out, idx):
 
 
 def event_matmul(a, BT, out):
-    """:func:`event_matmul_idx` with its scratch."""
+    """:func:`event_matmul_idx` with its scratch, tasks on lifgrad's threads."""
+    watch()
     M, K = a.shape
-    event_matmul_idx(a, BT, out, np.empty(((M + EVENT_ROWS - 1) // EVENT_ROWS, K), np.int32))
+    nblk = (M + EVENT_ROWS - 1) // EVENT_ROWS
+    parallel.run(event_matmul_idx, nblk, (a, BT, out, np.empty((nblk, K), np.int32)))
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def event_wgrad_parts(u, a, out, parts, G, lists, count):
+@njit(cache=True, nogil=True)
+def event_wgrad_parts(u, a, out, parts, G, lists, count, th0, th1):
     """``out += u^T a`` for ``u (M, N)`` (float), ``a (M, K)`` (uint8 or float)
     and ``out (N, K)``: a weight gradient ``dW = sum_t ubar_t^T x_t`` with a
     sparse input.  Column j of the product is ``G_j = sum_r a[r, j] u[r]``, summed
     over rows in blocks of EVENT_BLOCK rows (increasing r, four rows at a time
     as in event_matmul); the columns are split into ``parts`` ranges, one per
-    thread (``numba.get_num_threads()``), so each ``G_j`` has one order
-    whatever their number; then ``out[:, j] += G_j``.  Scratch: ``G (K, N)``
-    zeros of u's dtype, ``lists (K, EVENT_BLOCK)`` uint8 (a column's rows in
-    the block, as offsets), ``count (K,)`` int64."""
+    thread (:func:`lifgrad.parallel.num_threads`), so each ``G_j`` has one order
+    whatever their number; then ``out[:, j] += G_j``.  This call makes the
+    parts [th0, th1).  Scratch: ``G (K, N)`` zeros of u's dtype, ``lists
+    (K, EVENT_BLOCK)`` uint8 (a column's rows in the block, as offsets),
+    ``count (K,)`` int64."""
     M, N = u.shape
     K = a.shape[1]
     one = u.dtype.type
     parts = max(1, min(K, parts))
-    for th in prange(parts):
+    for th in range(th0, min(th1, parts)):
         j0 = th * K // parts
         j1 = (th + 1) * K // parts
         for r0 in range(0, M, EVENT_BLOCK):
@@ -155,11 +170,14 @@ def event_wgrad_parts(u, a, out, parts, G, lists, count):
 
 
 def event_wgrad(u, a, out, parts=None):
-    """:func:`event_wgrad_parts` with its scratch; one part per Numba thread
-    unless ``parts`` is given."""
+    """:func:`event_wgrad_parts` with its scratch; one part per thread of
+    lifgrad's (:func:`lifgrad.parallel.num_threads`) unless ``parts`` is given."""
+    watch()
     M, N = u.shape
     K = a.shape[1]
     if parts is None:
-        parts = numba.get_num_threads()
-    event_wgrad_parts(u, a, out, parts, np.zeros((K, N), u.dtype),
-                      np.empty((K, EVENT_BLOCK), np.uint8), np.empty(K, np.int64))
+        parts = parallel.num_threads()
+    parts = max(1, min(K, parts))
+    parallel.run(event_wgrad_parts, parts,
+                 (u, a, out, parts, np.zeros((K, N), u.dtype),
+                  np.empty((K, EVENT_BLOCK), np.uint8), np.empty(K, np.int64)))

@@ -1,0 +1,82 @@
+"""Dense matrix products on lifgrad's threads, cut into pieces by shape.
+
+Every BLAS product of a training step goes through :func:`matmul` (``out = a
+@ b``) or :func:`matmul_acc` (``out += a @ b``).  Each cuts the product into
+pieces of at most ``parallel.PIECE_ROWS`` rows (or columns) of its output and
+makes the pieces on :mod:`lifgrad.parallel`'s threads, with BLAS held to one
+thread per call.  The pieces depend on the shapes alone, so a product gives
+the same bits on any number of threads (OpenBLAS's own threading and a
+different cut both change the float32 rounding of a row), and every path that
+makes a product (full trace, checkpointed recompute) makes the same pieces.
+
+A ``uint8`` spike operand has no BLAS type: NumPy casts it to the float dtype
+for the call.  The cast is made a piece at a time (a piece of a spike operand
+on the left; pieces of ``SPIKE_ROWS`` rows of the reduction on the right), so
+no float copy of a whole chunk of spikes is ever held.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import parallel
+
+__all__ = ["matmul", "matmul_acc", "SPIKE_ROWS"]
+
+SPIKE_ROWS = 512    # rows of a uint8 operand cast to float at a time in a reduction
+
+
+def _pieces(rows, cols):
+    """('rows' or 'cols', slices) of an output of ``rows x cols``: rows in
+    pieces of PIECE_ROWS, or columns when there are fewer than two pieces of
+    rows and at least two of columns (W1's static (128, 784) @ (784, 1000))."""
+    P = parallel.PIECE_ROWS
+    if rows < 2 * P <= cols:
+        return "cols", parallel.row_pieces(cols)
+    return "rows", parallel.row_pieces(rows)
+
+
+def matmul(a, b, out):
+    """``out = a @ b`` for 2-D ``a (M, K)`` (float or uint8), ``b (K, N)`` and
+    ``out (M, N)`` (any strides BLAS accepts), in pieces on lifgrad's threads."""
+    axis, pieces = _pieces(a.shape[0], b.shape[1])
+    if axis == "rows":
+        def piece(sl):
+            np.matmul(a[sl], b, out=out[sl])
+    else:
+        def piece(sl):
+            np.matmul(a, b[:, sl], out=out[:, sl])
+
+    def part(lo, hi):
+        for sl in pieces[lo:hi]:
+            piece(sl)
+    parallel.run(part, len(pieces), ())
+    return out
+
+
+def matmul_acc(a, b, out):
+    """``out += a @ b`` for ``a (M, K)`` float (a transposed view is fine),
+    ``b (K, N)`` float or uint8 and ``out (M, N)``, in pieces of the output on
+    lifgrad's threads.  A uint8 ``b`` is cast SPIKE_ROWS rows of the
+    reduction at a time, each slab added in order (a fixed order of the sum).
+    The products go into one buffer of ``out``'s shape made here, on the
+    calling thread (a worker's allocations come from its own malloc arena and
+    add to the peak)."""
+    axis, pieces = _pieces(a.shape[0], b.shape[1])
+    tmp = np.empty(out.shape, out.dtype)
+    K = b.shape[0]
+    spikes = b.dtype.kind != "f"
+    for k in range(0, K, SPIKE_ROWS if spikes else max(K, 1)):
+        r = slice(k, min(K, k + SPIKE_ROWS)) if spikes else slice(0, K)
+        a_ = a[:, r]
+        b_ = b[r].astype(out.dtype) if spikes else b
+
+        def part(lo, hi, a_=a_, b_=b_):
+            for sl in pieces[lo:hi]:
+                if axis == "rows":
+                    np.matmul(a_[sl], b_, out=tmp[sl])
+                    out[sl] += tmp[sl]
+                else:
+                    np.matmul(a_, b_[:, sl], out=tmp[:, sl])
+                    out[:, sl] += tmp[:, sl]
+        parallel.run(part, len(pieces), ())
+    return out
