@@ -15,12 +15,22 @@ $(VENV)/.stamp-base: pyproject.toml
 	$(PIP) install -e ".[dev]"
 	touch $@
 
-venv: $(VENV)/.stamp-base
+# The CPU kernels compiled ahead of time for this machine (lifgrad/kernels/aot.py,
+# about 100 s): afterwards no run compiles anything and Numba is not loaded on
+# the CPU path.  Rebuilt when a kernel source changes; without it lifgrad
+# compiles just in time (and says so).
+KERNEL_SOURCES := lifgrad/kernels/scan_kernels.py lifgrad/kernels/ops_kernels.py \
+                  lifgrad/kernels/constants.py lifgrad/kernels/aot.py lifgrad/surrogates.py
+$(VENV)/.stamp-kernels: $(VENV)/.stamp-base $(KERNEL_SOURCES)
+	$(PY) -m lifgrad.kernels.aot
+	touch $@
 
-demo: $(VENV)/.stamp-base
+venv: $(VENV)/.stamp-kernels
+
+demo: $(VENV)/.stamp-kernels
 	$(VENV)/bin/lifgrad demo
 
-check: $(VENV)/.stamp-base
+check: $(VENV)/.stamp-kernels
 	$(VENV)/bin/lifgrad check
 
 # The peer frameworks (tests and lifgrad.verify only): torch exactly 2.13.0 (a
@@ -44,9 +54,10 @@ fashion-mnist:
 	  || echo "note: could not install dataset-fashion-mnist; its tests will skip"; \
 	else echo "note: apt-get unavailable; Fashion-MNIST tests will skip"; fi
 
-test: $(VENV)/.stamp-peers fashion-mnist
+test: $(VENV)/.stamp-kernels $(VENV)/.stamp-peers fashion-mnist
 	$(PY) -m pytest -q -ra
 
 clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
-	rm -rf .pytest_cache *.egg-info
+	rm -rf .pytest_cache *.egg-info lifgrad/kernels/_compiled*.so lifgrad/kernels/_compiled.json
+	rm -f $(VENV)/.stamp-kernels

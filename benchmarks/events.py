@@ -20,7 +20,6 @@ set from these numbers.  A measurement, not a test.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 
@@ -39,11 +38,10 @@ def main(argv=None):
         ap.error("--rows, --inputs, --outputs, --repeats and --threads must be >= 1")
     if not all(0.0 <= d <= 1.0 for d in a.densities):
         ap.error("--densities must lie in [0, 1]")
-    for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[k] = str(a.threads)
-    import importlib
-    importlib.import_module("lifgrad")   # thread policies before NumPy loads BLAS
     import numpy as np
+
+    import lifgrad
+    lifgrad.set_num_threads(a.threads)
     from lifgrad.products import SPIKE_ROWS
     from lifgrad.kernels.cpu_ops import event_matmul, event_wgrad
 

@@ -57,8 +57,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=3)
     a = ap.parse_args()
-    env = dict(os.environ, NUMBA_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2",
-               OMP_WAIT_POLICY="PASSIVE", OPENBLAS_THREAD_TIMEOUT="4")
+    env = dict(os.environ)          # nothing set: the user's environment
     res = {"full": [], "checkpointed": []}
     for _ in range(a.rounds):
         for name, K in (("full", 0), ("checkpointed", a.K)):

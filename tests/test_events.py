@@ -2,7 +2,6 @@
 event_wgrad) against their twins in reference.py, the dense NumPy product; the
 rule that picks them (functional.use_events); and networks whose products
 they make."""
-import numba
 import numpy as np
 import pytest
 
@@ -78,24 +77,22 @@ def test_event_products_match_blas_on_random_floats(dtype, rtol):
 
 
 def test_event_products_do_not_depend_on_the_thread_count():
-    """Run on 1 and 2 threads, event_wgrad split into 1, 2 and 7 parts."""
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("needs at least 2 Numba threads")
+    """Run on 1, 2 and 3 of lifgrad's threads, event_wgrad split into 1, 2 and 7 parts."""
+    from lifgrad import parallel
     rng = np.random.default_rng(8)
     a = _spikes(rng, 600, 200, 0.15)
     BT = rng.standard_normal((200, 96)).astype(np.float32)
     u = rng.standard_normal((600, 96)).astype(np.float32)
     res = []
-    before = numba.get_num_threads()
     try:
         for n in (1, 2, 7):
-            numba.set_num_threads(min(n, 2))
+            parallel.set_num_threads(min(n, 3))
             out, dW = np.empty((600, 96), np.float32), np.zeros((96, 200), np.float32)
             cpu_ops.event_matmul(a, BT, out)
             cpu_ops.event_wgrad(u, a, dW, parts=n)
             res.append((out, dW))
     finally:
-        numba.set_num_threads(before)
+        parallel.set_num_threads(None)
     for out, dW in res[1:]:
         np.testing.assert_array_equal(out, res[0][0])
         np.testing.assert_array_equal(dW, res[0][1])

@@ -194,9 +194,11 @@ print("ok")
 @pytest.mark.slow
 def test_kernel_cache_works_when_the_package_directory_is_read_only(tmp_path):
     """A copy of the package that cannot be written to (read-only files; for
-    root, who ignores permissions, every ``__pycache__`` taken by a file): the
-    first process compiles, saying so on stderr, and caches in the user's
-    cache directory; the second loads from there and says nothing."""
+    root, who ignores permissions, every ``__pycache__`` taken by a file).
+    With Numba's JIT (``LIFGRAD_KERNELS=jit``: what runs without the
+    ahead-of-time build) the first process compiles, saying so on stderr, and
+    caches in the user's cache directory; the second loads from there and
+    says nothing.  With the ahead-of-time build in the copy nothing compiles."""
     pkg = tmp_path / "site"
     shutil.copytree(os.path.join(ROOT, "lifgrad"), pkg / "lifgrad",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -209,7 +211,7 @@ def test_kernel_cache_works_when_the_package_directory_is_read_only(tmp_path):
     cache = tmp_path / "usercache"
     env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
     env.update(PYTHONPATH=str(pkg), XDG_CACHE_HOME=str(cache), PYTHONDONTWRITEBYTECODE="1",
-               NUMBA_ENABLE_CUDASIM="0")
+               NUMBA_ENABLE_CUDASIM="0", LIFGRAD_KERNELS="jit")
     code = CACHE_CHILD.format(pkg=str(pkg))
     try:
         first = _python(code, env=env, cwd=str(tmp_path))
@@ -223,6 +225,14 @@ def test_kernel_cache_works_when_the_package_directory_is_read_only(tmp_path):
         assert "compiling" not in second.stderr, second.stderr
         written = [f for _, _, fs in os.walk(pkg) for f in fs if f.endswith((".nbi", ".nbc"))]
         assert written == []
+        from lifgrad.kernels import aot
+        if aot.compiled() is not None:        # the copy carries the ahead-of-time build
+            env["LIFGRAD_KERNELS"] = "auto"
+            env["XDG_CACHE_HOME"] = str(tmp_path / "empty")
+            third = _python(code, env=env, cwd=str(tmp_path))
+            assert third.returncode == 0, third.stderr
+            assert "compiling" not in third.stderr, third.stderr
+            assert not os.path.exists(tmp_path / "empty")
     finally:
         for d, dirs, files in os.walk(pkg):
             os.chmod(d, stat.S_IRWXU)

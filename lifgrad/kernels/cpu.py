@@ -1,173 +1,95 @@
-"""Numba CPU kernels: the compiled twins of ``lifgrad/reference.py``.
+"""The CPU kernels of the LIF cell: the compiled twins of ``lifgrad/reference.py``.
 
-Same names, same argument order, same outputs.  Parallel over (batch row,
-block of neurons); the time loop runs inside one compiled pass per direction
-and keeps the state of a block of neurons in small local arrays, so every
-time step reads and writes one contiguous run of each ``(T, B, N)`` array.
+Same names, same argument order, same outputs as the reference scans.  Each
+call spreads its tasks (batch row x block of BLOCK neurons) over lifgrad's
+threads (:mod:`lifgrad.parallel`); the kernels themselves are the serial task
+loops of ``scan_kernels.py``, compiled ahead of time (``kernels/aot.py``:
+``lifgrad.kernels._compiled``, built by ``make``) or, without that build,
+just in time by Numba.  This module does not import Numba itself.
 
-Surrogate formulas come from the table in ``lifgrad/surrogates.py``, bound to
-``math`` and compiled here; ``_g``/``_G`` dispatch on the family's integer code.
-(A stale-cache note: Numba's on-disk cache of a kernel does not notice edits to
-``surrogates.py``; ``make clean`` removes the caches.)
-
-Compiled once, the surrogate passed in
---------------------------------------
-The scans are compiled once per array type signature, for every surrogate
-family: a scan receives the family's loops as two function pointers (Numba
-cfuncs, "leaves"): ``phi_leaf`` writes ``scale * clip(g(x))`` for a
-block of neurons (A7), ``G_leaf`` the primitive ``G(x)`` (A6).  A leaf is
-compiled the first time its family (and dtype) is used, in about 0.1 s, and
-cached on disk under its own name (``_phi_leaf__atan_u1_f4``).  The old
-kernels compiled all 26 families into every scan, with Numba's parallel
-loops: 38.7 s of compiling before a first W2 step (issue 15); one scan per
-family instead would have compiled each scan once per family, which a test
-suite over all families cannot afford.  A leaf works on a whole block of
-neurons per call, so the call through the pointer costs nothing measurable.
-
-The scans run a range of tasks (batch row x block of neurons) on one
-thread; :mod:`lifgrad.parallel` spreads the tasks over its threads.  The
-public functions at the end keep the reference twins' names and arguments.
+``_phi``, ``_g`` and ``_G`` evaluate the compiled surrogate dispatch at one
+point (the tests compare them with the NumPy formulas of every family).
 """
 from __future__ import annotations
 
-import types
-
 import numpy as np
-from numba import cfunc, njit
-from numba import types as nt
-from numba.extending import intrinsic
-from numba import carray
 
 from .. import parallel
-from .. import surrogates as _sg
-from .compiling import watch
+from .aot import pick
+from .constants import BLOCK
 
-# error_model="numpy": a float division by zero gives inf/nan instead of raising,
-# so the loops carry no zero test and LLVM vectorises them (the surrogate pass
-# of the backward scan took 2 ms of 8 with the Python error model)
-_JIT = dict(cache=True, nogil=True, error_model="numpy")
 # elements (steps x batch x neurons) below which a scan runs on the calling
 # thread only: handing a task to a worker costs more than it saves
 PARALLEL_MIN = 1 << 18
-# neurons per parallel task.  Each time step of a task slices ~10 trace rows,
-# and every slice updates the shared reference count of its array atomically
-# (cores contend for it): W2's 1000-neuron backward scan took 5.2 ms with
-# blocks of 512, 4.6 ms with 1024 and the step functions inlined, 6.4 ms with 256
-BLOCK = 1024
+
+__all__ = ["cell_forward_scan", "cell_backward_scan", "cell_forward_recurrent",
+           "cell_backward_recurrent", "BLOCK"]
 
 
-@njit(**_JIT)
-def _step(z):
-    return 1.0 if z >= 0 else 0.0
+def _key(u, v):
+    return f"{u.dtype.kind}{u.dtype.itemsize}_{v.dtype.kind}{v.dtype.itemsize}"
 
 
-_NS = dict(_sg._MATH_NS, step=_step)
+def _tasks(N, B):
+    return B * ((N + BLOCK - 1) // BLOCK)
 
 
-def _compile(formula):
-    if formula is None:
-        return None
-    return njit(**_JIT)(_sg._bind(formula, _NS))
+def _parts(t0, t1, B, N):
+    return 1 if (t1 - t0) * B * N < PARALLEL_MIN else None
 
 
-_F = {f.name: (_compile(f.g), _compile(f.G)) for f in _sg.FAMILIES}
+def _mode(mode):
+    return tuple(int(m) for m in mode)
 
 
-# -- leaves: one family's loop over a block, behind a function pointer -------------
-
-@intrinsic
-def _ptr(typingctx, arr):
-    """The data pointer of an array (of a slice: its first element) as void*."""
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        return builder.bitcast(ary.data, context.get_value_type(nt.voidptr))
-    return nt.voidptr(arr), codegen
+def _sg(sg):
+    return (int(sg[0]),) + tuple(float(x) for x in sg[1:7])
 
 
-_PHI_SIG = nt.void(nt.voidptr, nt.voidptr, nt.voidptr, nt.intp, nt.float64, nt.float64,
-                   nt.float64, nt.float64, nt.float64, nt.float64)
-_G_SIG = nt.void(nt.voidptr, nt.voidptr, nt.intp, nt.float64, nt.float64, nt.float64)
-_VT = np.uint8          # bound per leaf: the spikes' storage type ...
-_OT = np.float64        # ... and the output's type
+def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
+    """Forward steps t0 <= t < t1 (``reference.cell_forward_scan``)."""
+    T, B, N = u.shape
+    fn = pick("_forward_tasks", _key(u, v), (I, state0, P, rnd, u, v, s, a))
+    parallel.run(fn, _tasks(N, B), (I, bool(static), int(t0), int(t1), state0, P, _mode(mode),
+                                    _sg(sg), rnd, u, v, s, a), parts=_parts(t0, t1, B, N))
 
 
-def _phi_leaf(xp, vp, op, m, a, b, d, scale, lo, hi):
-    """out[:m] = scale * clip(g(x[:m]), lo, hi)  (A7); x float64, v the spikes
-    in their storage type (the one family that reads v adds a float to it);
-    the store rounds once to the output's dtype.  ``_g_family``, ``_VT`` and
-    ``_OT`` are bound per leaf."""
-    x = carray(xp, m, np.float64)
-    v = carray(vp, m, _VT)
-    out = carray(op, m, _OT)
-    for k in range(m):
-        out[k] = scale * min(max(_g_family(x[k], v[k], a, b, d), lo), hi)  # noqa: F821
+def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
+                       P, mode, sg, dI, acc, adj, dstate0):
+    """Reverse steps t1 > t >= t0 (``reference.cell_backward_scan``)."""
+    T, B, N = u.shape
+    fn = pick("_backward_tasks", _key(u, v),
+              (u, v, s, a, state0, dv, du, rec, P, dI, acc, adj, dstate0))
+    parallel.run(fn, _tasks(N, B),
+                 (u, v, s, a, state0, dv, du, rec, tuple(bool(h) for h in have), bool(static),
+                  int(t0), int(t1), P, _mode(mode), _sg(sg), dI, acc, adj, dstate0),
+                 parts=_parts(t0, t1, B, N))
 
 
-def _G_leaf(xp, op, m, a, b, d):
-    """out[:m] = G(x[:m]) (A6) in float64; NaN for a family without a primitive."""
-    x = carray(xp, m, np.float64)
-    out = carray(op, m, np.float64)
-    for k in range(m):
-        out[k] = _G_family(x[k], 0.0, a, b, d)  # noqa: F821
+def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a):
+    """All-to-all recurrent forward, RT = R^T (``reference.cell_forward_recurrent``)."""
+    fn = pick("_forward_recurrent", _key(u, v), (I, state0, P, RT, rnd, u, v, s, a))
+    with parallel.blas_one_thread():
+        fn(I, bool(static), state0, P, RT, _mode(mode), _sg(sg), rnd, u, v, s, a)
 
 
-@njit(**_JIT)
-def _no_primitive(x, v, a, b, d):
-    return np.nan
-
-
-_LEAVES = {}
-
-
-def _leaf(template, sig, code, vt=None, ot=None):
-    """The cfunc of ``template`` for family ``code`` (and spike / output
-    dtypes), made once per process and cached on disk under its own name."""
-    code = int(code)
-    key = (template.__name__, code, None if vt is None else np.dtype(vt).str,
-           None if ot is None else np.dtype(ot).str)
-    leaf = _LEAVES.get(key)
-    if leaf is None:
-        if not 0 <= code < len(_sg.FAMILIES):
-            raise ValueError(f"surrogate code {code}: not a code of surrogates.FAMILIES "
-                             f"(0..{len(_sg.FAMILIES) - 1})")
-        fam = _sg.FAMILIES[code]
-        g, G = _F[fam.name]
-        ns = dict(globals(), _g_family=g, _G_family=G if G is not None else _no_primitive)
-        name = f"{template.__name__}__{fam.name}"
-        if vt is not None:
-            ns["_VT"] = np.dtype(vt).type
-            name += f"_{np.dtype(vt).kind}{np.dtype(vt).itemsize}"
-        if ot is not None:
-            ns["_OT"] = np.dtype(ot).type
-            name += f"_{np.dtype(ot).kind}{np.dtype(ot).itemsize}"
-        f = types.FunctionType(template.__code__, ns, template.__name__)
-        f.__qualname__ = name
-        leaf = cfunc(sig, cache=True, nopython=True, error_model="numpy")(f)
-        _LEAVES[key] = leaf
-    return leaf
-
-
-def phi_leaf(code, v_dtype, out_dtype):
-    """The ``phi`` leaf of family ``code`` for spikes of ``v_dtype`` and an
-    output of ``out_dtype``."""
-    return _leaf(_phi_leaf, _PHI_SIG, code, v_dtype, out_dtype)
-
-
-def G_leaf(code):
-    """The ``G`` leaf of family ``code`` (NaN without a primitive)."""
-    return _leaf(_G_leaf, _G_SIG, code)
-
-
-def _leaf_call(leaf, *arrays_and_numbers):
-    return leaf.ctypes(*[a.ctypes.data if isinstance(a, np.ndarray) else a
-                         for a in arrays_and_numbers])
+def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
+                            dI, acc, dstate0):
+    """Its adjoint; dI (T, B, N) (``reference.cell_backward_recurrent``)."""
+    fn = pick("_backward_recurrent", _key(u, v), (u, v, s, a, state0, dv, du, P, R, dI, acc,
+                                                   dstate0))
+    with parallel.blas_one_thread():
+        fn(u, v, s, a, state0, dv, du, tuple(bool(h) for h in have), P, R, _mode(mode), _sg(sg),
+           dI, acc, dstate0)
 
 
 def _phi(x, v, sg):
-    """``scale * clip(g(x))`` of family ``sg[0]`` at one point, through its leaf  (A7)."""
+    """``scale * clip(g(x))`` of family ``sg[0]`` at one point (A7), through the
+    compiled dispatch (NaN for an unknown code)."""
     xs, vs, out = np.array([x], np.float64), np.array([v], np.float64), np.empty(1)
-    _leaf_call(phi_leaf(sg[0], np.float64, np.float64), xs, vs, out, 1, sg[1], sg[2], sg[3],
-               sg[4], sg[5], sg[6])
+    sg = _sg(sg)
+    pick("_phi_block", "f8_f8", (xs, vs, out))(sg[0], sg[1], sg[2], sg[3], sg[4], sg[5], sg[6],
+                                               xs, vs, out, 1)
     return float(out[0])
 
 
@@ -179,464 +101,6 @@ def _g(x, v, sg):
 def _G(x, sg):
     """Primitive of family ``sg[0]`` at one point; NaN where there is none."""
     xs, out = np.array([x], np.float64), np.empty(1)
-    _leaf_call(G_leaf(sg[0]), xs, out, 1, sg[1], sg[2], sg[3])
+    sg = _sg(sg)
+    pick("_G_block", "f8", (xs, out))(sg[0], sg[1], sg[2], sg[3], xs, out, 1)
     return float(out[0])
-
-
-@njit(inline="always", **_JIT)
-def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba, rr,
-                  mode, sg, Gf, rt, one, x64, G64, m):
-    """One time step of a block of m neurons, (S1), (R1), (A2)-(A6), (L1), (L2).
-
-    J holds the input current of the step (plus any all-to-all recurrence) and
-    is used as scratch; up, vp, sp, ap hold the previous state and are updated;
-    ut, vt (st, at) are the trace rows of this step; rt the uniform numbers of
-    the stochastic forward (T7)."""
-    reset, strict, fwd = mode[0], mode[1], mode[2]
-    synaptic, adaptive, onetoone = mode[4], mode[5], mode[6]
-    if onetoone:                                                          # (R1)
-        for k in range(m):
-            J[k] = J[k] + rr[k] * vp[k]
-    if synaptic:                                                          # (S1)
-        for k in range(m):
-            st[k] = als[k] * sp[k] + J[k]
-            sp[k] = st[k]
-            J[k] = st[k]
-    if reset == 0:                                                        # (A2)
-        for k in range(m):
-            ut[k] = al[k] * up[k] + J[k] - ga[k] * vp[k]
-    elif reset == 1:                                                      # (A3)
-        for k in range(m):
-            ut[k] = al[k] * ((one - vp[k]) * up[k] + vp[k] * ur[k]) + J[k]
-    else:                                                                 # (A4)
-        for k in range(m):
-            ut[k] = al[k] * up[k] + J[k]
-    # x = u_t - theta_t, kept in the dtype (J is reused as scratch)
-    if adaptive:                                                          # (L1), (L2)
-        for k in range(m):
-            at[k] = rh[k] * ap[k] + vp[k]
-            ap[k] = at[k]
-            J[k] = ut[k] - (th[k] + ba[k] * at[k])
-    else:
-        for k in range(m):
-            J[k] = ut[k] - th[k]
-    if fwd == 1:                                                          # (A6)
-        for k in range(m):
-            x64[k] = J[k]
-        Gf(_ptr(x64), _ptr(G64), m, sg[1], sg[2], sg[3])
-        for k in range(m):
-            vt[k] = G64[k]
-    elif fwd == 2:                                                        # (T7)
-        for k in range(m):
-            x64[k] = J[k]
-        Gf(_ptr(x64), _ptr(G64), m, sg[1], sg[2], sg[3])
-        for k in range(m):
-            vt[k] = 1.0 if rt[k] < G64[k] else 0.0
-    elif strict:                                                          # (A5) strict
-        for k in range(m):
-            vt[k] = 1.0 if J[k] > 0 else 0.0
-    else:                                                                 # (A5)
-        for k in range(m):
-            vt[k] = 1.0 if J[k] >= 0 else 0.0
-    for k in range(m):
-        up[k] = ut[k]
-        vp[k] = vt[k]
-
-
-@njit(**_JIT)
-def _forward_tasks(I, static, t0, t1, state0, P, mode, sg, Gf, rnd, u, v, s, a, task0, task1):
-    """Forward steps [t0, t1) of tasks [task0, task1) (task = batch row x block)."""
-    T, B, N = u.shape
-    synaptic, adaptive, stochastic = mode[4], mode[5], mode[2] == 2
-    nblk = (N + BLOCK - 1) // BLOCK
-    one = np.ones(1, u.dtype)[0]
-    for task in range(task0, task1):
-        b = task // nblk
-        n0 = (task % nblk) * BLOCK
-        n1 = min(N, n0 + BLOCK)
-        m = n1 - n0
-        # state before t0: from the trace, or the initial state (v_0 = 0)
-        if t0 > 0:
-            up = u[t0 - 1, b, n0:n1].copy()
-            vp = np.empty(m, u.dtype)       # spikes may be stored as uint8
-            for k in range(m):
-                vp[k] = v[t0 - 1, b, n0 + k]
-            sp = s[t0 - 1, b, n0:n1].copy() if synaptic else np.zeros(m, u.dtype)
-            ap = a[t0 - 1, b, n0:n1].copy() if adaptive else np.zeros(m, u.dtype)
-        else:
-            up = state0[0, b, n0:n1].copy()
-            vp = np.zeros(m, u.dtype)
-            sp = state0[1, b, n0:n1].copy()
-            ap = state0[2, b, n0:n1].copy()
-        J = np.empty(m, u.dtype)
-        dummy = np.empty(m, u.dtype)
-        dummy64 = np.empty(m)
-        x64 = np.empty(m)
-        G64 = np.empty(m)
-        # the parameter rows, sliced once per task (not per step: a small layer
-        # pays the slicing of ~20 views per step otherwise)
-        p0, p1, p2, p3 = P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1]
-        p4, p5, p6, p7 = P[4, n0:n1], P[5, n0:n1], P[6, n0:n1], P[7, n0:n1]
-        for t in range(t0, t1):
-            It = I[0, b, n0:n1] if static else I[t, b, n0:n1]
-            for k in range(m):
-                J[k] = It[k]
-            st = s[t, b, n0:n1] if synaptic else dummy
-            at = a[t, b, n0:n1] if adaptive else dummy
-            rt = rnd[t, b, n0:n1] if stochastic else dummy64
-            _forward_step(J, u[t, b, n0:n1], v[t, b, n0:n1], st, at, up, vp, sp, ap,
-                          p0, p1, p2, p3, p4, p5, p6, p7, mode, sg, Gf, rt, one, x64, G64, m)
-
-
-@njit(**_JIT)
-def _forward_recurrent(I, static, state0, P, RT, mode, sg, Gf, rnd, u, v, s, a):
-    T, B, N = u.shape
-    synaptic, adaptive, stochastic = mode[4], mode[5], mode[2] == 2
-    one = np.ones(1, u.dtype)[0]
-    up = state0[0].copy()
-    vp = np.zeros((B, N), u.dtype)
-    sp = state0[1].copy()
-    ap = state0[2].copy()
-    J = np.empty(N, u.dtype)
-    rec = np.empty(N, u.dtype)
-    dummy = np.empty(N, u.dtype)
-    dummy64 = np.empty(N)
-    x64 = np.empty(N)
-    G64 = np.empty(N)
-    for t in range(T):
-        for b in range(B):
-            It = I[0, b] if static else I[t, b]
-            # rec = v_{t-1} R^T, skipping silent neurons (event driven)    (R1)
-            for k in range(N):
-                rec[k] = 0
-            vrow = vp[b]
-            for j in range(N):
-                w = vrow[j]
-                if w != 0:
-                    Rj = RT[j]
-                    for k in range(N):
-                        rec[k] += w * Rj[k]
-            if t == 0:
-                for k in range(N):
-                    J[k] = It[k]
-            else:
-                for k in range(N):
-                    J[k] = rec[k] + It[k]
-            st = s[t, b] if synaptic else dummy
-            at = a[t, b] if adaptive else dummy
-            rt = rnd[t, b] if stochastic else dummy64
-            _forward_step(J, u[t, b], v[t, b], st, at, up[b], vp[b], sp[b], ap[b],
-                          P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7],
-                          mode, sg, Gf, rt, one, x64, G64, N)
-
-
-@njit(**_JIT)
-def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
-                   al, th, ga, ur, als, rh, ba, rr, mode, sg, phif, one,
-                   ubn, sbn, abn, loc, vbar, ph, x64, m, partials):
-    """One reverse step of a block of m neurons, (A7)-(A17), (S2)-(S4), (R2),
-    (R3), (L3)-(L7).  ubn, sbn, abn hold ubar, sbar, abar of step t+1 on entry
-    and of step t on exit; loc (7, m) accumulates the partial sums.
-
-    Every loop stores to one array: a loop that stores to several (or reads
-    an array it may store to through another name) is not vectorised by LLVM,
-    which cannot prove the arrays distinct.  vbar ends holding phi_t vbar_t."""
-    reset, detach = mode[0], mode[3]
-    synaptic, adaptive, onetoone = mode[4], mode[5], mode[6]
-    scale, lo, hi = sg[4], sg[5], sg[6]
-    # phi_t = scale * clip(g(u_t - theta_t))                            (A7), (L2)
-    if adaptive:
-        for k in range(m):
-            x64[k] = ut[k] - (th[k] + ba[k] * at[k])
-    else:
-        for k in range(m):
-            x64[k] = ut[k] - th[k]
-    phif(_ptr(x64), _ptr(vt), _ptr(ph), m, sg[1], sg[2], sg[3], scale, lo, hi)
-    # vbar_t = delta_t + reset_v_t (+ recurrence, adaptation)           (A8), (A10), (A11)
-    if detach or reset == 2:
-        for k in range(m):
-            vbar[k] = dvt[k] + (one - one)
-    elif reset == 0:
-        for k in range(m):
-            vbar[k] = dvt[k] + (-ga[k] * ubn[k])
-    else:
-        for k in range(m):
-            vbar[k] = dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k]
-    if onetoone:                                                          # (R2)
-        Jn = sbn if synaptic else ubn
-        for k in range(m):
-            vbar[k] = vbar[k] + rr[k] * Jn[k]
-    if has_rec:                                                           # (R2)
-        for k in range(m):
-            vbar[k] = vbar[k] + rt[k]
-    if adaptive:                                                          # (L3)
-        for k in range(m):
-            vbar[k] = vbar[k] + abn[k]
-        l4, l5 = loc[4], loc[5]                                           # (L4), (L6), (L7)
-        for k in range(m):
-            abn[k] = -ba[k] * ph[k] * vbar[k] + rh[k] * abn[k]
-        for k in range(m):
-            l4[k] += abn[k] * apr[k]
-        for k in range(m):
-            l5[k] -= ph[k] * vbar[k] * at[k]
-    # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients       (A9), (A14)-(A17)
-    for k in range(m):
-        vbar[k] = ph[k] * vbar[k]
-    _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, vbar, m, partials)
-    if synaptic:                                                          # (S2), (S4)
-        l3 = loc[3]
-        for k in range(m):
-            sbn[k] = ubn[k] + als[k] * sbn[k]
-        for k in range(m):
-            l3[k] += sbn[k] * spr[k]
-    if onetoone:                                                          # (R3)
-        Jb = sbn if synaptic else ubn
-        l6 = loc[6]
-        for k in range(m):
-            l6[k] += Jb[k] * vpr[k]
-
-
-@njit(inline="always", **_JIT)
-def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, partials):
-    """ubar_t = eps_t + pv_t + leak_t ubar_{t+1} with pv = phi_t vbar_t, and
-    (when ``partials``) the partial sums of alpha, theta and the reset value
-    (A9), (A10), (A14)-(A16); ubn holds ubar_{t+1} on entry, ubar_t on exit."""
-    l0, l1, l2 = loc[0], loc[1], loc[2]
-    if partials:
-        for k in range(m):
-            l1[k] -= pv[k]
-        for k in range(m):
-            l2[k] += ubn[k] * vt[k]
-    if reset == 1:                                                        # (A10b), (A14b)
-        for k in range(m):
-            ubn[k] = dut[k] + pv[k] + al[k] * (one - vt[k]) * ubn[k]
-        if partials:
-            for k in range(m):
-                l0[k] += ubn[k] * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k])
-    else:                                                                 # (A10a,c), (A14a)
-        for k in range(m):
-            ubn[k] = dut[k] + pv[k] + al[k] * ubn[k]
-        if partials:
-            for k in range(m):
-                l0[k] += ubn[k] * upr[k]
-
-
-@njit(inline="always", **_JIT)
-def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, phif, one,
-                         ubn, loc, ph, x64, m, partials):
-    """:func:`_backward_step` for the plain cell (no synaptic current,
-    adaptation or recurrence), the training workhorse: phi_t vbar_t is made in
-    one pass per reset mode.  Same operations in the same order as the general
-    step, so the same bits."""
-    reset, detach = mode[0], mode[3]
-    for k in range(m):
-        x64[k] = ut[k] - th[k]
-    phif(_ptr(x64), _ptr(vt), _ptr(ph), m, sg[1], sg[2], sg[3], sg[4], sg[5], sg[6])  # (A7)
-    if detach or reset == 2:                                              # (A8)
-        for k in range(m):
-            ph[k] = ph[k] * (dvt[k] + (one - one))
-    elif reset == 0:                                                      # (A10a)
-        for k in range(m):
-            ph[k] = ph[k] * (dvt[k] + (-ga[k] * ubn[k]))
-    else:                                                                 # (A10b)
-        for k in range(m):
-            ph[k] = ph[k] * (dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k])
-    _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, ph, m, partials)
-
-
-@njit(**_JIT)
-def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
-                    P, mode, sg, phif, dI, acc, adj, dstate0, task0, task1):
-    """Reverse steps [t0, t1) of tasks [task0, task1)."""
-    T, B, N = u.shape
-    has_dv, has_du, has_rec, partials = have[0], have[1], have[2], have[3]
-    synaptic, adaptive = mode[4], mode[5]
-    plain = not (synaptic or adaptive or mode[6] or has_rec)
-    # acc rows (reference.ACC_*): alpha, theta, rv when asked for; alpha_s, rho,
-    # beta_a, r by model
-    used = (partials, partials, partials, synaptic == 1, adaptive == 1, adaptive == 1,
-            mode[6] == 1)
-    nblk = (N + BLOCK - 1) // BLOCK
-    one = np.ones(1, u.dtype)[0]
-    for task in range(task0, task1):
-        b = task // nblk
-        n0 = (task % nblk) * BLOCK
-        n1 = min(N, n0 + BLOCK)
-        m = n1 - n0
-        ubn = adj[0, b, n0:n1].copy()   # ubar_{t+1}, sbar_{t+1}, abar_{t+1}
-        sbn = adj[1, b, n0:n1].copy() if synaptic else np.zeros(m, u.dtype)
-        abn = adj[2, b, n0:n1].copy() if adaptive else np.zeros(m, u.dtype)
-        # partial sums continue acc (and dI[0] when static) so that splitting
-        # time into several calls never changes the order of summation; only
-        # the rows the model uses are read and written (a chunked backward
-        # calls this once per chunk)
-        loc = np.empty((7, m), u.dtype)
-        for j in range(7):
-            if used[j]:
-                for k in range(m):
-                    loc[j, k] = acc[j, b, n0 + k]
-        a_dI = np.zeros(m, u.dtype)
-        if static:
-            for k in range(m):
-                a_dI[k] = dI[0, b, n0 + k]
-        vbar = np.empty(m, u.dtype)
-        ph = np.empty(m, u.dtype)       # phi_t of the block, rounded to the dtype
-        x64 = np.empty(m)
-        zrow = np.zeros(m, u.dtype)
-        zspk = np.zeros(m, v.dtype)     # v_0 = 0 in the spikes' storage type
-        p0, p1, p2, p3 = P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1]   # once per task
-        p4, p5, p6, p7 = P[4, n0:n1], P[5, n0:n1], P[6, n0:n1], P[7, n0:n1]
-        for t in range(t1 - 1, t0 - 1, -1):
-            at = a[t, b, n0:n1] if adaptive else zrow
-            upr = u[t - 1, b, n0:n1] if t > 0 else state0[0, b, n0:n1]
-            vpr = v[t - 1, b, n0:n1] if t > 0 else zspk
-            spr = zrow
-            if synaptic:
-                spr = s[t - 1, b, n0:n1] if t > 0 else state0[1, b, n0:n1]
-            apr = zrow
-            if adaptive:
-                apr = a[t - 1, b, n0:n1] if t > 0 else state0[2, b, n0:n1]
-            dvt = dv[t, b, n0:n1] if has_dv else zrow
-            dut = du[t, b, n0:n1] if has_du else zrow
-            rt = rec[t, b, n0:n1] if has_rec else zrow
-            if plain:
-                _backward_step_plain(u[t, b, n0:n1], v[t, b, n0:n1], upr, vpr, dvt, dut,
-                                     p0, p1, p2, p3, mode, sg, phif, one, ubn, loc, ph, x64, m,
-                                     partials)
-            else:
-                _backward_step(u[t, b, n0:n1], v[t, b, n0:n1], at, upr, vpr, spr, apr,
-                               dvt, dut, rt, has_rec, p0, p1, p2, p3, p4, p5, p6, p7, mode, sg,
-                               phif, one, ubn, sbn, abn, loc, vbar, ph, x64, m, partials)
-            Ib = sbn if synaptic else ubn                                 # (S3), (A13)
-            if static:                                                    # (A21)
-                for k in range(m):
-                    a_dI[k] += Ib[k]
-            else:
-                dIt = dI[t, b, n0:n1]
-                for k in range(m):
-                    dIt[k] = Ib[k]
-        for k in range(m):
-            n = n0 + k
-            for j in range(7):
-                if used[j]:
-                    acc[j, b, n] = loc[j, k]
-            adj[0, b, n] = ubn[k]
-            if synaptic:
-                adj[1, b, n] = sbn[k]
-            if adaptive:
-                adj[2, b, n] = abn[k]
-            if static:
-                dI[0, b, n] = a_dI[k]
-            if t0 == 0:
-                dstate0[0, b, n] = P[0, n] * ubn[k]                       # (A18)
-                dstate0[1, b, n] = P[4, n] * sbn[k] if synaptic else 0.0  # (S5)
-                dstate0[2, b, n] = P[5, n] * abn[k] if adaptive else 0.0  # (L8)
-
-
-@njit(**_JIT)
-def _backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg, phif,
-                        dI, acc, dstate0):
-    T, B, N = u.shape
-    has_dv, has_du = have[0], have[1]
-    synaptic, adaptive = mode[4], mode[5]
-    one = np.ones(1, u.dtype)[0]
-    ubn = np.zeros((B, N), u.dtype)
-    sbn = np.zeros((B, N), u.dtype)
-    abn = np.zeros((B, N), u.dtype)
-    rec = np.zeros((B, N), u.dtype)
-    vbar = np.empty(N, u.dtype)
-    ph = np.empty(N, u.dtype)
-    x64 = np.empty(N)
-    zrow = np.zeros(N, u.dtype)
-    zspk = np.zeros(N, v.dtype)
-    loc = np.empty((B, 7, N), u.dtype)   # contiguous partial sums continuing acc
-    for b in range(B):
-        for j in range(7):
-            for k in range(N):
-                loc[b, j, k] = acc[j, b, k]
-    for t in range(T - 1, -1, -1):
-        if t < T - 1:
-            np.dot(dI[t + 1], R, rec)                                     # (R2)
-        for b in range(B):
-            at = a[t, b] if adaptive else zrow
-            upr = u[t - 1, b] if t > 0 else state0[0, b]
-            vpr = v[t - 1, b] if t > 0 else zspk
-            spr = zrow
-            if synaptic:
-                spr = s[t - 1, b] if t > 0 else state0[1, b]
-            apr = zrow
-            if adaptive:
-                apr = a[t - 1, b] if t > 0 else state0[2, b]
-            dvt = dv[t, b] if has_dv else zrow
-            dut = du[t, b] if has_du else zrow
-            has_rec = t < T - 1
-            _backward_step(u[t, b], v[t, b], at, upr, vpr, spr, apr,
-                           dvt, dut, rec[b], has_rec,
-                           P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], mode, sg, phif,
-                           one, ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, N, True)
-            Ib = sbn[b] if synaptic else ubn[b]                           # (S3), (A13)
-            dIt = dI[t, b]
-            for k in range(N):
-                dIt[k] = Ib[k]
-    for b in range(B):
-        for j in range(7):
-            for k in range(N):
-                acc[j, b, k] = loc[b, j, k]
-        for k in range(N):
-            dstate0[0, b, k] = P[0, k] * ubn[b, k]                        # (A18)
-            dstate0[1, b, k] = P[4, k] * sbn[b, k] if synaptic else 0.0   # (S5)
-            dstate0[2, b, k] = P[5, k] * abn[b, k] if adaptive else 0.0   # (L8)
-
-
-# -- the public kernels: the reference twins' names and arguments ------------------
-
-def _tasks(N, B):
-    return B * ((N + BLOCK - 1) // BLOCK)
-
-
-def _parts(t0, t1, B, N):
-    return 1 if (t1 - t0) * B * N < PARALLEL_MIN else None
-
-
-def _G_for(mode, sg):
-    """The G leaf a forward needs: the family's for the smooth and stochastic
-    forwards, a NaN leaf for the hard one (which never calls it)."""
-    return G_leaf(sg[0] if mode[2] != 0 else _sg.family("zero").code)
-
-
-def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
-    """Forward steps t0 <= t < t1 (``reference.cell_forward_scan``), tasks
-    spread over lifgrad's threads."""
-    watch()
-    T, B, N = u.shape
-    parallel.run(_forward_tasks, _tasks(N, B),
-                 (I, static, t0, t1, state0, P, mode, sg, _G_for(mode, sg), rnd, u, v, s, a),
-                 parts=_parts(t0, t1, B, N))
-
-
-def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
-                       P, mode, sg, dI, acc, adj, dstate0):
-    """Reverse steps t1 > t >= t0 (``reference.cell_backward_scan``)."""
-    watch()
-    T, B, N = u.shape
-    parallel.run(_backward_tasks, _tasks(N, B),
-                 (u, v, s, a, state0, dv, du, rec, have, static, t0, t1, P, mode, sg,
-                  phi_leaf(sg[0], v.dtype, u.dtype), dI, acc, adj, dstate0),
-                 parts=_parts(t0, t1, B, N))
-
-
-def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a):
-    """All-to-all recurrent forward, RT = R^T (``reference.cell_forward_recurrent``)."""
-    watch()
-    with parallel.blas_one_thread():
-        _forward_recurrent(I, static, state0, P, RT, mode, sg, _G_for(mode, sg), rnd,
-                           u, v, s, a)
-
-
-def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
-                            dI, acc, dstate0):
-    """Its adjoint; dI (T, B, N) (``reference.cell_backward_recurrent``)."""
-    watch()
-    with parallel.blas_one_thread():
-        _backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
-                            phi_leaf(sg[0], v.dtype, u.dtype), dI, acc, dstate0)

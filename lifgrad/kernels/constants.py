@@ -1,0 +1,10 @@
+"""Sizes compiled into the CPU kernels (shared by their source and their callers;
+part of the source hash of the ahead-of-time build, ``aot.py``)."""
+
+# neurons per task of a scan.  Each time step of a task slices ~10 trace rows,
+# and every slice updates the shared reference count of its array atomically
+# (cores contend for it): W2's 1000-neuron backward scan took 5.2 ms with
+# blocks of 512, 4.6 ms with 1024 and the step functions inlined, 6.4 ms with 256
+BLOCK = 1024
+EVENT_ROWS = 32     # rows per task of the event-driven product (ops_kernels.event_matmul_idx)
+EVENT_BLOCK = 256   # rows per block of event_wgrad (a block of u stays in L2; offsets fit uint8)

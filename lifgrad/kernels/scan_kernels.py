@@ -1,0 +1,622 @@
+"""The compiled scans of the LIF cell: the Numba source of the CPU kernels.
+
+These are the compiled twins of ``lifgrad/reference.py``'s scans, written as
+serial kernels over a range of tasks (a task = one batch row x one block of
+BLOCK neurons): ``lifgrad.kernels.cpu`` keeps the reference twins' names and
+arguments and spreads the tasks over lifgrad's threads (:mod:`lifgrad.parallel`).
+The time loop runs inside one compiled pass per direction and keeps the state
+of a block of neurons in small local arrays, so every time step reads and
+writes one contiguous run of each ``(T, B, N)`` array.
+
+Nothing imports this module at run time when the kernels were compiled ahead
+of time (``python -m lifgrad.kernels.aot``, run by ``make``): the compiled
+extension ``lifgrad.kernels._compiled`` holds them, and Numba is not loaded.
+Without it (or when this source is newer), the same functions are compiled
+just in time by Numba and cached on disk.
+
+Surrogate formulas come from the table in ``lifgrad/surrogates.py``, bound to
+``math`` and compiled here; ``_phi_block``/``_G_block`` dispatch on the
+family's integer code, outside the element loops.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .. import surrogates as _sg
+from .constants import BLOCK
+
+# error_model="numpy": a float division by zero gives inf/nan instead of raising,
+# so the loops carry no zero test and LLVM vectorises them (the surrogate pass
+# of the backward scan took 2 ms of 8 with the Python error model)
+_JIT = dict(cache=True, nogil=True, error_model="numpy")     # (aot.py builds with the same)
+
+
+@njit(**_JIT)
+def _step(z):
+    return 1.0 if z >= 0 else 0.0
+
+
+_NS = dict(_sg._MATH_NS, step=_step)
+
+
+def _compile(formula):
+    if formula is None:
+        return None
+    return njit(**_JIT)(_sg._bind(formula, _NS))
+
+
+_F = {f.name: (_compile(f.g), _compile(f.G)) for f in _sg.FAMILIES}
+_g_sigmoid, _G_sigmoid = _F["sigmoid"]
+_g_fast_sigmoid, _G_fast_sigmoid = _F["fast_sigmoid"]
+_g_fast_sigmoid_norm, _G_fast_sigmoid_norm = _F["fast_sigmoid_norm"]
+_g_atan, _G_atan = _F["atan"]
+_g_atan_pi, _G_atan_pi = _F["atan_pi"]
+_g_rect, _G_rect = _F["rect"]
+_g_triangle, _G_triangle = _F["triangle"]
+_g_laplace, _G_laplace = _F["laplace"]
+_g_gaussian, _G_gaussian = _F["gaussian"]
+_g_straight_through = _F["straight_through"][0]
+_g_spike_operator = _F["spike_operator"][0]
+_g_zero = _F["zero"][0]
+_g_sign_step = _F["sign_step"][0]
+_g_spike_rate_escape = _F["spike_rate_escape"][0]
+_g_sparse_fast_sigmoid = _F["sparse_fast_sigmoid"][0]
+_g_nonzero_sign_log_abs = _F["nonzero_sign_log_abs"][0]
+_g_piecewise_leaky_relu = _F["piecewise_leaky_relu"][0]
+_g_squarewave_fourier = _F["squarewave_fourier"][0]
+_g_s2nn = _F["s2nn"][0]
+_g_q_pseudo_spike, _G_q_pseudo_spike = _F["q_pseudo_spike"]
+_g_leaky_k_relu = _F["leaky_k_relu"][0]
+_g_fake_numerical_gradient = _F["fake_numerical_gradient"][0]
+_g_log_tailed_relu = _F["log_tailed_relu"][0]
+_g_rect_open, _G_rect_open = _F["rect_open"]
+_g_tanh, _G_tanh = _F["tanh"]
+_g_circ, _G_circ = _F["circ"]
+
+
+@njit(**_JIT)
+def _phi_block(c, a, b, d, scale, lo, hi, x, v, out, m):
+    """out[:m] = scale * clip(g(x[:m]), lo, hi) for family code c  (A7), x in
+    float64, v the spikes in their storage type (real or uint8; the one family
+    that reads v adds a float to it); the store into ``out`` rounds once to
+    its dtype.  NaN for an
+    unknown code.  The branch on the family sits outside the loops, so each
+    loop is one plain pass with the formula inlined."""
+    if c == 0:
+        for k in range(m):
+            out[k] = scale * min(max(_g_sigmoid(x[k], v[k], a, b, d), lo), hi)
+    elif c == 1:
+        for k in range(m):
+            out[k] = scale * min(max(_g_fast_sigmoid(x[k], v[k], a, b, d), lo), hi)
+    elif c == 2:
+        for k in range(m):
+            out[k] = scale * min(max(_g_fast_sigmoid_norm(x[k], v[k], a, b, d), lo), hi)
+    elif c == 3:
+        for k in range(m):
+            out[k] = scale * min(max(_g_atan(x[k], v[k], a, b, d), lo), hi)
+    elif c == 4:
+        for k in range(m):
+            out[k] = scale * min(max(_g_atan_pi(x[k], v[k], a, b, d), lo), hi)
+    elif c == 5:
+        for k in range(m):
+            out[k] = scale * min(max(_g_rect(x[k], v[k], a, b, d), lo), hi)
+    elif c == 6:
+        for k in range(m):
+            out[k] = scale * min(max(_g_triangle(x[k], v[k], a, b, d), lo), hi)
+    elif c == 7:
+        for k in range(m):
+            out[k] = scale * min(max(_g_laplace(x[k], v[k], a, b, d), lo), hi)
+    elif c == 8:
+        for k in range(m):
+            out[k] = scale * min(max(_g_gaussian(x[k], v[k], a, b, d), lo), hi)
+    elif c == 9:
+        for k in range(m):
+            out[k] = scale * min(max(_g_straight_through(x[k], v[k], a, b, d), lo), hi)
+    elif c == 10:
+        for k in range(m):
+            out[k] = scale * min(max(_g_spike_operator(x[k], v[k], a, b, d), lo), hi)
+    elif c == 11:
+        for k in range(m):
+            out[k] = scale * min(max(_g_zero(x[k], v[k], a, b, d), lo), hi)
+    elif c == 12:
+        for k in range(m):
+            out[k] = scale * min(max(_g_sign_step(x[k], v[k], a, b, d), lo), hi)
+    elif c == 13:
+        for k in range(m):
+            out[k] = scale * min(max(_g_spike_rate_escape(x[k], v[k], a, b, d), lo), hi)
+    elif c == 14:
+        for k in range(m):
+            out[k] = scale * min(max(_g_sparse_fast_sigmoid(x[k], v[k], a, b, d), lo), hi)
+    elif c == 15:
+        for k in range(m):
+            out[k] = scale * min(max(_g_nonzero_sign_log_abs(x[k], v[k], a, b, d), lo), hi)
+    elif c == 16:
+        for k in range(m):
+            out[k] = scale * min(max(_g_piecewise_leaky_relu(x[k], v[k], a, b, d), lo), hi)
+    elif c == 17:
+        for k in range(m):
+            out[k] = scale * min(max(_g_squarewave_fourier(x[k], v[k], a, b, d), lo), hi)
+    elif c == 18:
+        for k in range(m):
+            out[k] = scale * min(max(_g_s2nn(x[k], v[k], a, b, d), lo), hi)
+    elif c == 19:
+        for k in range(m):
+            out[k] = scale * min(max(_g_q_pseudo_spike(x[k], v[k], a, b, d), lo), hi)
+    elif c == 20:
+        for k in range(m):
+            out[k] = scale * min(max(_g_leaky_k_relu(x[k], v[k], a, b, d), lo), hi)
+    elif c == 21:
+        for k in range(m):
+            out[k] = scale * min(max(_g_fake_numerical_gradient(x[k], v[k], a, b, d), lo), hi)
+    elif c == 22:
+        for k in range(m):
+            out[k] = scale * min(max(_g_log_tailed_relu(x[k], v[k], a, b, d), lo), hi)
+    elif c == 23:
+        for k in range(m):
+            out[k] = scale * min(max(_g_rect_open(x[k], v[k], a, b, d), lo), hi)
+    elif c == 24:
+        for k in range(m):
+            out[k] = scale * min(max(_g_tanh(x[k], v[k], a, b, d), lo), hi)
+    elif c == 25:
+        for k in range(m):
+            out[k] = scale * min(max(_g_circ(x[k], v[k], a, b, d), lo), hi)
+    else:
+        for k in range(m):
+            out[k] = np.nan
+
+
+@njit(**_JIT)
+def _G_block(c, a, b, d, x, out, m):
+    """out[:m] = G(x[:m]) for family code c; NaN where there is no primitive."""
+    if c == 0:
+        for k in range(m):
+            out[k] = _G_sigmoid(x[k], 0.0, a, b, d)
+    elif c == 1:
+        for k in range(m):
+            out[k] = _G_fast_sigmoid(x[k], 0.0, a, b, d)
+    elif c == 2:
+        for k in range(m):
+            out[k] = _G_fast_sigmoid_norm(x[k], 0.0, a, b, d)
+    elif c == 3:
+        for k in range(m):
+            out[k] = _G_atan(x[k], 0.0, a, b, d)
+    elif c == 4:
+        for k in range(m):
+            out[k] = _G_atan_pi(x[k], 0.0, a, b, d)
+    elif c == 5:
+        for k in range(m):
+            out[k] = _G_rect(x[k], 0.0, a, b, d)
+    elif c == 6:
+        for k in range(m):
+            out[k] = _G_triangle(x[k], 0.0, a, b, d)
+    elif c == 7:
+        for k in range(m):
+            out[k] = _G_laplace(x[k], 0.0, a, b, d)
+    elif c == 8:
+        for k in range(m):
+            out[k] = _G_gaussian(x[k], 0.0, a, b, d)
+    elif c == 19:
+        for k in range(m):
+            out[k] = _G_q_pseudo_spike(x[k], 0.0, a, b, d)
+    elif c == 23:
+        for k in range(m):
+            out[k] = _G_rect_open(x[k], 0.0, a, b, d)
+    elif c == 24:
+        for k in range(m):
+            out[k] = _G_tanh(x[k], 0.0, a, b, d)
+    elif c == 25:
+        for k in range(m):
+            out[k] = _G_circ(x[k], 0.0, a, b, d)
+    else:
+        for k in range(m):
+            out[k] = np.nan
+
+
+@njit(inline="always", **_JIT)
+def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba, rr,
+                  mode, sg, rt, one, x64, G64, m):
+    """One time step of a block of m neurons, (S1), (R1), (A2)-(A6), (L1), (L2).
+
+    J holds the input current of the step (plus any all-to-all recurrence) and
+    is used as scratch; up, vp, sp, ap hold the previous state and are updated;
+    ut, vt (st, at) are the trace rows of this step; rt the uniform numbers of
+    the stochastic forward (T7)."""
+    reset, strict, fwd = mode[0], mode[1], mode[2]
+    synaptic, adaptive, onetoone = mode[4], mode[5], mode[6]
+    if onetoone:                                                          # (R1)
+        for k in range(m):
+            J[k] = J[k] + rr[k] * vp[k]
+    if synaptic:                                                          # (S1)
+        for k in range(m):
+            st[k] = als[k] * sp[k] + J[k]
+            sp[k] = st[k]
+            J[k] = st[k]
+    if reset == 0:                                                        # (A2)
+        for k in range(m):
+            ut[k] = al[k] * up[k] + J[k] - ga[k] * vp[k]
+    elif reset == 1:                                                      # (A3)
+        for k in range(m):
+            ut[k] = al[k] * ((one - vp[k]) * up[k] + vp[k] * ur[k]) + J[k]
+    else:                                                                 # (A4)
+        for k in range(m):
+            ut[k] = al[k] * up[k] + J[k]
+    # x = u_t - theta_t, kept in the dtype (J is reused as scratch)
+    if adaptive:                                                          # (L1), (L2)
+        for k in range(m):
+            at[k] = rh[k] * ap[k] + vp[k]
+            ap[k] = at[k]
+            J[k] = ut[k] - (th[k] + ba[k] * at[k])
+    else:
+        for k in range(m):
+            J[k] = ut[k] - th[k]
+    if fwd == 1:                                                          # (A6)
+        for k in range(m):
+            x64[k] = J[k]
+        _G_block(sg[0], sg[1], sg[2], sg[3], x64, G64, m)
+        for k in range(m):
+            vt[k] = G64[k]
+    elif fwd == 2:                                                        # (T7)
+        for k in range(m):
+            x64[k] = J[k]
+        _G_block(sg[0], sg[1], sg[2], sg[3], x64, G64, m)
+        for k in range(m):
+            vt[k] = 1.0 if rt[k] < G64[k] else 0.0
+    elif strict:                                                          # (A5) strict
+        for k in range(m):
+            vt[k] = 1.0 if J[k] > 0 else 0.0
+    else:                                                                 # (A5)
+        for k in range(m):
+            vt[k] = 1.0 if J[k] >= 0 else 0.0
+    for k in range(m):
+        up[k] = ut[k]
+        vp[k] = vt[k]
+
+
+@njit(**_JIT)
+def _forward_tasks(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a, task0, task1):
+    """Forward steps [t0, t1) (``reference.cell_forward_scan``) of the tasks
+    [task0, task1) (task = batch row x block of BLOCK neurons)."""
+    T, B, N = u.shape
+    synaptic, adaptive, stochastic = mode[4], mode[5], mode[2] == 2
+    nblk = (N + BLOCK - 1) // BLOCK
+    one = np.ones(1, u.dtype)[0]
+    for task in range(task0, task1):
+        b = task // nblk
+        n0 = (task % nblk) * BLOCK
+        n1 = min(N, n0 + BLOCK)
+        m = n1 - n0
+        # state before t0: from the trace, or the initial state (v_0 = 0)
+        if t0 > 0:
+            up = u[t0 - 1, b, n0:n1].copy()
+            vp = np.empty(m, u.dtype)       # spikes may be stored as uint8
+            for k in range(m):
+                vp[k] = v[t0 - 1, b, n0 + k]
+            sp = s[t0 - 1, b, n0:n1].copy() if synaptic else np.zeros(m, u.dtype)
+            ap = a[t0 - 1, b, n0:n1].copy() if adaptive else np.zeros(m, u.dtype)
+        else:
+            up = state0[0, b, n0:n1].copy()
+            vp = np.zeros(m, u.dtype)
+            sp = state0[1, b, n0:n1].copy()
+            ap = state0[2, b, n0:n1].copy()
+        J = np.empty(m, u.dtype)
+        dummy = np.empty(m, u.dtype)
+        dummy64 = np.empty(m)
+        x64 = np.empty(m)
+        G64 = np.empty(m)
+        # the parameter rows, sliced once per task (not per step: a small layer
+        # pays the slicing of ~20 views per step otherwise)
+        p0, p1, p2, p3 = P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1]
+        p4, p5, p6, p7 = P[4, n0:n1], P[5, n0:n1], P[6, n0:n1], P[7, n0:n1]
+        for t in range(t0, t1):
+            It = I[0, b, n0:n1] if static else I[t, b, n0:n1]
+            for k in range(m):
+                J[k] = It[k]
+            st = s[t, b, n0:n1] if synaptic else dummy
+            at = a[t, b, n0:n1] if adaptive else dummy
+            rt = rnd[t, b, n0:n1] if stochastic else dummy64
+            _forward_step(J, u[t, b, n0:n1], v[t, b, n0:n1], st, at, up, vp, sp, ap,
+                          p0, p1, p2, p3, p4, p5, p6, p7, mode, sg, rt, one, x64, G64, m)
+
+
+@njit(**_JIT)
+def _forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a):
+    """``reference.cell_forward_recurrent``: all-to-all recurrence, RT = R^T."""
+    T, B, N = u.shape
+    synaptic, adaptive, stochastic = mode[4], mode[5], mode[2] == 2
+    one = np.ones(1, u.dtype)[0]
+    up = state0[0].copy()
+    vp = np.zeros((B, N), u.dtype)
+    sp = state0[1].copy()
+    ap = state0[2].copy()
+    J = np.empty(N, u.dtype)
+    rec = np.empty(N, u.dtype)
+    dummy = np.empty(N, u.dtype)
+    dummy64 = np.empty(N)
+    x64 = np.empty(N)
+    G64 = np.empty(N)
+    for t in range(T):
+        for b in range(B):
+            It = I[0, b] if static else I[t, b]
+            # rec = v_{t-1} R^T, skipping silent neurons (event driven)    (R1)
+            for k in range(N):
+                rec[k] = 0
+            vrow = vp[b]
+            for j in range(N):
+                w = vrow[j]
+                if w != 0:
+                    Rj = RT[j]
+                    for k in range(N):
+                        rec[k] += w * Rj[k]
+            if t == 0:
+                for k in range(N):
+                    J[k] = It[k]
+            else:
+                for k in range(N):
+                    J[k] = rec[k] + It[k]
+            st = s[t, b] if synaptic else dummy
+            at = a[t, b] if adaptive else dummy
+            rt = rnd[t, b] if stochastic else dummy64
+            _forward_step(J, u[t, b], v[t, b], st, at, up[b], vp[b], sp[b], ap[b],
+                          P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7],
+                          mode, sg, rt, one, x64, G64, N)
+
+
+@njit(**_JIT)
+def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
+                   al, th, ga, ur, als, rh, ba, rr, mode, sg, one,
+                   ubn, sbn, abn, loc, vbar, ph, x64, m, partials):
+    """One reverse step of a block of m neurons, (A7)-(A17), (S2)-(S4), (R2),
+    (R3), (L3)-(L7).  ubn, sbn, abn hold ubar, sbar, abar of step t+1 on entry
+    and of step t on exit; loc (7, m) accumulates the partial sums.
+
+    Every loop stores to one array: a loop that stores to several (or reads
+    an array it may store to through another name) is not vectorised by LLVM,
+    which cannot prove the arrays distinct.  vbar ends holding phi_t vbar_t."""
+    reset, detach = mode[0], mode[3]
+    synaptic, adaptive, onetoone = mode[4], mode[5], mode[6]
+    scale, lo, hi = sg[4], sg[5], sg[6]
+    # phi_t = scale * clip(g(u_t - theta_t))                            (A7), (L2)
+    if adaptive:
+        for k in range(m):
+            x64[k] = ut[k] - (th[k] + ba[k] * at[k])
+    else:
+        for k in range(m):
+            x64[k] = ut[k] - th[k]
+    _phi_block(sg[0], sg[1], sg[2], sg[3], scale, lo, hi, x64, vt, ph, m)
+    # vbar_t = delta_t + reset_v_t (+ recurrence, adaptation)           (A8), (A10), (A11)
+    if detach or reset == 2:
+        for k in range(m):
+            vbar[k] = dvt[k] + (one - one)
+    elif reset == 0:
+        for k in range(m):
+            vbar[k] = dvt[k] + (-ga[k] * ubn[k])
+    else:
+        for k in range(m):
+            vbar[k] = dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k]
+    if onetoone:                                                          # (R2)
+        Jn = sbn if synaptic else ubn
+        for k in range(m):
+            vbar[k] = vbar[k] + rr[k] * Jn[k]
+    if has_rec:                                                           # (R2)
+        for k in range(m):
+            vbar[k] = vbar[k] + rt[k]
+    if adaptive:                                                          # (L3)
+        for k in range(m):
+            vbar[k] = vbar[k] + abn[k]
+        l4, l5 = loc[4], loc[5]                                           # (L4), (L6), (L7)
+        for k in range(m):
+            abn[k] = -ba[k] * ph[k] * vbar[k] + rh[k] * abn[k]
+        for k in range(m):
+            l4[k] += abn[k] * apr[k]
+        for k in range(m):
+            l5[k] -= ph[k] * vbar[k] * at[k]
+    # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients       (A9), (A14)-(A17)
+    for k in range(m):
+        vbar[k] = ph[k] * vbar[k]
+    _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, vbar, m, partials)
+    if synaptic:                                                          # (S2), (S4)
+        l3 = loc[3]
+        for k in range(m):
+            sbn[k] = ubn[k] + als[k] * sbn[k]
+        for k in range(m):
+            l3[k] += sbn[k] * spr[k]
+    if onetoone:                                                          # (R3)
+        Jb = sbn if synaptic else ubn
+        l6 = loc[6]
+        for k in range(m):
+            l6[k] += Jb[k] * vpr[k]
+
+
+@njit(inline="always", **_JIT)
+def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, partials):
+    """ubar_t = eps_t + pv_t + leak_t ubar_{t+1} with pv = phi_t vbar_t, and
+    (when ``partials``) the partial sums of alpha, theta and the reset value
+    (A9), (A10), (A14)-(A16); ubn holds ubar_{t+1} on entry, ubar_t on exit."""
+    l0, l1, l2 = loc[0], loc[1], loc[2]
+    if partials:
+        for k in range(m):
+            l1[k] -= pv[k]
+        for k in range(m):
+            l2[k] += ubn[k] * vt[k]
+    if reset == 1:                                                        # (A10b), (A14b)
+        for k in range(m):
+            ubn[k] = dut[k] + pv[k] + al[k] * (one - vt[k]) * ubn[k]
+        if partials:
+            for k in range(m):
+                l0[k] += ubn[k] * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k])
+    else:                                                                 # (A10a,c), (A14a)
+        for k in range(m):
+            ubn[k] = dut[k] + pv[k] + al[k] * ubn[k]
+        if partials:
+            for k in range(m):
+                l0[k] += ubn[k] * upr[k]
+
+
+@njit(inline="always", **_JIT)
+def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, one,
+                         ubn, loc, ph, x64, m, partials):
+    """:func:`_backward_step` for the plain cell (no synaptic current,
+    adaptation or recurrence), the training workhorse: phi_t vbar_t is made in
+    one pass per reset mode.  Same operations in the same order as the general
+    step, so the same bits."""
+    reset, detach = mode[0], mode[3]
+    for k in range(m):
+        x64[k] = ut[k] - th[k]
+    _phi_block(sg[0], sg[1], sg[2], sg[3], sg[4], sg[5], sg[6], x64, vt, ph, m)   # (A7)
+    if detach or reset == 2:                                              # (A8)
+        for k in range(m):
+            ph[k] = ph[k] * (dvt[k] + (one - one))
+    elif reset == 0:                                                      # (A10a)
+        for k in range(m):
+            ph[k] = ph[k] * (dvt[k] + (-ga[k] * ubn[k]))
+    else:                                                                 # (A10b)
+        for k in range(m):
+            ph[k] = ph[k] * (dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k])
+    _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, ph, m, partials)
+
+
+@njit(**_JIT)
+def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
+                    P, mode, sg, dI, acc, adj, dstate0, task0, task1):
+    """Reverse steps [t1, t0) (``reference.cell_backward_scan``) of the tasks
+    [task0, task1)."""
+    T, B, N = u.shape
+    has_dv, has_du, has_rec, partials = have[0], have[1], have[2], have[3]
+    synaptic, adaptive = mode[4], mode[5]
+    plain = not (synaptic or adaptive or mode[6] or has_rec)
+    # acc rows (reference.ACC_*): alpha, theta, rv when asked for; alpha_s, rho,
+    # beta_a, r by model
+    used = (partials, partials, partials, synaptic == 1, adaptive == 1, adaptive == 1,
+            mode[6] == 1)
+    nblk = (N + BLOCK - 1) // BLOCK
+    one = np.ones(1, u.dtype)[0]
+    for task in range(task0, task1):
+        b = task // nblk
+        n0 = (task % nblk) * BLOCK
+        n1 = min(N, n0 + BLOCK)
+        m = n1 - n0
+        ubn = adj[0, b, n0:n1].copy()   # ubar_{t+1}, sbar_{t+1}, abar_{t+1}
+        sbn = adj[1, b, n0:n1].copy() if synaptic else np.zeros(m, u.dtype)
+        abn = adj[2, b, n0:n1].copy() if adaptive else np.zeros(m, u.dtype)
+        # partial sums continue acc (and dI[0] when static) so that splitting
+        # time into several calls never changes the order of summation; only
+        # the rows the model uses are read and written (a chunked backward
+        # calls this once per chunk)
+        loc = np.empty((7, m), u.dtype)
+        for j in range(7):
+            if used[j]:
+                for k in range(m):
+                    loc[j, k] = acc[j, b, n0 + k]
+        a_dI = np.zeros(m, u.dtype)
+        if static:
+            for k in range(m):
+                a_dI[k] = dI[0, b, n0 + k]
+        vbar = np.empty(m, u.dtype)
+        ph = np.empty(m, u.dtype)       # phi_t of the block, rounded to the dtype
+        x64 = np.empty(m)
+        zrow = np.zeros(m, u.dtype)
+        zspk = np.zeros(m, v.dtype)     # v_0 = 0 in the spikes' storage type
+        p0, p1, p2, p3 = P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1]   # once per task
+        p4, p5, p6, p7 = P[4, n0:n1], P[5, n0:n1], P[6, n0:n1], P[7, n0:n1]
+        for t in range(t1 - 1, t0 - 1, -1):
+            at = a[t, b, n0:n1] if adaptive else zrow
+            upr = u[t - 1, b, n0:n1] if t > 0 else state0[0, b, n0:n1]
+            vpr = v[t - 1, b, n0:n1] if t > 0 else zspk
+            spr = zrow
+            if synaptic:
+                spr = s[t - 1, b, n0:n1] if t > 0 else state0[1, b, n0:n1]
+            apr = zrow
+            if adaptive:
+                apr = a[t - 1, b, n0:n1] if t > 0 else state0[2, b, n0:n1]
+            dvt = dv[t, b, n0:n1] if has_dv else zrow
+            dut = du[t, b, n0:n1] if has_du else zrow
+            rt = rec[t, b, n0:n1] if has_rec else zrow
+            if plain:
+                _backward_step_plain(u[t, b, n0:n1], v[t, b, n0:n1], upr, vpr, dvt, dut,
+                                     p0, p1, p2, p3, mode, sg, one, ubn, loc, ph, x64, m,
+                                     partials)
+            else:
+                _backward_step(u[t, b, n0:n1], v[t, b, n0:n1], at, upr, vpr, spr, apr,
+                               dvt, dut, rt, has_rec, p0, p1, p2, p3, p4, p5, p6, p7, mode, sg,
+                               one, ubn, sbn, abn, loc, vbar, ph, x64, m, partials)
+            Ib = sbn if synaptic else ubn                                 # (S3), (A13)
+            if static:                                                    # (A21)
+                for k in range(m):
+                    a_dI[k] += Ib[k]
+            else:
+                dIt = dI[t, b, n0:n1]
+                for k in range(m):
+                    dIt[k] = Ib[k]
+        for k in range(m):
+            n = n0 + k
+            for j in range(7):
+                if used[j]:
+                    acc[j, b, n] = loc[j, k]
+            adj[0, b, n] = ubn[k]
+            if synaptic:
+                adj[1, b, n] = sbn[k]
+            if adaptive:
+                adj[2, b, n] = abn[k]
+            if static:
+                dI[0, b, n] = a_dI[k]
+            if t0 == 0:
+                dstate0[0, b, n] = P[0, n] * ubn[k]                       # (A18)
+                dstate0[1, b, n] = P[4, n] * sbn[k] if synaptic else 0.0  # (S5)
+                dstate0[2, b, n] = P[5, n] * abn[k] if adaptive else 0.0  # (L8)
+
+
+@njit(**_JIT)
+def _backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
+                        dI, acc, dstate0):
+    """``reference.cell_backward_recurrent``: the adjoint of :func:`_forward_recurrent`."""
+    T, B, N = u.shape
+    has_dv, has_du = have[0], have[1]
+    synaptic, adaptive = mode[4], mode[5]
+    one = np.ones(1, u.dtype)[0]
+    ubn = np.zeros((B, N), u.dtype)
+    sbn = np.zeros((B, N), u.dtype)
+    abn = np.zeros((B, N), u.dtype)
+    rec = np.zeros((B, N), u.dtype)
+    vbar = np.empty(N, u.dtype)
+    ph = np.empty(N, u.dtype)
+    x64 = np.empty(N)
+    zrow = np.zeros(N, u.dtype)
+    zspk = np.zeros(N, v.dtype)
+    loc = np.empty((B, 7, N), u.dtype)   # contiguous partial sums continuing acc
+    for b in range(B):
+        for j in range(7):
+            for k in range(N):
+                loc[b, j, k] = acc[j, b, k]
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            np.dot(dI[t + 1], R, rec)                                     # (R2)
+        for b in range(B):
+            at = a[t, b] if adaptive else zrow
+            upr = u[t - 1, b] if t > 0 else state0[0, b]
+            vpr = v[t - 1, b] if t > 0 else zspk
+            spr = zrow
+            if synaptic:
+                spr = s[t - 1, b] if t > 0 else state0[1, b]
+            apr = zrow
+            if adaptive:
+                apr = a[t - 1, b] if t > 0 else state0[2, b]
+            dvt = dv[t, b] if has_dv else zrow
+            dut = du[t, b] if has_du else zrow
+            has_rec = t < T - 1
+            _backward_step(u[t, b], v[t, b], at, upr, vpr, spr, apr,
+                           dvt, dut, rec[b], has_rec,
+                           P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], mode, sg, one,
+                           ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, N, True)
+            Ib = sbn[b] if synaptic else ubn[b]                           # (S3), (A13)
+            dIt = dI[t, b]
+            for k in range(N):
+                dIt[k] = Ib[k]
+    for b in range(B):
+        for j in range(7):
+            for k in range(N):
+                acc[j, b, k] = loc[b, j, k]
+        for k in range(N):
+            dstate0[0, b, k] = P[0, k] * ubn[b, k]                        # (A18)
+            dstate0[1, b, k] = P[4, k] * sbn[b, k] if synaptic else 0.0   # (S5)
+            dstate0[2, b, k] = P[5, k] * abn[b, k] if adaptive else 0.0   # (L8)
