@@ -6,15 +6,12 @@ The two backends are timed alternately in one process (the machine is shared
 and noisy); medians and their ratio are printed.  Not a test.
 """
 import argparse
-import os
 import time
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "2")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from lifgrad import LIFConfig, LIFParams, lif_backward, lif_forward  # noqa: E402
+import lifgrad
+from lifgrad import LIFConfig, LIFParams, lif_backward, lif_forward
 
 
 def main():
@@ -43,7 +40,7 @@ def main():
             times[k].append(time.perf_counter() - t0)
     med = {k: float(np.median(v)) for k, v in times.items()}
     print(f"T={a.T} B={a.B} N={a.N} {a.dtype} reset={a.reset}, median of {a.repeats} "
-          f"(threads: numba {os.environ['NUMBA_NUM_THREADS']})")
+          f"(lifgrad's threads: {lifgrad.num_threads()})")
     for k in times:
         print(f"  {k:<10} forward+backward {1e3 * med[k]:8.1f} ms")
     print(f"  reference / cpu = {med['reference'] / med['cpu']:.1f}x")

@@ -6,16 +6,12 @@ cpu vs reference backend, timed alternately in one process; medians.
 Includes the input product, the per-step recurrent products and dW/dR.  Not a test.
 """
 import argparse
-import os
 import time
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "2")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from lifgrad import LIFConfig  # noqa: E402
-from lifgrad.network import Dense, Sequential  # noqa: E402
+from lifgrad import LIFConfig
+from lifgrad.network import Dense, Sequential
 
 
 def main():

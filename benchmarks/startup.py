@@ -111,7 +111,7 @@ def main(argv=None):
         setup.append(("git clone", wall))
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
         t0 = time.perf_counter()
-        _run(["make", "-s", f"{root}/.venv/.stamp-base"], env, root)
+        _run(["make", "-s", ".venv/.stamp-base"], env, root)
         setup.append(("make: venv and `pip install -e .[dev]`", time.perf_counter() - t0))
         t0 = time.perf_counter()
         _run(["make", "-s", "venv"], env, root)

@@ -30,25 +30,16 @@ Writes ``metrics.jsonl``/``metrics.csv``, a checkpoint and the figures
 """
 from __future__ import annotations
 
+import argparse
 import os
+import sys
+import time
 
-# Threads for a 2-core machine, set before numpy/numba start (an explicit setting
-# in the environment wins): Numba's parallel scans take both cores; the BLAS
-# products run on one thread.  Measured on 2 cores, 100 training steps: 4.6-5.2 s
-# with OPENBLAS_NUM_THREADS=1, 4.6-5.6 s with 2 -- no gain from a second BLAS
-# thread, and with one the float32 sums (hence the numbers) do not depend on it.
-os.environ.setdefault("NUMBA_NUM_THREADS", "2")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", os.environ["OPENBLAS_NUM_THREADS"])
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import lifgrad  # noqa: E402
 from lifgrad import data as lg_data  # noqa: E402
 from lifgrad.train import TrainConfig, fit  # noqa: E402
 
@@ -80,9 +71,8 @@ def main(argv=None):
     ds = lg_data.load("fashion-mnist", args.data_dir)
     n_train = len(ds.x_train) if not args.max_train else min(args.max_train, len(ds.x_train))
     print(f"Fashion-MNIST: {n_train} training / {len(ds.x_test)} test images "
-          f"(loaded in {time.perf_counter() - t0:.1f} s); threads: numba "
-          f"{os.environ['NUMBA_NUM_THREADS']}, BLAS {os.environ['OPENBLAS_NUM_THREADS']}",
-          flush=True)
+          f"(loaded in {time.perf_counter() - t0:.1f} s); lifgrad's threads: "
+          f"{lifgrad.num_threads()} (the numbers do not depend on them)", flush=True)
     print("epoch  loss    train_acc  test_acc  train_s  eval_s", flush=True)
 
     def report(r, net):
@@ -115,7 +105,7 @@ def main(argv=None):
     print(f"final test accuracy {history[-1]['test_acc']:.4f} (best {best:.4f}); "
           f"{mean_s:.1f} s per training epoch; total {time.perf_counter() - t0:.0f} s")
     at = next((r["epoch"] for r in history if r["test_acc"] >= 0.88), None)
-    print(f"target >= 0.88 test accuracy: " + (f"reached at epoch {at}" if at else "NOT reached")
+    print("target >= 0.88 test accuracy: " + (f"reached at epoch {at}" if at else "NOT reached")
           + ("" if history[-1]["test_acc"] >= 0.88 else " (the last epoch is below it)"))
     print("figures:", ", ".join(figs))
     return history

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import parallel, reference
+from . import parallel, reference, workspace
 from .config import LIFConfig, LIFParams
 
 __all__ = ["lif_forward", "lif_backward", "Trace", "LIFGrads"]
@@ -256,11 +256,11 @@ def _forward_impl(I3, static, T, P, R, config, state0, shapes0=(None, None, None
     B, N = I3.shape[1:]
     dtype = I3.dtype
     rnd = _random_draws(config, rng, (T, B, N))
-    u = np.empty((T, B, N), dtype)
-    v = np.empty((T, B, N), spike_dtype(config, dtype))
+    u = workspace.empty((T, B, N), dtype)
+    v = workspace.empty((T, B, N), spike_dtype(config, dtype))
     dummy = np.zeros((1, 1, 1), dtype)
-    s = np.empty((T, B, N), dtype) if config.synaptic else dummy
-    a = np.empty((T, B, N), dtype) if config.adaptive else dummy
+    s = workspace.empty((T, B, N), dtype) if config.synaptic else dummy
+    a = workspace.empty((T, B, N), dtype) if config.adaptive else dummy
     if R is None:
         forward_scan(config, I3, static, 0, T, state0, P, rnd, u, v, s, a)
     else:
@@ -336,7 +336,7 @@ def _backward_impl(trace, P, R, config, dv, du, dI_out=None, partials=True):
     if R is None:
         static = trace.static
         # the kernel writes every dI[t] (static: accumulates into dI[0], so zero it)
-        dI = np.zeros((1, B, N), dtype) if static else np.empty((T, B, N), dtype)
+        dI = np.zeros((1, B, N), dtype) if static else workspace.empty((T, B, N), dtype)
         backward_scan(config, trace.u, trace.v, s, a, trace.state0, dvv, duu, dummy,
                       (dv is not None, du is not None, False, partials), static, 0, T, P, dI,
                       acc, adj, dstate0)

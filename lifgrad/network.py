@@ -19,12 +19,13 @@ factor.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
 import numpy as np
 
-from . import parallel
+from . import parallel, workspace
 from .config import LIFConfig, LIFParams
 from .functional import (CHUNK_ROWS, TIME_CHUNK, Trace, _backward_impl, _check_finite,
                          _forward_impl, _Parts, backward_scan, forward_scan, reduce_grads,
@@ -269,12 +270,12 @@ def _chunked_matmul(a, B_, out=None, config=None, bt=None):
     same ``B_`` (the checkpointed paths call this once per segment: W5 made 63
     copies of its 784 x 1000 W^T per step, 0.53 ms each)."""
     if a.ndim == 2:
-        return matmul(a, B_, np.empty((a.shape[0], B_.shape[1]), np.result_type(a, B_)))
+        return matmul(a, B_, workspace.empty((a.shape[0], B_.shape[1]), np.result_type(a, B_)))
     T = a.shape[0]
     C = time_chunk(a.shape[1])
     shape = a.shape[:-1] + (B_.shape[1],)
     if out is None:
-        out = np.empty(shape, np.result_type(a, B_))
+        out = workspace.empty(shape, np.result_type(a, B_))
     bt = [None] if bt is None else bt
     for c in range(0, T, C):                  # each chunk's product straight into out
         sl = slice(c, min(T, c + C))
@@ -323,11 +324,11 @@ def _weight_grads(ubar, x, dW=None, db=None, config=None):
         if config is not None and use_events(x2, u2.shape[1], config):
             from .kernels.cpu_ops import event_wgrad
             if dW is None:
-                dW = np.zeros((u2.shape[1], x2.shape[1]), u2.dtype)
+                dW = workspace.zeros((u2.shape[1], x2.shape[1]), u2.dtype)
             event_wgrad(u2, x2, dW)                # dW += this chunk's sum
         else:
             if dW is None:
-                dW = np.zeros((u2.shape[1], x2.shape[1]), u2.dtype)
+                dW = workspace.zeros((u2.shape[1], x2.shape[1]), u2.dtype)
             matmul_acc(u2.T, x2, dW)   # in place: the caller's running sum, or zeros made here
         if db is None:
             db = b
@@ -343,6 +344,15 @@ class LayerTrace(NamedTuple):
 
 class NetTrace(NamedTuple):
     layers: list
+
+
+def _in_workspace(method):
+    """Run a network method with the network's workspace installed."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with workspace.use(self.workspace):
+            return method(self, *args, **kwargs)
+    return wrapper
 
 
 class Sequential:
@@ -369,6 +379,15 @@ class Sequential:
     @property
     def n_in(self):
         return self.layers[0].n_in
+
+    @property
+    def workspace(self):
+        """The network's :class:`lifgrad.workspace.Workspace`: step-sized buffers
+        reused between steps once nothing else holds them (made on first use)."""
+        ws = self.__dict__.get("_workspace")
+        if ws is None:
+            ws = self.__dict__["_workspace"] = workspace.Workspace()
+        return ws
 
     def replace_configs(self, fn):
         """A network sharing this one's parameters whose layer configurations
@@ -398,6 +417,7 @@ class Sequential:
                                  f"got {np.shape(v)}")
 
     @parallel.scoped
+    @_in_workspace
     def forward(self, x, params=None, T=None, rng=None, checkpoint_every=None):
         """Run the network on ``x`` ``(T, B, n_in)``, or static ``(B, n_in)`` with ``T=``.
 
@@ -468,6 +488,7 @@ class Sequential:
         return out
 
     @parallel.scoped
+    @_in_workspace
     def backward(self, trace, dv=None, du=None, params=None, need_input_grad=False,
                  layer_dv=None, record=None, layer_du=None):
         """Gradients of every parameter, given ``dv = dL/dv`` and ``du = dL/du``
@@ -580,7 +601,7 @@ def _segment_input(layer, p, h, static, L, B, dtype, bt):
     buffer (no copy of a segment's currents: W5's 64 segments x 4 MB per step)."""
     if static:
         return _input_current(layer, p, h, dtype, bt)
-    I3 = np.empty((L + 1, B, layer.n_out), dtype)
+    I3 = workspace.empty((L + 1, B, layer.n_out), dtype)
     _input_current(layer, p, h, dtype, bt, out=I3[1:])
     return I3
 
@@ -589,10 +610,10 @@ def _segment_forward(layer, cfg, P, I_seg, static, prev, L, B, dtype):
     """One segment of L steps of one layer: buffers of L+1 steps whose row 0 is
     ``prev`` = (u, v, s, a), the state before the segment (CK1); returns the
     (u, v, s, a) buffers.  ``I_seg``: from :func:`_segment_input`."""
-    u = np.empty((L + 1, B, layer.n_out), dtype)
-    v = np.empty(u.shape, spike_dtype(cfg, dtype))
-    s = np.empty_like(u) if cfg.synaptic else np.zeros((1, 1, 1), dtype)
-    a = np.empty_like(u) if cfg.adaptive else np.zeros((1, 1, 1), dtype)
+    u = workspace.empty((L + 1, B, layer.n_out), dtype)
+    v = workspace.empty(u.shape, spike_dtype(cfg, dtype))
+    s = workspace.empty(u.shape, dtype) if cfg.synaptic else np.zeros((1, 1, 1), dtype)
+    a = workspace.empty(u.shape, dtype) if cfg.adaptive else np.zeros((1, 1, 1), dtype)
     u[0], v[0] = prev[0], prev[1]
     if cfg.synaptic:
         s[0] = prev[2]
@@ -729,7 +750,7 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
     scratch0 = [np.zeros((3, B, l.n_out), dtype) for l in self.layers]
     dI_static = np.zeros((1, B, self.layers[0].n_out), dtype) if static else None
     dW, db = [None] * Ls, [None] * Ls
-    dx_all = np.zeros(x.shape, dtype) if (need_input_grad and not static) else None
+    dx_all = workspace.zeros(x.shape, dtype) if (need_input_grad and not static) else None
     dummy = np.zeros((1, 1, 1), dtype)
     layer_dv, layer_du = layer_dv or {}, layer_du or {}
     for seg in range(len(segments) - 1, -1, -1):
@@ -756,7 +777,7 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
             elif mine is not None:
                 dI = mine     # the scans read dv_t and du_t of a step before writing dI_t
             else:
-                dI = np.empty((lead + L, B, N), dtype)
+                dI = workspace.empty((lead + L, B, N), dtype)
             backward_scan(cfg, u, v, s_, a_, st0, dummy if dvb is None else dvb,
                           dummy if dub is None else dub, dummy,
                           (dvb is not None, dub is not None, False, layer.partials), hstat,
@@ -768,7 +789,7 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
             W = np.asarray(p["W"], dtype)
             if i > 0:                                                            # (A20c)
                 below = bufs[i - 1][5]
-                dh = np.empty((below + L, B, layer.n_in), dtype)
+                dh = workspace.empty((below + L, B, layer.n_in), dtype)
                 dh[:below] = 0
                 _chunked_matmul(ub, W, out=dh[below:])
                 if self.layers[i - 1].readout:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import parallel
+from . import parallel, workspace
 
 __all__ = ["matmul", "matmul_acc", "SPIKE_ROWS"]
 
@@ -62,7 +62,7 @@ def matmul_acc(a, b, out):
     calling thread (a worker's allocations come from its own malloc arena and
     add to the peak)."""
     axis, pieces = _pieces(a.shape[0], b.shape[1])
-    tmp = np.empty(out.shape, out.dtype)
+    tmp = workspace.empty(out.shape, out.dtype)
     K = b.shape[0]
     spikes = b.dtype.kind != "f"
     for k in range(0, K, SPIKE_ROWS if spikes else max(K, 1)):

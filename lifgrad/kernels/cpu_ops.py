@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import parallel
+from .. import parallel, workspace
 from .aot import pick
 from .constants import EVENT_BLOCK, EVENT_ROWS
 
@@ -55,7 +55,7 @@ def event_matmul(a, BT, out):
     tasks on lifgrad's threads."""
     M, K = a.shape
     nblk = (M + EVENT_ROWS - 1) // EVENT_ROWS
-    idx = np.empty((nblk, K), np.int32)
+    idx = workspace.empty((nblk, K), np.int32)
     fn = pick("event_matmul_idx", _key(BT, a), (a, BT, out, idx))
     parallel.run(fn, nblk, (a, BT, out, idx))
 
@@ -69,8 +69,8 @@ def event_wgrad(u, a, out, parts=None):
     if parts is None:
         parts = parallel.num_threads()
     parts = max(1, min(K, parts))
-    G, lists, count = (np.zeros((K, N), u.dtype), np.empty((K, EVENT_BLOCK), np.uint8),
-                       np.empty(K, np.int64))
+    G, lists, count = (workspace.zeros((K, N), u.dtype),
+                       workspace.empty((K, EVENT_BLOCK), np.uint8), np.empty(K, np.int64))
     fn = pick("event_wgrad_parts", _key(u, a), (u, a, out, G, lists, count))
     parallel.run(fn, parts, (u, a, out, parts, G, lists, count))
 
