@@ -147,13 +147,9 @@ def build_lifgrad(wl: Workload, backend="cpu"):
         return _lifgrad_cuda_step(net, opt, T, ce_membrane)
 
     if wl.loss == "spikes":
-        ones = []
-
         def step(x, y):                        # L = sum of the output spikes: dL/dv = 1
             out, tr = net.forward(x, T=T)
-            if not ones:
-                ones.append(np.ones(out.shape, np.float32))
-            opt.step(net.params, net.backward(tr, dv=ones[0]))
+            opt.step(net.params, net.backward(tr, dv=1.0))
             return float(out.sum(dtype=np.float64))
     else:
         def step(x, y):

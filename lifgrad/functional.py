@@ -402,15 +402,14 @@ def _dR(dI, v, config):
     the spikes instead of 2.1 MB for a time chunk).  Only this function sums
     dR, so every path adds the same terms in the same order."""
     T, B, N = dI.shape
-    dR = np.zeros((N, N), dI.dtype)
     d2, v2 = dI[1:].reshape(-1, N), v[:-1].reshape(-1, N)
     if use_events(v2, N, config):
         from .kernels.cpu_ops import event_wgrad
+        dR = np.zeros((N, N), dI.dtype)
         event_wgrad(d2, v2, dR)
         return dR
     from .products import matmul_acc
-    matmul_acc(d2.T, v2, dR)
-    return dR
+    return matmul_acc(d2.T, v2, np.empty((N, N), dI.dtype), first=True)
 
 
 def _like(grad_n, value):

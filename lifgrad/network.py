@@ -326,10 +326,11 @@ def _weight_grads(ubar, x, dW=None, db=None, config=None):
             if dW is None:
                 dW = workspace.zeros((u2.shape[1], x2.shape[1]), u2.dtype)
             event_wgrad(u2, x2, dW)                # dW += this chunk's sum
+        elif dW is None:
+            dW = matmul_acc(u2.T, x2, workspace.empty((u2.shape[1], x2.shape[1]), u2.dtype),
+                            first=True)
         else:
-            if dW is None:
-                dW = workspace.zeros((u2.shape[1], x2.shape[1]), u2.dtype)
-            matmul_acc(u2.T, x2, dW)   # in place: the caller's running sum, or zeros made here
+            matmul_acc(u2.T, x2, dW)   # in place: the caller's running sum
         if db is None:
             db = b
         else:
@@ -492,8 +493,11 @@ class Sequential:
     def backward(self, trace, dv=None, du=None, params=None, need_input_grad=False,
                  layer_dv=None, record=None, layer_du=None):
         """Gradients of every parameter, given ``dv = dL/dv`` and ``du = dL/du``
-        of the top layer (each ``(T, B, n_out)`` or ``None``; for a readout top
-        layer only ``du`` is meaningful).  ``layer_dv`` optionally adds direct
+        of the top layer (each ``(T, B, n_out)``, a scalar, or ``None``; for a
+        readout top layer only ``du`` is meaningful).  A scalar is that value
+        at every step, batch row and neuron (``dv=1.0`` for L = the sum of the
+        output spikes) and takes the memory of one chunk of steps, not of
+        ``(T, B, n_out)``.  ``layer_dv`` optionally adds direct
         ``dL/dv`` of lower layers, ``{layer index: (T, B, n)}`` (e.g. a spike
         regulariser); ``layer_du`` likewise adds direct ``dL/du`` (e.g. the
         score of a stochastic layer).  ``record``, a dict, receives ``record[i] = ubar_i``, the
@@ -513,8 +517,14 @@ class Sequential:
             if a is None:
                 return None
             a = np.asarray(a)
+            if a.dtype.kind not in "biuf":
+                raise TypeError(f"{arg}: expected real numbers, got dtype {a.dtype}")
+            if a.ndim == 0:          # the same value everywhere: made a chunk at a time
+                _check_finite(arg, a)
+                return np.broadcast_to(a.astype(dtype), shape)
             if a.shape != shape:
-                raise ValueError(f"{arg}: expected shape {shape} (T, B, n_out), got {a.shape}")
+                raise ValueError(f"{arg}: expected shape {shape} (T, B, n_out) or a scalar, "
+                                 f"got {a.shape}")
             _check_finite(arg, a)
             return np.ascontiguousarray(a, dtype=dtype)
 
@@ -531,6 +541,8 @@ class Sequential:
             # memory, the same numbers as the layer-by-layer pass below (CK3)
             return self._backward_full_segments(trace, dv, du, params, need_input_grad,
                                                 layer_dv, layer_du)
+        dv = None if dv is None else np.ascontiguousarray(dv)       # a scalar: made in full
+        du = None if du is None else np.ascontiguousarray(du)
         grads = {}
         owned = False      # whether dv is an array made here (may be overwritten)
         for i in range(len(self.layers) - 1, -1, -1):
@@ -712,10 +724,10 @@ def _lead(arr, t0, t1, lead, dtype):
     lead = 1), or, for t0 = 0 with a leading row, a copy whose row 0 is zero."""
     if arr is None:
         return None
-    if lead == 0:
-        return arr[t0:t1]
-    if t0 > 0:
-        return arr[t0 - 1:t1]
+    if lead == 0 or t0 > 0:
+        view = arr[t0 - lead:t1]
+        # a scalar dv/du (a broadcast view) is made here, one chunk at a time
+        return view if view.flags.c_contiguous else np.ascontiguousarray(view)
     out = np.zeros((t1 - t0 + 1,) + arr.shape[1:], dtype)
     out[1:] = arr[t0:t1]
     return out
@@ -753,9 +765,18 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
     dx_all = workspace.zeros(x.shape, dtype) if (need_input_grad and not static) else None
     dummy = np.zeros((1, 1, 1), dtype)
     layer_dv, layer_du = layer_dv or {}, layer_du or {}
+    # error buffers are asked for at the longest segment's size and cut to
+    # each segment: the last segment, often shorter and met first, would
+    # otherwise take a buffer the longer ones cannot reuse
+    Lmax = 1 + max(t1 - t0 for t0, t1 in segments)
+
+    def chunk_buffer(rows, n):
+        return workspace.empty((Lmax, B, n), dtype)[:rows]
+
     for seg in range(len(segments) - 1, -1, -1):
         t0, t1 = segments[seg]
         L = t1 - t0
+        dI = ub = dh = None   # the last segment's error buffers, free for this one's
         bufs = views(seg, t0, t1)
         top_lead = bufs[-1][5]
         dvb, dub = _lead(dv, t0, t1, top_lead, dtype), _lead(du, t0, t1, top_lead, dtype)
@@ -777,7 +798,7 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
             elif mine is not None:
                 dI = mine     # the scans read dv_t and du_t of a step before writing dI_t
             else:
-                dI = workspace.empty((lead + L, B, N), dtype)
+                dI = chunk_buffer(lead + L, N)
             backward_scan(cfg, u, v, s_, a_, st0, dummy if dvb is None else dvb,
                           dummy if dub is None else dub, dummy,
                           (dvb is not None, dub is not None, False, layer.partials), hstat,
@@ -789,7 +810,7 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
             W = np.asarray(p["W"], dtype)
             if i > 0:                                                            # (A20c)
                 below = bufs[i - 1][5]
-                dh = workspace.empty((below + L, B, layer.n_in), dtype)
+                dh = chunk_buffer(below + L, layer.n_in)
                 dh[:below] = 0
                 _chunked_matmul(ub, W, out=dh[below:])
                 if self.layers[i - 1].readout:

@@ -83,24 +83,31 @@ def _pool(workers):
         return pool
 
 
-def run(fn, n_tasks, args, parts=None):
+def split(n_tasks, parts=None):
+    """The number of ranges :func:`run` cuts ``range(n_tasks)`` into."""
+    return max(1, min(num_threads(), n_tasks, n_tasks if parts is None else parts))
+
+
+def run(fn, n_tasks, args, parts=None, with_index=False):
     """Call ``fn(*args, lo, hi)`` over contiguous ranges that split
     ``range(n_tasks)``, one range per thread (at most ``parts`` ranges), the
-    first on the calling thread.  ``fn`` must release the GIL (a ``nogil``
+    first on the calling thread (``with_index``: ``fn(*args, i, lo, hi)`` with
+    the range's index i < :func:`split`, for per-thread scratch).  ``fn`` must release the GIL (a ``nogil``
     Numba kernel, a NumPy product) and be correct for any split.  Returns when
     every range is done; an exception in any range is raised here, after all
     of them have finished (none still writes into the caller's arrays)."""
-    k = min(num_threads(), n_tasks, n_tasks if parts is None else parts)
+    k = split(n_tasks, parts)
     if k <= 1:
         if n_tasks > 0:
-            fn(*args, 0, n_tasks)
+            fn(*args, *((0,) if with_index else ()), 0, n_tasks)
         return
     bounds = [n_tasks * i // k for i in range(k + 1)]
     pool = _pool(k - 1)
     with blas_one_thread():
-        futures = [pool.submit(fn, *args, bounds[i], bounds[i + 1]) for i in range(1, k)]
+        futures = [pool.submit(fn, *args, *((i,) if with_index else ()), bounds[i], bounds[i + 1])
+                   for i in range(1, k)]
         try:
-            fn(*args, bounds[0], bounds[1])
+            fn(*args, *((0,) if with_index else ()), bounds[0], bounds[1])
         finally:
             errors = []
             for f in futures:

@@ -53,30 +53,60 @@ def matmul(a, b, out):
     return out
 
 
-def matmul_acc(a, b, out):
+def matmul_acc(a, b, out, first=False):
     """``out += a @ b`` for ``a (M, K)`` float (a transposed view is fine),
     ``b (K, N)`` float or uint8 and ``out (M, N)``, in pieces of the output on
-    lifgrad's threads.  A uint8 ``b`` is cast SPIKE_ROWS rows of the
-    reduction at a time, each slab added in order (a fixed order of the sum).
-    The products go into one buffer of ``out``'s shape made here, on the
-    calling thread (a worker's allocations come from its own malloc arena and
-    add to the peak)."""
+    lifgrad's threads (``first``: ``out = a @ b``, whatever ``out`` held).  A
+    uint8 ``b`` is cast SPIKE_ROWS rows of the reduction at a time, the
+    slabs added in order (a fixed order of the sum); when the output is cut
+    into pieces of columns (a weight gradient of a narrow layer, W1's 10
+    outputs), each thread casts only its piece's columns, into scratch made on
+    the calling thread (a worker's allocations come from its own malloc arena
+    and add to the peak).  A product that is added goes through one buffer of
+    ``out``'s shape; the first slab of a ``first`` call is written straight
+    into ``out``."""
     axis, pieces = _pieces(a.shape[0], b.shape[1])
-    tmp = workspace.empty(out.shape, out.dtype)
     K = b.shape[0]
+    if K == 0:                              # an empty sum
+        if first:
+            out.fill(0)
+        return out
     spikes = b.dtype.kind != "f"
-    for k in range(0, K, SPIKE_ROWS if spikes else max(K, 1)):
-        r = slice(k, min(K, k + SPIKE_ROWS)) if spikes else slice(0, K)
+    slabs = ([slice(k, min(K, k + SPIKE_ROWS)) for k in range(0, K, SPIKE_ROWS)] if spikes
+             else [slice(0, K)])
+    tmp = None if (first and len(slabs) == 1) else workspace.empty(out.shape, out.dtype)
+
+    def add(j, a_, b_, o, t):
+        if first and j == 0:
+            np.matmul(a_, b_, out=o)
+        else:
+            np.matmul(a_, b_, out=t)
+            o += t
+
+    if spikes and axis == "cols":           # each thread casts its own columns
+        P = parallel.PIECE_ROWS
+        k = parallel.split(len(pieces))
+        scratch = [workspace.empty((min(K, SPIKE_ROWS), P), out.dtype) for _ in range(k)]
+
+        def part(i, lo, hi):
+            buf = scratch[i]
+            for sl in pieces[lo:hi]:
+                w = sl.stop - sl.start
+                for j, r in enumerate(slabs):
+                    bb = buf[:r.stop - r.start, :w]
+                    np.copyto(bb, b[r, sl], casting="unsafe")
+                    add(j, a[:, r], bb, out[:, sl], None if tmp is None else tmp[:, sl])
+        parallel.run(part, len(pieces), (), with_index=True)
+        return out
+    for j, r in enumerate(slabs):
         a_ = a[:, r]
         b_ = b[r].astype(out.dtype) if spikes else b
 
-        def part(lo, hi, a_=a_, b_=b_):
+        def part(lo, hi, j=j, a_=a_, b_=b_):
             for sl in pieces[lo:hi]:
                 if axis == "rows":
-                    np.matmul(a_[sl], b_, out=tmp[sl])
-                    out[sl] += tmp[sl]
+                    add(j, a_[sl], b_, out[sl], None if tmp is None else tmp[sl])
                 else:
-                    np.matmul(a_, b_[:, sl], out=tmp[:, sl])
-                    out[:, sl] += tmp[:, sl]
+                    add(j, a_, b_[:, sl], out[:, sl], None if tmp is None else tmp[:, sl])
         parallel.run(part, len(pieces), ())
     return out

@@ -11,9 +11,9 @@ of the two threads contend in the kernel); a loop that kept the previous
 step's trace alive until the next one did not pay it.
 
 A :class:`Workspace`, owned by a network, keeps every buffer it handed out and
-gives it out again -- for the same shape and dtype -- only when nothing else
-holds it any more: its reference count shows that no trace, view, gradient
-dict or torch tensor of the caller still refers to it.  So a trace the user
+gives it out again -- for an array of any shape and dtype that fits -- only
+when nothing else holds it any more: its reference count shows that no trace,
+view, gradient dict or torch tensor of the caller still refers to it.  So a trace the user
 keeps is never overwritten; it simply makes the next step take fresh
 buffers.  Between steps the buffers stay mapped (the process's RSS stays at
 its peak instead of falling and rising); the peak itself is unchanged.
@@ -32,37 +32,46 @@ import numpy as np
 __all__ = ["Workspace", "use", "empty", "zeros"]
 
 MIN_BYTES = 1 << 16     # smaller arrays are cheap to allocate: not pooled
-MAX_PER_KEY = 8         # buffers kept per (shape, dtype)
 
 _local = threading.local()
 
 
 class Workspace:
-    """A pool of buffers, keyed by (shape, dtype)."""
+    """A pool of raw byte buffers.  A request of n bytes gets a view of the
+    smallest free buffer of n to FIT * n bytes (or a new buffer), so a buffer
+    freed by one phase of a step serves another phase's arrays of other
+    shapes: the pool holds about the largest set of arrays alive at once, not
+    every array a step ever makes (the forward's input currents serve the
+    backward's error chunks)."""
+
+    FIT = 4          # a buffer serves requests down to 1/FIT of its size
+    MAX_BUFFERS = 64
 
     def __init__(self):
-        self._bufs = {}
+        self._bufs = []
 
     def empty(self, shape, dtype):
         dtype = np.dtype(dtype)
-        shape = tuple(int(n) for n in np.atleast_1d(shape)) if not isinstance(shape, tuple) \
-            else tuple(int(n) for n in shape)
+        shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
         nbytes = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
         if nbytes < MIN_BYTES:
             return np.empty(shape, dtype)
-        pool = self._bufs.setdefault((shape, dtype.str), [])
-        for buf in pool:
-            # held by this list, this loop's name and getrefcount's argument: by nothing else
-            if sys.getrefcount(buf) <= 3:
-                return buf
-        buf = np.empty(shape, dtype)
-        if len(pool) < MAX_PER_KEY:
-            pool.append(buf)
-        return buf
+        best = None
+        for buf in self._bufs:
+            # held by this list, this loop's name and getrefcount's argument: by
+            # nothing else (every array handed out is a view that holds its buffer)
+            if nbytes <= buf.nbytes <= self.FIT * nbytes and sys.getrefcount(buf) <= 3 \
+                    and (best is None or buf.nbytes < best.nbytes):
+                best = buf
+        if best is None:
+            best = np.empty(nbytes, np.uint8)
+            if len(self._bufs) < self.MAX_BUFFERS:
+                self._bufs.append(best)
+        return best[:nbytes].view(dtype).reshape(shape)
 
     def nbytes(self):
         """Bytes held by the pool."""
-        return sum(b.nbytes for pool in self._bufs.values() for b in pool)
+        return sum(b.nbytes for b in self._bufs)
 
     def clear(self):
         self._bufs.clear()

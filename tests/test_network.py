@@ -63,31 +63,46 @@ def test_network_backward_does_not_mutate(rng):
     np.testing.assert_array_equal(x, xc)
 
 
-def test_products_with_uint8_spikes_run_in_pieces_and_match_float_products(monkeypatch):
-    """Products whose operand is uint8 spikes are cast a piece at a time (its
-    float copy stays small); the values are those of the float product."""
+@pytest.mark.parametrize("n_out", [4, 20])
+def test_products_with_uint8_spikes_run_in_pieces_and_match_float_products(monkeypatch, n_out):
+    """Products whose operand is uint8 spikes are cast a piece at a time (the
+    float copy stays small: slabs of SPIKE_ROWS rows; with an output cut into
+    columns, 4 outputs here, each thread casts only its columns); the values
+    are those of the float product."""
     from lifgrad import network as nw
     from lifgrad import parallel, products
     rng = np.random.default_rng(0)
     v = (rng.random((6, 5, 9)) < 0.4).astype(np.uint8)
-    W = rng.normal(size=(9, 4))
-    dI = rng.normal(size=(6, 5, 4))
+    W = rng.normal(size=(9, n_out))
+    dI = rng.normal(size=(6, 5, n_out))
     monkeypatch.setattr(products, "SPIKE_ROWS", 7)
     monkeypatch.setattr(parallel, "PIECE_ROWS", 4)
     assert [r.stop for r in parallel.row_pieces(30)] == [4, 8, 12, 16, 20, 24, 28, 30]
     casts = []
-    orig = np.ndarray.astype
+    orig_astype, orig_copyto = np.ndarray.astype, np.copyto
 
     class Spy(np.ndarray):
         def astype(self, *a, **k):
             casts.append(self.shape)
-            return orig(np.asarray(self), *a, **k)
+            return orig_astype(np.asarray(self), *a, **k)
+
+    def copyto(dst, src, **k):
+        if np.asarray(src).dtype == np.uint8:
+            casts.append(np.shape(src))
+        return orig_copyto(dst, src, **k)
+    monkeypatch.setattr(products.np, "copyto", copyto)
     vf = v.astype(np.float64)
-    np.testing.assert_allclose(nw._chunked_matmul(v, W), vf @ W, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(nw._chunked_matmul(v, W),
+                               vf @ W, rtol=1e-13, atol=1e-13)
     dW, db = nw._weight_grads(dI, v.view(Spy))
-    assert casts == [(7, 9), (7, 9), (7, 9), (7, 9), (2, 9)]     # slabs of SPIKE_ROWS rows
-    np.testing.assert_allclose(dW, dI.reshape(-1, 4).T @ vf.reshape(-1, 9), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(db, dI.reshape(-1, 4).sum(axis=0), rtol=1e-12, atol=1e-12)
+    monkeypatch.setattr(products.np, "copyto", orig_copyto)
+    if n_out == 4:      # output (4, 9) in pieces of 4 columns: (7 or 2 rows) x (4, 4, 1) columns
+        assert sorted(casts) == sorted([(r, c) for r in (7, 7, 7, 7, 2) for c in (4, 4, 1)])
+    else:               # output (20, 9) in pieces of rows: each slab cast once, in full
+        assert casts == [(7, 9), (7, 9), (7, 9), (7, 9), (2, 9)]
+    np.testing.assert_allclose(dW, dI.reshape(-1, n_out).T @ vf.reshape(-1, 9), rtol=1e-12,
+                               atol=1e-12)
+    np.testing.assert_allclose(db, dI.reshape(-1, n_out).sum(axis=0), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("recurrent", [None, "all"])
@@ -124,3 +139,28 @@ def test_partial_sums_only_for_layers_that_learn_neuron_parameters(monkeypatch, 
         assert list(a) == list(b)
         for k in a:
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.parametrize("checkpoint", [None, 3])
+def test_a_scalar_dv_is_that_value_everywhere(checkpoint):
+    """dv=1.0 (L = sum of the output spikes) gives the gradients of the full
+    array of ones, through the chunked, the checkpointed and the
+    layer-by-layer (record=) backward."""
+    from lifgrad.network import Dense as D
+    rng = np.random.default_rng(4)
+    net = Sequential([D(12, 30, LIFConfig(surrogate="atan")), D(30, 6, LIFConfig())],
+                     dtype="float32")
+    x = (rng.random((9, 130, 12)) < 0.3).astype(np.float32)
+    out, tr = net.forward(x, checkpoint_every=checkpoint)
+    g_full = net.backward(tr, dv=np.ones(out.shape, np.float32))
+    g_scalar = net.backward(tr, dv=1.0)
+    for k in g_full:
+        np.testing.assert_array_equal(g_full[k], g_scalar[k], err_msg=k)
+    if checkpoint is None:
+        g_rec = net.backward(tr, dv=1.0, record={})
+        for k in g_full:
+            np.testing.assert_array_equal(g_full[k], g_rec[k], err_msg=k)
+    with pytest.raises(ValueError, match=r"dv: expected shape \(9, 130, 6\) .* or a scalar"):
+        net.backward(tr, dv=np.ones((9, 6)))
+    with pytest.raises(ValueError, match="dv: contains NaN"):
+        net.backward(tr, dv=float("nan"))

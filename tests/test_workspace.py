@@ -7,22 +7,49 @@ from lifgrad.network import Dense, Readout, Sequential
 from lifgrad.workspace import Workspace
 
 
+def _owner(a):
+    """The address of the pooled buffer an array is a view of (its data start)."""
+    return a.__array_interface__["data"][0]
+
+
 def test_a_buffer_is_handed_out_again_only_when_nothing_holds_it():
+    # (the arrays are only compared through addresses taken in plain statements:
+    # pytest's rewritten asserts would hold references to them)
     ws = Workspace()
-    a = ws.empty((64, 300), np.float32)
-    b = ws.empty((64, 300), np.float32)
-    assert a is not b                                   # a is held
-    a_id = id(a)
+    a = ws.empty((256, 300), np.float32)
+    b = ws.empty((256, 300), np.float32)
+    a_buf, b_buf = _owner(a), _owner(b)
     del a
-    c = ws.empty((64, 300), np.float32)
-    assert id(c) == a_id                                # a was free again
+    c = ws.empty((256, 300), np.float32)
+    c_buf = _owner(c)                                   # a was free again
     view = c[3:]
     del c
-    d = ws.empty((64, 300), np.float32)
-    assert d.base is None and d is not view.base        # a view holds its base
-    assert ws.empty((64, 300), np.float64).dtype == np.float64
+    d = ws.empty((256, 300), np.float32)
+    d_buf = _owner(d)                                   # a view holds its buffer: a new one
+    del view, d, b
+    pooled = {_owner(x) for x in ws._bufs}
+    e = ws.empty((300, 128), np.float64)                 # another shape and dtype fits
+    e_buf, e_shape, e_dtype, e_ok = (_owner(e), e.shape, e.dtype,
+                                     e.flags.c_contiguous and e.ctypes.data % 16 == 0)
+    big = ws.empty((256, 300 * 5), np.float32)           # larger than any: a new buffer
+    big_buf = _owner(big)
+    tiny = ws.empty((15, 600), np.float64)              # under 1/FIT of every free one: new
+    tiny_buf = _owner(tiny)
     small = ws.empty((3, 4), np.float32)
-    assert not any(small is x for pool in ws._bufs.values() for x in pool)   # not pooled
+    small_pooled = small.base is not None               # small arrays are not pooled
+    del e, big, tiny, small
+    n = len(ws._bufs)
+    for _ in range(5):
+        x = ws.empty((256, 300), np.float32)
+        del x
+    n_after = len(ws._bufs)
+    assert a_buf != b_buf
+    assert c_buf == a_buf
+    assert d_buf not in (a_buf, b_buf)
+    assert e_buf in pooled and e_shape == (300, 128) and e_dtype == np.float64 and e_ok
+    assert big_buf not in pooled and tiny_buf not in pooled
+    assert not small_pooled
+    assert n_after == n
 
 
 def _net():
@@ -68,7 +95,7 @@ def test_steps_reuse_the_buffers_and_give_the_same_numbers_as_fresh_ones():
             opt.step(net.params, net.backward(tr, du=lo.du))
         for x in xs:
             step(x)
-            sizes.append(sum(len(p) for p in net.workspace._bufs.values()))
+            sizes.append(len(net.workspace._bufs))
         return net.params, sizes
 
     p_ws, sizes = train(_net())
