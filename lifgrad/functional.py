@@ -312,7 +312,7 @@ def lif_backward(trace, params=LIFParams(), config=None, dv=None, du=None):
 class _Parts(NamedTuple):
     dI: np.ndarray       # (T, B, N), or (B, N) for a static input
     acc: np.ndarray      # (7, B, N) partial sums, rows ACC_* of lifgrad.reference
-    dstate0: np.ndarray  # (3, B, N)
+    dstate0: np.ndarray  # (3, B, N); None where the initial state's gradients are not wanted
     dR: np.ndarray | None
     P: np.ndarray
 
@@ -452,11 +452,13 @@ def reduce_grads(parts, params, trace, config):
         theta=_like(theta_n, params.theta),
         gamma=None if gamma_n is None else _like(gamma_n, params.gamma),
         u_reset=_like(u_reset_n, params.u_reset),
-        u0=_state_like(parts.dstate0[0], shapes[0]),
+        u0=None if parts.dstate0 is None else _state_like(parts.dstate0[0], shapes[0]),
         alpha_s=_like(acc[R_.ACC_ALPHA_S], params.alpha_s) if config.synaptic else None,
         rho=_like(acc[R_.ACC_RHO], params.rho) if config.adaptive else None,
         beta_a=_like(acc[R_.ACC_BETA_A], params.beta_a) if config.adaptive else None,
         R=R,
-        s0=_state_like(parts.dstate0[1], shapes[1]) if config.synaptic else None,
-        a0=_state_like(parts.dstate0[2], shapes[2]) if config.adaptive else None,
+        s0=_state_like(parts.dstate0[1], shapes[1])
+        if config.synaptic and parts.dstate0 is not None else None,
+        a0=_state_like(parts.dstate0[2], shapes[2])
+        if config.adaptive and parts.dstate0 is not None else None,
     )

@@ -824,16 +824,15 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
     for i, layer in enumerate(self.layers):
         p, neuron, factors, P = info[i]
         cfg = layer.config
-        dstate0 = np.stack([P[0] * adj[i][0],                             # (A18), (S5), (L8)
-                            P[4] * adj[i][1] if cfg.synaptic else np.zeros_like(adj[i][1]),
-                            P[5] * adj[i][2] if cfg.adaptive else np.zeros_like(adj[i][2])])
+        # (the gradients of the initial state, (A18), (S5), (L8), are not
+        # parameters of a network: not made)
         tr_like = traces[i] if traces is not None else \
             Trace(None, None, None, None, None, static and i == 0, (None, None, None))
         dIi = None
         if static and i == 0:
             dIi = dI_static[0]
             dW[i], db[i] = _weight_grads(dIi, x)                                 # (A21)
-        lg = reduce_grads(_Parts(dIi, acc[i], dstate0, None, P), neuron, tr_like, cfg)
+        lg = reduce_grads(_Parts(dIi, acc[i], None, None, P), neuron, tr_like, cfg)
         grads[f"layer{i}.W"] = dW[i]
         if layer.bias:
             grads[f"layer{i}.b"] = db[i]
