@@ -14,8 +14,9 @@ W2's Poisson input: ``--inputs 784 --outputs 1000``):
 * gradient ``u^T a``:    ``cpu_ops.event_wgrad`` against the same.
 
 The two are timed alternately in one process; medians in ms and the ratio
-event / BLAS.  ``functional.use_events`` (EVENT_DENSITY, EVENT_MIN_COLS) is
-set from these numbers.  A measurement, not a test.
+event / BLAS.  Where they cross depends on the machine: ``make`` measures
+it once per installation (``lifgrad/kernels/calibrate.py``, stored with the
+compiled kernels) and ``functional.use_events`` uses that density.  A measurement, not a test.
 """
 from __future__ import annotations
 

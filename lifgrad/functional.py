@@ -367,7 +367,8 @@ def time_chunk(B):
     return max(1, min(TIME_CHUNK, CHUNK_ROWS // max(1, int(B))))
 
 
-EVENT_DENSITY = 0.25   # at most this fraction of nonzeros in the sparse operand ...
+EVENT_DENSITY = None   # at most this fraction of nonzeros in the sparse operand (None:
+                       # this installation's measurement, kernels/calibrate.py) ...
 EVENT_MIN_COLS = 64    # ... and at least this many columns in the other operand
 EVENT_SAMPLE = 8       # a float operand's density is counted on every 8th row
 
@@ -377,21 +378,35 @@ def use_events(a2, ncols, config):
     that gives ``ncols`` columns per row is made by the event-driven kernels
     (``kernels.cpu_ops.event_matmul`` / ``event_wgrad``) instead of BLAS: for
     the 'cpu' backend ('reference' keeps NumPy's dense product), when at most
-    EVENT_DENSITY of ``a2`` is nonzero and the product has at least
+    :func:`event_density` of ``a2`` is nonzero and the product has at least
     EVENT_MIN_COLS columns.  uint8 spikes are counted in full (one byte each);
     a float operand (the data) on every EVENT_SAMPLE-th row, a tenth of the
-    product's memory traffic.  On this project's 2-core machine
-    (``benchmarks/events.py``) the event kernels took 0.15-0.6 of BLAS's time
-    at 512 columns and densities 0.02-0.2, 0.9 at 0.3, and were slower at 10
-    columns.  Decided by the operand alone, so every path that makes the
-    product (full trace, checkpointed recompute) makes it the same way."""
+    product's memory traffic.  Where the event kernels beat BLAS depends on
+    the machine (``benchmarks/events.py``): at 512 columns they took 0.15-0.6
+    of BLAS's time at densities 0.02-0.2 on an AMD EPYC with AVX2, but lost
+    from ~0.07 on an Intel Xeon with AVX-512; at 10 columns they lose on both.
+    Decided by the operand alone, so every path that makes the product (full
+    trace, checkpointed recompute) makes it the same way."""
     if config.backend != "cpu" or ncols < EVENT_MIN_COLS or a2.size == 0:
         return False
     if a2.dtype != SPIKE_DTYPE:
         if a2.dtype.kind != "f":
             return False
         a2 = a2[::EVENT_SAMPLE]
-    return np.count_nonzero(a2) <= EVENT_DENSITY * a2.size
+    operand = "spikes" if a2.dtype == SPIKE_DTYPE else "float"
+    return np.count_nonzero(a2) <= event_density(operand) * a2.size
+
+
+def event_density(operand="spikes"):
+    """The density up to which sparse products with a uint8 spike (``"spikes"``)
+    or float (``"float"``) operand use the event kernels: ``EVENT_DENSITY``
+    when set, else this installation's measured crossover
+    (``lifgrad.kernels.calibrate``, measured by ``make`` when it builds the
+    kernels; 0.1 without a build)."""
+    if EVENT_DENSITY is not None:
+        return float(EVENT_DENSITY)
+    from .kernels.calibrate import event_density as measured
+    return measured(operand)
 
 
 def _dR(dI, v, config):

@@ -98,7 +98,8 @@ def test_event_products_do_not_depend_on_the_thread_count():
         np.testing.assert_array_equal(dW, res[0][1])
 
 
-def test_use_events_rule():
+def test_use_events_rule(monkeypatch):
+    monkeypatch.setattr(functional, "EVENT_DENSITY", 0.25)
     cpu, ref = LIFConfig(), LIFConfig(backend="reference")
     a = np.zeros((160, 50), np.uint8)
     a[:, :10] = 1                                        # density 0.2
@@ -115,6 +116,35 @@ def test_use_events_rule():
     f = np.ones((160, 50), np.float32)
     f[::functional.EVENT_SAMPLE] = 0
     assert functional.use_events(f, 64, cpu)
+
+
+def test_event_density_is_this_installations_measurement(monkeypatch, tmp_path):
+    """EVENT_DENSITY None: the crossover stored by the kernel build
+    (kernels/calibrate.py), DEFAULT without one; a set value overrides it."""
+    import json
+    from lifgrad.kernels import aot, calibrate
+    monkeypatch.setattr(functional, "EVENT_DENSITY", None)
+    monkeypatch.setattr(calibrate, "_cache", {})
+    monkeypatch.setattr(aot, "HERE", str(tmp_path))
+    assert functional.event_density() == calibrate.DEFAULT          # no build here
+    (tmp_path / f"{aot.MODULE}.json").write_text(json.dumps({"event_density": 0.05}))
+    calibrate._cache.clear()
+    assert functional.event_density() == 0.05
+    a = np.zeros((100, 50), np.uint8)
+    a[:, :4] = 1                                                    # density 0.08
+    assert not functional.use_events(a, 64, LIFConfig())
+    monkeypatch.setattr(functional, "EVENT_DENSITY", 0.1)
+    assert functional.use_events(a, 64, LIFConfig())
+
+
+def test_calibration_measures_a_crossover():
+    from lifgrad.kernels import calibrate
+    d, table = calibrate.measure(rows=256, inputs=64, outputs=64, densities=(0.0, 0.5, 1.0),
+                                 repeats=1)
+    assert d in (0.0, 0.5, 1.0) and 1 <= len(table) <= 3
+    assert all(e > 0 and b > 0 for _, e, b in table)
+    # it stops at the first density where the event kernels lose
+    assert all(e <= b for _, e, b in table[:-1])
 
 
 def _wide_net(dtype, recurrent=None, readout=False):
@@ -157,6 +187,7 @@ def test_network_gradients_with_event_products_match_dense(monkeypatch, recurren
     x = (rng.uniform(size=(T, B, 40)) < p_in) * (1.0 if p_in > 0.2 else 1.5)
     dv = None if readout else rng.normal(size=(T, B, 6))
     du = rng.normal(size=(T, B, 6))
+    monkeypatch.setattr(functional, "EVENT_DENSITY", 0.25)     # whatever this machine measured
     calls = _count_calls(monkeypatch)
     out, tr = net.forward(x)
     rates = [float(lt.trace.v.mean()) for lt in tr.layers[:2]]
@@ -185,6 +216,7 @@ def test_checkpointed_backward_with_event_products_is_bitwise(monkeypatch, dtype
     net = _wide_net(dtype)
     x = (rng.uniform(size=(T, B, 40)) < p_in) * 1.0
     dv, du = rng.normal(size=(T, B, 6)), rng.normal(size=(T, B, 6))
+    monkeypatch.setattr(functional, "EVENT_DENSITY", 0.25)     # whatever this machine measured
     calls = _count_calls(monkeypatch)
     out, tr = net.forward(x)
     g = net.backward(tr, dv=dv, du=du)

@@ -96,8 +96,10 @@ def _exports():
     return out
 
 
-def build(out_dir=HERE, verbose=True):
-    """Compile every export into ``out_dir/_compiled*.so`` and write the hash."""
+def build(out_dir=HERE, verbose=True, calibrate=True):
+    """Compile every export into ``out_dir/_compiled*.so`` and write the hash;
+    into the package's own folder, also measure the event kernels' density
+    crossover (``calibrate.py``) with the new build and store it."""
     from numba.core import compiler
     from numba.pycc import CC
 
@@ -126,14 +128,24 @@ def build(out_dir=HERE, verbose=True):
         compiler.Flags.__init__ = init
     meta = {"source_hash": source_hash(), "python": sys.version.split()[0],
             "exports": len(_exports()), "seconds": round(time.perf_counter() - t0, 1)}
+    _write_meta(out_dir, meta)
+    if verbose:
+        print(f"lifgrad: compiled {meta['exports']} kernels ahead of time into {out_dir} "
+              f"({meta['seconds']} s)")
+    if calibrate and os.path.samefile(out_dir, HERE):
+        # the density below which the event kernels beat BLAS on this machine
+        # (kernels/calibrate.py), measured with the kernels just built
+        from . import calibrate as cal
+        _state["module"] = False
+        meta = cal.store(meta, verbose=verbose)
+    return meta
+
+
+def _write_meta(out_dir, meta):
     tmp = os.path.join(out_dir, f"{MODULE}.json.tmp")
     with open(tmp, "w") as f:
         json.dump(meta, f, indent=1)
     os.replace(tmp, os.path.join(out_dir, f"{MODULE}.json"))
-    if verbose:
-        print(f"lifgrad: compiled {meta['exports']} kernels ahead of time into {out_dir} "
-              f"({meta['seconds']} s)")
-    return meta
 
 
 _state = {"module": False}
