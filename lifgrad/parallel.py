@@ -134,11 +134,30 @@ def run_each(fns):
 _blas = {"depth": 0, "controller": None, "modules": -1, "limiter": None, "at_exit": []}
 
 
+def _import_threadpoolctl():
+    """threadpoolctl, imported without its one side effect: at import it sets
+    ``KMP_DUPLICATE_LIB_OK=True`` in ``os.environ`` (since 3.x; it lets two
+    Intel OpenMP runtimes load side by side), and lifgrad changes nothing in
+    the process it is used in.  The variable is put back as it was."""
+    if "threadpoolctl" in sys.modules:
+        return sys.modules["threadpoolctl"]
+    key = "KMP_DUPLICATE_LIB_OK"
+    before = os.environ.get(key)
+    try:
+        import threadpoolctl
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+    return threadpoolctl
+
+
 def _controller():
     """A threadpoolctl controller of the loaded BLAS libraries, made again when
     modules were imported since (a module may have loaded another BLAS: SciPy's,
     which Numba's ``np.dot`` uses)."""
-    import threadpoolctl
+    threadpoolctl = _import_threadpoolctl()
     if _blas["controller"] is None or _blas["modules"] != len(sys.modules):
         _blas["controller"] = threadpoolctl.ThreadpoolController()
         _blas["modules"] = len(sys.modules)
