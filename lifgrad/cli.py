@@ -5,7 +5,11 @@
         over reset modes x detach x strict x surrogates; exits 1 if any fails.
     lifgrad verify {snntorch,spikingjelly,norse,all} [--quick] [--json]
         Compare each framework's autograd gradients with lifgrad's, neuron by
-        neuron, variant by variant, surrogate by surrogate; exits 1 if any fails.
+        neuron, variant by variant, surrogate by surrogate.
+    lifgrad verify FILE.py:FACTORY (--input X.npy | --shape T B N) [--layout BTN]
+        The same for your own model (FACTORY() returns it).  Exit codes:
+        0 agree, 1 disagree, 2 cannot run (framework missing, model unsupported
+        or outside lifgrad's domain).
     lifgrad train --dataset {digits,fashion-mnist,mnist} [--data-dir DIR] [--config FILE] ...
         Train a network; metrics, checkpoints and figures go to --out.
     lifgrad evaluate CHECKPOINT_DIR
@@ -49,41 +53,122 @@ def _cmd_check(args):
     return 1 if n_fail else 0
 
 
+def _report_json(r):
+    return dict(framework=r.framework, neuron=r.neuron, variant=r.variant, surrogate=r.surrogate,
+                status=r.status, spike_mismatches=r.spike_mismatches, spike_where=r.spike_where,
+                worst_rel=float(r.worst), passed=r.passed, out_of_domain=r.out_of_domain,
+                rows=[dict(quantity=q.quantity, max_abs=float(q.max_abs),
+                           max_rel=float(q.max_rel), status=q.status, where=q.where,
+                           limit=q.limit) for q in r.rows],
+                coverage=[c._asdict() for c in r.coverage], warnings=list(r.warnings),
+                notes=list(r.notes))
+
+
+def _print_notes(reports):
+    notes = {}
+    for r in reports:
+        for n in r.notes:
+            notes.setdefault(n, r.framework)
+    if notes:
+        print("\nWhere the frameworks differ from their documentation or need care:")
+        for n, fw in notes.items():
+            print(f"  [{fw}] {n}")
+
+
+def _exit_code(reports):
+    """0: every gradient agrees (exactly or within a documented precision
+    limit); 1: some disagree; 2: some case could not be checked."""
+    from .verify.common import DISAGREES
+    if any(r.status == DISAGREES for r in reports):
+        return 1
+    return 0 if all(r.passed for r in reports) else 2
+
+
+def _load_model(target, args):
+    """``FILE.py:FACTORY`` or ``package.module:FACTORY`` -> (model, x)."""
+    import importlib
+    import importlib.util
+
+    import numpy as np
+    mod_name, _, fn_name = target.rpartition(":")
+    if not mod_name or not fn_name:
+        raise ValueError(f"target: expected MODULE:FACTORY (a .py file or an importable module "
+                         f"and the function that returns the model), got {target!r}")
+    if mod_name.endswith(".py") or os.path.sep in mod_name:
+        if not os.path.isfile(mod_name):
+            raise FileNotFoundError(f"target: no file {mod_name!r}")
+        spec = importlib.util.spec_from_file_location("lifgrad_user_model", mod_name)
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(mod_name)))
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.pop(0)
+    else:
+        module = importlib.import_module(mod_name)
+    factory = getattr(module, fn_name, None)
+    if not callable(factory):
+        raise ValueError(f"target: {mod_name} has no function {fn_name!r}")
+    model = factory()
+    if args.input:
+        x = np.load(args.input)
+    elif args.shape:
+        x = np.random.default_rng(args.seed).uniform(0.0, 1.0, tuple(args.shape)) * args.scale
+    else:
+        raise ValueError("verify MODULE:FACTORY needs --input FILE.npy or --shape T B N "
+                         "(the input the model's forward takes)")
+    return model, x
+
+
 def _cmd_verify(args):
     from . import verify
-    frameworks = verify.FRAMEWORKS if args.framework == "all" else (args.framework,)
-    try:
-        for fw in frameworks:
-            verify.adapter(fw)
-    except ImportError as e:
-        print(f"lifgrad verify: {e}", file=sys.stderr)
-        return 2
+    target = args.framework
     t0 = time.perf_counter()
-    progress = None if args.json else (lambda m: print(f"... {m}", file=sys.stderr, flush=True))
-    reports = verify.run_suite(frameworks, quick=args.quick, progress=progress)
-    n_fail = sum(not r.passed for r in reports)
+    if ":" in target:
+        try:
+            from .verify.common import quiet_framework
+            with quiet_framework():
+                model, x = _load_model(target, args)
+                reports = [verify.compare(model, x, seed=args.seed, layout=args.layout)]
+        except ImportError as e:
+            print(f"lifgrad verify: cannot run: {e}", file=sys.stderr)
+            return 2
+        except (ValueError, TypeError, FileNotFoundError) as e:
+            print(f"lifgrad verify: cannot check this model: {e}", file=sys.stderr)
+            return 2
+    else:
+        if target not in verify.FRAMEWORKS + ("all",):
+            print(f"lifgrad verify: expected snntorch, spikingjelly, norse, all or "
+                  f"MODULE:FACTORY, got {target!r}", file=sys.stderr)
+            return 2
+        frameworks = verify.FRAMEWORKS if target == "all" else (target,)
+        try:
+            for fw in frameworks:
+                verify.adapter(fw)
+        except ImportError as e:
+            print(f"lifgrad verify: cannot run: {e}", file=sys.stderr)
+            return 2
+        progress = None if args.json else (lambda m: print(f"... {m}", file=sys.stderr,
+                                                           flush=True))
+        try:
+            reports = verify.run_suite(frameworks, quick=args.quick, progress=progress)
+        except Exception as e:                 # a framework failing inside: not a verdict
+            import traceback
+            traceback.print_exc()
+            print(f"lifgrad verify: cannot run: {type(e).__name__}: {e}", file=sys.stderr)
+            return 2
+    code = _exit_code(reports)
     if args.json:
-        json.dump({"cases": [dict(framework=r.framework, neuron=r.neuron, variant=r.variant,
-                                  surrogate=r.surrogate, spike_mismatches=r.spike_mismatches,
-                                  worst_rel=float(r.worst), passed=r.passed,
-                                  rows=[dict(quantity=q.quantity, max_abs=float(q.max_abs),
-                                             max_rel=float(q.max_rel)) for q in r.rows],
-                                  notes=list(r.notes)) for r in reports],
-                   "passed": len(reports) - n_fail, "failed": n_fail,
+        json.dump({"cases": [_report_json(r) for r in reports],
+                   "passed": sum(r.passed for r in reports),
+                   "failed": sum(not r.passed for r in reports), "exit_code": code,
                    "seconds": time.perf_counter() - t0}, sys.stdout, indent=1)
         print()
     else:
         print(verify.format_reports(reports))
-        notes = {}
-        for r in reports:
-            for n in r.notes:
-                notes.setdefault(n, r.framework)
-        if notes:
-            print("\nWhere the frameworks differ from their documentation or need care:")
-            for n, fw in notes.items():
-                print(f"  [{fw}] {n}")
+        _print_notes(reports)
         print(f"{time.perf_counter() - t0:.1f} s")
-    return 1 if n_fail else 0
+    return code
 
 
 _TRAIN_OPTIONS = {
@@ -250,10 +335,20 @@ def build_parser():
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.add_argument("--failures-only", action="store_true", help="print failing rows only")
     c.set_defaults(func=_cmd_check)
-    v = sub.add_parser("verify", help="compare autograd frameworks' gradients with lifgrad's")
-    v.add_argument("framework", choices=["snntorch", "spikingjelly", "norse", "all"])
+    v = sub.add_parser("verify", help="compare autograd frameworks' gradients with lifgrad's "
+                       "(exit 0 agree, 1 disagree, 2 cannot run)")
+    v.add_argument("framework", metavar="{snntorch,spikingjelly,norse,all,MODULE:FACTORY}",
+                   help="a framework's curated cases, all of them, or your own model: a .py "
+                        "file (or importable module) and the function that returns it")
     v.add_argument("--quick", action="store_true", help="a few cases per framework")
     v.add_argument("--json", action="store_true", help="machine-readable output")
+    v.add_argument("--input", help="MODULE:FACTORY: the model's input, a .npy file")
+    v.add_argument("--shape", type=int, nargs="+", help="MODULE:FACTORY: a random input of "
+                   "this shape (uniform in [0, scale))")
+    v.add_argument("--scale", type=float, default=1.0, help="of the random input (default 1)")
+    v.add_argument("--layout", choices=["TBN", "BTN"], default="TBN",
+                   help="how an nn.Sequential reads the input (default TBN: time first)")
+    v.add_argument("--seed", type=int, default=0)
     v.set_defaults(func=_cmd_verify)
     t = sub.add_parser("train", help="train a network")
     t.add_argument("--dataset", choices=["digits", "fashion-mnist", "mnist"], default=None)

@@ -49,9 +49,13 @@ def test_snntorch_model_shows_its_float32_spike_rounding():
 
 
 def test_compare_rejects_unsupported_models():
-    with pytest.raises(ValueError, match="expected torch.nn.Linear"):
+    with pytest.raises(ValueError, match=r"model\[0\]: ReLU is not a layer lifgrad maps"):
         compare(torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(3, 3)), np.zeros((2, 1, 3)))
-    with pytest.raises(TypeError, match="not a neuron of a supported framework"):
+    with pytest.raises(ValueError, match=r"model\[1\]: ReLU is not a layer"):
         compare(torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.ReLU()), np.zeros((2, 1, 3)))
-    with pytest.raises(ValueError, match="Linear"):
+    with pytest.raises(ValueError, match="no neuron"):
         compare(torch.nn.Sequential(torch.nn.Linear(3, 3)), np.zeros((2, 1, 3)))
+    with pytest.raises(ValueError, match=r"x: a Sequential .* needs \(T, B, n_in\)"):
+        compare(torch.nn.Sequential(torch.nn.Linear(3, 3)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="layout"):
+        compare(torch.nn.Sequential(torch.nn.Linear(3, 3)), np.zeros((2, 1, 3)), layout="NTB")

@@ -8,11 +8,13 @@ package does not import torch; the adapters do, when used.
 """
 import importlib
 
-from .common import TOL, CaseReport, LayerMap, Row, format_reports
+from .common import (AGREES, DISAGREES, LIMITED, NOT_APPLICABLE, TOL, CaseReport, LayerCoverage,
+                     LayerMap, Limit, Row, format_reports)
 from .model import compare
 
-__all__ = ["TOL", "CaseReport", "LayerMap", "Row", "format_reports", "FRAMEWORKS", "compare",
-           "adapter", "run_suite"]
+__all__ = ["TOL", "CaseReport", "LayerMap", "LayerCoverage", "Limit", "Row", "format_reports",
+           "FRAMEWORKS", "compare", "adapter", "run_suite", "AGREES", "LIMITED", "DISAGREES",
+           "NOT_APPLICABLE"]
 
 FRAMEWORKS = ("snntorch", "spikingjelly", "norse")
 
@@ -21,6 +23,14 @@ def adapter(framework):
     """The adapter module of ``framework`` (imports torch and the framework)."""
     if framework not in FRAMEWORKS:
         raise ValueError(f"framework: expected one of {', '.join(FRAMEWORKS)}, got {framework!r}")
+    from .common import quiet_framework, require_torch
+    require_torch()
+    try:
+        with quiet_framework():
+            importlib.import_module(framework)
+    except ImportError as e:
+        raise ImportError(f"{framework} is not installed ({e}); `make peers` installs the "
+                          f"pinned frameworks (see the README)") from e
     return importlib.import_module(f"lifgrad.verify.{framework}")
 
 

@@ -1,12 +1,20 @@
 """Model-level check: a user's own snnTorch / SpikingJelly / Norse network.
 
-:func:`compare` takes a ``torch.nn.Sequential`` of ``Linear`` layers each
-followed by a supported neuron module, extracts the weights, builds the
-lifgrad twin layer by layer (each neuron through its framework adapter's
-``layer_map``), runs the same input through both in float64, backpropagates
-the same loss (``sum(A * spk) + sum(Bm * mem)`` on the last layer, random
-float32-exact weights), and compares the output spikes and the gradient of
-every parameter and of the input.
+:func:`compare` takes the model as the user wrote it -- an ``nn.Sequential``
+of ``Linear`` layers and neurons (``Flatten``, ``Dropout``, ``Identity`` in
+between), or an ``nn.Module`` with its own loop over time -- and works on a
+float64 CPU copy (:func:`lifgrad.verify.chain.working_copy`; the model itself
+is never changed).  Before anything runs, every neuron is mapped onto
+lifgrad's cell through its framework's adapter (``layer_map``), so an
+unsupported neuron or surrogate is refused with the reason.  The copy then
+runs once on the input while hooks record each Linear's and neuron's inputs
+and outputs (:func:`lifgrad.verify.chain.run`); the chain they form is
+checked (each layer reads what the previous one gave) and rebuilt in
+lifgrad.  The same loss, ``sum(A * spk) + sum(Bm * mem)`` on the last layer
+(random float32-exact weights), is backpropagated through both, and the
+output spikes and the gradient of every parameter and of the input are
+compared (:class:`~lifgrad.verify.common.CaseReport`, with the firing rate of
+every layer).
 """
 from __future__ import annotations
 
@@ -15,11 +23,19 @@ import importlib
 import numpy as np
 
 from ..functional import lif_backward, lif_forward
-from .common import (compare as _compare, membrane_param_terms, problem,
-                     reported_membrane, require_torch)
+from . import chain as _chain
+from .common import (F32_TOL, Limit, abs_floor, compare as _compare, coverage,
+                     membrane_param_terms, problem, quiet_framework, reported_membrane,
+                     require_torch)
 
 _ADAPTERS = {"snntorch": "lifgrad.verify.snntorch", "spikingjelly": "lifgrad.verify.spikingjelly",
              "norse": "lifgrad.verify.norse"}
+
+LAYOUTS = ("TBN", "BTN")
+
+_F32_HIDDEN = Limit("float32 spike", F32_TOL,
+                    "snnTorch's spikes are float32: the gradient entering a hidden layer's "
+                    "spikes (W^T dL/dI) is rounded to float32")
 
 
 def adapter_for(module):
@@ -31,90 +47,223 @@ def adapter_for(module):
     return importlib.import_module(_ADAPTERS[root])
 
 
-def _pairs(model):
+def _input(x, layout, sequential):
+    """The input as a float64 array, ``(T, B, ...)`` for a Sequential."""
     torch = require_torch()
-    mods = list(model)
-    if not mods or len(mods) % 2:
-        raise ValueError("model: expected an nn.Sequential of (Linear, neuron) pairs, got "
-                         f"{len(mods)} modules")
-    pairs = []
-    for i in range(0, len(mods), 2):
-        lin, neu = mods[i], mods[i + 1]
-        if not isinstance(lin, torch.nn.Linear):
-            raise ValueError(f"model[{i}]: expected torch.nn.Linear, got {type(lin).__name__}")
-        if hasattr(neu, "input_weights"):
-            raise ValueError(f"model[{i + 1}]: {type(neu).__name__} carries its own input weights; "
-                             f"compare() supports Linear + feed-forward neuron pairs (check "
-                             f"recurrent cells with lifgrad.verify.norse.run_case)")
-        pairs.append((i, lin, neu, adapter_for(neu)))
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    try:
+        x = np.asarray(x, np.float64)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"x: expected an array or tensor of numbers, got {type(x).__name__}") from e
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x: contains NaN or Inf")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout: expected one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if sequential:
+        if x.ndim < 3:
+            raise ValueError(f"x: a Sequential is stepped through time by lifgrad and needs "
+                             f"(T, B, n_in) (layout='TBN') or (B, T, n_in) (layout='BTN'), got "
+                             f"shape {x.shape}")
+        if layout == "BTN":
+            x = np.swapaxes(x, 0, 1)
+    return np.ascontiguousarray(x)
+
+
+def _pre_scan(work):
+    """Map every neuron before anything runs: (path, module, adapter, LayerMap)."""
+    maps = {}
+    for path, m in _chain.neurons_and_linears(work):
+        if _chain.is_neuron(m):
+            ad = adapter_for(m)
+            try:
+                maps[path] = (ad, ad.layer_map(m))
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"model.{path}: {e}") from e
+    if not maps:
+        raise ValueError("model: no neuron of snnTorch, SpikingJelly or Norse found")
+    return maps
+
+
+def _pairs(chain, maps):
+    """The chain as [(linear Layer or None, neuron Layer, adapter, LayerMap)], checked:
+    Linear, neuron, Linear, neuron, ... (a Norse recurrent cell stands for both)."""
+    pairs, i = [], 0
+    while i < len(chain):
+        lay = chain[i]
+        if lay.kind == "cell":
+            pairs.append((None, lay) + maps[lay.path])
+            i += 1
+            continue
+        if lay.kind != "linear":
+            raise ValueError(f"model: {lay.path or 'the neuron'} is not preceded by a Linear "
+                             f"layer; lifgrad maps chains Linear -> neuron -> Linear -> ...")
+        if i + 1 >= len(chain) or chain[i + 1].kind not in ("neuron",):
+            raise ValueError(f"model: the Linear layer {lay.path} is not followed by a neuron; "
+                             f"lifgrad maps chains Linear -> neuron -> Linear -> ... ending in "
+                             f"a neuron layer")
+        pairs.append((lay, chain[i + 1]) + maps[chain[i + 1].path])
+        i += 2
     return pairs
 
 
-def compare(model, x, seed=0, framework_name=None):
-    """Compare every gradient of ``model`` (``nn.Sequential`` of Linear + neuron
-    pairs, any of the supported frameworks) with lifgrad's, on input ``x``
-    ``(T, B, n_in)``.  Returns a :class:`CaseReport` whose rows are named like
-    the model's parameters (``0.weight``, ``1.beta``, ...) plus ``input``."""
+def _same(a, b):
+    """Equal up to the rounding of a product made in other pieces (a Linear
+    called per step and again on the stacked steps)."""
+    if a.shape != b.shape:
+        return False
+    scale = max(float(np.max(np.abs(a))) if a.size else 0.0, 1e-300)
+    return bool(np.all(np.abs(a - b) <= 1e-12 * scale))
+
+
+def _check_flow(pairs):
+    """Each layer must read exactly what the one before it gave."""
+    prev = None
+    for lin, neu, ad, m in pairs:
+        if lin is not None:
+            I = _chain.values(lin.module(lin.inputs.detach()))
+            if not _same(I, _chain.values(neu.inputs)):
+                raise ValueError(
+                    f"model: the input of {neu.path} is not the output of {lin.path} (an "
+                    f"operation between them: scaling, a sum, a skip connection?); lifgrad maps "
+                    f"a plain chain Linear -> neuron -> Linear -> ...")
+        first = lin if lin is not None else neu
+        if prev is not None:
+            x_in = _chain.values(first.inputs)
+            s = _chain.values(prev.spikes)
+            if x_in.shape[:2] == s.shape[:2]:
+                x_in = x_in.reshape(x_in.shape[0], x_in.shape[1], -1)
+            if not _same(x_in, s):
+                raise ValueError(
+                    f"model: the input of {first.path} is not the spikes of {prev.path} (another "
+                    f"operation between them?); lifgrad maps a plain chain of layers")
+        prev = neu
+    T = {p[1].spikes.shape[0] for p in pairs}
+    if len(T) != 1:
+        raise ValueError(f"model: its layers ran for different numbers of steps {sorted(T)}")
+
+
+def compare(model, x, seed=0, framework_name=None, layout="TBN"):
+    """Compare every gradient of ``model`` with lifgrad's, on input ``x``.
+
+    ``model``: an ``nn.Sequential`` of Linear layers each followed by a
+    supported neuron (``Flatten``, ``Dropout``, ``Identity`` may sit between
+    them), or any ``nn.Module`` whose forward runs such a chain (its own loop
+    over time, as in the snnTorch tutorials, or SpikingJelly multi-step
+    modules).  ``x``: a NumPy array or tensor (any dtype or device; a tensor
+    with ``requires_grad`` is fine).  A Sequential is stepped through time by
+    lifgrad and reads ``x`` as ``(T, B, ...)`` (``layout='TBN'``) or ``(B, T,
+    ...)`` (``layout='BTN'``); any other module gets ``x`` as it is, in its own
+    forward.
+
+    Returns a :class:`~lifgrad.verify.common.CaseReport` whose rows are named
+    like the model's parameters (``grad:fc1.weight``, ``grad:lif1.beta``, Norse
+    parameter-tuple values as ``grad:lif1.p.v_th``) plus ``grad:input`` and
+    ``mem``; its ``coverage`` gives every layer's firing rate.  The model is
+    not changed (the check runs on a float64 CPU copy in eval mode)."""
     torch = require_torch()
-    pairs = _pairs(model)
-    model = model.double()
-    x = np.asarray(x, np.float64)
-    if x.ndim != 3:
-        raise ValueError(f"x: expected shape (T, B, n_in), got {x.shape}")
-    # --- the framework, by autograd
+    sequential = isinstance(model, torch.nn.Sequential)
+    if sequential:
+        _chain.check_sequential(model)
+    x = _input(x, layout, sequential)
+    cp = _chain.working_copy(model)
+    work = cp.model
+    maps = _pre_scan(work)
     xt = torch.tensor(x, requires_grad=True)
-    h = xt
-    for i, lin, neu, ad in pairs:
-        spk, mem = ad.peer_forward(neu, lin(h))
-        h = spk
-    T, B, N = spk.shape
-    _, _, A, Bm = problem(seed, T, B, N)
-    L = (torch.as_tensor(A) * spk).sum() + (torch.as_tensor(Bm) * mem).sum()
-    L.backward()
-    peer = {"spikes": spk.detach().numpy().astype(np.float64), "mem": mem.detach().numpy(),
-            "grad:input": xt.grad.numpy()}
-    for name, p in model.named_parameters():
+    driver = _chain.sequential_driver(work) if sequential else work
+    with quiet_framework():
+        ch = _chain.run(work, driver, xt)
+        if not ch:
+            raise ValueError("model: ran without calling any Linear layer or supported neuron")
+        pairs = _pairs(ch, maps)
+        _check_flow(pairs)
+        last = pairs[-1][1]
+        spk, mem = last.spikes, last.mem
+        T, B, N = spk.shape
+        _, _, A, Bm = problem(seed, T, B, N)
+        L = (torch.as_tensor(A) * spk).sum() + (torch.as_tensor(Bm) * mem).sum()
+        L.backward(retain_graph=True)
+    peer = {"spikes": _chain.values(spk), "mem": _chain.values(mem),
+            "grad:input": xt.grad.numpy() if xt.grad is not None else np.zeros(x.shape)}
+    for name, p in work.named_parameters():
         peer[f"grad:{name}"] = p.grad.numpy() if p.grad is not None else np.zeros(tuple(p.shape))
+    for name, leaf in cp.norse_leaves.items():
+        peer[f"grad:{name}"] = (leaf.grad.numpy() if leaf.grad is not None
+                                else np.zeros(tuple(leaf.shape)))
+
     # --- lifgrad, by the adjoint, layer by layer (A20)
-    h = x
-    saved = []
-    for i, lin, neu, ad in pairs:
-        W = lin.weight.detach().numpy()
-        b = lin.bias.detach().numpy() if lin.bias is not None else 0.0
+    first = pairs[0][0] if pairs[0][0] is not None else pairs[0][1]
+    h = _chain.values(first.inputs)
+    T_, B_ = h.shape[:2]
+    h = h.reshape(T_, B_, -1)
+    saved, cov, ood = [], [], []
+    for k, (lin, neu, ad, m) in enumerate(pairs):
+        if lin is not None:
+            W = _chain.values(lin.module.weight)
+            b = _chain.values(lin.module.bias) if lin.module.bias is not None else 0.0
+        else:                                   # Norse recurrent cell: its input weights
+            W = _chain.values(neu.module.input_weights)
+            b = 0.0
         I = h @ W.T + b
-        m = ad.layer_map(neu)
         cfg = m.config.replace(dtype="float64", backend="cpu")
         v, tr = lif_forward(m.gain * I + m.bias, m.params, cfg, u0=m.u0, s0=m.s0)
-        saved.append((i, lin, m, cfg, h, I, tr))
+        saved.append((lin, neu, m, cfg, h, I, W, tr))
+        cov.append(coverage(neu.path or type(neu.module).__name__, cfg, m.params, tr))
+        if m.domain is not None:
+            why = m.domain(tr, tr.v)
+            if why:
+                ood.append(f"{neu.path}: {why}")
         h = v * m.spike_scale
     ours = {"spikes": h}
     dv = du = None
-    notes = []
-    for k, (i, lin, m, cfg, hin, I, tr) in enumerate(reversed(saved)):
+    limits = []
+    notes = list(cp.notes)
+    for k, (lin, neu, m, cfg, hin, I, W, tr) in enumerate(reversed(saved)):
         if k == 0:
-            mem, du, dv = reported_membrane(m, cfg, tr.u, tr.v, A, Bm)
-            ours["mem"] = mem
+            mem_lg, du, dv = reported_membrane(m, cfg, tr.u, tr.v, A, Bm)
+            ours["mem"] = mem_lg
         g = lif_backward(tr, m.params, cfg, dv=dv, du=du)
         if k == 0:
             g = membrane_param_terms(m, cfg, g, tr.v, Bm)
         dI = m.gain * g.I
         d2 = dI.reshape(-1, dI.shape[-1])
-        ours[f"grad:{i}.weight"] = d2.T @ hin.reshape(-1, hin.shape[-1])
-        if lin.bias is not None:
-            ours[f"grad:{i}.bias"] = d2.sum(axis=0)
+        wname = f"{lin.path}.weight" if lin is not None else f"{neu.path}.input_weights"
+        ours[f"grad:{wname}"] = d2.T @ hin.reshape(-1, hin.shape[-1])
+        if lin is not None and lin.module.bias is not None:
+            ours[f"grad:{lin.path}.bias"] = d2.sum(axis=0)
         if m.param_grads is not None:
             for name, val in m.param_grads(g, I, tr).items():
-                ours[f"grad:{i + 1}.{name}"] = np.asarray(val, np.float64)
-        dh = dI @ lin.weight.detach().numpy()
-        if i == 0:
-            ours["grad:input"] = dh
+                for key in (f"grad:{neu.path}.{name}", f"grad:{neu.path}.p.{name}"):
+                    if key in peer:
+                        ours[key] = np.asarray(val, np.float64)
+                        break
+        dh = dI @ W
+        if k == len(saved) - 1:
+            dX = dh
         else:
-            prev = saved[[s[0] for s in saved].index(i) - 1][2]
+            prev = saved[len(saved) - 2 - k][2]
             dv, du = dh * prev.spike_scale, None
+            if _chain.framework_of(saved[len(saved) - 2 - k][1].module) == "snntorch":
+                limits.append(_F32_HIDDEN)
+        limits.extend(m.limits)
         notes.extend(m.notes)
+    # dL/dx through whatever the model did to x before its first layer (a
+    # Flatten, a repeat of a static input over the steps): autograd carries
+    # lifgrad's dL/d(first layer's input) back to x
+    raw = first.inputs_raw
+    if len(raw) == 1:
+        gouts = [torch.as_tensor(dX.reshape(tuple(raw[0].shape)))]
+    else:
+        gouts = [torch.as_tensor(dX[t].reshape(tuple(raw[t].shape))) for t in range(len(raw))]
+    gx = torch.autograd.grad(list(raw), xt, grad_outputs=gouts, allow_unused=True)[0]
+    ours["grad:input"] = gx.numpy() if gx is not None else np.zeros(x.shape)
     for key in list(ours):
-        if key in peer and np.shape(ours[key]) != np.shape(peer[key]):
+        if key in peer and np.shape(ours[key]) != np.shape(peer[key]) and \
+                np.size(ours[key]) == np.size(peer[key]):
             ours[key] = np.reshape(ours[key], np.shape(peer[key]))
-    fw = framework_name or type(pairs[0][2]).__module__.split(".")[0]
-    return _compare(fw, "model", f"{len(pairs)} layers", "-", peer, ours,
-                    tuple(dict.fromkeys(notes)))
+    fw = framework_name or ", ".join(dict.fromkeys(
+        _chain.framework_of(p[1].module) for p in pairs))
+    surr = ", ".join(dict.fromkeys(p[3].config.surrogate.name for p in pairs))
+    return _compare(fw, "model", f"{len(pairs)} layer{'s' if len(pairs) > 1 else ''}", surr,
+                    peer, ours, tuple(dict.fromkeys(notes)), tuple(dict.fromkeys(limits)),
+                    abs_floor(A, Bm), cov, "; ".join(ood))

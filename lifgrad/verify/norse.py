@@ -143,6 +143,15 @@ def _reduce(val, like):
     return np.broadcast_to(val, shape).copy()
 
 
+def _reduce_terms(like, *terms):
+    """Sum each term to the parameter's shape on its own: a term lifgrad already
+    summed over the neurons (the gradient of a scalar alpha) must not be added
+    to a per-neuron term first (that counted it once per neuron, for a scalar
+    ``tau_mem_inv``: found when Norse's parameter tuples were first compared in
+    a user's model)."""
+    return sum(_reduce(t, like) for t in terms)
+
+
 def _sum_tb(a):
     """(T, B, N) -> (N,)."""
     return a.reshape(-1, a.shape[-1]).sum(axis=0)
@@ -225,14 +234,14 @@ def layer_map(module_or_params, dt=None) -> LayerMap:
 
         def grads(g, I, tr):
             gI = _sum_tb(g.I * (I + vl))
-            dtm = -np.asarray(g.alpha) + gI
-            dth = np.asarray(g.theta)
+            dtm = [-np.asarray(g.alpha), gI]
+            dth = [np.asarray(g.theta)]
             if cfg.reset == "subtract":
-                dtm = dtm - th * np.asarray(g.gamma)
-                dth = dth + alpha * np.asarray(g.gamma)
-            out = {"tau_mem_inv": _reduce(dt * dtm, p.tau_mem_inv),
+                dtm.append(-th * np.asarray(g.gamma))
+                dth.append(alpha * np.asarray(g.gamma))
+            out = {"tau_mem_inv": _reduce_terms(p.tau_mem_inv, *(dt * t for t in dtm)),
                    "v_leak": _reduce(c * _sum_tb(g.I), p.v_leak),
-                   "v_th": _reduce(dth, p.v_th)}
+                   "v_th": _reduce_terms(p.v_th, *dth)}
             out["v_reset"] = (_reduce(g.u_reset, p.v_reset)
                               if cfg.reset == "zero"
                               else np.zeros(np.shape(vr)))
@@ -280,11 +289,13 @@ def layer_map(module_or_params, dt=None) -> LayerMap:
             vprev = np.concatenate([np.zeros_like(tr.v[:1]), tr.v[:-1]])
             drive = drive + vprev @ W.T             # recurrent current z_{t-1} W_rec^T
         gI = _sum_tb(g.I)
-        out = {"tau_mem_inv": _reduce(dt * (-np.asarray(g.alpha) + _sum_tb(g.I * drive)
-                                            + np.asarray(g.s0) * vl
-                                            + np.asarray(g.u0) * du0_dc), p.tau_mem_inv),
-               "tau_syn_inv": _reduce(dt * (-np.asarray(g.alpha_s) + b * gI), p.tau_syn_inv),
-               "v_leak": _reduce(c * dt * ts * gI + np.asarray(g.s0) * c, p.v_leak),
+        out = {"tau_mem_inv": _reduce_terms(p.tau_mem_inv, dt * -np.asarray(g.alpha),
+                                            dt * _sum_tb(g.I * drive),
+                                            dt * np.asarray(g.s0) * vl,
+                                            dt * np.asarray(g.u0) * du0_dc),
+               "tau_syn_inv": _reduce_terms(p.tau_syn_inv, dt * -np.asarray(g.alpha_s),
+                                            dt * b * gI),
+               "v_leak": _reduce_terms(p.v_leak, c * dt * ts * gI, np.asarray(g.s0) * c),
                "v_th": _reduce(g.theta, p.v_th),
                "v_reset": _reduce(g.u_reset, p.v_reset)}
         if rec:

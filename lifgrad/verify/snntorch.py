@@ -78,15 +78,17 @@ neuron raises the same error).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import surrogates as _sg
 from ..config import LIFConfig, LIFParams
 from ..functional import lif_forward
-from .common import LayerMap, check_layer, problem, require_torch
+from .common import F32_TOL, LayerMap, Limit, check_layer, problem, require_torch
 
 __all__ = ["NEURONS", "DEFAULT_SURROGATE", "layer_map", "peer_forward", "run_case", "cases",
-           "surrogate_of", "build", "delayed_term_steps", "FLOAT32_LIMITED",
+           "surrogate_of", "build", "delayed_term_steps", "delayed_term_where", "FLOAT32_LIMITED",
            "CASE_PARAMS"]
 
 torch = require_torch()
@@ -115,6 +117,27 @@ FLOAT32_LIMITED = {
 
 _F32_NOTE = ("snnTorch's spike is float32 ((x > 0).float()) in a float64 model: the gradient "
              "entering it {what} is rounded to float32, so agreement is limited to ~1e-7")
+
+# neurons that are refused, and why (before anything runs)
+UNMAPPED = {
+    "Alpha": "Alpha's membrane is the difference of two synaptic currents (excitatory minus "
+             "inhibitory, each with its own decay) fed to a leak-free integrator, a second-order "
+             "filter that lifgrad's first-order cell with one synaptic current does not express",
+    "Lapicque": "Lapicque is mapped by no adapter yet: its R, C and time_step enter as "
+                "beta = 1 - time_step / (R C) and an input gain time_step / C, which "
+                "layer_map does not carry through to R and C's gradients",
+    "RSynaptic": "RSynaptic is not mapped: in snnTorch 1.0.0 its reset_delay=False is a "
+                 "no-op (the immediate reset is written to discarded locals) and it fails "
+                 "in float64 (a float32 spike into a float64 recurrent Linear)",
+    "SLSTM": "SLSTM (spiking LSTM) is not a LIF cell", "SConv2dLSTM": "not a LIF cell",
+    "LeakyParallel": "LeakyParallel uses an nn.RNN inside, not a LIF cell",
+}
+
+
+def _pow2(x):
+    m, _ = math.frexp(float(x))
+    return abs(m) == 0.5
+
 
 # snnTorch factory (closure ``<factory>.<locals>.inner``) -> (preset, {closure var: preset param})
 _FACTORIES = {
@@ -183,7 +206,8 @@ def layer_map(module) -> LayerMap:
     kind = _module_name(module)
     if not isinstance(module, (snn.Leaky, snn.Synaptic, snn.RLeaky)) or \
             type(module) not in (snn.Leaky, snn.Synaptic, snn.RLeaky):
-        raise ValueError(f"{kind}: lifgrad.verify.snntorch maps Leaky, Synaptic and RLeaky only")
+        raise ValueError(f"{kind}: lifgrad.verify.snntorch maps Leaky, Synaptic and RLeaky only"
+                         f"{'; ' + UNMAPPED[kind] if kind in UNMAPPED else ''}")
     if module.inhibition or module.state_quant:
         raise ValueError(f"{kind}: inhibition and state_quant are not mapped")
     reset = module.reset_mechanism
@@ -215,6 +239,17 @@ def layer_map(module) -> LayerMap:
         a = _np(module.alpha)
         kw["alpha_s"] = np.clip(a, 0.0, 1.0)
         alpha_mask = ((a >= 0.0) & (a <= 1.0)).astype(np.float64)
+    limits = []
+    if preset != "zero" and _sg.preset(preset).note:
+        notes.append(f"{preset}: {_sg.preset(preset).note}")
+    f32_spike = Limit("float32 spike", F32_TOL,
+                      "snnTorch's spike is float32 ((x > 0).float()) in a float64 model: a "
+                      "gradient entering it that is not float32-exact is rounded")
+    if preset in ("snntorch.sigmoid", "snntorch.spike_rate_escape") and not _pow2(pp["slope"]):
+        notes.append(f"{preset}(slope={pp['slope']:g}): snnTorch forms grad_output * slope in "
+                     f"float32 (the spike's gradient is float32), rounded unless the slope is a "
+                     f"power of two")
+        limits.append(Limit("float32 slope product", F32_TOL, notes[-1]))
     recurrent = None
     if kind == "RLeaky":
         if module.all_to_all:
@@ -229,14 +264,20 @@ def layer_map(module) -> LayerMap:
                 "RLeaky(all_to_all=True) raises a dtype error in float64 (float32 spike into a "
                 "float64 nn.Linear); the adapter casts the spike to float64 at the Linear's input")
             notes.append(_F32_NOTE.format(what="through the recurrent Linear"))
+            limits.append(f32_spike)
         else:
             recurrent = "one"
             kw["R"] = _np(module.V)
             notes.append(_F32_NOTE.format(what="through the one-to-one recurrence x * V"))
-    if np.ndim(theta) == 0 and reset == "subtract":
+            limits.append(f32_spike)
+    learn = {n for n, _ in module.named_parameters()}
+    if np.ndim(theta) == 0 and reset == "subtract" and (
+            "threshold" in learn or float(np.float32(theta)) != float(theta)):
         notes.append("0-dim threshold: snnTorch's reset product (float32 reset) * threshold is a "
-                     "float32 tensor, so dL/dthreshold through the reset is summed in float32 "
-                     "(~1e-8); a per-neuron threshold avoids it")
+                     "float32 tensor, so the subtracted threshold is float32(threshold) and "
+                     "dL/dthreshold through the reset is summed in float32 (~1e-8); a "
+                     "per-neuron threshold avoids it")
+        limits.append(Limit("float32 threshold product", F32_TOL, notes[-1]))
     post_reset = False
     if delay or reset == "none":
         detach = True
@@ -255,10 +296,14 @@ def layer_map(module) -> LayerMap:
             gamma = None
             kw["u_reset"] = 0.0
         notes.append(_F32_NOTE.format(what="through the immediate (non-detached) reset"))
+        limits.append(f32_spike)
     params = LIFParams(alpha=beta_hat, theta=theta, gamma=gamma, **kw)
     config = LIFConfig(reset=reset, detach_reset=detach, strict=True, surrogate=sg,
                        synaptic=kind == "Synaptic", recurrent=recurrent)
-    learn = {n for n, _ in module.named_parameters()}
+    domain = None
+    if not delay and reset == "subtract":
+        def domain(tr, v, theta=theta):
+            return delayed_term_where(tr, v, theta)
     theta_shape = np.shape(theta)
 
     def _reduce(g, shape):
@@ -290,7 +335,8 @@ def layer_map(module) -> LayerMap:
         return out
 
     return LayerMap(config, params, bias=bias, post_reset=post_reset, spike_scale=G,
-                    param_grads=param_grads, notes=tuple(notes))
+                    param_grads=param_grads, notes=tuple(dict.fromkeys(notes)),
+                    limits=tuple(dict.fromkeys(limits)), domain=domain)
 
 
 def _cast_spike_hook(mod, args):
@@ -421,14 +467,26 @@ def run_case(neuron, variant, surrogate=DEFAULT_SURROGATE, seed=0, T=20, B=3, N=
     m = layer_map(build(neuron, variant, surrogate, beta, thr, alpha, V, N, sg_params))
     if extra:
         m = m._replace(notes=m.notes + tuple(extra))
-    rep = check_layer("snntorch", neuron, variant, label, peer_run, m, I, A, Bm)
-    if reset == "subtract" and not delay:
-        n = delayed_term_steps(m, I, thr)
-        if n:
-            rep = rep._replace(notes=rep.notes + (
-                f"{n} steps with post-reset membrane > theta: snnTorch subtracts theta once "
-                f"more there (r_t = 1), the canonical mapping does not hold",))
-    return rep
+    return check_layer("snntorch", neuron, variant, label, peer_run, m, I, A, Bm)
+
+
+def delayed_term_where(tr, v, theta):
+    """Why a ``reset_delay=False`` subtract run left the mapping's domain: the
+    steps where the post-reset membrane ``u_t - theta v_t`` exceeds theta (so
+    snnTorch's leftover delayed term subtracts theta once more at ``t + 1``,
+    which lifgrad's cell cannot express), or "" when there is none."""
+    post = np.asarray(tr.u[:-1]) - theta * np.asarray(v[:-1])
+    bad = post - theta > 0
+    n = int(np.sum(bad))
+    if not n:
+        return ""
+    t, b, i = np.unravel_index(int(np.flatnonzero(bad)[0]), bad.shape)
+    th = float(np.broadcast_to(theta, post.shape[-1:])[i])
+    return (f"reset_delay=False with the subtract reset: at {n} step(s) the post-reset membrane "
+            f"stays above the threshold (first at t={t}, b={b}, n={i}: {post[t, b, i]:.6g} > "
+            f"{th:.6g}), where snnTorch subtracts the threshold a second time at the next step; "
+            f"lifgrad's cell subtracts once per spike, so these gradients cannot be compared "
+            f"(lower the input, or use reset_delay=True)")
 
 
 def delayed_term_steps(m, I, theta):
@@ -444,11 +502,10 @@ def delayed_term_steps(m, I, theta):
 def cases(quick=False):
     """``(neuron, variant, surrogate)`` of ``lifgrad verify snntorch``.
 
-    Every neuron x variant with the default surrogate, except the variants of
-    :data:`FLOAT32_LIMITED` (float32 spike gradients, see the module
-    docstring), plus every snnTorch preset on Leaky subtract."""
-    out = [(n, v, DEFAULT_SURROGATE) for n, vs in NEURONS.items() for v in vs
-           if (n, v) not in FLOAT32_LIMITED]
+    Every neuron x variant with the default surrogate (those of
+    :data:`FLOAT32_LIMITED` agree within snnTorch's float32-spike limit, see
+    the module docstring), plus every snnTorch preset on Leaky subtract."""
+    out = [(n, v, DEFAULT_SURROGATE) for n, vs in NEURONS.items() for v in vs]
     out += [("Leaky", "subtract", p) for p in _sg.PRESETS
             if p.startswith("snntorch.") and p != DEFAULT_SURROGATE]
     if quick:

@@ -1,0 +1,312 @@
+"""Find the chain of layers a user's model runs, and run it once on a copy.
+
+A model, as users write them, is either an ``nn.Sequential`` (``Linear``,
+neuron, ``Linear``, neuron, ..., with ``Flatten``, ``Dropout`` or
+``Identity`` in between) or an ``nn.Module`` with its own loop over time (the
+snnTorch tutorials' ``for step in range(num_steps): cur1 = self.fc1(x) ...``),
+or a SpikingJelly multi-step model that takes the whole ``(T, B, n)`` at
+once.  :func:`run` records, with forward hooks, every call of a ``Linear``
+and of a supported neuron while the model runs once, and returns each
+layer's inputs and outputs stacked over time: the chain lifgrad then maps
+layer by layer (:mod:`lifgrad.verify.model`).
+
+Everything here happens on :func:`working_copy`, a float64 CPU copy in eval
+mode: the user's model is never touched.
+"""
+from __future__ import annotations
+
+import copy
+from typing import NamedTuple
+
+import numpy as np
+
+from .common import require_torch
+
+FRAMEWORK_ROOTS = ("snntorch", "spikingjelly", "norse")
+
+
+def framework_of(module):
+    root = type(module).__module__.split(".")[0]
+    return root if root in FRAMEWORK_ROOTS else None
+
+
+def is_neuron(module):
+    """A neuron module of a supported framework (not one of their Linear
+    wrappers, containers, encoders)."""
+    torch = require_torch()
+    fw = framework_of(module)
+    if fw is None or isinstance(module, (torch.nn.Linear, torch.nn.Sequential, torch.nn.Flatten,
+                                         torch.nn.Dropout, torch.nn.Identity)):
+        return False
+    if fw == "snntorch":
+        import snntorch as snn
+        return isinstance(module, snn.SpikingNeuron)
+    if fw == "spikingjelly":
+        from spikingjelly.activation_based import neuron
+        bases = tuple(getattr(neuron, n) for n in ("BaseNode", "SimpleBaseNode")
+                      if hasattr(neuron, n))
+        return isinstance(module, bases) or type(module).__module__.startswith(
+            "spikingjelly.activation_based.neuron")
+    from norse.torch.module.snn import SNN, SNNCell, SNNRecurrent, SNNRecurrentCell
+    return isinstance(module, (SNN, SNNCell, SNNRecurrent, SNNRecurrentCell))
+
+
+def has_input_weights(module):
+    """A neuron that carries its own input weights (Norse's recurrent cells)."""
+    return framework_of(module) == "norse" and hasattr(module, "input_weights")
+
+
+class Copy(NamedTuple):
+    model: object          # the float64 CPU copy in eval mode
+    notes: tuple           # what was changed on the copy, for the report
+    norse_leaves: dict     # "path.p.field" -> float64 leaf of a Norse parameter tuple
+
+
+def working_copy(model):
+    """A deep copy of ``model`` in float64 on the CPU, in eval mode, with no
+    gradients and fresh neuron state; Norse parameter tuples' learnable
+    tensors become float64 leaves of the copy.  ``model`` is left exactly as
+    it was."""
+    torch = require_torch()
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    notes = []
+    try:
+        work = copy.deepcopy(model)
+    except Exception as e:          # a module that cannot be copied (open handles, ...)
+        raise TypeError(f"model: cannot be copied for the check ({type(e).__name__}: {e}); "
+                        f"lifgrad works on a copy so that your model stays as it is") from e
+    # a deep copy drops the hooks registered on parameter tensors (Norse's
+    # recurrent cells zero the autapses' gradient with one); give them back
+    for (_, p0), (_, p1) in zip(model.named_parameters(), work.named_parameters()):
+        for hook in (getattr(p0, "_backward_hooks", None) or {}).values():
+            p1.register_hook(hook)
+    dev = {p.device.type for p in model.parameters()} | {b.device.type for b in model.buffers()}
+    if dev - {"cpu"}:
+        notes.append(f"the model is on {', '.join(sorted(dev - {'cpu'}))}: the check runs on a "
+                     f"float64 CPU copy (your model is not moved)")
+    dropout = [n for n, m in model.named_modules()
+               if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.training and m.p > 0]
+    if dropout:
+        notes.append(f"Dropout ({', '.join(dropout)}) is checked in eval mode (the identity): "
+                     f"a random mask cannot be reproduced")
+    work = work.cpu().double().eval()
+    for p in work.parameters():
+        p.grad = None
+    leaves = {}
+    for path, m in work.named_modules():
+        if framework_of(m) == "norse" and hasattr(m, "p") and hasattr(m.p, "_fields"):
+            fields = {}
+            for f in m.p._fields:
+                val = getattr(m.p, f)
+                if isinstance(val, torch.Tensor) and val.requires_grad:
+                    fields[f] = val.detach().to("cpu", torch.float64).requires_grad_(True)
+                    leaves[f"{path}.p.{f}" if path else f"p.{f}"] = fields[f]
+                elif isinstance(val, torch.Tensor):
+                    fields[f] = val.detach().cpu()
+            if fields:
+                m.p = m.p._replace(**fields)
+    return Copy(work, tuple(notes), leaves)
+
+
+class Layer(NamedTuple):
+    """One element of the chain: ``kind`` 'linear', 'neuron' or 'cell' (a
+    neuron with its own input weights), the module, its path in the model,
+    and its inputs / outputs stacked over time ``(T, B, n)`` (tensors in the
+    copy's autograd graph; ``inputs_raw`` the recorded input tensors as the
+    module received them)."""
+
+    kind: str
+    module: object
+    path: str
+    inputs: object
+    spikes: object = None
+    mem: object = None
+    inputs_raw: tuple = ()
+
+
+def _neuron_io(module, output):
+    """(spikes, membrane) of one neuron call, as the framework's adapter reads them."""
+    torch = require_torch()
+    fw = framework_of(module)
+    if fw == "snntorch":
+        spk = output[0] if isinstance(output, tuple) else output
+        return spk, module.mem
+    if fw == "spikingjelly":
+        mem = module.v_seq if module.step_mode == "m" else module.v
+        return output, mem
+    spk, state = output
+    v = state.v
+    if not isinstance(v, torch.Tensor):
+        raise ValueError(f"{type(module).__name__}: Norse returned no membrane trace "
+                         f"(record_states)")
+    return spk, v
+
+
+def _cast_to_weight(mod, args):
+    torch = require_torch()
+    return tuple(a.to(mod.weight.dtype) if torch.is_tensor(a) and a.is_floating_point() else a
+                 for a in args)
+
+
+def _prepare(work):
+    """Hooks and settings on the copy: Linear inputs cast to float64 (snnTorch's
+    spikes are float32; a float64 Linear would refuse them), SpikingJelly
+    multi-step nodes store their membrane, Norse's SNN modules record states,
+    every neuron starts from its rest state."""
+    torch = require_torch()
+    for m in work.modules():
+        if isinstance(m, torch.nn.Linear):
+            m.register_forward_pre_hook(_cast_to_weight)
+        fw = framework_of(m)
+        if fw == "spikingjelly" and is_neuron(m):
+            m.store_v_seq = True
+            m.reset()
+        elif fw == "snntorch" and is_neuron(m) and hasattr(m, "reset_mem"):
+            m.reset_mem()
+        elif fw == "norse" and hasattr(m, "record_states"):
+            m.record_states = True
+
+
+def neurons_and_linears(work):
+    """``[(path, module)]`` of the supported neurons and the Linear layers
+    outside them, in registration order."""
+    torch = require_torch()
+    out, inside = [], set()
+    for path, m in work.named_modules():
+        if any(path.startswith(p + ".") for p in inside):
+            continue
+        if is_neuron(m):
+            out.append((path, m))
+            inside.add(path)
+        elif isinstance(m, torch.nn.Linear):
+            out.append((path, m))
+    return out
+
+
+def _stack(torch, tensors, what):
+    if len(tensors) == 1:
+        t = tensors[0]
+        if t.ndim == 3:
+            return t
+        raise ValueError(f"{what}: called once with a {tuple(t.shape)} tensor; expected "
+                         f"(T, B, n) for a model that takes the whole sequence, or one call "
+                         f"per time step")
+    if any(t.ndim != 2 for t in tensors):
+        raise ValueError(f"{what}: called {len(tensors)} times with tensors of shapes "
+                         f"{sorted({tuple(t.shape) for t in tensors})}; expected (B, n) per "
+                         f"time step")
+    return torch.stack(tensors)
+
+
+def run(work, driver, x_leaf):
+    """Run ``driver(x_leaf)`` (the model's forward on the copy) once, recording
+    the calls of every Linear and supported neuron outside a neuron.  Returns
+    the chain as a list of :class:`Layer` in the order of first call."""
+    torch = require_torch()
+    _prepare(work)
+    calls = {}
+    order = []
+    handles = []
+    for path, m in neurons_and_linears(work):
+        def hook(mod, args, output, path=path):
+            if path not in calls:
+                calls[path] = []
+                order.append((path, mod))
+            if is_neuron(mod):
+                spk, mem = _neuron_io(mod, output)
+                calls[path].append((args[0], spk, mem))
+            else:
+                calls[path].append((args[0], None, None))
+        handles.append(m.register_forward_hook(hook))
+    try:
+        driver(x_leaf)
+    finally:
+        for h in handles:
+            h.remove()
+    chain = []
+    for path, mod in order:
+        rec = calls[path]
+        name = path or type(mod).__name__
+        kind = "cell" if has_input_weights(mod) else ("neuron" if is_neuron(mod) else "linear")
+        inputs = _stack(torch, [r[0] for r in rec], name)
+        spk = mem = None
+        if kind != "linear":
+            spk = _stack(torch, [r[1] for r in rec], name)
+            mem = _stack(torch, [r[2] for r in rec], name)
+        chain.append(Layer(kind, mod, path, inputs, spk, mem, tuple(r[0] for r in rec)))
+    return chain
+
+
+def sequential_driver(work, layout_T_first=True):
+    """The driver of an ``nn.Sequential``: lifgrad steps time itself, layer by
+    layer: a Linear (or Dropout, Identity) takes the whole ``(T, B, ...)``, a
+    Flatten each step, a single-step neuron each step, a multi-step one
+    (SpikingJelly ``step_mode='m'``, Norse's ``LIF``) the whole sequence."""
+    torch = require_torch()
+
+    def multi_step(m):
+        fw = framework_of(m)
+        if fw == "spikingjelly":
+            return m.step_mode == "m"
+        if fw == "norse":
+            from norse.torch.module.snn import SNN, SNNRecurrent
+            return isinstance(m, (SNN, SNNRecurrent))
+        return False
+
+    def driver(x):
+        h = x
+        for m in flat_children(work):
+            if is_neuron(m):
+                if multi_step(m):
+                    out = m(h)
+                    h = out[0] if isinstance(out, tuple) else out
+                else:
+                    state, outs = None, []
+                    for t in range(h.shape[0]):
+                        if framework_of(m) == "norse":
+                            out = m(h[t], state)
+                            state = out[1]
+                        else:
+                            out = m(h[t])
+                        outs.append(out[0] if isinstance(out, tuple) else out)
+                    h = torch.stack(outs)
+            elif isinstance(m, torch.nn.Flatten):
+                T, B = h.shape[:2]
+                h = m(h.reshape(T * B, *h.shape[2:])).reshape(T, B, -1)
+            else:
+                h = m(h)
+        return h
+    return driver
+
+
+def flat_children(model):
+    torch = require_torch()
+    out = []
+    for m in model.children():
+        if isinstance(m, torch.nn.Sequential):
+            out.extend(flat_children(m))
+        else:
+            out.append(m)
+    return out
+
+
+def check_sequential(model):
+    """Refuse, before anything runs, a Sequential with a module the chain cannot
+    hold (anything but Linear, Flatten, Dropout, Identity and supported neurons)."""
+    torch = require_torch()
+    ok = (torch.nn.Linear, torch.nn.Flatten, torch.nn.modules.dropout._DropoutNd,
+          torch.nn.Identity)
+    for i, m in enumerate(flat_children(model)):
+        if isinstance(m, ok) or is_neuron(m):
+            continue
+        fw = framework_of(m)
+        raise ValueError(
+            f"model[{i}]: {type(m).__name__}"
+            f"{' (from ' + fw + ')' if fw else ''} is not a layer lifgrad maps: a chain holds "
+            f"torch.nn.Linear, supported neurons of snnTorch / SpikingJelly / Norse, and "
+            f"Flatten, Dropout, Identity between them")
+
+
+def values(t):
+    return t.detach().cpu().numpy().astype(np.float64)
