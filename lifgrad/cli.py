@@ -196,6 +196,9 @@ _TRAIN_OPTIONS = {
     "--backend": ("backend", str, "cpu | reference | cuda (device-resident training on an "
                   "NVIDIA GPU, needs numba-cuda: pip install lifgrad[cuda])"),
     "--out": ("out", str, "output folder"),
+    "--checkpoint-every": ("checkpoint_every", int, "BPTT checkpointing: keep every layer's "
+                           "state each K steps and recompute segments in the backward "
+                           "(memory O(T/K + K), same gradients; K ~ sqrt(T))"),
     "--calibrate-surrogates": ("calibrate", int, "set surrogate amplitudes by the calibration "
                                "rule (T6) at the start (no value) or every N steps"),
 }

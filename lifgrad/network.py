@@ -425,6 +425,12 @@ class Sequential:
         Returns ``(v_top, NetTrace)``; ``v_top`` is ``(T, B, n_out)``.  ``rng``
         (a numpy Generator) drives layers with ``forward='stochastic'``.
 
+        ``x`` is cast to the network's dtype first (``x.astype(net.dtype)``,
+        as NumPy casts on assignment): a float64 input to a float32 network
+        (the default) is computed in float32, rounded to 24 bits; build the
+        network with ``dtype="float64"`` to keep float64 (integer and boolean
+        inputs, e.g. spikes, are exact in both).
+
         ``checkpoint_every=K`` keeps only every layer's state at the start of
         each segment of K steps (rounded up to a multiple of ``time_chunk(B)``) and
         the top layer's trace; the backward recomputes each segment's forward

@@ -82,6 +82,8 @@ class TrainConfig:
     max_train: int | None = None       # use only the first N training samples
     calibrate: int | None = None       # surrogate calibration (T6): None off, 0 once, N every N steps
     backend: str = "cpu"               # cpu | reference | cuda (device-resident, lifgrad.device)
+    checkpoint_every: int | None = None  # BPTT checkpointing: keep each layer's state every K
+                                        # steps, recompute segments in the backward (CK1-CK3)
     out: str = "runs/run"
 
     def to_json(self):
@@ -120,6 +122,19 @@ class TrainConfig:
                 raise ValueError("calibrate: not available with backend='cuda' (it runs on the host)")
             if self.l1:
                 raise ValueError("l1: the spike regulariser is not available with backend='cuda'")
+        ck = self.checkpoint_every
+        if ck is not None:
+            if isinstance(ck, bool) or not isinstance(ck, int) or ck < 1:
+                raise ValueError(f"checkpoint_every: expected an integer >= 1 or None, got {ck!r}")
+            if self.backend == "cuda":
+                raise ValueError("checkpoint_every: not available with backend='cuda' (the "
+                                 "device keeps the full trace)")
+            if self.l1:
+                raise ValueError("checkpoint_every: the spike regulariser l1 needs every hidden "
+                                 "layer's spikes, which a checkpointed trace does not keep")
+            if self.model == "recurrent":
+                raise ValueError("checkpoint_every: the checkpointed backward does not support "
+                                 "all-to-all recurrent layers yet (model='recurrent')")
         if self.schedule not in ("constant", "step", "cosine"):
             raise ValueError(f"schedule: expected constant, step or cosine, got {self.schedule!r}")
         return self
@@ -360,7 +375,8 @@ def fit(cfg: TrainConfig, dataset=None, resume=False, progress=None, stop_after=
                "test_acc": test_acc, "lr": opt.lr, "seconds": train_time,
                "eval_seconds": time.perf_counter() - t0 - train_time}
         for i in range(len(net.layers)):
-            row[f"rate_layer{i}"] = rates[i] / n_batches
+            r = rates[i] / n_batches
+            row[f"rate_layer{i}"] = None if math.isnan(r) else r     # not kept: checkpointing
             row[f"grad_norm_layer{i}"] = gnorms[i] / n_batches
         history.append(row)
         with open(os.path.join(cfg.out, "metrics.jsonl"), "a") as f:
@@ -385,7 +401,8 @@ def _diverged(epoch, cfg, what):
 def _host_step(net, opt, cfg, loss_fn, inp, yb, epoch, grad_hook, gnorms):
     """One training step on the host; returns (loss, top spikes, top membrane,
     per-layer rates) and adds the layer gradient norms to ``gnorms``."""
-    _, tr = net.forward(inp, T=cfg.T if inp.ndim == 2 else None)
+    _, tr = net.forward(inp, T=cfg.T if inp.ndim == 2 else None,
+                        checkpoint_every=cfg.checkpoint_every)
     v, u = _outputs(net, tr)
     lo = loss_fn(v, u, yb, **dict(cfg.loss_params))
     L = lo.L
@@ -407,7 +424,9 @@ def _host_step(net, opt, cfg, loss_fn, inp, yb, epoch, grad_hook, gnorms):
     if cfg.clip:
         _optim.clip_grad_norm(grads, cfg.clip)
     opt.step(net.params, grads)
-    return L, v, u, np.array([float(lt.trace.v.mean()) for lt in tr.layers])
+    # a checkpointed trace keeps the top layer's spikes only: the hidden rates are NaN
+    return L, v, u, np.array([float(lt.trace.v.mean()) if lt is not None else np.nan
+                              for lt in tr.layers])
 
 
 def _device_step(dev, dopt, cfg, loss_fn, inp, yb, epoch, grad_hook, gnorms):

@@ -164,3 +164,19 @@ def test_a_scalar_dv_is_that_value_everywhere(checkpoint):
         net.backward(tr, dv=np.ones((9, 6)))
     with pytest.raises(ValueError, match="dv: contains NaN"):
         net.backward(tr, dv=float("nan"))
+
+
+def test_float64_input_is_cast_to_the_networks_dtype_as_documented():
+    """Sequential.forward casts x to net.dtype (documented): a float64 input to a
+    float32 network gives exactly what its float32 copy gives; a float64 network
+    keeps it."""
+    import numpy as np
+    from lifgrad import LIFConfig
+    from lifgrad.network import Dense, Sequential
+    x = np.random.default_rng(3).uniform(0, 1, (6, 4, 9)) + 1e-9    # not float32-exact
+    for dtype in ("float32", "float64"):
+        net = Sequential([Dense(9, 5, LIFConfig())], seed=0, dtype=dtype)
+        out, tr = net.forward(x)
+        out_c, tr_c = net.forward(x.astype(dtype))
+        assert tr.layers[0].trace.u.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(tr.layers[0].trace.u, tr_c.layers[0].trace.u)

@@ -124,3 +124,36 @@ def test_calibrated_training_resumes_to_the_same_parameters(tmp_path):
     scales = [layer.config.surrogate.scale for layer in res.network.layers]
     assert scales[0] != 1.0 and scales == [layer.config.surrogate.scale
                                             for layer in full.network.layers]
+
+
+def test_checkpointed_training_gives_the_same_parameters(tmp_path):
+    """TrainConfig.checkpoint_every (lifgrad train --checkpoint-every K): the
+    checkpointed backward gives the full trace's gradients to the bit, so a
+    training run ends with the same parameters; hidden rates are not kept."""
+    import numpy as np
+    from lifgrad.train import TrainConfig, fit
+    kw = dict(epochs=1, T=12, max_train=128, batch_size=64, seed=0)
+    h1 = fit(TrainConfig(out=str(tmp_path / "a"), **kw).validate(), progress=False)
+    h2 = fit(TrainConfig(out=str(tmp_path / "b"), checkpoint_every=4, **kw).validate(),
+             progress=False)
+    for k in h1.network.params:
+        np.testing.assert_array_equal(h1.network.params[k], h2.network.params[k], err_msg=k)
+    assert h2[-1]["loss"] == h1[-1]["loss"]
+    assert h2[-1]["rate_layer0"] is None and h2[-1]["rate_layer1"] > 0
+
+
+def test_checkpoint_every_is_validated():
+    import pytest
+    from lifgrad.train import TrainConfig
+    for bad, msg in ((dict(checkpoint_every=0), "integer >= 1"),
+                     (dict(checkpoint_every=4, l1=1e-3), "l1"),
+                     (dict(checkpoint_every=4, model="recurrent"), "all-to-all"),
+                     (dict(checkpoint_every=4, backend="cuda"), "cuda")):
+        with pytest.raises(ValueError, match=msg):
+            TrainConfig(**bad).validate()
+
+
+def test_cli_passes_checkpoint_every():
+    from lifgrad import cli
+    args = cli.build_parser().parse_args(["train", "--checkpoint-every", "16"])
+    assert cli._train_config(args).checkpoint_every == 16
