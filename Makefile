@@ -23,6 +23,7 @@ KERNEL_SOURCES := lifgrad/kernels/scan_kernels.py lifgrad/kernels/ops_kernels.py
                   lifgrad/kernels/constants.py lifgrad/kernels/aot.py lifgrad/surrogates.py
 $(VENV)/.stamp-kernels: $(VENV)/.stamp-base $(KERNEL_SOURCES)
 	$(PY) -m lifgrad.kernels.aot
+	$(PY) -m lifgrad.kernels.calibrate
 	touch $@
 
 venv: $(VENV)/.stamp-kernels

@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .backends import available, require
 from .functional import _check_finite, _Parts, reduce_grads
 from .network import Sequential
 
@@ -39,24 +40,6 @@ __all__ = ["DeviceNetwork", "DeviceOptimizer", "available", "require"]
 def _cuda():
     from numba import cuda
     return cuda
-
-
-def available():
-    """Whether a CUDA device, or the CUDA simulator, can run the kernels."""
-    try:
-        from numba import config
-        cuda = _cuda()
-        return bool(config.ENABLE_CUDASIM) or bool(cuda.is_available())
-    except Exception:      # noqa: BLE001 - no driver, no toolkit: simply not available
-        return False
-
-
-def require():
-    if not available():
-        raise RuntimeError("backend='cuda': no CUDA device found. Install the driver and "
-                           "`pip install lifgrad[cuda]` (numba-cuda), or set "
-                           "NUMBA_ENABLE_CUDASIM=1 before importing numba to run the CUDA "
-                           "simulator (slow, for tests)")
 
 
 class _Layer(NamedTuple):

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import parallel, reference, workspace
+from .backends import kernels_for
 from .config import LIFConfig, LIFParams
 
 __all__ = ["lif_forward", "lif_backward", "Trace", "LIFGrads"]
@@ -67,16 +68,7 @@ class LIFGrads(NamedTuple):
     a0: np.ndarray | None = None
 
 
-def _backend(config):
-    if config.backend == "reference":
-        return reference
-    if config.backend == "cuda":
-        from .device import require
-        require()
-        from .kernels import cuda
-        return cuda
-    from .kernels import cpu
-    return cpu
+_backend = kernels_for      # the kernels of config.backend (lifgrad.backends)
 
 
 def _row_of_neurons(config, B, N):

@@ -122,12 +122,12 @@ def test_event_density_is_this_installations_measurement(monkeypatch, tmp_path):
     """EVENT_DENSITY None: the crossover stored by the kernel build
     (kernels/calibrate.py), DEFAULT without one; a set value overrides it."""
     import json
-    from lifgrad.kernels import aot, calibrate
+    from lifgrad.kernels import build_info, calibrate
     monkeypatch.setattr(functional, "EVENT_DENSITY", None)
     monkeypatch.setattr(calibrate, "_cache", {})
-    monkeypatch.setattr(aot, "HERE", str(tmp_path))
+    monkeypatch.setattr(build_info, "HERE", str(tmp_path))
     assert functional.event_density() == calibrate.DEFAULT          # no build here
-    (tmp_path / f"{aot.MODULE}.json").write_text(json.dumps({"event_density": 0.05}))
+    (tmp_path / f"{build_info.MODULE}.json").write_text(json.dumps({"event_density": 0.05}))
     calibrate._cache.clear()
     assert functional.event_density() == 0.05
     a = np.zeros((100, 50), np.uint8)

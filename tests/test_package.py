@@ -23,3 +23,41 @@ def test_unknown_attribute_raises():
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         lifgrad.nope
     assert "losses" in dir(lifgrad)
+
+
+def test_no_import_cycle_between_lifgrad_modules():
+    """Every ``from .x import`` / ``import lifgrad.x`` (at any depth of a
+    module, lazy ones included) forms an acyclic graph."""
+    import ast
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[1] / "lifgrad"
+    mods = {}
+    for f in root.rglob("*.py"):
+        parts = f.with_suffix("").relative_to(root.parent).parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        mods[name] = f
+    graph = {}
+    for m, f in mods.items():
+        pkg = m.split(".") if f.name == "__init__.py" else m.split(".")[:-1]
+        deps = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = ".".join(pkg[:len(pkg) - node.level + 1] + ([node.module] if node.module
+                                                                  else []))
+                for a in node.names:
+                    deps.add(f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base)
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.startswith("lifgrad")}
+        graph[m] = {d for d in deps if d in mods and d != m and d != "lifgrad"}
+    state = {}
+
+    def visit(m, path):
+        state[m] = "open"
+        for d in graph[m]:
+            assert state.get(d) != "open", " -> ".join(path + [m, d])
+            if d not in state:
+                visit(d, path + [m])
+        state[m] = "done"
+    for m in graph:
+        if m not in state:
+            visit(m, [])

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import os
 import sys
 import time
 import warnings
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-MODULE = "_compiled"
+from .build_info import HERE, MODULE, read_meta, write_meta
+
 SOURCES = ("scan_kernels.py", "ops_kernels.py", "constants.py", "aot.py",
            os.path.join("..", "surrogates.py"))
 
@@ -96,10 +95,10 @@ def _exports():
     return out
 
 
-def build(out_dir=HERE, verbose=True, calibrate=True):
-    """Compile every export into ``out_dir/_compiled*.so`` and write the hash;
-    into the package's own folder, also measure the event kernels' density
-    crossover (``calibrate.py``) with the new build and store it."""
+def build(out_dir=HERE, verbose=True):
+    """Compile every export into ``out_dir/_compiled*.so`` and write the hash.
+    (``make`` then runs ``python -m lifgrad.kernels.calibrate``, which
+    measures the event kernels' density crossover with this build.)"""
     from numba.core import compiler
     from numba.pycc import CC
 
@@ -128,24 +127,11 @@ def build(out_dir=HERE, verbose=True, calibrate=True):
         compiler.Flags.__init__ = init
     meta = {"source_hash": source_hash(), "python": sys.version.split()[0],
             "exports": len(_exports()), "seconds": round(time.perf_counter() - t0, 1)}
-    _write_meta(out_dir, meta)
+    write_meta(meta, out_dir)
     if verbose:
         print(f"lifgrad: compiled {meta['exports']} kernels ahead of time into {out_dir} "
               f"({meta['seconds']} s)")
-    if calibrate and os.path.samefile(out_dir, HERE):
-        # the density below which the event kernels beat BLAS on this machine
-        # (kernels/calibrate.py), measured with the kernels just built
-        from . import calibrate as cal
-        _state["module"] = False
-        meta = cal.store(meta, verbose=verbose)
     return meta
-
-
-def _write_meta(out_dir, meta):
-    tmp = os.path.join(out_dir, f"{MODULE}.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(meta, f, indent=1)
-    os.replace(tmp, os.path.join(out_dir, f"{MODULE}.json"))
 
 
 _state = {"module": False}
@@ -162,8 +148,9 @@ def compiled():
         raise ValueError(f"LIFGRAD_KERNELS: expected 'auto', 'aot' or 'jit', got {mode!r}")
     if mode != "jit":
         try:
-            with open(os.path.join(HERE, f"{MODULE}.json")) as f:
-                meta = json.load(f)
+            meta = read_meta()
+            if not meta:
+                raise OSError("no _compiled.json")
             if meta.get("source_hash") != source_hash():
                 why = "it was built from older kernel sources"
             else:

@@ -13,20 +13,20 @@ on an Intel Xeon with AVX-512, where they win only below ~0.05.
 inputs x 512 outputs, the same calls a training step makes, on lifgrad's
 threads) at increasing densities and returns the largest density at which
 the event kernels were still at least as fast.  ``python -m
-lifgrad.kernels.aot`` (run by ``make``) measures it once when it builds the
-kernels and stores it in ``_compiled.json`` (``python -m
-lifgrad.kernels.calibrate`` measures again); :func:`event_density` reads it
+lifgrad.kernels.calibrate``, which ``make`` runs right after it builds the
+kernels (``python -m lifgrad.kernels.aot``), measures it once and stores it in
+``_compiled.json`` (running it again measures again); :func:`event_density` reads it
 (``DEFAULT`` without a build).  The choice is made once per installation,
 not per process, so a training run gives the same bits every time on the
 same installation; ``lifgrad.functional.EVENT_DENSITY`` overrides it.
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 
 import numpy as np
+
+from . import build_info
 
 __all__ = ["DEFAULT", "DENSITIES", "measure", "event_density"]
 
@@ -95,15 +95,10 @@ def event_density(operand="spikes"):
     (``"spikes"``) or float (``"float"``) operand, from ``_compiled.json``;
     :data:`DEFAULT` without a measurement."""
     if operand not in _cache:
-        from .aot import HERE, MODULE
         d = DEFAULT
-        try:
-            with open(os.path.join(HERE, f"{MODULE}.json")) as f:
-                val = json.load(f).get(KEYS[operand])
-            if isinstance(val, (int, float)) and 0.0 <= val <= 1.0:
-                d = float(val)
-        except (OSError, ValueError):
-            pass
+        val = build_info.read_meta().get(KEYS[operand])
+        if isinstance(val, (int, float)) and not isinstance(val, bool) and 0.0 <= val <= 1.0:
+            d = float(val)
         _cache[operand] = d
     return _cache[operand]
 
@@ -112,17 +107,18 @@ def store(meta=None, verbose=True):
     """Measure both operands with the built kernels and write the crossovers
     into ``_compiled.json`` (``meta``: its contents, read from the file when
     None).  Returns the updated contents."""
-    from .aot import HERE, MODULE, _write_meta
     if meta is None:
-        with open(os.path.join(HERE, f"{MODULE}.json")) as f:
-            meta = json.load(f)
+        meta = build_info.read_meta()
+        if not meta:
+            raise RuntimeError("no kernel build to measure with: run `python -m "
+                               "lifgrad.kernels.aot` (or `make`) first")
     _cache.clear()
     lines = []
     for operand, key in KEYS.items():
         meta[key], table = measure(operand=operand)
         lines.append(f"{operand}: " + ", ".join(f"{d:g} {e:.1f}/{b:.1f}" for d, e, b in table)
                      + f" -> up to {meta[key]:g}")
-    _write_meta(HERE, meta)
+    build_info.write_meta(meta)
     _cache.clear()
     if verbose:
         print("lifgrad: event kernels against BLAS on this machine (density event/BLAS ms, "
