@@ -37,9 +37,12 @@ import numpy as np
 
 from .surrogates import FAMILIES
 
-SUBTRACT, ZERO, NONE = 0, 1, 2
+from .kernels.constants import (M_ADAPT, M_DETACH, M_FORWARD, M_ONE, M_RESET,  # noqa: E402
+                                M_STRICT, M_SYN, R_NONE, R_SUBTRACT, R_ZERO)
+
+SUBTRACT, ZERO, NONE = R_SUBTRACT, R_ZERO, R_NONE
 P_ALPHA, P_THETA, P_GAMMA, P_URESET, P_ALPHA_S, P_RHO, P_BETA_A, P_R = range(8)
-M_RESET, M_STRICT, M_SMOOTH, M_DETACH, M_SYN, M_ADAPT, M_ONE = range(7)
+M_SMOOTH = M_FORWARD          # the forward flag: 0 hard, 1 smooth, 2 stochastic
 ACC_ALPHA, ACC_THETA, ACC_RV, ACC_ALPHA_S, ACC_RHO, ACC_BETA_A, ACC_R = range(7)
 N_P, N_MODE, N_ACC = 8, 7, 7
 

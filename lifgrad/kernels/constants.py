@@ -8,3 +8,9 @@ part of the source hash of the ahead-of-time build, ``aot.py``)."""
 BLOCK = 1024
 EVENT_ROWS = 32     # rows per task of the event-driven product (ops_kernels.event_matmul_idx)
 EVENT_BLOCK = 256   # rows per block of event_wgrad (a block of u stays in L2; offsets fit uint8)
+
+# positions in LIFConfig.mode(), the flags every scan reads (lifgrad.reference
+# names them the same way), and the codes of the forward flag
+M_RESET, M_STRICT, M_FORWARD, M_DETACH, M_SYN, M_ADAPT, M_ONE = range(7)
+FWD_HARD, FWD_SMOOTH, FWD_STOCHASTIC = range(3)      # config.FORWARDS order
+R_SUBTRACT, R_ZERO, R_NONE = range(3)                # LIFConfig.reset_code

@@ -54,6 +54,8 @@ import numpy as np
 from numba import config as _nbconfig, cuda, float32, float64
 
 from .. import surrogates as _sg
+from .constants import (FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_FORWARD, M_SYN, R_NONE, R_SUBTRACT,
+                        R_ZERO)
 
 __all__ = ["cell_forward_scan", "cell_backward_scan", "cell_forward_recurrent",
            "cell_backward_recurrent", "gemm", "add_bias", "sum_rows"]
@@ -157,9 +159,9 @@ def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
     if synaptic:                                                          # (S1)
         st = als * sp + J
         J = st
-    if reset == 0:                                                        # (A2)
+    if reset == R_SUBTRACT:                                                        # (A2)
         ut = al * up + J - ga * vp
-    elif reset == 1:                                                      # (A3)
+    elif reset == R_ZERO:                                                      # (A3)
         ut = al * ((one - vp) * up + vp * ur) + J
     else:                                                                 # (A4)
         ut = al * up + J
@@ -169,9 +171,9 @@ def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
         x = ut - (th + ba * at)
     else:
         x = ut - th
-    if fwd == 1:                                                          # (A6)
+    if fwd == FWD_SMOOTH:                                                          # (A6)
         vt = _cast(_prim(float(x), q), one)
-    elif fwd == 2:                                                        # (T7)
+    elif fwd == FWD_STOCHASTIC:                                                        # (T7)
         vt = one if rt < _cast(_prim(float(x), q), one) else zero
     elif strict:                                                          # (A5) strict
         vt = one if x > zero else zero
@@ -214,9 +216,9 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
         x = ut - th
     ph = _cast(_phi(float(x), float(vt), q), one)
     # vbar_t = delta_t + reset_v_t (+ recurrence, adaptation)            (A8), (A10), (A11)
-    if detach or reset == 2:
+    if detach or reset == R_NONE:
         vbar = dvt + zero
-    elif reset == 0:
+    elif reset == R_SUBTRACT:
         vbar = dvt + (-ga * ubn)
     else:
         vbar = dvt + al * (ur - ut) * ubn
@@ -228,7 +230,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
         vbar = vbar + abn
     # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients        (A9), (A14)-(A17)
     c0, c1, c2, c3, c4, c5, c6 = c
-    if reset == 1:
+    if reset == R_ZERO:
         ub = dut + ph * vbar + al * (one - vt) * ubn                      # (A10b)
         c0 = c0 + ub * ((one - vpr) * upr + vpr * ur)                     # (A14b)
     else:
@@ -262,7 +264,8 @@ def _forward_scan_kernel(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a
         return
     b = i // N
     n = i - b * N
-    synaptic, adaptive, stochastic = mode[4], mode[5], mode[2] == 2
+    synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
+    stochastic = mode[M_FORWARD] == FWD_STOCHASTIC
     p = _params(P, n)
     zero = one - one
     up, vp, sp, ap = _state_before(u, v, s, a, state0, t0, b, n, synaptic, adaptive, zero)
@@ -288,7 +291,7 @@ def _backward_scan_kernel(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     b = i // N
     n = i - b * N
     has_dv, has_du, has_rec, partials = have
-    synaptic, adaptive = mode[4], mode[5]
+    synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
     p = _params(P, n)
     zero = one - one
     ubn = adj[0, b, n]          # ubar_{t+1}, sbar_{t+1}, abar_{t+1}
@@ -325,7 +328,8 @@ def _backward_scan_kernel(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
 def _forward_recurrent_kernel(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a, one):
     T, N = u.shape[0], u.shape[2]
     b = cuda.blockIdx.x
-    synaptic, adaptive, stochastic = mode[4], mode[5], mode[2] == 2
+    synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
+    stochastic = mode[M_FORWARD] == FWD_STOCHASTIC
     zero = one - one
     for t in range(T):
         for n in range(cuda.threadIdx.x, N, cuda.blockDim.x):
@@ -365,7 +369,7 @@ def _backward_recurrent_kernel(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
     T, N = u.shape[0], u.shape[2]
     b = cuda.blockIdx.x
     has_dv, has_du = have
-    synaptic, adaptive = mode[4], mode[5]
+    synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
     zero = one - one
     for n in range(cuda.threadIdx.x, N, cuda.blockDim.x):
         for j in range(3):

@@ -24,7 +24,8 @@ import numpy as np
 from numba import njit
 
 from .. import surrogates as _sg
-from .constants import BLOCK
+from .constants import (BLOCK, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_DETACH, M_FORWARD, M_ONE,
+                        M_RESET, M_STRICT, M_SYN, R_NONE, R_SUBTRACT, R_ZERO)
 
 # error_model="numpy": a float division by zero gives inf/nan instead of raising,
 # so the loops carry no zero test and LLVM vectorises them (the surrogate pass
@@ -222,8 +223,8 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
     is used as scratch; up, vp, sp, ap hold the previous state and are updated;
     ut, vt (st, at) are the trace rows of this step; rt the uniform numbers of
     the stochastic forward (T7)."""
-    reset, strict, fwd = mode[0], mode[1], mode[2]
-    synaptic, adaptive, onetoone = mode[4], mode[5], mode[6]
+    reset, strict, fwd = mode[M_RESET], mode[M_STRICT], mode[M_FORWARD]
+    synaptic, adaptive, onetoone = mode[M_SYN], mode[M_ADAPT], mode[M_ONE]
     if onetoone:                                                          # (R1)
         for k in range(m):
             J[k] = J[k] + rr[k] * vp[k]
@@ -232,10 +233,10 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
             st[k] = als[k] * sp[k] + J[k]
             sp[k] = st[k]
             J[k] = st[k]
-    if reset == 0:                                                        # (A2)
+    if reset == R_SUBTRACT:                                                        # (A2)
         for k in range(m):
             ut[k] = al[k] * up[k] + J[k] - ga[k] * vp[k]
-    elif reset == 1:                                                      # (A3)
+    elif reset == R_ZERO:                                                      # (A3)
         for k in range(m):
             ut[k] = al[k] * ((one - vp[k]) * up[k] + vp[k] * ur[k]) + J[k]
     else:                                                                 # (A4)
@@ -250,13 +251,13 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
     else:
         for k in range(m):
             J[k] = ut[k] - th[k]
-    if fwd == 1:                                                          # (A6)
+    if fwd == FWD_SMOOTH:                                                          # (A6)
         for k in range(m):
             x64[k] = J[k]
         _G_block(sg[0], sg[1], sg[2], sg[3], x64, G64, m)
         for k in range(m):
             vt[k] = G64[k]
-    elif fwd == 2:                                                        # (T7)
+    elif fwd == FWD_STOCHASTIC:                                                        # (T7)
         for k in range(m):
             x64[k] = J[k]
         _G_block(sg[0], sg[1], sg[2], sg[3], x64, G64, m)
@@ -278,7 +279,8 @@ def _forward_tasks(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a, task
     """Forward steps [t0, t1) (``reference.cell_forward_scan``) of the tasks
     [task0, task1) (task = batch row x block of BLOCK neurons)."""
     T, B, N = u.shape
-    synaptic, adaptive, stochastic = mode[4], mode[5], mode[2] == 2
+    synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
+    stochastic = mode[M_FORWARD] == FWD_STOCHASTIC
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
     for task in range(task0, task1):
@@ -323,7 +325,8 @@ def _forward_tasks(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a, task
 def _forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a):
     """``reference.cell_forward_recurrent``: all-to-all recurrence, RT = R^T."""
     T, B, N = u.shape
-    synaptic, adaptive, stochastic = mode[4], mode[5], mode[2] == 2
+    synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
+    stochastic = mode[M_FORWARD] == FWD_STOCHASTIC
     one = np.ones(1, u.dtype)[0]
     up = state0[0].copy()
     vp = np.zeros((B, N), u.dtype)
@@ -373,8 +376,8 @@ def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     Every loop stores to one array: a loop that stores to several (or reads
     an array it may store to through another name) is not vectorised by LLVM,
     which cannot prove the arrays distinct.  vbar ends holding phi_t vbar_t."""
-    reset, detach = mode[0], mode[3]
-    synaptic, adaptive, onetoone = mode[4], mode[5], mode[6]
+    reset, detach = mode[M_RESET], mode[M_DETACH]
+    synaptic, adaptive, onetoone = mode[M_SYN], mode[M_ADAPT], mode[M_ONE]
     scale, lo, hi = sg[4], sg[5], sg[6]
     # phi_t = scale * clip(g(u_t - theta_t))                            (A7), (L2)
     if adaptive:
@@ -385,10 +388,10 @@ def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
             x64[k] = ut[k] - th[k]
     _phi_block(sg[0], sg[1], sg[2], sg[3], scale, lo, hi, x64, vt, ph, m)
     # vbar_t = delta_t + reset_v_t (+ recurrence, adaptation)           (A8), (A10), (A11)
-    if detach or reset == 2:
+    if detach or reset == R_NONE:
         for k in range(m):
             vbar[k] = dvt[k] + (one - one)
-    elif reset == 0:
+    elif reset == R_SUBTRACT:
         for k in range(m):
             vbar[k] = dvt[k] + (-ga[k] * ubn[k])
     else:
@@ -439,7 +442,7 @@ def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, parti
             l1[k] -= pv[k]
         for k in range(m):
             l2[k] += ubn[k] * vt[k]
-    if reset == 1:                                                        # (A10b), (A14b)
+    if reset == R_ZERO:                                                        # (A10b), (A14b)
         for k in range(m):
             ubn[k] = dut[k] + pv[k] + al[k] * (one - vt[k]) * ubn[k]
         if partials:
@@ -460,14 +463,14 @@ def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, o
     adaptation or recurrence), the training workhorse: phi_t vbar_t is made in
     one pass per reset mode.  Same operations in the same order as the general
     step, so the same bits."""
-    reset, detach = mode[0], mode[3]
+    reset, detach = mode[M_RESET], mode[M_DETACH]
     for k in range(m):
         x64[k] = ut[k] - th[k]
     _phi_block(sg[0], sg[1], sg[2], sg[3], sg[4], sg[5], sg[6], x64, vt, ph, m)   # (A7)
-    if detach or reset == 2:                                              # (A8)
+    if detach or reset == R_NONE:                                              # (A8)
         for k in range(m):
             ph[k] = ph[k] * (dvt[k] + (one - one))
-    elif reset == 0:                                                      # (A10a)
+    elif reset == R_SUBTRACT:                                                      # (A10a)
         for k in range(m):
             ph[k] = ph[k] * (dvt[k] + (-ga[k] * ubn[k]))
     else:                                                                 # (A10b)
@@ -483,12 +486,12 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     [task0, task1)."""
     T, B, N = u.shape
     has_dv, has_du, has_rec, partials = have[0], have[1], have[2], have[3]
-    synaptic, adaptive = mode[4], mode[5]
-    plain = not (synaptic or adaptive or mode[6] or has_rec)
+    synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
+    plain = not (synaptic or adaptive or mode[M_ONE] or has_rec)
     # acc rows (reference.ACC_*): alpha, theta, rv when asked for; alpha_s, rho,
     # beta_a, r by model
     used = (partials, partials, partials, synaptic == 1, adaptive == 1, adaptive == 1,
-            mode[6] == 1)
+            mode[M_ONE] == 1)
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
     for task in range(task0, task1):
@@ -572,7 +575,7 @@ def _backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
     """``reference.cell_backward_recurrent``: the adjoint of :func:`_forward_recurrent`."""
     T, B, N = u.shape
     has_dv, has_du = have[0], have[1]
-    synaptic, adaptive = mode[4], mode[5]
+    synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
     one = np.ones(1, u.dtype)[0]
     ubn = np.zeros((B, N), u.dtype)
     sbn = np.zeros((B, N), u.dtype)
