@@ -31,7 +31,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .backends import available, require
-from .functional import _check_finite, _Parts, reduce_grads
+from .functional import Parts, reduce_grads
+from .validation import check_finite
 from .network import Sequential
 
 __all__ = ["DeviceNetwork", "DeviceOptimizer", "available", "require"]
@@ -102,7 +103,7 @@ class DeviceNetwork:
         """Host copies of the layer's per-neuron parameters (``effective`` reads
         them); the all-to-all R stays on the device (a zero stand-in here)."""
         p = {}
-        for k in self.net._layer_params(self.params, i):
+        for k in self.net.layer_params(self.params, i):
             name = f"layer{i}.{k}"
             if k in ("W", "b", "b_rec"):
                 continue
@@ -129,7 +130,7 @@ class DeviceNetwork:
             if x.ndim not in (2, 3) or x.shape[-1] != net.n_in or 0 in x.shape:
                 raise ValueError(f"x: expected shape (T, B, {net.n_in}) or static "
                                  f"(B, {net.n_in}), got {x.shape}")
-            _check_finite("x", x)
+            check_finite("x", x)
             x = cuda.to_device(np.ascontiguousarray(x, dtype=self.dtype))
         xs = tuple(x.shape)          # (the simulator's shapes index from the front only)
         static = len(xs) == 2
@@ -202,7 +203,7 @@ class DeviceNetwork:
             a = np.asarray(a)
             if a.shape != shape:
                 raise ValueError(f"{arg}: expected shape {shape} (T, B, n_out), got {a.shape}")
-            _check_finite(arg, a)
+            check_finite(arg, a)
             return cuda.to_device(np.ascontiguousarray(a, dtype=self.dtype))
 
         dv, du = _adj("dv", dv), _adj("du", du)
@@ -249,7 +250,7 @@ class DeviceNetwork:
             for j in range(7):
                 K.sum_rows(acc[j], acc_n[j])
             acc_h = acc_n.copy_to_host()[:, None, :]
-            parts = _Parts(None, acc_h, np.zeros((3, 1, N), self.dtype), None, P)
+            parts = Parts(None, acc_h, np.zeros((3, 1, N), self.dtype), None, P)
             tr_like = _TraceLike(lt.static)
             lg = reduce_grads(parts, neuron, tr_like, cfg)
             # weights (A20b), (A21)

@@ -24,6 +24,7 @@ import numpy as np
 from . import parallel, reference, workspace
 from .backends import kernels_for
 from .config import LIFConfig, LIFParams
+from .validation import check_adjoint, check_finite, check_sequence
 
 __all__ = ["lif_forward", "lif_backward", "Trace", "LIFGrads"]
 
@@ -135,10 +136,6 @@ def _float_dtype(arg, a, config):
                     f"got dtype {a.dtype}")
 
 
-def _check_finite(arg, a):
-    if not np.all(np.isfinite(a)):
-        bad = np.argwhere(~np.isfinite(a))[0]
-        raise ValueError(f"{arg}: contains NaN or Inf (first at index {tuple(int(i) for i in bad)})")
 
 
 def _as_config(config):
@@ -169,7 +166,7 @@ def _resolve_state(arg, value, B, N, dtype):
         raise TypeError(f"{arg}: expected real numbers, got dtype {a.dtype}")
     if a.shape not in ((), (N,), (B, N)):
         raise ValueError(f"{arg}: expected a scalar or shape ({N},) or ({B}, {N}), got {a.shape}")
-    _check_finite(arg, a)
+    check_finite(arg, a)
     return np.broadcast_to(a, (B, N)).astype(dtype), a.shape
 
 
@@ -196,22 +193,7 @@ def lif_forward(I, params=LIFParams(), config=None, u0=None, T=None, s0=None, a0
     params = _as_params(params)
     I = np.asarray(I)
     dtype = _float_dtype("I", I, config)
-    if I.ndim == 3:
-        if T is not None and T != I.shape[0]:
-            raise ValueError(f"T: given {T} but I has {I.shape[0]} time steps")
-        static = False
-        T = I.shape[0]
-    elif I.ndim == 2:
-        if T is None or isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
-            raise ValueError(f"T: a static input I of shape {I.shape} needs an integer T >= 1, "
-                             f"got {T!r}")
-        static = True
-        T = int(T)
-    else:
-        raise ValueError(f"I: expected shape (T, B, N) or a static (B, N) with T=, got {I.shape}")
-    if 0 in I.shape:
-        raise ValueError(f"I: every dimension must be non-empty, got shape {I.shape}")
-    _check_finite("I", I)
+    I, static, T = check_sequence("I", I, T)
     B, N = I.shape[-2:]
     P = params.packed(N, dtype, config)
     R = params.recurrent_matrix(N, dtype, config)
@@ -221,7 +203,7 @@ def lif_forward(I, params=LIFParams(), config=None, u0=None, T=None, s0=None, a0
         state0[j], shape = _resolve_state(arg, val, B, N, dtype)
         shapes0.append(shape)
     I3 = np.ascontiguousarray(I[None] if static else I, dtype=dtype)
-    return _forward_impl(I3, static, T, P, R, config, state0, tuple(shapes0), rng=rng)
+    return forward_impl(I3, static, T, P, R, config, state0, tuple(shapes0), rng=rng)
 
 
 SPIKE_DTYPE = np.dtype(np.uint8)
@@ -243,7 +225,7 @@ def _random_draws(config, rng, shape):
     return rng.random(shape)
 
 
-def _forward_impl(I3, static, T, P, R, config, state0, shapes0=(None, None, None), rng=None):
+def forward_impl(I3, static, T, P, R, config, state0, shapes0=(None, None, None), rng=None):
     """Unvalidated forward on packed arrays (used by networks); returns (v, Trace)."""
     B, N = I3.shape[1:]
     dtype = I3.dtype
@@ -264,16 +246,6 @@ def _forward_impl(I3, static, T, P, R, config, state0, shapes0=(None, None, None
     return v, trace
 
 
-def _check_adjoint(arg, a, shape, dtype):
-    if a is None:
-        return None
-    a = np.asarray(a)
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{arg}: expected real numbers, got dtype {a.dtype}")
-    if a.shape != shape:
-        raise ValueError(f"{arg}: expected shape {shape} (T, B, N) like the trace, got {a.shape}")
-    _check_finite(arg, a)
-    return np.ascontiguousarray(a, dtype=dtype)
 
 
 @parallel.scoped
@@ -293,15 +265,21 @@ def lif_backward(trace, params=LIFParams(), config=None, dv=None, du=None):
     dtype = trace.u.dtype
     if (trace.s is not None) != config.synaptic or (trace.a is not None) != config.adaptive:
         raise ValueError("trace: does not match config (synaptic/adaptive differ from the forward)")
-    dv = _check_adjoint("dv", dv, (T, B, N), dtype)
-    du = _check_adjoint("du", du, (T, B, N), dtype)
+    dv = check_adjoint("dv", dv, (T, B, N), dtype)
+    du = check_adjoint("du", du, (T, B, N), dtype)
     P = params.packed(N, dtype, config)
     R = params.recurrent_matrix(N, dtype, config)
-    parts = _backward_impl(trace, P, R, config, dv, du)
+    parts = backward_impl(trace, P, R, config, dv, du)
     return reduce_grads(parts, params, trace, config)
 
 
-class _Parts(NamedTuple):
+class Parts(NamedTuple):
+    """What one backward scan returns before the batch sums: the error
+    ``dL/dI``, the per-(batch row, neuron) partial sums of the neuron-parameter
+    gradients, the initial-state gradients, ``dR``, and the packed parameters
+    it ran with.  :func:`reduce_grads` turns it into :class:`LIFGrads`; the
+    network and device backwards build it from their own scans."""
+
     dI: np.ndarray       # (T, B, N), or (B, N) for a static input
     acc: np.ndarray      # (7, B, N) partial sums, rows ACC_* of lifgrad.reference
     dstate0: np.ndarray  # (3, B, N); None where the initial state's gradients are not wanted
@@ -309,7 +287,7 @@ class _Parts(NamedTuple):
     P: np.ndarray
 
 
-def _backward_impl(trace, P, R, config, dv, du, dI_out=None, partials=True):
+def backward_impl(trace, P, R, config, dv, du, dI_out=None, partials=True):
     """Unvalidated backward; returns the per-(b, n) partial sums.  ``dI_out``:
     a (T, B, N) buffer for the all-to-all recurrent kernels' dI, which may be
     ``dv`` itself (each step reads dv_t before it writes dI_t, and reads only
@@ -342,7 +320,7 @@ def _backward_impl(trace, P, R, config, dv, du, dI_out=None, partials=True):
         dR = _dR(dI, trace.v, config)                                     # (R3)
         if trace.static:
             dI = dI.sum(axis=0)
-    return _Parts(dI, acc, dstate0, dR, P)
+    return Parts(dI, acc, dstate0, dR, P)
 
 
 TIME_CHUNK = 64     # most steps per chunk

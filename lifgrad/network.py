@@ -27,10 +27,11 @@ import numpy as np
 
 from . import parallel, workspace
 from .config import LIFConfig, LIFParams
-from .functional import (CHUNK_ROWS, TIME_CHUNK, Trace, _backward_impl, _check_finite,
-                         _forward_impl, _Parts, backward_scan, forward_scan, reduce_grads,
+from .functional import (CHUNK_ROWS, TIME_CHUNK, Trace, backward_impl,
+                         forward_impl, Parts, backward_scan, forward_scan, reduce_grads,
                          spike_dtype, time_chunk, use_events)
 from .products import matmul, matmul_acc
+from .validation import check_adjoint, check_finite, check_sequence
 
 __all__ = ["Dense", "Readout", "Sequential", "NetTrace", "DECAY_PARAMETRISATIONS",
            "time_chunk", "TIME_CHUNK", "CHUNK_ROWS"]
@@ -404,7 +405,9 @@ class Sequential:
             new.layers.append(lay)
         return new
 
-    def _layer_params(self, params, i):
+    def layer_params(self, params, i):
+        """Layer ``i``'s entries of a flat parameter dict, without the
+        ``layer{i}.`` prefix (``{"W": ..., "alpha": ...}``)."""
         prefix = f"layer{i}."
         return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
 
@@ -441,37 +444,19 @@ class Sequential:
             return self._forward_checkpointed(x, params, T, checkpoint_every)
         params = self.params if params is None else params
         self._check_params(params)
-        x = np.asarray(x)
-        if x.dtype.kind not in "biuf":
-            raise TypeError(f"x: expected real numbers, got dtype {x.dtype}")
-        if x.ndim == 2:
-            if T is None or isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
-                raise ValueError(f"T: a static input x of shape {x.shape} needs an integer "
-                                 f"T >= 1, got {T!r}")
-            static, T = True, int(T)
-        elif x.ndim == 3:
-            if T is not None and T != x.shape[0]:
-                raise ValueError(f"T: given {T} but x has {x.shape[0]} time steps")
-            static, T = False, x.shape[0]
-        else:
-            raise ValueError(f"x: expected shape (T, B, {self.n_in}) or static (B, {self.n_in}), "
-                             f"got {x.shape}")
-        if x.shape[-1] != self.n_in or 0 in x.shape:
-            raise ValueError(f"x: expected last dimension {self.n_in} and no empty axis, "
-                             f"got shape {x.shape}")
-        _check_finite("x", x)
+        x, static, T = check_sequence("x", x, T, self.n_in)
         x = np.ascontiguousarray(x, dtype=self.dtype)
         traces = []
         h = x
         for i, layer in enumerate(self.layers):
-            p = self._layer_params(params, i)
+            p = self.layer_params(params, i)
             I = _input_current(layer, p, h, self.dtype)                        # (A1)
             B = I.shape[-2]
             neuron, _ = layer.effective(p)
             P = neuron.packed(layer.n_out, self.dtype, layer.config)
             R = neuron.recurrent_matrix(layer.n_out, self.dtype, layer.config)
             state0 = np.zeros((3, B, layer.n_out), self.dtype)
-            v, tr = _forward_impl(I[None] if static else I, static, T, P, R, layer.config, state0,
+            v, tr = forward_impl(I[None] if static else I, static, T, P, R, layer.config, state0,
                                   rng=rng)
             del I             # not held while the next layer's current is made
             traces.append(LayerTrace(h, tr))
@@ -519,22 +504,8 @@ class Sequential:
         if isinstance(trace, CheckpointTrace):
             params = trace.params
 
-        def _adj(arg, a):
-            if a is None:
-                return None
-            a = np.asarray(a)
-            if a.dtype.kind not in "biuf":
-                raise TypeError(f"{arg}: expected real numbers, got dtype {a.dtype}")
-            if a.ndim == 0:          # the same value everywhere: made a chunk at a time
-                _check_finite(arg, a)
-                return np.broadcast_to(a.astype(dtype), shape)
-            if a.shape != shape:
-                raise ValueError(f"{arg}: expected shape {shape} (T, B, n_out) or a scalar, "
-                                 f"got {a.shape}")
-            _check_finite(arg, a)
-            return np.ascontiguousarray(a, dtype=dtype)
-
-        dv, du = _adj("dv", dv), _adj("du", du)
+        dv = check_adjoint("dv", dv, shape, dtype, scalar=True)
+        du = check_adjoint("du", du, shape, dtype, scalar=True)
         if isinstance(trace, CheckpointTrace):
             if layer_dv or layer_du or record is not None:
                 raise ValueError("layer_dv, layer_du and record are not available with a "
@@ -553,7 +524,7 @@ class Sequential:
         owned = False      # whether dv is an array made here (may be overwritten)
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
-            p = self._layer_params(params, i)
+            p = self.layer_params(params, i)
             x, tr = trace.layers[i]
             if i in layer_dv:
                 extra = layer_dv[i]
@@ -566,7 +537,7 @@ class Sequential:
             R = neuron.recurrent_matrix(layer.n_out, dtype, layer.config)
             # an all-to-all layer's dI may overwrite a dv made here (not the caller's)
             reuse = dv if (owned and R is not None and dv is not None) else None
-            parts = _backward_impl(tr, P, R, layer.config, dv, du, dI_out=reuse,
+            parts = backward_impl(tr, P, R, layer.config, dv, du, dI_out=reuse,
                                    partials=layer.partials)
             lg = reduce_grads(parts, neuron, tr, layer.config)
             ubar = parts.dI                                  # (T, B, N) or (B, N) if static
@@ -666,18 +637,7 @@ def _forward_checkpointed(self, x, params, T, checkpoint_every):
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
             or checkpoint_every < 1:
         raise ValueError(f"checkpoint_every: expected an integer >= 1, got {checkpoint_every!r}")
-    x = np.asarray(x)
-    static = x.ndim == 2
-    if static:
-        if T is None:
-            raise ValueError("T: a static input needs T")
-    elif x.ndim == 3:
-        T = x.shape[0]
-    else:
-        raise ValueError(f"x: expected shape (T, B, {self.n_in}) or static (B, {self.n_in}), got {x.shape}")
-    if x.shape[-1] != self.n_in:
-        raise ValueError(f"x: expected last dimension {self.n_in}, got shape {x.shape}")
-    _check_finite("x", x)
+    x, static, T = check_sequence("x", x, T, self.n_in)
     x = np.ascontiguousarray(x, dtype=self.dtype)
     B = x.shape[-2]
     C = time_chunk(B)
@@ -687,7 +647,7 @@ def _forward_checkpointed(self, x, params, T, checkpoint_every):
     Ls = len(self.layers)
     packed = []
     for i, layer in enumerate(self.layers):
-        neuron, _ = layer.effective(self._layer_params(params, i))
+        neuron, _ = layer.effective(self.layer_params(params, i))
         packed.append(neuron.packed(layer.n_out, dtype, layer.config))
     states = [np.zeros((nseg, 4, B, l.n_out), dtype) for l in self.layers]
     top = self.layers[-1]
@@ -703,7 +663,7 @@ def _forward_checkpointed(self, x, params, T, checkpoint_every):
         h_static = static
         for i, layer in enumerate(self.layers):
             states[i][seg] = prev[i]
-            I = _segment_input(layer, self._layer_params(params, i), h, h_static, t1 - t0, B,
+            I = _segment_input(layer, self.layer_params(params, i), h, h_static, t1 - t0, B,
                                dtype, bts[i])
             u, v, s_, a_ = _segment_forward(layer, layer.config, packed[i], I, h_static, prev[i],
                                             t1 - t0, B, dtype)
@@ -760,7 +720,7 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
     Ls = len(self.layers)
     info = []
     for i, layer in enumerate(self.layers):
-        p = self._layer_params(params, i)
+        p = self.layer_params(params, i)
         neuron, factors = layer.effective(p)
         info.append((p, neuron, factors, neuron.packed(layer.n_out, dtype, layer.config)))
     acc = [np.zeros((7, B, l.n_out), dtype) for l in self.layers]
@@ -838,7 +798,7 @@ def _backward_segments(self, segments, views, x, static, B, dv, du, params, need
         if static and i == 0:
             dIi = dI_static[0]
             dW[i], db[i] = _weight_grads(dIi, x)                                 # (A21)
-        lg = reduce_grads(_Parts(dIi, acc[i], None, None, P), neuron, tr_like, cfg)
+        lg = reduce_grads(Parts(dIi, acc[i], None, None, P), neuron, tr_like, cfg)
         grads[f"layer{i}.W"] = dW[i]
         if layer.bias:
             grads[f"layer{i}.b"] = db[i]
@@ -878,7 +838,7 @@ def _backward_checkpointed(self, trace, dv, du, params, need_input_grad):
     x, static, T, K = trace.x, trace.static, trace.T, trace.K
     B = x.shape[-2]
     dtype = self.dtype
-    packed = [layer.effective(self._layer_params(trace.params, i))[0].packed(
+    packed = [layer.effective(self.layer_params(trace.params, i))[0].packed(
         layer.n_out, dtype, layer.config) for i, layer in enumerate(self.layers)]
     zeros0 = [np.zeros((3, B, layer.n_out), dtype) for layer in self.layers]
     segments = [(seg * K, min(T, (seg + 1) * K)) for seg in range(len(trace.states[0]))]
@@ -893,7 +853,7 @@ def _backward_checkpointed(self, trace, dv, du, params, need_input_grad):
             if i == len(self.layers) - 1:    # the top layer's trace is kept: no recompute
                 out.append(_trace_rows(trace.layers[-1].trace, t0, t1, dummy) + (h, h_static))
                 break
-            I = _segment_input(layer, self._layer_params(trace.params, i), h, h_static, t1 - t0,
+            I = _segment_input(layer, self.layer_params(trace.params, i), h, h_static, t1 - t0,
                                B, dtype, bts[i])
             u, v, s_, a_ = _segment_forward(layer, layer.config, packed[i], I, h_static,
                                             trace.states[i][seg], t1 - t0, B, dtype)

@@ -79,7 +79,7 @@ def export(network, dt=1e-4, path=None, allow_nonstrict=False):
         name = f"layer{k}"
         cfg = layer.config
         _refuse(name, cfg, allow_nonstrict)
-        p = network._layer_params(network.params, k)
+        p = network.layer_params(network.params, k)
         neuron, _ = layer.effective(p)
         n = layer.n_out
         alpha, theta, _gamma, u_reset = neuron.resolved(n, f64)

@@ -32,7 +32,7 @@ __all__ = ["Surrogate", "Family", "FAMILIES", "get", "names", "Preset", "PRESETS
 
 # --------------------------------------------------------------------------
 # The formulas.  Names used inside (exp, fabs, atan, erf, sqrt, PI, lo, hi,
-# step) are bound per target by ``_bind`` below; ``step(z)`` is 1.0 where
+# step) are bound per target by ``bind`` below; ``step(z)`` is 1.0 where
 # z >= 0 and 0.0 elsewhere, ``lo``/``hi`` are elementwise min/max.
 # --------------------------------------------------------------------------
 
@@ -237,12 +237,12 @@ def _math_step(z):  # pragma: no cover - replaced by an njit twin in kernels
     return 1.0 if z >= 0 else 0.0
 
 
-_MATH_NS = dict(exp=math.exp, fabs=math.fabs, atan=math.atan, erf=math.erf,
+MATH_NS = dict(exp=math.exp, fabs=math.fabs, atan=math.atan, erf=math.erf,
                 sqrt=math.sqrt, PI=math.pi, lo=min, hi=max, step=_math_step,
                 cos=math.cos, tanh=math.tanh)
 
 
-def _bind(f, namespace):
+def bind(f, namespace):
     """A copy of formula ``f`` whose free names resolve in ``namespace``."""
     if f is None:
         return None
@@ -276,7 +276,7 @@ class Family:
 
 def _row(name, code, g, G, params=(), doc="", aliases=()):
     return Family(name, code, g, G, tuple(params), doc, tuple(aliases),
-                  _bind(g, _NUMPY_NS), _bind(G, _NUMPY_NS))
+                  bind(g, _NUMPY_NS), bind(G, _NUMPY_NS))
 
 
 # The table.  Codes index the kernels' dispatch (lifgrad/kernels/cpu.py); a

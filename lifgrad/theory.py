@@ -125,7 +125,7 @@ def gradient_flow(net, x, dv=None, du=None, T=None, y=None, loss=None):
             mean_g.append(float("nan"))
             scale.append(float("nan"))
         else:
-            theta = np.asarray(layer.effective(net._layer_params(net.params, i))[0].theta)
+            theta = np.asarray(layer.effective(net.layer_params(net.params, i))[0].theta)
             mean_g.append(float(np.mean(np.abs(sg.g(t.u.astype(np.float64) - theta,
                                                     t.v.astype(np.float64))))))
             scale.append(sg.scale)
@@ -234,7 +234,7 @@ def reinforce(net, x, y, loss="ce_membrane", T=None, n_samples=100, rng=None, ba
         for i, layer in enumerate(net.layers):
             if layer.readout:
                 continue
-            theta = np.asarray(layer.effective(net._layer_params(net.params, i))[0].theta)
+            theta = np.asarray(layer.effective(net.layer_params(net.params, i))[0].theta)
             if layer.config.adaptive:
                 raise ValueError(f"layer {i}: REINFORCE with an adaptive threshold is not supported")
             t = tr.layers[i].trace
@@ -276,7 +276,7 @@ def expected_loss_exact(net, x, loss_of_spikes, T):
     bits = T * N
     if bits > 16:
         raise ValueError(f"T * N = {bits} spikes to enumerate; at most 16")
-    p = net._layer_params(net.params, 0)
+    p = net.layer_params(net.params, 0)
     neuron, _ = layer.effective(p)
     I1 = np.asarray(x, np.float64) @ np.asarray(p["W"], np.float64).T
     if layer.bias:

@@ -175,11 +175,11 @@ def test_all_to_all_layer_below_another_gets_the_functional_gradients(rng):
     dv_top = rng.normal(size=out.shape)
     g = net.backward(tr, dv=dv_top)
     l0, l1 = net.layers
-    n1, _ = l1.effective(net._layer_params(net.params, 1))
+    n1, _ = l1.effective(net.layer_params(net.params, 1))
     g1 = lif_backward(tr.layers[1].trace, n1, l1.config, dv=dv_top)
     dv0 = g1.I @ net.params["layer1.W"]
     dv0_copy = dv0.copy()
-    n0, _ = l0.effective(net._layer_params(net.params, 0))
+    n0, _ = l0.effective(net.layer_params(net.params, 0))
     g0 = lif_backward(tr.layers[0].trace, n0, l0.config, dv=dv0)
     np.testing.assert_array_equal(dv0, dv0_copy)                  # the caller's dv is kept
     want_W = np.einsum("tbn,tbi->ni", g0.I, x)

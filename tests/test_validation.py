@@ -121,3 +121,22 @@ def test_bad_network_construction_and_input():
         net.forward(x)
     with pytest.raises(ValueError, match=r"params\['layer0.W'\]: expected shape \(2, 3\)"):
         net.forward(np.ones((5, 2, 3)), params={**net.params, "layer0.W": np.ones((3, 3))})
+
+
+@pytest.mark.parametrize("ck", [None, 2])
+def test_full_and_checkpointed_forward_refuse_the_same_inputs(ck):
+    """One validation (lifgrad.validation.check_sequence) for every forward path:
+    the checkpointed one once skipped T's type and match and empty axes."""
+    net = Sequential([Dense(3, 2)])
+    cases = [((np.ones((4, 2, 3)), 5), r"T: given 5 but x has 4 time steps"),
+             ((np.ones((2, 3)), 2.5), r"T: a static input x of shape \(2, 3\) needs an integer"),
+             ((np.ones((2, 3)), None), r"T: a static input x"),
+             ((np.ones((4, 0, 3)), None), r"x: every dimension must be non-empty"),
+             ((np.ones((4, 2)), None), r"T: a static input x"),
+             ((np.ones((4, 2, 2, 3)), None), r"x: expected shape \(T, B, 3\)"),
+             ((np.ones((4, 2, 4)), None), r"x: expected last dimension 3"),
+             ((np.full((4, 2, 3), np.nan), None), r"x: contains NaN or Inf"),
+             ((np.ones((4, 2, 3), complex), None), r"x: expected real numbers")]
+    for (x, T), msg in cases:
+        with pytest.raises((ValueError, TypeError), match=msg):
+            net.forward(x, T=T, checkpoint_every=ck)

@@ -97,11 +97,11 @@ def _step(z):
     return 1.0 if z >= 0 else 0.0
 
 
-_NS = dict(_sg._MATH_NS, step=_step)
+_NS = dict(_sg.MATH_NS, step=_step)
 
 
 def _device(formula):
-    return cuda.jit(device=True)(_sg._bind(formula, _NS))
+    return cuda.jit(device=True)(_sg.bind(formula, _NS))
 
 
 def _dispatcher(name, which):

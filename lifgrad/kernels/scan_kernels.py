@@ -38,13 +38,13 @@ def _step(z):
     return 1.0 if z >= 0 else 0.0
 
 
-_NS = dict(_sg._MATH_NS, step=_step)
+_NS = dict(_sg.MATH_NS, step=_step)
 
 
 def _compile(formula):
     if formula is None:
         return None
-    return njit(**_JIT)(_sg._bind(formula, _NS))
+    return njit(**_JIT)(_sg.bind(formula, _NS))
 
 
 _F = {f.name: (_compile(f.g), _compile(f.G)) for f in _sg.FAMILIES}

@@ -1,0 +1,65 @@
+"""Checks of the arguments every entry point takes, in one place: a layer's
+or a network's input over time, the gradients ``dL/dv``/``dL/du`` given to a
+backward, NaN and Inf.  :func:`lifgrad.lif_forward`, ``Sequential.forward``
+(full and checkpointed) and both backwards use these, so every path refuses
+the same inputs with the same messages."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["check_finite", "check_sequence", "check_adjoint"]
+
+
+def check_finite(arg, a):
+    """Raise ``ValueError`` naming ``arg`` and the first index if ``a`` holds NaN or Inf."""
+    if not np.all(np.isfinite(a)):
+        bad = np.argwhere(~np.isfinite(a))[0]
+        raise ValueError(f"{arg}: contains NaN or Inf (first at index {tuple(int(i) for i in bad)})")
+
+
+def check_sequence(arg, a, T=None, n_last=None):
+    """An input over time: ``(T, B, n)``, or static ``(B, n)`` with an integer
+    ``T >= 1`` (a given ``T`` must match a 3-D input); real numbers, no empty
+    axis, last dimension ``n_last`` when given, finite.  Returns
+    ``(array, static, T)``."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{arg}: expected real numbers, got dtype {a.dtype}")
+    n = "N" if n_last is None else n_last
+    if a.ndim == 3:
+        if T is not None and T != a.shape[0]:
+            raise ValueError(f"T: given {T} but {arg} has {a.shape[0]} time steps")
+        static, T = False, a.shape[0]
+    elif a.ndim == 2:
+        if T is None or isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+            raise ValueError(f"T: a static input {arg} of shape {a.shape} needs an integer "
+                             f"T >= 1, got {T!r}")
+        static, T = True, int(T)
+    else:
+        raise ValueError(f"{arg}: expected shape (T, B, {n}) or a static (B, {n}) with T=, "
+                         f"got {a.shape}")
+    if 0 in a.shape:
+        raise ValueError(f"{arg}: every dimension must be non-empty, got shape {a.shape}")
+    if n_last is not None and a.shape[-1] != n_last:
+        raise ValueError(f"{arg}: expected last dimension {n_last}, got shape {a.shape}")
+    check_finite(arg, a)
+    return a, static, int(T)
+
+
+def check_adjoint(arg, a, shape, dtype, scalar=False):
+    """A gradient given to a backward (``dv``, ``du``): ``None``, an array of
+    ``shape``, or (``scalar=True``) one number for every element, returned as
+    a read-only broadcast view; real and finite; cast to ``dtype``."""
+    if a is None:
+        return None
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{arg}: expected real numbers, got dtype {a.dtype}")
+    if scalar and a.ndim == 0:          # the same value everywhere: made a chunk at a time
+        check_finite(arg, a)
+        return np.broadcast_to(a.astype(dtype), shape)
+    if a.shape != tuple(shape):
+        what = "(T, B, n_out) or a scalar" if scalar else "(T, B, N) like the trace"
+        raise ValueError(f"{arg}: expected shape {tuple(shape)} {what}, got {a.shape}")
+    check_finite(arg, a)
+    return np.ascontiguousarray(a, dtype=dtype)
