@@ -323,8 +323,7 @@ def backward_impl(trace, P, R, config, dv, du, dI_out=None, partials=True):
     return Parts(dI, acc, dstate0, dR, P)
 
 
-TIME_CHUNK = 64     # most steps per chunk
-CHUNK_ROWS = 2048   # rows (steps x batch) per chunk
+from .tuning import CHUNK_ROWS, TIME_CHUNK  # noqa: E402  (lifgrad/tuning.py has the reasons)
 
 
 def time_chunk(B):
@@ -339,8 +338,8 @@ def time_chunk(B):
 
 EVENT_DENSITY = None   # at most this fraction of nonzeros in the sparse operand (None:
                        # this installation's measurement, kernels/calibrate.py) ...
-EVENT_MIN_COLS = 64    # ... and at least this many columns in the other operand
-EVENT_SAMPLE = 8       # a float operand's density is counted on every 8th row
+from .tuning import EVENT_MIN_COLS, EVENT_SAMPLE  # noqa: E402  (... at least EVENT_MIN_COLS
+                                                   # columns; a float operand sampled)
 
 
 def use_events(a2, ncols, config):

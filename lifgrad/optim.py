@@ -42,7 +42,7 @@ def clip_grad_norm(grads, max_norm):
     return total
 
 
-FUSED_MIN = 1 << 14   # parameters with at least this many elements take the fused kernel
+from .tuning import FUSED_MIN  # noqa: E402  (at least this many elements: the fused kernel)
 
 
 class _Optimizer:

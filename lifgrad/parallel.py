@@ -218,7 +218,7 @@ def scoped(fn):
 
 # -- products cut by shape ---------------------------------------------------------
 
-PIECE_ROWS = 256   # rows per piece of a matrix product (see row_pieces)
+from .tuning import PIECE_ROWS  # noqa: E402  (rows per piece of a product, see row_pieces)
 
 
 def row_pieces(n):

@@ -22,7 +22,7 @@ from . import parallel, workspace
 
 __all__ = ["matmul", "matmul_acc", "SPIKE_ROWS"]
 
-SPIKE_ROWS = 512    # rows of a uint8 operand cast to float at a time in a reduction
+from .tuning import SPIKE_ROWS  # noqa: E402  (uint8 rows cast to float at a time)
 
 
 def _pieces(rows, cols):

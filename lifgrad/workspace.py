@@ -31,7 +31,7 @@ import numpy as np
 
 __all__ = ["Workspace", "use", "empty", "zeros"]
 
-MIN_BYTES = 1 << 16     # smaller arrays are cheap to allocate: not pooled
+from .tuning import MIN_BYTES  # noqa: E402  (smaller arrays are not pooled)
 
 _local = threading.local()
 

@@ -20,6 +20,29 @@ from lifgrad.check import kernel_params  # noqa: E402
 from lifgrad import surrogates as sgs  # noqa: E402
 from lifgrad.kernels import cuda as K  # noqa: E402
 
+
+@cuda.jit
+def _surrogate_kernel(x, v, sg, phi, G):
+    """phi and G of the device dispatch at points x (one surrogate row per point)."""
+    i = cuda.grid(1)
+    if i < x.shape[0]:
+        q = (sg[i, 0], sg[i, 1], sg[i, 2], sg[i, 3], sg[i, 4], sg[i, 5], sg[i, 6])
+        phi[i] = K._phi(x[i], v[i], q)
+        G[i] = K._prim(x[i], q)
+
+
+def _surrogate_values(x, v, sg):
+    """(phi, G) in float64 at points x with spikes v; sg (M, 7) one row per point
+    (the test-only helper that lived in kernels/cuda.py)."""
+    x = np.ascontiguousarray(x, np.float64)
+    phi, G = np.empty_like(x), np.empty_like(x)
+    d = [cuda.to_device(phi), cuda.to_device(G)]
+    tpb = 128
+    _surrogate_kernel[(x.size + tpb - 1) // tpb, tpb](
+        cuda.to_device(x), cuda.to_device(np.asarray(v, np.float64)),
+        cuda.to_device(np.asarray(sg, np.float64)), *d)
+    return d[0].copy_to_host(), d[1].copy_to_host()
+
 TOL = {"float64": 1e-12, "float32": 1e-5}
 DTYPES = ("float64", "float32")
 T, B, N = 6, 3, 9
@@ -340,7 +363,7 @@ def test_device_surrogate_dispatch_matches_numpy_formulas():
     rows.append(unknown)
     xs.append([0.1])
     vs.append([1.0])
-    phi, G = K._surrogate_values(np.concatenate(xs), np.concatenate(vs), np.array(rows))
+    phi, G = _surrogate_values(np.concatenate(xs), np.concatenate(vs), np.array(rows))
     assert np.isnan(phi[-1]) and np.isnan(G[-1])
     want_phi, want_G = np.concatenate(want_phi), np.concatenate(want_G)
     # math vs NumPy transcendental functions differ by an ulp; 1 - tanh^2 cancels

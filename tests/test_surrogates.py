@@ -6,7 +6,36 @@ import pytest
 import scipy.integrate
 
 from lifgrad import surrogates as sgs
-from lifgrad.kernels import cpu
+from lifgrad.kernels.aot import pick
+
+
+class cpu:
+    """One-point probes of the compiled surrogate dispatch (``_phi_block``,
+    ``_G_block``), the test-only helpers that lived in kernels/cpu.py."""
+
+    @staticmethod
+    def _sg(sg):
+        return (int(sg[0]),) + tuple(float(x) for x in sg[1:7])
+
+    @staticmethod
+    def _phi(x, v, sg):
+        """``scale * clip(g(x))`` of family ``sg[0]`` at one point (NaN for an unknown code)."""
+        xs, vs, out = np.array([x], np.float64), np.array([v], np.float64), np.empty(1)
+        sg = cpu._sg(sg)
+        pick("_phi_block", "f8_f8", (xs, vs, out))(*sg, xs, vs, out, 1)
+        return float(out[0])
+
+    @staticmethod
+    def _g(x, v, sg):
+        """Raw derivative at one point (no amplitude, no clip)."""
+        return cpu._phi(x, v, (sg[0], sg[1], sg[2], sg[3], 1.0, -np.inf, np.inf))
+
+    @staticmethod
+    def _G(x, sg):
+        """Primitive at one point; NaN where there is none."""
+        xs, out = np.array([x], np.float64), np.empty(1)
+        pick("_G_block", "f8", (xs, out))(*cpu._sg(sg)[:4], xs, out, 1)
+        return float(out[0])
 
 WITH_PRIMITIVE = [f.name for f in sgs.FAMILIES if f.G is not None]
 ALL = sgs.names()

@@ -30,7 +30,7 @@ from . import build_info
 
 __all__ = ["DEFAULT", "DENSITIES", "measure", "event_density"]
 
-DEFAULT = 0.1          # without a measurement: between the two machines above
+from ..tuning import EVENT_DENSITY_DEFAULT as DEFAULT  # noqa: E402  (without a measurement)
 DENSITIES = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
 
 

@@ -18,9 +18,7 @@ from .. import parallel
 from .aot import pick
 from .constants import BLOCK
 
-# elements (steps x batch x neurons) below which a scan runs on the calling
-# thread only: handing a task to a worker costs more than it saves
-PARALLEL_MIN = 1 << 18
+from ..tuning import PARALLEL_MIN  # noqa: E402  (smaller scans run on the calling thread)
 
 __all__ = ["cell_forward_scan", "cell_backward_scan", "cell_forward_recurrent",
            "cell_backward_recurrent", "BLOCK"]
@@ -83,24 +81,3 @@ def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
            dI, acc, dstate0)
 
 
-def _phi(x, v, sg):
-    """``scale * clip(g(x))`` of family ``sg[0]`` at one point (A7), through the
-    compiled dispatch (NaN for an unknown code)."""
-    xs, vs, out = np.array([x], np.float64), np.array([v], np.float64), np.empty(1)
-    sg = _sg(sg)
-    pick("_phi_block", "f8_f8", (xs, vs, out))(sg[0], sg[1], sg[2], sg[3], sg[4], sg[5], sg[6],
-                                               xs, vs, out, 1)
-    return float(out[0])
-
-
-def _g(x, v, sg):
-    """Raw derivative of family ``sg[0]`` at one point (no amplitude, no clip)."""
-    return _phi(x, v, (sg[0], sg[1], sg[2], sg[3], 1.0, -np.inf, np.inf))
-
-
-def _G(x, sg):
-    """Primitive of family ``sg[0]`` at one point; NaN where there is none."""
-    xs, out = np.array([x], np.float64), np.empty(1)
-    sg = _sg(sg)
-    pick("_G_block", "f8", (xs, out))(sg[0], sg[1], sg[2], sg[3], xs, out, 1)
-    return float(out[0])

@@ -16,7 +16,7 @@ from .. import parallel, workspace
 from .aot import pick
 from .constants import EVENT_BLOCK, EVENT_ROWS
 
-ADAM_MIN = 1 << 16    # elements below which an update runs on the calling thread
+from ..tuning import ADAM_MIN  # noqa: E402  (smaller updates run on the calling thread)
 
 
 def adam_update(p, g, m, v, b1, c1, b2, c2, step, sbc2, eps, wd, decay, mode):

@@ -399,15 +399,6 @@ def _backward_recurrent_kernel(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
         dstate0[2, b, n] = P[5, n] * adj[2, b, n] if adaptive else zero   # (L8)
 
 
-@cuda.jit(**_JIT)
-def _surrogate_kernel(x, v, sg, phi, G):
-    i = cuda.grid(1)
-    if i < x.shape[0]:
-        q = (sg[i, 0], sg[i, 1], sg[i, 2], sg[i, 3], sg[i, 4], sg[i, 5], sg[i, 6])
-        phi[i] = _phi(x[i], v[i], q)
-        G[i] = _prim(x[i], q)
-
-
 # --------------------------------------------------------------------------
 # Host <-> device plumbing
 # --------------------------------------------------------------------------
@@ -517,20 +508,6 @@ def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
                                        _dev(dv), _dev(du), _flags(have), _dev(P), _dev(R),
                                        _mode(mode), _sgt(sg), *d, adj, _one(u))
     _copy_back(outs, d)
-
-
-def _surrogate_values(x, v, sg):
-    """(phi, G) in float64 at points x with spikes v; sg (M, 7) one row per
-    point (tests the device dispatch against the NumPy formulas)."""
-    x = np.ascontiguousarray(x, np.float64)
-    phi = np.empty_like(x)
-    G = np.empty_like(x)
-    d = [cuda.to_device(phi), cuda.to_device(G)]
-    blocks, tpb = _launch(x.size, SCAN_THREADS)
-    _surrogate_kernel[blocks, tpb](cuda.to_device(x), cuda.to_device(np.asarray(v, np.float64)),
-                                   cuda.to_device(np.asarray(sg, np.float64)), *d)
-    _copy_back((phi, G), d)
-    return phi, G
 
 
 # --------------------------------------------------------------------------
