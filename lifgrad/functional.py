@@ -47,9 +47,13 @@ class Trace(NamedTuple):
 class LIFGrads(NamedTuple):
     """Gradients of one layer, each shaped like its argument.
 
-    ``I`` is ``(T, B, N)``, or ``(B, N)`` for a static input (A21).  ``gamma``
-    is ``None`` when gamma is tied to theta (its effect is inside ``theta``,
-    (A15)).  ``alpha_s``/``s0`` are ``None`` unless the cell is synaptic,
+    ``I`` is ``(T, B, N)``, or ``(B, N)`` for a static input (A21).  One rule
+    for every field: ``None`` when the value is not a parameter of this
+    configuration, an array of zeros when it is a parameter with no effect
+    under it.  So ``gamma`` is ``None`` when tied to theta (its effect is
+    inside ``theta``, (A15)) and zeros when free under the zero or no reset;
+    ``u_reset`` (always a parameter, default 0) is zeros under the subtract or
+    no reset; ``alpha_s``/``s0`` are ``None`` unless the cell is synaptic,
     ``rho``/``beta_a``/``a0`` unless adaptive, ``R`` unless recurrent.
     ``u0`` (and s0, a0) are shaped like the value given to the forward,
     ``(B, N)`` when none was given.

@@ -151,3 +151,29 @@ def test_config_is_hashable_and_reset_alias():
     assert a.reset == "zero"
     assert hash(a) == hash(LIFConfig(reset="zero"))
     assert a.replace(strict=True).strict is True
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("tied", [True, False])
+def test_lifgrads_none_means_not_a_parameter_zeros_mean_no_effect(reset, tied):
+    """The documented rule of LIFGrads: None when the value is not a parameter
+    of the configuration (tied gamma), zeros when it is one without effect
+    (free gamma under zero/none reset, u_reset under subtract/none)."""
+    rng = np.random.default_rng(0)
+    I = rng.normal(0.6, 1.0, (12, 3, 4))
+    params = LIFParams(0.9, 1.0, gamma=None if tied else 0.8, u_reset=0.1)
+    cfg = LIFConfig(reset=reset)
+    v, tr = lif_forward(I, params, cfg)
+    assert v.sum() > 0
+    g = lif_backward(tr, params, cfg, dv=rng.normal(size=v.shape))
+    if tied:
+        assert g.gamma is None
+    elif reset == "subtract":
+        assert np.any(g.gamma != 0)
+    else:
+        assert np.array_equal(g.gamma, np.zeros_like(g.gamma))
+    if reset == "zero":
+        assert np.any(g.u_reset != 0)
+    else:
+        assert np.all(np.asarray(g.u_reset) == 0)
+    assert g.alpha_s is None and g.rho is None and g.R is None
