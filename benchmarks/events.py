@@ -9,7 +9,7 @@ nonzeros -- uint8 spikes, or a float32 0/1 input (``--operand float``, e.g.
 W2's Poisson input: ``--inputs 784 --outputs 1000``):
 
 * forward  ``a @ W^T``:   ``cpu_ops.event_matmul`` against NumPy's product
-  (``network._chunked_matmul``'s dense path: spikes by their float copy in
+  (``chunked.chunked_matmul``'s dense path: spikes by their float copy in
   512-row pieces);
 * gradient ``u^T a``:    ``cpu_ops.event_wgrad`` against the same.
 

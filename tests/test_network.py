@@ -69,7 +69,7 @@ def test_products_with_uint8_spikes_run_in_pieces_and_match_float_products(monke
     float copy stays small: slabs of SPIKE_ROWS rows; with an output cut into
     columns, 4 outputs here, each thread casts only its columns); the values
     are those of the float product."""
-    from lifgrad import network as nw
+    from lifgrad import chunked
     from lifgrad import parallel, products
     rng = np.random.default_rng(0)
     v = (rng.random((6, 5, 9)) < 0.4).astype(np.uint8)
@@ -92,9 +92,9 @@ def test_products_with_uint8_spikes_run_in_pieces_and_match_float_products(monke
         return orig_copyto(dst, src, **k)
     monkeypatch.setattr(products.np, "copyto", copyto)
     vf = v.astype(np.float64)
-    np.testing.assert_allclose(nw._chunked_matmul(v, W),
+    np.testing.assert_allclose(chunked.chunked_matmul(v, W),
                                vf @ W, rtol=1e-13, atol=1e-13)
-    dW, db = nw._weight_grads(dI, v.view(Spy))
+    dW, db = chunked.weight_grads(dI, v.view(Spy))
     monkeypatch.setattr(products.np, "copyto", orig_copyto)
     if n_out == 4:      # output (4, 9) in pieces of 4 columns: (7 or 2 rows) x (4, 4, 1) columns
         assert sorted(casts) == sorted([(r, c) for r in (7, 7, 7, 7, 2) for c in (4, 4, 1)])

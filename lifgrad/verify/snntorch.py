@@ -78,6 +78,7 @@ neuron raises the same error).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -300,10 +301,8 @@ def layer_map(module) -> LayerMap:
     params = LIFParams(alpha=beta_hat, theta=theta, gamma=gamma, **kw)
     config = LIFConfig(reset=reset, detach_reset=detach, strict=True, surrogate=sg,
                        synaptic=kind == "Synaptic", recurrent=recurrent)
-    domain = None
-    if not delay and reset == "subtract":
-        def domain(tr, v, theta=theta):
-            return delayed_term_where(tr, v, theta)
+    domain = (functools.partial(delayed_term_where, theta=theta)
+              if not delay and reset == "subtract" else None)
     theta_shape = np.shape(theta)
 
     def _reduce(g, shape):
