@@ -55,6 +55,13 @@ def check_adjoint(arg, a, shape, dtype, scalar=False):
     a = np.asarray(a)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{arg}: expected real numbers, got dtype {a.dtype}")
+    if a.dtype.kind in "biu" and a.ndim > 0 and not a.any():
+        # the symptom of building dL/dv in the spikes' dtype: v is uint8, and
+        # (w / B).astype(v.dtype) truncates every weight to 0 (examples/mismatch_bias.py
+        # once did; its surrogate gradient vanished without a word)
+        raise ValueError(f"{arg}: an integer ({a.dtype}) array of zeros; a gradient built in "
+                         f"the spikes' uint8 dtype truncates fractions to 0: build it as "
+                         f"float (e.g. np.asarray(..., float)), or pass None for no gradient")
     if scalar and a.ndim == 0:          # the same value everywhere: made a chunk at a time
         check_finite(arg, a)
         return np.broadcast_to(a.astype(dtype), shape)

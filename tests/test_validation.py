@@ -140,3 +140,23 @@ def test_full_and_checkpointed_forward_refuse_the_same_inputs(ck):
     for (x, T), msg in cases:
         with pytest.raises((ValueError, TypeError), match=msg):
             net.forward(x, T=T, checkpoint_every=ck)
+
+
+def test_an_integer_gradient_of_zeros_is_refused():
+    """A dL/dv made in the spikes' uint8 dtype truncates fractions to 0 (the bug
+    examples/mismatch_bias.py had); an integer array of zeros is refused with
+    a hint, in both backwards.  Integer 0/1 seeds (np.ones_like(v), the README's
+    tour) stay accepted."""
+    from lifgrad import LIFConfig, LIFParams, lif_backward, lif_forward
+    rng = np.random.default_rng(0)
+    v, tr = lif_forward(rng.normal(0.5, 1.0, (6, 2, 3)), LIFParams(0.9, 1.0), LIFConfig())
+    w = rng.normal(size=3) / 10
+    bad = np.broadcast_to(w, v.shape).astype(v.dtype)          # all zeros
+    with pytest.raises(ValueError, match=r"dv: an integer \(uint8\) array of zeros"):
+        lif_backward(tr, LIFParams(0.9, 1.0), LIFConfig(), dv=bad)
+    lif_backward(tr, LIFParams(0.9, 1.0), LIFConfig(), dv=np.ones_like(v))
+    net = Sequential([Dense(3, 2)])
+    out, ntr = net.forward(np.ones((4, 2, 3)))
+    with pytest.raises(ValueError, match=r"du: an integer"):
+        net.backward(ntr, du=np.zeros(out.shape, np.int64))
+    net.backward(ntr, dv=np.ones_like(out))
