@@ -52,7 +52,7 @@ def _plus_segment(cur, extra, t0, t1, lead, dtype):
 
 
 def backward_segments(self, segments, views, x, static, B, dv, du, params, need_input_grad,
-                       layer_dv=None, layer_du=None, traces=None):
+                      layer_dv=None, layer_du=None, traces=None):
     """The reverse pass segment by segment, from the last segment, every layer
     from the top within a segment (CK2).  ``views(seg, t0, t1)`` gives per layer
     ``(u, v, s, a, state0, lead, h, h_static)``: trace buffers whose row ``lead``
@@ -175,5 +175,5 @@ def backward_full(self, trace, dv, du, params, need_input_grad, layer_dv, layer_
                 for lt in trace.layers]
 
     return backward_segments(self, segments, views, x, static, B, dv, du, params,
-                                   need_input_grad, layer_dv, layer_du,
-                                   traces=[lt.trace for lt in trace.layers])
+                             need_input_grad, layer_dv, layer_du,
+                             traces=[lt.trace for lt in trace.layers])

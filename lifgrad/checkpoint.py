@@ -136,4 +136,4 @@ def backward_checkpointed(self, trace, dv, du, params, need_input_grad):
         return out
 
     return backward_segments(self, segments, views, x, static, B, dv, du, trace.params,
-                                   need_input_grad)
+                             need_input_grad)

@@ -204,7 +204,7 @@ class Sequential:
             # chunk by chunk through all layers: one chunk of errors per layer in
             # memory, the same numbers as the layer-by-layer pass below (CK3)
             return backward_full(self, trace, dv, du, params, need_input_grad,
-                                                layer_dv, layer_du)
+                                 layer_dv, layer_du)
         dv = None if dv is None else np.ascontiguousarray(dv)       # a scalar: made in full
         du = None if du is None else np.ascontiguousarray(du)
         grads = {}
