@@ -26,11 +26,11 @@ import time
 
 import numpy as np
 
+from ..tuning import EVENT_DENSITY_DEFAULT as DEFAULT  # without a measurement
 from . import build_info
 
-__all__ = ["DEFAULT", "DENSITIES", "measure", "event_density"]
+__all__ = ["DEFAULT", "DENSITIES", "measure", "event_density", "store"]
 
-from ..tuning import EVENT_DENSITY_DEFAULT as DEFAULT  # noqa: E402  (without a measurement)
 DENSITIES = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
 
 
@@ -85,8 +85,6 @@ def measure(rows=2048, inputs=512, outputs=512, densities=DENSITIES, repeats=5, 
 
 
 _cache = {}
-
-
 KEYS = {"spikes": "event_density", "float": "event_density_float"}
 
 

@@ -238,39 +238,29 @@ def run(work, driver, x_leaf):
     return chain
 
 
-def sequential_driver(work, layout_T_first=True):
+def adapter_of(module):
+    """The adapter module (``lifgrad.verify.<framework>``) of a peer neuron."""
+    import importlib
+    fw = framework_of(module)
+    if fw is None:
+        raise TypeError(f"model: {type(module).__name__} (from "
+                        f"{type(module).__module__.split('.')[0]!r}) is not a neuron of a "
+                        f"supported framework ({', '.join(FRAMEWORK_ROOTS)})")
+    return importlib.import_module(f"lifgrad.verify.{fw}")
+
+
+def sequential_driver(work):
     """The driver of an ``nn.Sequential``: lifgrad steps time itself, layer by
     layer: a Linear (or Dropout, Identity) takes the whole ``(T, B, ...)``, a
-    Flatten each step, a single-step neuron each step, a multi-step one
-    (SpikingJelly ``step_mode='m'``, Norse's ``LIF``) the whole sequence."""
+    Flatten each step, a neuron the whole sequence through its adapter's
+    ``peer_forward`` (the same driver the curated cases use)."""
     torch = require_torch()
-
-    def multi_step(m):
-        fw = framework_of(m)
-        if fw == "spikingjelly":
-            return m.step_mode == "m"
-        if fw == "norse":
-            from norse.torch.module.snn import SNN, SNNRecurrent
-            return isinstance(m, (SNN, SNNRecurrent))
-        return False
 
     def driver(x):
         h = x
         for m in flat_children(work):
             if is_neuron(m):
-                if multi_step(m):
-                    out = m(h)
-                    h = out[0] if isinstance(out, tuple) else out
-                else:
-                    state, outs = None, []
-                    for t in range(h.shape[0]):
-                        if framework_of(m) == "norse":
-                            out = m(h[t], state)
-                            state = out[1]
-                        else:
-                            out = m(h[t])
-                        outs.append(out[0] if isinstance(out, tuple) else out)
-                    h = torch.stack(outs)
+                h, _ = adapter_of(m).peer_forward(m, h)
             elif isinstance(m, torch.nn.Flatten):
                 T, B = h.shape[:2]
                 h = m(h.reshape(T * B, *h.shape[2:])).reshape(T, B, -1)

@@ -18,8 +18,6 @@ every layer).
 """
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 
 from ..functional import lif_backward, lif_forward
@@ -28,9 +26,6 @@ from .common import (F32_TOL, Limit, abs_floor, compare as _compare, coverage,
                      membrane_param_terms, problem, quiet_framework, reported_membrane,
                      require_torch)
 
-_ADAPTERS = {"snntorch": "lifgrad.verify.snntorch", "spikingjelly": "lifgrad.verify.spikingjelly",
-             "norse": "lifgrad.verify.norse"}
-
 LAYOUTS = ("TBN", "BTN")
 
 _F32_HIDDEN = Limit("float32 spike", F32_TOL,
@@ -38,13 +33,7 @@ _F32_HIDDEN = Limit("float32 spike", F32_TOL,
                     "spikes (W^T dL/dI) is rounded to float32")
 
 
-def adapter_for(module):
-    """The adapter module for a peer neuron module (by the package it comes from)."""
-    root = type(module).__module__.split(".")[0]
-    if root not in _ADAPTERS:
-        raise TypeError(f"model: {type(module).__name__} (from {root!r}) is not a neuron of a "
-                        f"supported framework ({', '.join(_ADAPTERS)})")
-    return importlib.import_module(_ADAPTERS[root])
+adapter_for = _chain.adapter_of      # the adapter module of a peer neuron
 
 
 def _input(x, layout, sequential):

@@ -474,8 +474,7 @@ def delayed_term_where(tr, v, theta):
     steps where the post-reset membrane ``u_t - theta v_t`` exceeds theta (so
     snnTorch's leftover delayed term subtracts theta once more at ``t + 1``,
     which lifgrad's cell cannot express), or "" when there is none."""
-    post = np.asarray(tr.u[:-1]) - theta * np.asarray(v[:-1])
-    bad = post - theta > 0
+    post, bad = _above_after_reset(tr.u, v, theta)
     n = int(np.sum(bad))
     if not n:
         return ""
@@ -495,7 +494,14 @@ def delayed_term_steps(m, I, theta):
     the canonical form."""
     v, tr = lif_forward(m.gain * np.asarray(I) + m.bias, m.params,
                         m.config.replace(dtype="float64"))
-    return int(np.sum(tr.u[:-1] - theta * v[:-1] - theta > 0))
+    return int(np.sum(_above_after_reset(tr.u, v, theta)[1]))
+
+
+def _above_after_reset(u, v, theta):
+    """The post-reset membrane ``u_t - theta v_t`` of steps 0..T-2 and where it
+    exceeds theta (snnTorch then subtracts theta once more at the next step)."""
+    post = np.asarray(u[:-1]) - theta * np.asarray(v[:-1])
+    return post, post - theta > 0
 
 
 def cases(quick=False):
