@@ -76,7 +76,7 @@ def main(argv=None):
     timed(network, "_input_current", "forward products")
     timed(network, "_chunked_matmul", product_phase)
     timed(network, "_weight_grads", "weight gradients")
-    timed(functional, "_dR", "weight gradients")
+    timed(functional, "recurrent_grad", "weight gradients")
     for mod in (functional, network):
         timed(mod, "forward_scan", "forward scans")
         timed(mod, "backward_scan", "backward scans")

@@ -1,98 +1,144 @@
 """Checkpointed BPTT (``derivations/checkpointing.md``, CK1-CK3): a forward
 that keeps every layer's state only at the start of each segment of K steps
 (and the top layer's trace), and a backward that recomputes each segment's
-forward from its checkpoint and hands it to the segmented reverse pass
+forward from its checkpoint and hands it to the network's one reverse pass
 (:mod:`lifgrad.adjoint`).  Memory O(T/K + K) per layer, the same gradients
-to the bit."""
+to the bit.  All-to-all recurrent layers run their segment from the
+checkpoint like any other (the recurrent kernel reads the state before the
+segment from the buffers' row 0); a stochastic layer's uniform draws are
+replayed from a copy of its random generator kept at each segment's start
+(CK4), so the recomputed spikes are the forward's."""
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 
 from . import workspace
-from .adjoint import backward_segments, trace_rows
+from .adjoint import HostArrays, backward_segments, trace_rows
 from .chunked import input_current
-from .functional import Trace, forward_scan, spike_dtype, time_chunk
+from .functional import Trace, cell_forward, spike_dtype, time_chunk
 from .net_traces import CheckpointTrace, LayerTrace
 from .validation import check_sequence
 
-__all__ = ["forward_checkpointed", "backward_checkpointed"]
+__all__ = ["forward_checkpointed", "backward_checkpointed", "check_every"]
+
+_SKIP = 1 << 20     # uniform numbers drawn at a time when a generator skips a layer's draws
+
+
+def check_every(checkpoint_every):
+    """``checkpoint_every`` as an int >= 1, or a clear error."""
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
+            or checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every: expected an integer >= 1, got {checkpoint_every!r}")
+    return int(checkpoint_every)
 
 
 def _segment_input(layer, p, h, static, L, B, dtype, bt):
-    """The input current of one segment for :func:`_segment_forward`: ``(B, N)``
+    """The input current of one segment for :func:`_segment_forward`: ``(1, B, N)``
     for a static input, else made straight into rows 1..L of an ``(L+1, B, N)``
     buffer (no copy of a segment's currents: W5's 64 segments x 4 MB per step)."""
     if static:
-        return input_current(layer, p, h, dtype, bt)
+        return input_current(layer, p, h, dtype, bt)[None]
     I3 = workspace.empty((L + 1, B, layer.n_out), dtype)
     input_current(layer, p, h, dtype, bt, out=I3[1:])
     return I3
 
 
-def _segment_forward(layer, cfg, P, I_seg, static, prev, L, B, dtype):
-    """One segment of L steps of one layer: buffers of L+1 steps whose row 0 is
-    ``prev`` = (u, v, s, a), the state before the segment (CK1); returns the
-    (u, v, s, a) buffers.  ``I_seg``: from :func:`_segment_input`."""
-    u = workspace.empty((L + 1, B, layer.n_out), dtype)
-    v = workspace.empty(u.shape, spike_dtype(cfg, dtype))
-    s = workspace.empty(u.shape, dtype) if cfg.synaptic else np.zeros((1, 1, 1), dtype)
-    a = workspace.empty(u.shape, dtype) if cfg.adaptive else np.zeros((1, 1, 1), dtype)
-    u[0], v[0] = prev[0], prev[1]
-    if cfg.synaptic:
-        s[0] = prev[2]
-    if cfg.adaptive:
-        a[0] = prev[3]
-    I3 = I_seg[None] if static else I_seg
-    dummy0 = np.zeros((3, B, layer.n_out), dtype)
-    forward_scan(cfg, I3, static, 1, L + 1, dummy0, P, np.zeros((1, 1, 1)), u, v, s, a)
-    return u, v, s, a
+class _Layer:
+    """What a segment's forward of one layer reads: parameters and the
+    generator of its uniform draws (stochastic forward)."""
+
+    def __init__(self, net, params, i, dtype):
+        layer = net.layers[i]
+        self.layer, self.cfg, self.p = layer, layer.config, net.layer_params(params, i)
+        neuron, _ = layer.effective(self.p)
+        self.P = neuron.packed(layer.n_out, dtype, layer.config)
+        R = neuron.recurrent_matrix(layer.n_out, dtype, layer.config)
+        self.RT = None if R is None else np.ascontiguousarray(R.T)
+        self.bt = [None]       # W^T copy of the event kernels, made once
+
+    def forward(self, h, static, prev, L, B, dtype, draws=None):
+        """One segment of L steps: buffers of L+1 steps whose row 0 is ``prev`` =
+        (u, v, s, a), the state before the segment (CK1); returns (u, v, s, a).
+        ``draws``: a Generator positioned at the segment's first uniform draw."""
+        cfg, N = self.cfg, self.layer.n_out
+        I3 = _segment_input(self.layer, self.p, h, static, L, B, dtype, self.bt)
+        u = workspace.empty((L + 1, B, N), dtype)
+        v = workspace.empty(u.shape, spike_dtype(cfg, dtype))
+        dummy = np.zeros((1, 1, 1), dtype)
+        s = workspace.empty(u.shape, dtype) if cfg.synaptic else dummy
+        a = workspace.empty(u.shape, dtype) if cfg.adaptive else dummy
+        u[0], v[0] = prev[0], prev[1]
+        if cfg.synaptic:
+            s[0] = prev[2]
+        if cfg.adaptive:
+            a[0] = prev[3]
+        rnd = np.zeros((1, 1, 1))
+        if draws is not None:
+            rnd = np.empty((L + 1, B, N))
+            draws.random(out=rnd[1:])                                        # (T7)
+        cell_forward(cfg, I3, static, 1, L + 1, np.zeros((3, B, N), dtype), self.P, self.RT,
+                     rnd, u, v, s, a)
+        return u, v, s, a
 
 
-def forward_checkpointed(self, x, params, T, checkpoint_every):
-    params = self.params if params is None else params
-    self._check_params(params)
-    for i, layer in enumerate(self.layers):
-        if layer.config.recurrent == "all":
-            raise ValueError(f"checkpoint_every: layer {i} has an all-to-all recurrence, "
-                             f"which the checkpointed path does not support")
-        if layer.config.forward == "stochastic":
-            raise ValueError(f"checkpoint_every: layer {i} has a stochastic forward, which "
-                             f"cannot be replayed")
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
-            or checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every: expected an integer >= 1, got {checkpoint_every!r}")
-    x, static, T = check_sequence("x", x, T, self.n_in)
-    x = np.ascontiguousarray(x, dtype=self.dtype)
+def _streams(net, rng, T, B):
+    """Per stochastic layer, a copy of ``rng`` positioned where the full
+    forward would start that layer's ``(T, B, N)`` draws; ``rng`` is left where
+    the full forward leaves it (every layer's draws consumed, in layer order)."""
+    streams = {}
+    for i, layer in enumerate(net.layers):
+        if layer.config.forward != "stochastic":
+            continue
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError("rng: forward='stochastic' needs a numpy.random.Generator "
+                            f"(e.g. numpy.random.default_rng(seed)), got {type(rng).__name__}")
+        streams[i] = copy.deepcopy(rng)
+        left = T * B * layer.n_out
+        while left:                      # skip the layer's draws (a chunk at a time)
+            n = min(left, _SKIP)
+            rng.random(n)
+            left -= n
+    return streams
+
+
+def forward_checkpointed(net, x, params, T, checkpoint_every, rng=None):
+    params = net.params if params is None else params
+    net._check_params(params)
+    K = check_every(checkpoint_every)
+    x, static, T = check_sequence("x", x, T, net.n_in)
+    x = np.ascontiguousarray(x, dtype=net.dtype)
     B = x.shape[-2]
     C = time_chunk(B)
-    K = -(-int(checkpoint_every) // C) * C
-    dtype = self.dtype
+    K = -(-K // C) * C
+    dtype = net.dtype
     nseg = -(-T // K)
-    Ls = len(self.layers)
-    packed = []
-    for i, layer in enumerate(self.layers):
-        neuron, _ = layer.effective(self.layer_params(params, i))
-        packed.append(neuron.packed(layer.n_out, dtype, layer.config))
-    states = [np.zeros((nseg, 4, B, l.n_out), dtype) for l in self.layers]
-    top = self.layers[-1]
+    Ls = len(net.layers)
+    lays = [_Layer(net, params, i, dtype) for i in range(Ls)]
+    streams = _streams(net, rng, T, B)
+    # per stochastic layer below the top: its generator at the start of each segment
+    draws = [[] if (i in streams and i < Ls - 1) else None for i in range(Ls)]
+    states = [np.zeros((nseg, 4, B, l.n_out), dtype) for l in net.layers]
+    top = net.layers[-1]
     top_u = np.empty((T, B, top.n_out), dtype)
     top_v = np.empty(top_u.shape, spike_dtype(top.config, dtype))
     top_s = np.empty_like(top_u) if top.config.synaptic else None
     top_a = np.empty_like(top_u) if top.config.adaptive else None
-    prev = [np.zeros((4, B, l.n_out), dtype) for l in self.layers]     # u0 = s0 = a0 = 0, v0 = 0
-    bts = [[None] for _ in self.layers]     # W^T copies of the event kernels, made once
+    prev = [np.zeros((4, B, l.n_out), dtype) for l in net.layers]     # u0 = s0 = a0 = 0, v0 = 0
     for seg in range(nseg):
         t0, t1 = seg * K, min(T, (seg + 1) * K)
         h = x if static else x[t0:t1]
         h_static = static
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(net.layers):
+            cfg = layer.config
             states[i][seg] = prev[i]
-            I = _segment_input(layer, self.layer_params(params, i), h, h_static, t1 - t0, B,
-                               dtype, bts[i])
-            u, v, s_, a_ = _segment_forward(layer, layer.config, packed[i], I, h_static, prev[i],
-                                            t1 - t0, B, dtype)
-            prev[i] = np.stack([u[-1], v[-1], s_[-1] if layer.config.synaptic else prev[i][2],
-                                a_[-1] if layer.config.adaptive else prev[i][3]])
+            if draws[i] is not None:
+                draws[i].append(copy.deepcopy(streams[i]))
+            u, v, s_, a_ = lays[i].forward(h, h_static, prev[i], t1 - t0, B, dtype,
+                                           streams.get(i))
+            prev[i] = np.stack([u[-1], v[-1], s_[-1] if cfg.synaptic else prev[i][2],
+                                a_[-1] if cfg.adaptive else prev[i][3]])
             if i == Ls - 1:
                 top_u[t0:t1], top_v[t0:t1] = u[1:], v[1:]
                 if top_s is not None:
@@ -105,35 +151,36 @@ def forward_checkpointed(self, x, params, T, checkpoint_every):
                       (None, None, None))
     out = top_u if top.readout else top_v
     layers = [None] * (Ls - 1) + [LayerTrace(None, top_trace)]
-    return out, CheckpointTrace(x, static, T, K, states, layers, dict(params))
+    return out, CheckpointTrace(x, static, T, K, states, layers, dict(params), draws)
 
 
-def backward_checkpointed(self, trace, dv, du, params, need_input_grad):
+def backward_checkpointed(net, trace, dv, du, need_input_grad, layer_dv=None, layer_du=None,
+                          record=None):
     x, static, T, K = trace.x, trace.static, trace.T, trace.K
     B = x.shape[-2]
-    dtype = self.dtype
-    packed = [layer.effective(self.layer_params(trace.params, i))[0].packed(
-        layer.n_out, dtype, layer.config) for i, layer in enumerate(self.layers)]
-    zeros0 = [np.zeros((3, B, layer.n_out), dtype) for layer in self.layers]
+    dtype = net.dtype
+    Ls = len(net.layers)
+    lays = [_Layer(net, trace.params, i, dtype) for i in range(Ls)]
+    zeros0 = [np.zeros((3, B, layer.n_out), dtype) for layer in net.layers]
     segments = [(seg * K, min(T, (seg + 1) * K)) for seg in range(len(trace.states[0]))]
-    bts = [[None] for _ in self.layers]     # W^T copies of the event kernels, made once
     dummy = np.zeros((1, 1, 1), dtype)
+    draws = trace.draws or [None] * Ls
 
     def views(seg, t0, t1):
         # recompute the segment's forward from the checkpoints (CK2)
         out = []
         h, h_static = (x if static else x[t0:t1]), static
-        for i, layer in enumerate(self.layers):
-            if i == len(self.layers) - 1:    # the top layer's trace is kept: no recompute
+        for i, layer in enumerate(net.layers):
+            if i == Ls - 1:    # the top layer's trace is kept: no recompute
                 out.append(trace_rows(trace.layers[-1].trace, t0, t1, dummy) + (h, h_static))
                 break
-            I = _segment_input(layer, self.layer_params(trace.params, i), h, h_static, t1 - t0,
-                               B, dtype, bts[i])
-            u, v, s_, a_ = _segment_forward(layer, layer.config, packed[i], I, h_static,
-                                            trace.states[i][seg], t1 - t0, B, dtype)
+            gen = None if draws[i] is None else copy.deepcopy(draws[i][seg])
+            u, v, s_, a_ = lays[i].forward(h, h_static, trace.states[i][seg], t1 - t0, B,
+                                           dtype, gen)
             out.append((u, v, s_, a_, zeros0[i], 1, h, h_static))
             h, h_static = (u[1:] if layer.readout else v[1:]), False
         return out
 
-    return backward_segments(self, segments, views, x, static, B, dv, du, trace.params,
-                             need_input_grad)
+    return backward_segments(net, segments, views, x, static, B, dv, du,
+                             HostArrays(net, trace.params), need_input_grad, layer_dv, layer_du,
+                             record)

@@ -30,10 +30,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .adjoint import backward_segments
 from .backends import available, require
-from .functional import Parts, reduce_grads
-from .validation import check_finite
+from .functional import backward_scan, cell_forward
 from .network import Sequential
+from .validation import check_adjoint, check_sequence, check_sequence_shape
 
 __all__ = ["DeviceNetwork", "DeviceOptimizer", "available", "require"]
 
@@ -125,21 +126,13 @@ class DeviceNetwork:
         is ``trace.top.u`` (readout) or ``trace.top.v``, on the device."""
         K, ops, cuda = self.K, self.ops, self.cuda
         net = self.net
-        if not K._is_device(x):
-            x = np.asarray(x)
-            if x.ndim not in (2, 3) or x.shape[-1] != net.n_in or 0 in x.shape:
-                raise ValueError(f"x: expected shape (T, B, {net.n_in}) or static "
-                                 f"(B, {net.n_in}), got {x.shape}")
-            check_finite("x", x)
-            x = cuda.to_device(np.ascontiguousarray(x, dtype=self.dtype))
-        xs = tuple(x.shape)          # (the simulator's shapes index from the front only)
-        static = len(xs) == 2
-        if static:
-            if T is None or int(T) < 1:
-                raise ValueError(f"T: a static input x of shape {tuple(x.shape)} needs T >= 1")
-            T = int(T)
+        if K._is_device(x):       # (the simulator's shapes index from the front only)
+            T = check_sequence_shape("x", tuple(x.shape), T, net.n_in)[1]
         else:
-            T = xs[0]
+            x, _, T = check_sequence("x", x, T, net.n_in)
+            x = cuda.to_device(np.ascontiguousarray(x, dtype=self.dtype))
+        xs = tuple(x.shape)
+        static = len(xs) == 2
         B = xs[-2]
         layers, h = [], x
         for i, layer in enumerate(net.layers):
@@ -164,14 +157,8 @@ class DeviceNetwork:
                 rnd = cuda.to_device(rng.random((T, B, N)))
             else:
                 rnd = np.zeros((1, 1, 1))
-            mode, sg = cfg.mode(), cfg.surrogate.kernel_args()
-            RT = None
-            if cfg.recurrent == "all":
-                R = self.params[f"layer{i}.R"]
-                RT = ops.transpose(R)
-                K.cell_forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a)
-            else:
-                K.cell_forward_scan(I, static, 0, T, state0, P, mode, sg, rnd, u, v, s, a)
+            RT = ops.transpose(self.params[f"layer{i}.R"]) if cfg.recurrent == "all" else None
+            cell_forward(cfg, I, static, 0, T, state0, P, RT, rnd, u, v, s, a, kernels=K)
             layers.append(_Layer(h, static, u, v, s, a, state0, P, RT))
             h = u if layer.readout else v
             static = False
@@ -188,102 +175,110 @@ class DeviceNetwork:
         """Device gradients of every parameter given the top layer's ``dv``/``du``
         (host or device, ``(T, B, n_out)``, either may be None).  Same result as
         :meth:`Sequential.backward` (to rounding)."""
-        K, ops, cuda = self.K, self.ops, self.cuda
+        K, cuda = self.K, self.cuda
         net = self.net
         T, B = trace.T, trace.B
         shape = (T, B, net.layers[-1].n_out)
 
         def _adj(arg, a):
-            if a is None:
-                return None
-            if K._is_device(a):
-                if tuple(a.shape) != shape:
-                    raise ValueError(f"{arg}: expected shape {shape}, got {tuple(a.shape)}")
-                return a
-            a = np.asarray(a)
-            if a.shape != shape:
-                raise ValueError(f"{arg}: expected shape {shape} (T, B, n_out), got {a.shape}")
-            check_finite(arg, a)
-            return cuda.to_device(np.ascontiguousarray(a, dtype=self.dtype))
+            if a is None or not K._is_device(a):
+                a = check_adjoint(arg, a, shape, self.dtype)     # the host's checks
+                return None if a is None else cuda.to_device(a)
+            if tuple(a.shape) != shape:
+                raise ValueError(f"{arg}: expected shape {shape}, got {tuple(a.shape)}")
+            return a
 
         dv, du = _adj("dv", dv), _adj("du", du)
-        grads = {}
-        for i in range(len(net.layers) - 1, -1, -1):
-            layer, lt = net.layers[i], trace.layers[i]
-            cfg = layer.config
-            N = layer.n_out
-            neuron, factors, P = self._neuron(i, layer)
-            mode, sg = cfg.mode(), cfg.surrogate.kernel_args()
-            acc = ops.zeros((7, B, N), self.dtype)
-            dstate0 = ops.zeros((3, B, N), self.dtype)
-            dvv = self._dummy if dv is None else dv
-            duu = self._dummy if du is None else du
-            if cfg.recurrent == "all":
-                dI = ops.zeros((T, B, N), self.dtype)
-                R = self.params[f"layer{i}.R"]
-                K.cell_backward_recurrent(lt.u, lt.v, lt.s, lt.a, lt.state0, dvv, duu,
-                                          (dv is not None, du is not None), P, R, mode, sg,
-                                          dI, acc, dstate0)
-                dR = cuda.device_array((N, N), self.dtype)
-                if T > 1:
-                    K.gemm(_as2d(dI[1:]), _as2d(lt.v[:T - 1]), dR, trans_a=True)     # (R3)
-                else:
-                    ops.fill(dR, 0.0)
-                if not layer.autapses:
-                    ops.zero_diagonal(dR)                                        # frozen diagonal
-                grads[f"layer{i}.R"] = dR
-                if lt.static:
-                    summed = cuda.device_array(B * N, self.dtype)
-                    K.sum_rows(dI.reshape(T, B * N), summed)
-                    dI = summed.reshape(B, N)
-            else:
-                adj = ops.zeros((3, B, N), self.dtype)
-                dI = ops.zeros((1, B, N), self.dtype) if lt.static else \
-                    cuda.device_array((T, B, N), self.dtype)
-                K.cell_backward_scan(lt.u, lt.v, lt.s, lt.a, lt.state0, dvv, duu, self._dummy,
-                                     (dv is not None, du is not None, False, True), lt.static, 0, T,
-                                     P, mode, sg, dI, acc, adj, dstate0)
-                if lt.static:
-                    dI = dI.reshape(B, N)
-            # neuron-parameter gradients: batch sums on the device, the rest as on the CPU
-            acc_n = cuda.device_array((7, N), self.dtype)
-            for j in range(7):
-                K.sum_rows(acc[j], acc_n[j])
-            acc_h = acc_n.copy_to_host()[:, None, :]
-            parts = Parts(None, acc_h, np.zeros((3, 1, N), self.dtype), None, P)
-            tr_like = _TraceLike(lt.static)
-            lg = reduce_grads(parts, neuron, tr_like, cfg)
-            # weights (A20b), (A21)
-            ub2 = _as2d(dI)
-            dW = cuda.device_array((N, layer.n_in), self.dtype)
-            K.gemm(ub2, _as2d(lt.x), dW, trans_a=True)
-            grads[f"layer{i}.W"] = dW
-            if layer.bias or layer.rec_bias:
-                db = cuda.device_array(N, self.dtype)
-                K.sum_rows(ub2, db)
-                if layer.bias:
-                    grads[f"layer{i}.b"] = db
-                if layer.rec_bias:
-                    grads[f"layer{i}.b_rec"] = db
-            if cfg.recurrent == "one":
-                grads[f"layer{i}.R"] = cuda.to_device(np.asarray(lg.R, self.dtype).reshape(
-                    self.params[f"layer{i}.R"].shape))
-            for k, g in layer.chain(lg, factors).items():
-                grads[f"layer{i}.{k}"] = cuda.to_device(
-                    np.asarray(g, self.dtype).reshape(self.params[f"layer{i}.{k}"].shape))
-            if i > 0:                                                            # (A20c)
-                dx = cuda.device_array((T, B, layer.n_in), self.dtype)
-                K.gemm(ub2, self.params[f"layer{i}.W"], _as2d(dx))
-                if net.layers[i - 1].readout:
-                    dv, du = None, dx
-                else:
-                    dv, du = dx, None
+
+        def views(seg, t0, t1):        # the whole trace as one segment
+            return [(lt.u, lt.v, lt.s, lt.a, lt.state0, 0, lt.x, lt.static)
+                    for lt in trace.layers]
+
+        x = trace.layers[0].x
+        grads = backward_segments(net, [(0, T)], views, x, trace.layers[0].static, B, dv, du,
+                                  DeviceArrays(self), False)
         return {k: grads[k] for k in self.params if k in grads}
 
 
-class _TraceLike(NamedTuple):
-    static: bool
-    shapes0: tuple = (None, None, None)
+class DeviceArrays:
+    """The device twin of :class:`lifgrad.adjoint.HostArrays`: the reverse
+    pass's buffers on the GPU, its products by ``kernels.cuda.gemm`` and
+    ``sum_rows``, the CUDA cell kernels; the per-neuron parameters and the
+    batch-summed partials on the host (O(N))."""
+
+    def __init__(self, dnet):
+        self.d, self.K, self.ops, self.cuda = dnet, dnet.K, dnet.ops, dnet.cuda
+        self.dtype = dnet.dtype
+
+    def neuron(self, i):
+        return self.d._neuron(i, self.d.net.layers[i])
+
+    def weight(self, i, name):
+        return self.d.params[f"layer{i}.{name}"]
+
+    def zeros(self, shape):
+        return self.ops.zeros(shape, self.dtype)
+
+    def buffer(self, shape):
+        return self.cuda.device_array(shape, self.dtype)
+
+    def steps(self, arr, t0, t1, lead):
+        if arr is None or (lead == 0 and t0 == 0 and t1 == arr.shape[0]):
+            return arr
+        raise AssertionError("the device pass runs the trace as one segment")
+
+    def row_copy(self, row):
+        out = self.cuda.device_array(tuple(row.shape), self.dtype)
+        out.copy_to_device(row)
+        return out
+
+    copy = row_copy
+
+    def kernels(self, config):
+        return self.K
+
+    def scan(self, config, *args):
+        backward_scan(config, *args, kernels=self.K)
+
+    def matmul(self, a, W, out):
+        self.K.gemm(_as2d(a), W, _as2d(out))                               # (A20c)
+
+    def weight_grads(self, ub, h, dW, db, config):                        # (A20b), (A21)
+        ub2, h2 = _as2d(ub), _as2d(h)
+        first = dW is None
+        if first:
+            dW = self.cuda.device_array((ub2.shape[1], h2.shape[1]), self.dtype)
+            db = self.cuda.device_array(ub2.shape[1], self.dtype)
+        self.K.gemm(ub2, h2, dW, trans_a=True, accumulate=not first)
+        self.K.sum_rows(ub2, db, accumulate=not first)
+        return dW, db
+
+    def recurrent_grad(self, dI, v, lead, dR, config):                    # (R3)
+        N = dI.shape[2]
+        if dR is None:
+            dR = self.zeros((N, N))
+        lo, hi = max(lead, 1), dI.shape[0]
+        if hi > lo:
+            self.K.gemm(_as2d(dI[lo:hi]), _as2d(v[lo - 1:hi - 1]), dR, trans_a=True,
+                        accumulate=True)
+        return dR
+
+    def step_sum(self, rows, out):
+        L, B, N = rows.shape
+        self.K.sum_rows(rows.reshape(L, B * N), out.reshape(B * N), accumulate=True)
+
+    def zero_diagonal(self, a):
+        self.ops.zero_diagonal(a)
+
+    def batch_sums(self, acc):
+        n = acc.shape[2]
+        out = self.cuda.device_array((7, n), self.dtype)
+        for j in range(7):
+            self.K.sum_rows(acc[j], out[j])
+        return out.copy_to_host()[:, None, :]
+
+    def result(self, name, g):
+        return self.cuda.to_device(np.asarray(g, self.dtype).reshape(self.d.params[name].shape))
 
 
 class DeviceOptimizer:

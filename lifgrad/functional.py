@@ -102,31 +102,50 @@ def _as_rows(arrays, B, N):
         return None
 
 
-def forward_scan(config, I, static, t0, t1, state0, P, rnd, u, v, s, a):
+def forward_scan(config, I, static, t0, t1, state0, P, rnd, u, v, s, a, kernels=None):
     """The backend's ``cell_forward_scan`` over steps [t0, t1) of the trace
     buffers (T, B, N) (one thread for a small problem, a narrow layer as one
-    row of neurons)."""
+    row of neurons).  ``kernels``: the kernel module (default: the config's
+    backend; the device network passes the CUDA kernels, which take the
+    buffers as they are)."""
     B, N = u.shape[1:]
-    rows = _row_of_neurons(config, B, N) and _as_rows((I, state0, rnd, u, v, s, a), B, N)
+    rows = kernels is None and _row_of_neurons(config, B, N) and \
+        _as_rows((I, state0, rnd, u, v, s, a), B, N)
+    kernels = _backend(config) if kernels is None else kernels
     if rows:
         I, state0, rnd, u, v, s, a = rows
         P = np.tile(P, (1, B))
-    _backend(config).cell_forward_scan(I, static, t0, t1, state0, P, config.mode(),
-                                       config.surrogate.kernel_args(), rnd, u, v, s, a)
+    kernels.cell_forward_scan(I, static, t0, t1, state0, P, config.mode(),
+                              config.surrogate.kernel_args(), rnd, u, v, s, a)
+
+
+def cell_forward(config, I, static, t0, t1, state0, P, RT, rnd, u, v, s, a, kernels=None):
+    """Forward steps [t0, t1) of one layer into its trace buffers: the fused
+    scan, or with an all-to-all recurrence (``RT = R^T`` given) the recurrent
+    kernel, which makes the product ``v_{t-1} R^T`` per step (R1).  The state
+    before t0 is the buffers' row t0 - 1 (``state0`` at t0 = 0).  Every
+    forward (full, checkpointed segment, device) runs a layer through here."""
+    if RT is None:
+        forward_scan(config, I, static, t0, t1, state0, P, rnd, u, v, s, a, kernels)
+        return
+    kernels = _backend(config) if kernels is None else kernels
+    kernels.cell_forward_recurrent(I, static, t0, t1, state0, P, RT, config.mode(),
+                                   config.surrogate.kernel_args(), rnd, u, v, s, a)   # (R1)
 
 
 def backward_scan(config, u, v, s, a, state0, dv, du, rec, have, static, t0, t1, P,
-                  dI, acc, adj, dstate0):
+                  dI, acc, adj, dstate0, kernels=None):
     """The backend's ``cell_backward_scan`` (see :func:`forward_scan`)."""
     B, N = u.shape[1:]
-    rows = _row_of_neurons(config, B, N) and _as_rows(
+    rows = kernels is None and _row_of_neurons(config, B, N) and _as_rows(
         (u, v, s, a, state0, dv, du, rec, dI, acc, adj, dstate0), B, N)
+    kernels = _backend(config) if kernels is None else kernels
     if rows:
         u, v, s, a, state0, dv, du, rec, dI, acc, adj, dstate0 = rows
         P = np.tile(P, (1, B))
-    _backend(config).cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static,
-                                        t0, t1, P, config.mode(),
-                                        config.surrogate.kernel_args(), dI, acc, adj, dstate0)
+    kernels.cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static,
+                               t0, t1, P, config.mode(),
+                               config.surrogate.kernel_args(), dI, acc, adj, dstate0)
 
 
 def _float_dtype(arg, a, config):
@@ -239,12 +258,8 @@ def forward_impl(I3, static, T, P, R, config, state0, shapes0=(None, None, None)
     dummy = np.zeros((1, 1, 1), dtype)
     s = workspace.empty((T, B, N), dtype) if config.synaptic else dummy
     a = workspace.empty((T, B, N), dtype) if config.adaptive else dummy
-    if R is None:
-        forward_scan(config, I3, static, 0, T, state0, P, rnd, u, v, s, a)
-    else:
-        _backend(config).cell_forward_recurrent(
-            I3, static, state0, P, np.ascontiguousarray(R.T), config.mode(),
-            config.surrogate.kernel_args(), rnd, u, v, s, a)              # (R1)
+    RT = None if R is None else np.ascontiguousarray(R.T)
+    cell_forward(config, I3, static, 0, T, state0, P, RT, rnd, u, v, s, a)
     trace = Trace(u, v, s if config.synaptic else None, a if config.adaptive else None,
                   state0, static, shapes0)
     return v, trace
@@ -291,11 +306,9 @@ class Parts(NamedTuple):
     P: np.ndarray
 
 
-def backward_impl(trace, P, R, config, dv, du, dI_out=None, partials=True):
-    """Unvalidated backward; returns the per-(b, n) partial sums.  ``dI_out``:
-    a (T, B, N) buffer for the all-to-all recurrent kernels' dI, which may be
-    ``dv`` itself (each step reads dv_t before it writes dI_t, and reads only
-    dI_{t+1} of the rows already written)."""
+def backward_impl(trace, P, R, config, dv, du):
+    """Unvalidated backward of one layer over all its steps; returns the
+    per-(b, n) partial sums (:class:`Parts`)."""
     T, B, N = trace.u.shape
     dtype = trace.u.dtype
     dummy = np.zeros((1, 1, 1), dtype)
@@ -307,23 +320,25 @@ def backward_impl(trace, P, R, config, dv, du, dI_out=None, partials=True):
     dvv = dummy if dv is None else dv
     duu = dummy if du is None else du
     dR = None
+    static = trace.static
     if R is None:
-        static = trace.static
         # the kernel writes every dI[t] (static: accumulates into dI[0], so zero it)
         dI = np.zeros((1, B, N), dtype) if static else workspace.empty((T, B, N), dtype)
         backward_scan(config, trace.u, trace.v, s, a, trace.state0, dvv, duu, dummy,
-                      (dv is not None, du is not None, False, partials), static, 0, T, P, dI,
+                      (dv is not None, du is not None, False, True), static, 0, T, P, dI,
                       acc, adj, dstate0)
         if static:
             dI = dI[0]
     else:
-        dI = np.zeros((T, B, N), dtype) if dI_out is None else dI_out
+        dI = np.empty((T, B, N), dtype)
         _backend(config).cell_backward_recurrent(
-            trace.u, trace.v, s, a, trace.state0, dvv, duu, (dv is not None, du is not None),
-            P, R, config.mode(), config.surrogate.kernel_args(), dI, acc, dstate0)   # (R2)
-        dR = _dR(dI, trace.v, config)                                     # (R3)
-        if trace.static:
-            dI = dI.sum(axis=0)
+            trace.u, trace.v, s, a, trace.state0, dvv, duu,
+            (dv is not None, du is not None, False, True), 0, T, P, R, config.mode(),
+            config.surrogate.kernel_args(), dI, np.zeros((1, 1), dtype), acc, adj,
+            dstate0)                                                      # (R2)
+        dR = recurrent_grad(dI, trace.v, 0, None, config)                 # (R3)
+        if static:
+            dI = step_sum(dI, np.zeros((B, N), dtype))
     return Parts(dI, acc, dstate0, dR, P)
 
 
@@ -382,22 +397,44 @@ def event_density(operand="spikes"):
     return measured(operand)
 
 
-def _dR(dI, v, config):
-    """``dR = sum_t dI_{t+1}^T v_t`` (R3) over the rows of steps 1..T-1: by the
-    event kernel when :func:`use_events` says so, else by
-    :func:`lifgrad.products.matmul_acc`, which casts the uint8 spikes in slabs
-    of ``SPIKE_ROWS`` rows (W4, T=100, B=32, N=256: a 0.5 MB float copy of
-    the spikes instead of 2.1 MB for a time chunk).  Only this function sums
-    dR, so every path adds the same terms in the same order."""
-    T, B, N = dI.shape
-    d2, v2 = dI[1:].reshape(-1, N), v[:-1].reshape(-1, N)
-    if use_events(v2, N, config):
-        from .kernels.cpu_ops import event_wgrad
-        dR = np.zeros((N, N), dI.dtype)
-        event_wgrad(d2, v2, dR)
-        return dR
+def recurrent_grad(dI, v, lead, dR, config):
+    """``dR += sum_t dI_{t+1}^T v_t`` (R3) over one segment's buffers, whose
+    row ``lead`` is the segment's first step t0 (row 0 the step before it when
+    ``lead`` is 1; ``lead`` 0 means t0 = 0, where the sum starts at dI_1): one
+    product per time chunk (counted from t0, a multiple of the chunk), last
+    chunk first, so a full trace and a checkpointed one add the same terms in
+    the same order (CK3).  A chunk is made by the event kernel when
+    :func:`use_events` says the spikes are sparse, else by
+    :func:`lifgrad.products.matmul_acc` (uint8 spikes cast in slabs).  Only
+    this function sums dR.  ``dR`` None: a new (N, N) array."""
     from .products import matmul_acc
-    return matmul_acc(d2.T, v2, np.empty((N, N), dI.dtype), first=True)
+    rows, B, N = dI.shape
+    L = rows - lead
+    if dR is None:
+        dR = np.zeros((N, N), dI.dtype)
+    C = time_chunk(B)
+    for c0 in range(((L - 1) // C) * C, -1, -C):
+        lo, hi = max(lead + c0, 1), lead + min(L, c0 + C)
+        if hi <= lo:
+            continue
+        d2, v2 = dI[lo:hi].reshape(-1, N), v[lo - 1:hi - 1].reshape(-1, N)
+        if use_events(v2, N, config):
+            from .kernels.cpu_ops import event_wgrad
+            event_wgrad(d2, v2, dR)
+        else:
+            matmul_acc(d2.T, v2, dR)
+    return dR
+
+
+def step_sum(rows, out):
+    """``out += sum_t rows[t]`` over a segment's (L, B, N) rows, chunk by time
+    chunk from the last (the static input of an all-to-all layer, (A21)): the
+    same additions in the same order whatever the segments.  Returns ``out``."""
+    L, B = rows.shape[:2]
+    C = time_chunk(B)
+    for c0 in range(((L - 1) // C) * C, -1, -C):
+        out += rows[c0:c0 + C].sum(axis=0)
+    return out
 
 
 def _like(grad_n, value):

@@ -33,3 +33,5 @@ class CheckpointTrace(NamedTuple):
     states: list            # per layer: (n_segments, 4, B, N) u, v, s, a before each segment
     layers: list            # [None, ..., LayerTrace(None, top Trace)]
     params: dict
+    draws: list | None = None   # per layer: None, or (stochastic forward below the top)
+                                # its random generator at the start of each segment

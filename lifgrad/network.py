@@ -24,9 +24,8 @@ import numpy as np
 from . import parallel, workspace
 from .adjoint import backward_full
 from .checkpoint import backward_checkpointed, forward_checkpointed
-from .chunked import chunked_matmul, input_current, weight_grads
-from .functional import (CHUNK_ROWS, TIME_CHUNK, backward_impl, forward_impl, reduce_grads,
-                         time_chunk)
+from .chunked import input_current
+from .functional import CHUNK_ROWS, TIME_CHUNK, forward_impl, time_chunk
 from .layers import DECAY_PARAMETRISATIONS, Dense, Readout
 from .net_traces import CheckpointTrace, LayerTrace, NetTrace
 from .validation import check_adjoint, check_sequence
@@ -128,7 +127,7 @@ class Sequential:
         same gradients to the bit, one extra forward in time (CK1)-(CK3).
         """
         if checkpoint_every is not None:
-            return forward_checkpointed(self, x, params, T, checkpoint_every)
+            return forward_checkpointed(self, x, params, T, checkpoint_every, rng)
         params = self.params if params is None else params
         self._check_params(params)
         x, static, T = check_sequence("x", x, T, self.n_in)
@@ -150,9 +149,9 @@ class Sequential:
             h, static = (tr.u if layer.readout else v), False
         return h, NetTrace(traces)
 
-    def _layer_terms(self, name, terms, trace, dtype):
+    def _layer_terms(self, name, terms, T, B, dtype):
         """A caller's ``layer_dv``/``layer_du``: ``{layer index: (T, B, n)}`` as
-        arrays of the trace's dtype, checked once for both backward paths."""
+        arrays of the trace's dtype, checked once for every backward."""
         out = {}
         for i, e in (terms or {}).items():
             if isinstance(i, bool) or not isinstance(i, (int, np.integer)) \
@@ -160,7 +159,7 @@ class Sequential:
                 raise ValueError(f"{name}: keys must be layer indices in "
                                  f"[0, {len(self.layers)}), got {i!r}")
             e = np.asarray(e, dtype)
-            want = trace.layers[i].trace.u.shape
+            want = (T, B, self.layers[i].n_out)
             if e.shape != want:
                 raise ValueError(f"{name}[{i}]: expected shape {want}, got {e.shape}")
             out[int(i)] = e
@@ -182,76 +181,25 @@ class Sequential:
         error ``dL/dI`` of layer i, for every layer (the gradient-flow tools).
 
         Returns a dict with the keys of ``params`` (plus ``"x"`` when
-        ``need_input_grad``).  Layer by layer from the top (A20), (A21).
+        ``need_input_grad``).  One reverse pass for every trace
+        (:mod:`lifgrad.adjoint`): segment by segment from the last, every
+        layer from the top within a segment (A20), (A21), (CK2); a
+        checkpointed trace recomputes each segment first.
         """
         params = self.params if params is None else params
         top = trace.layers[-1].trace
         shape = top.u.shape
         dtype = top.u.dtype
-        if isinstance(trace, CheckpointTrace):
-            params = trace.params
-
         dv = check_adjoint("dv", dv, shape, dtype, scalar=True)
         du = check_adjoint("du", du, shape, dtype, scalar=True)
+        layer_dv = self._layer_terms("layer_dv", layer_dv, *shape[:2], dtype)
+        layer_du = self._layer_terms("layer_du", layer_du, *shape[:2], dtype)
         if isinstance(trace, CheckpointTrace):
-            if layer_dv or layer_du or record is not None:
-                raise ValueError("layer_dv, layer_du and record are not available with a "
-                                 "checkpointed trace")
-            return backward_checkpointed(self, trace, dv, du, params, need_input_grad)
-        layer_dv = self._layer_terms("layer_dv", layer_dv, trace, dtype)
-        layer_du = self._layer_terms("layer_du", layer_du, trace, dtype)
-        if record is None and all(l.config.recurrent != "all" for l in self.layers):
-            # chunk by chunk through all layers: one chunk of errors per layer in
-            # memory, the same numbers as the layer-by-layer pass below (CK3)
-            return backward_full(self, trace, dv, du, params, need_input_grad,
-                                 layer_dv, layer_du)
-        dv = None if dv is None else np.ascontiguousarray(dv)       # a scalar: made in full
-        du = None if du is None else np.ascontiguousarray(du)
-        grads = {}
-        owned = False      # whether dv is an array made here (may be overwritten)
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            p = self.layer_params(params, i)
-            x, tr = trace.layers[i]
-            if i in layer_dv:
-                extra = layer_dv[i]
-                dv, owned = (extra, False) if dv is None else (dv + extra, True)
-            if i in layer_du:
-                extra = layer_du[i]
-                du = extra if du is None else du + extra
-            neuron, factors = layer.effective(p)
-            P = neuron.packed(layer.n_out, dtype, layer.config)
-            R = neuron.recurrent_matrix(layer.n_out, dtype, layer.config)
-            # an all-to-all layer's dI may overwrite a dv made here (not the caller's)
-            reuse = dv if (owned and R is not None and dv is not None) else None
-            parts = backward_impl(tr, P, R, layer.config, dv, du, dI_out=reuse,
-                                   partials=layer.partials)
-            lg = reduce_grads(parts, neuron, tr, layer.config)
-            ubar = parts.dI                                  # (T, B, N) or (B, N) if static
-            if record is not None:
-                record[i] = ubar
-            dW, db = weight_grads(ubar, x, config=layer.config)                 # (A20b), (A21)
-            grads[f"layer{i}.W"] = dW
-            if layer.bias:
-                grads[f"layer{i}.b"] = db
-            if layer.config.recurrent is not None:
-                gR = lg.R
-                if layer.config.recurrent == "all" and not layer.autapses:
-                    gR = gR - np.diag(np.diag(gR))                               # frozen diagonal
-                grads[f"layer{i}.R"] = gR
-                if layer.rec_bias:
-                    grads[f"layer{i}.b_rec"] = db.copy() if layer.bias else weight_grads(ubar, x)[1]
-            for k, g in layer.chain(lg, factors).items():
-                grads[f"layer{i}.{k}"] = g
-            if i > 0 or need_input_grad:
-                W = np.asarray(p["W"], dtype)
-                dx = chunked_matmul(ubar, W)                                    # (A20c)
-                if i == 0:
-                    grads["x"] = dx
-                elif self.layers[i - 1].readout:
-                    dv, du = None, dx                # a readout feeds its membrane forward
-                else:
-                    dv, du = dx, None
-                owned = True
+            params = trace.params
+            grads = backward_checkpointed(self, trace, dv, du, need_input_grad, layer_dv,
+                                          layer_du, record)
+        else:
+            grads = backward_full(self, trace, dv, du, params, need_input_grad, layer_dv,
+                                  layer_du, record)
         return {k: grads[k] for k in list(params) + (["x"] if need_input_grad else [])
                 if k in grads}

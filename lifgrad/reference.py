@@ -200,34 +200,42 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         dstate0[2] = rho * abar_next if adaptive else zeros                   # (L8)
 
 
-def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a):
-    """Forward of an all-to-all recurrent layer: per step, the product
-    ``v_{t-1} R^T`` (R1), then one step of :func:`cell_forward_scan`."""
+def cell_forward_recurrent(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u, v, s, a):
+    """Forward steps ``t0 <= t < t1`` of an all-to-all recurrent layer: per
+    step, the product ``v_{t-1} R^T`` (R1), then one step of
+    :func:`cell_forward_scan`.  The state before ``t0`` is read from the trace
+    (or ``state0`` when ``t0 == 0``), as in :func:`cell_forward_scan`, so a
+    checkpointed forward runs a segment from its checkpoint row."""
     T, B, N = u.shape
     buf = np.empty((1, B, N), u.dtype)
-    for t in range(T):
+    for t in range(t0, t1):
         It = I[0] if static else I[t]
         if t == 0:
             buf[0] = It
         else:
-            np.matmul(v[t - 1], RT, out=buf[0])                               # (R1)
+            np.matmul(v[t - 1].astype(u.dtype), RT, out=buf[0])              # (R1)
             buf[0] += It
         cell_forward_scan(buf, True, t, t + 1, state0, P, mode, sg, rnd, u, v, s, a)
 
 
-def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
-                            dI, acc, dstate0):
-    """Adjoint of :func:`cell_forward_recurrent`: per step (from the last), the
-    product ``dL/dJ_{t+1} R`` sent back to v_t (R2), then one reverse step of
-    :func:`cell_backward_scan`.  ``have`` = (has_dv, has_du); writes dI (T, B, N)."""
+def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg,
+                            dI, dI_next, acc, adj, dstate0):
+    """Reverse steps ``t1 > t >= t0`` of the adjoint of
+    :func:`cell_forward_recurrent`: per step, the product ``dL/dI_{t+1} R``
+    sent back to v_t (R2), then one reverse step of :func:`cell_backward_scan`.
+    ``have`` = (has_dv, has_du, has_next, partials); ``dI_next`` (B, N) is
+    dL/dI of step t1 (the later segment's first row) when ``has_next``, else
+    t1 is the last step and nothing comes back to it.  Reads and updates
+    ``adj`` like :func:`cell_backward_scan`; writes dI[t] (T, B, N)."""
+    has_dv, has_du, has_next, partials = have
     T, B, N = u.shape
-    rec = np.zeros((T, B, N), u.dtype)
-    adj = np.zeros((3, B, N), u.dtype)
-    for t in range(T - 1, -1, -1):
-        if t < T - 1:
-            np.matmul(dI[t + 1], R, out=rec[t])                               # (R2)
-        cell_backward_scan(u, v, s, a, state0, dv, du, rec, (have[0], have[1], True, True), False,
-                           t, t + 1, P, mode, sg, dI, acc, adj, dstate0)
+    rec = np.zeros((t1, B, N), u.dtype)
+    for t in range(t1 - 1, t0 - 1, -1):
+        has_rec = t < t1 - 1 or has_next
+        if has_rec:
+            np.matmul(dI[t + 1] if t < t1 - 1 else dI_next, R, out=rec[t])     # (R2)
+        cell_backward_scan(u, v, s, a, state0, dv, du, rec, (has_dv, has_du, has_rec, partials),
+                           False, t, t + 1, P, mode, sg, dI, acc, adj, dstate0)
 
 
 def event_matmul(a, BT, out):

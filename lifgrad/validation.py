@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_finite", "check_sequence", "check_adjoint"]
+__all__ = ["check_finite", "check_sequence", "check_sequence_shape", "check_adjoint"]
 
 
 def check_finite(arg, a):
@@ -25,25 +25,33 @@ def check_sequence(arg, a, T=None, n_last=None):
     a = np.asarray(a)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{arg}: expected real numbers, got dtype {a.dtype}")
+    static, T = check_sequence_shape(arg, a.shape, T, n_last)
+    check_finite(arg, a)
+    return a, static, T
+
+
+def check_sequence_shape(arg, shape, T=None, n_last=None):
+    """The shape checks of :func:`check_sequence` alone (for an array on a GPU,
+    which is not copied back to look at its values); returns ``(static, T)``."""
+    shape = tuple(shape)
     n = "N" if n_last is None else n_last
-    if a.ndim == 3:
-        if T is not None and T != a.shape[0]:
-            raise ValueError(f"T: given {T} but {arg} has {a.shape[0]} time steps")
-        static, T = False, a.shape[0]
-    elif a.ndim == 2:
+    if len(shape) == 3:
+        if T is not None and T != shape[0]:
+            raise ValueError(f"T: given {T} but {arg} has {shape[0]} time steps")
+        static, T = False, shape[0]
+    elif len(shape) == 2:
         if T is None or isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
-            raise ValueError(f"T: a static input {arg} of shape {a.shape} needs an integer "
+            raise ValueError(f"T: a static input {arg} of shape {shape} needs an integer "
                              f"T >= 1, got {T!r}")
         static, T = True, int(T)
     else:
         raise ValueError(f"{arg}: expected shape (T, B, {n}) or a static (B, {n}) with T=, "
-                         f"got {a.shape}")
-    if 0 in a.shape:
-        raise ValueError(f"{arg}: every dimension must be non-empty, got shape {a.shape}")
-    if n_last is not None and a.shape[-1] != n_last:
-        raise ValueError(f"{arg}: expected last dimension {n_last}, got shape {a.shape}")
-    check_finite(arg, a)
-    return a, static, int(T)
+                         f"got {shape}")
+    if 0 in shape:
+        raise ValueError(f"{arg}: every dimension must be non-empty, got shape {shape}")
+    if n_last is not None and shape[-1] != n_last:
+        raise ValueError(f"{arg}: expected last dimension {n_last}, got shape {shape}")
+    return static, int(T)
 
 
 def check_adjoint(arg, a, shape, dtype, scalar=False):

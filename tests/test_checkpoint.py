@@ -54,17 +54,40 @@ def test_checkpoint_trace_keeps_only_segment_states():
     assert ck_bytes < full_bytes / 4
 
 
-def test_checkpointing_refuses_what_it_cannot_replay():
-    rec = Sequential([Dense(3, 4, LIFConfig(recurrent="all"))])
-    with pytest.raises(ValueError, match="all-to-all recurrence"):
-        rec.forward(np.ones((10, 1, 3)), checkpoint_every=5)
+def test_checkpointing_checks_its_arguments():
     sto = Sequential([Dense(3, 4, LIFConfig(forward="stochastic", surrogate="sigmoid"))])
-    with pytest.raises(ValueError, match="stochastic forward"):
-        sto.forward(np.ones((10, 1, 3)), checkpoint_every=5, rng=np.random.default_rng(0))
-    with pytest.raises(ValueError, match="checkpoint_every: expected an integer >= 1"):
-        Sequential([Dense(3, 4)]).forward(np.ones((10, 1, 3)), checkpoint_every=0)
+    with pytest.raises(TypeError, match="rng: forward='stochastic' needs a numpy.random.Generator"):
+        sto.forward(np.ones((10, 1, 3)), checkpoint_every=5)
+    for bad in (0, -3, 2.5, True, "8"):
+        with pytest.raises(ValueError, match="checkpoint_every: expected an integer >= 1"):
+            Sequential([Dense(3, 4)]).forward(np.ones((10, 1, 3)), checkpoint_every=bad)
     assert TIME_CHUNK == 64
     assert (time_chunk(4), time_chunk(16), time_chunk(128), time_chunk(5000)) == (64, 64, 16, 1)
+
+
+def test_checkpointed_stochastic_forward_replays_the_same_draws():
+    """A stochastic layer below the top: the checkpointed forward consumes the
+    generator exactly as the full forward does (same spikes, same state after),
+    and its recompute replays each segment's draws (same gradients)."""
+    cfg = LIFConfig(forward="stochastic", surrogate="sigmoid")
+    net = Sequential([Dense(6, 9, cfg, alpha=0.9), Dense(9, 4, cfg, alpha=0.9)], seed=2,
+                     dtype="float64")
+    net.params["layer0.W"] = net.params["layer0.W"] * 4
+    net.params["layer1.W"] = net.params["layer1.W"] * 4
+    x = np.random.default_rng(3).uniform(0, 1, (150, 5, 6))
+    r1, r2 = np.random.default_rng(11), np.random.default_rng(11)
+    out, tr = net.forward(x, rng=r1)
+    out2, tr2 = net.forward(x, rng=r2, checkpoint_every=64)
+    np.testing.assert_array_equal(out, out2)
+    assert r1.random() == r2.random()            # the generator left in the same place
+    assert 0.05 < out.mean() < 0.95
+    g, g2 = net.backward(tr, dv=1.0), net.backward(tr2, dv=1.0)
+    for k in g:
+        np.testing.assert_array_equal(g[k], g2[k], err_msg=k)
+    # the replay matters: other draws give other gradients
+    _, tr3 = net.forward(x, rng=np.random.default_rng(12), checkpoint_every=64)
+    g3 = net.backward(tr3, dv=1.0)
+    assert not np.array_equal(g3["layer0.W"], g["layer0.W"])
 
 
 def test_checkpointed_equals_full_trace_at_blas_sizes():
@@ -89,8 +112,8 @@ def test_checkpointed_equals_full_trace_at_blas_sizes():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_chunked_full_trace_backward_equals_layer_by_layer_bitwise(model, static, readout, dtype):
     """The full-trace backward runs chunk by chunk through all layers (time_chunk(512)
-    = 4 steps: 3 chunks here); asking for ``record`` takes the layer-by-layer
-    pass.  Both give the same bits, layer_dv and the input gradient included."""
+    = 4 steps: 3 chunks here); asking for ``record`` (every layer's dL/dI)
+    changes no bit of the gradients, layer_dv and the input gradient included."""
     rng = np.random.default_rng(1)
     T, B = 10, 512
     assert time_chunk(B) < T
@@ -120,9 +143,9 @@ def test_layer_dv_of_the_wrong_shape_is_refused_by_the_chunked_backward():
 
 @pytest.mark.parametrize("record", [None, {}])
 def test_layer_terms_naming_no_layer_are_refused_by_both_backward_paths(record):
-    """The chunked backward (record=None) and the layer-by-layer one (record
-    given) check layer_dv/layer_du alike: a wrong shape, or a key that is not
-    a layer index, is an error rather than silently ignored."""
+    """The backward checks layer_dv/layer_du with or without ``record``: a
+    wrong shape, or a key that is not a layer index, is an error rather than
+    silently ignored."""
     net = _net({}, "float64")
     _, tr = net.forward(np.ones((6, 2, 12)))
     du = np.ones((6, 2, 5))

@@ -112,12 +112,12 @@ def _forward(be, p, segments=((0, T),)):
     out = dict(u=np.full((T, B, N), np.nan, dt), v=np.full((T, B, N), np.nan, dt))
     s = np.full((T, B, N), np.nan, dt) if cfg.synaptic else _dummy(p)
     a = np.full((T, B, N), np.nan, dt) if cfg.adaptive else _dummy(p)
-    if p["R"] is not None:
-        be.cell_forward_recurrent(p["I"], p["static"], p["state0"], p["P"],
-                                  np.ascontiguousarray(p["R"].T), p["mode"], p["sg"], p["rnd"],
-                                  out["u"], out["v"], s, a)
-    else:
-        for t0, t1 in segments:
+    for t0, t1 in segments:
+        if p["R"] is not None:
+            be.cell_forward_recurrent(p["I"], p["static"], t0, t1, p["state0"], p["P"],
+                                      np.ascontiguousarray(p["R"].T), p["mode"], p["sg"],
+                                      p["rnd"], out["u"], out["v"], s, a)
+        else:
             be.cell_forward_scan(p["I"], p["static"], t0, t1, p["state0"], p["P"], p["mode"],
                                  p["sg"], p["rnd"], out["u"], out["v"], s, a)
     if cfg.synaptic:
@@ -136,13 +136,16 @@ def _backward(be, p, tr, segments=((0, T),), have=(True, True), with_rec=False, 
     du = p["du"] if have[1] else _dummy(p)
     acc = np.full((7, B, N), acc0, dt)
     dstate0 = np.full((3, B, N), np.nan, dt)
-    if p["R"] is not None:
-        dI = np.zeros((T, B, N), dt)
-        be.cell_backward_recurrent(tr["u"], tr["v"], s, a, p["state0"], dv, du, have, P, p["R"],
-                                   p["mode"], p["sg"], dI, acc, dstate0)
-        return dict(dI=dI, acc=acc, dstate0=dstate0)
-    dI = np.zeros((1, B, N), dt) if p["static"] else np.full((T, B, N), np.nan, dt)
     adj = np.zeros((3, B, N), dt)
+    if p["R"] is not None:
+        dI = np.full((T, B, N), np.nan, dt)
+        for t0, t1 in reversed(segments):
+            nxt = dI[t1] if t1 < T else np.zeros((1, 1), dt)
+            be.cell_backward_recurrent(tr["u"], tr["v"], s, a, p["state0"], dv, du,
+                                       (have[0], have[1], t1 < T, partials), t0, t1, P, p["R"],
+                                       p["mode"], p["sg"], dI, nxt, acc, adj, dstate0)
+        return dict(dI=dI, acc=acc, adj=adj, dstate0=dstate0)
+    dI = np.zeros((1, B, N), dt) if p["static"] else np.full((T, B, N), np.nan, dt)
     rec = p["rec"] if with_rec else _dummy(p)
     for t0, t1 in reversed(segments):
         be.cell_backward_scan(tr["u"], tr["v"], s, a, p["state0"], dv, du, rec,
@@ -238,21 +241,26 @@ def test_static_input_scan(dtype):
                          static=True))
 
 
+@pytest.mark.parametrize("backend", ["cpu", "cuda"])
+@pytest.mark.parametrize("recurrent", ("one", "all"))
 @pytest.mark.parametrize("static", (False, True))
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_time_segments_change_nothing(dtype, static):
-    """t0/t1 segments continue from the trace (forward) and from acc/adj
-    (backward): the result equals one call bit for bit, and the reference."""
-    p = _problem(_config(reset="zero", synaptic=True, adaptive=True, recurrent="one",
+def test_time_segments_change_nothing(dtype, static, recurrent, backend):
+    """t0/t1 segments continue from the trace (forward) and from acc/adj and,
+    all-to-all, the later segment's first dL/dI row (backward): the result
+    equals one call bit for bit, and the reference."""
+    from lifgrad.kernels import cpu
+    be = cpu if backend == "cpu" else K
+    p = _problem(_config(reset="zero", synaptic=True, adaptive=True, recurrent=recurrent,
                          surrogate="sigmoid"), dtype, static=static)
     segs = ((0, 2), (2, 3), (3, T))
     fw_ref = _forward(reference, p)
-    whole, split = _forward(K, p), _forward(K, p, segs)
+    whole, split = _forward(be, p), _forward(be, p, segs)
     for k in whole:
         np.testing.assert_array_equal(split[k], whole[k])
     _assert_close(split, fw_ref, dtype)
-    bw_whole = _backward(K, p, fw_ref)
-    bw_split = _backward(K, p, fw_ref, segments=segs)
+    bw_whole = _backward(be, p, fw_ref)
+    bw_split = _backward(be, p, fw_ref, segments=segs)
     for k in bw_whole:
         np.testing.assert_array_equal(bw_split[k], bw_whole[k])
     _assert_close(bw_split, _backward(reference, p, fw_ref), dtype)
@@ -327,11 +335,12 @@ def test_device_arrays_in_place(dtype, recurrent, monkeypatch):
         raise AssertionError("host-to-device copy with device arguments")
     monkeypatch.setattr(cuda, "to_device", no_copy)
     if recurrent:
-        K.cell_forward_recurrent(dp["I"], False, dp["state0"], dp["P"], RT, p["mode"], p["sg"],
-                                 dp["rnd"], dfw["u"], dfw["v"], dfw["s"], dfw["a"])
+        K.cell_forward_recurrent(dp["I"], False, 0, T, dp["state0"], dp["P"], RT, p["mode"],
+                                 p["sg"], dp["rnd"], dfw["u"], dfw["v"], dfw["s"], dfw["a"])
         K.cell_backward_recurrent(dtr["u"], dtr["v"], dtr["s"], dtr["a"], dp["state0"], dp["dv"],
-                                  dp["du"], (True, True), dp["P"], dp["R"], p["mode"], p["sg"],
-                                  dbw["dI"], dbw["acc"], dbw["dstate0"])
+                                  dp["du"], (True, True, False, True), 0, T, dp["P"], dp["R"],
+                                  p["mode"], p["sg"], dbw["dI"], dummy[0], dbw["acc"], dbw["adj"],
+                                  dbw["dstate0"])
     else:
         K.cell_forward_scan(dp["I"], False, 0, T, dp["state0"], dp["P"], p["mode"], p["sg"],
                             dp["rnd"], dfw["u"], dfw["v"], dfw["s"], dfw["a"])

@@ -70,9 +70,10 @@ def _exports():
              t.void(F3, V3, F3, F3, F3, F3, F3, F3, t.UniTuple(b1, 4), b1, i8, i8, F2, mode, sg,
                     F3, F3, F3, F3, i8, i8)),
             (f"_forward_recurrent__{key}", S._forward_recurrent,
-             t.void(F3, b1, F3, F2, F2, mode, sg, R3, F3, V3, F3, F3)),
+             t.void(F3, b1, i8, i8, F3, F2, F2, mode, sg, R3, F3, V3, F3, F3)),
             (f"_backward_recurrent__{key}", S._backward_recurrent,
-             t.void(F3, V3, F3, F3, F3, F3, F3, t.UniTuple(b1, 2), F2, F2, mode, sg, F3, F3, F3)),
+             t.void(F3, V3, F3, F3, F3, F3, F3, t.UniTuple(b1, 4), i8, i8, F2, F2, mode, sg,
+                    F3, F2, F3, F3, F3)),
         ]
     D1 = A("f8", 1)
     f8 = t.float64

@@ -6,13 +6,8 @@ threads (:mod:`lifgrad.parallel`); the kernels themselves are the serial task
 loops of ``scan_kernels.py``, compiled ahead of time (``kernels/aot.py``:
 ``lifgrad.kernels._compiled``, built by ``make``) or, without that build,
 just in time by Numba.  This module does not import Numba itself.
-
-``_phi``, ``_g`` and ``_G`` evaluate the compiled surrogate dispatch at one
-point (the tests compare them with the NumPy formulas of every family).
 """
 from __future__ import annotations
-
-import numpy as np
 
 from .. import parallel
 from .aot import pick
@@ -64,20 +59,20 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
                  parts=_parts(t0, t1, B, N))
 
 
-def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a):
-    """All-to-all recurrent forward, RT = R^T (``reference.cell_forward_recurrent``)."""
+def cell_forward_recurrent(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u, v, s, a):
+    """All-to-all recurrent forward over t0 <= t < t1, RT = R^T
+    (``reference.cell_forward_recurrent``)."""
     fn = pick("_forward_recurrent", _key(u, v), (I, state0, P, RT, rnd, u, v, s, a))
     with parallel.blas_one_thread():
-        fn(I, bool(static), state0, P, RT, _mode(mode), _sg(sg), rnd, u, v, s, a)
+        fn(I, bool(static), int(t0), int(t1), state0, P, RT, _mode(mode), _sg(sg), rnd,
+           u, v, s, a)
 
 
-def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
-                            dI, acc, dstate0):
-    """Its adjoint; dI (T, B, N) (``reference.cell_backward_recurrent``)."""
-    fn = pick("_backward_recurrent", _key(u, v), (u, v, s, a, state0, dv, du, P, R, dI, acc,
-                                                   dstate0))
+def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg,
+                            dI, dI_next, acc, adj, dstate0):
+    """Its adjoint over t1 > t >= t0 (``reference.cell_backward_recurrent``)."""
+    fn = pick("_backward_recurrent", _key(u, v), (u, v, s, a, state0, dv, du, P, R, dI,
+                                                   dI_next, acc, adj, dstate0))
     with parallel.blas_one_thread():
-        fn(u, v, s, a, state0, dv, du, tuple(bool(h) for h in have), P, R, _mode(mode), _sg(sg),
-           dI, acc, dstate0)
-
-
+        fn(u, v, s, a, state0, dv, du, tuple(bool(h) for h in have), int(t0), int(t1), P, R,
+           _mode(mode), _sg(sg), dI, dI_next, acc, adj, dstate0)

@@ -25,11 +25,13 @@ Thread layout
   first forms the product for its neurons, ``rec[k] = sum_j v_{t-1}[j] RT[j, k]``
   (forward, skipping silent neurons like ``cpu.py``) or
   ``rec[k] = sum_j dI_{t+1}[j] R[j, k]`` (backward), reading the previous row
-  of the trace / of ``dI`` that the block wrote before the barrier.  A thread
+  of the trace / of ``dI`` that the block wrote before the barrier (at a
+  segment's last step, ``dI_next``, the later segment's first row).  A thread
   may own several neurons, so the state between steps is read back from the
-  trace (forward) and from an ``adj``/``acc`` scratch in global memory
-  (backward).  One block is one batch row: the GPU is filled only for
-  batch sizes of about the number of multiprocessors or more.
+  trace (forward) and from ``adj``/``acc`` in global memory (backward), which
+  also carry it from one time segment to the next.  One block is one batch
+  row: the GPU is filled only for batch sizes of about the number of
+  multiprocessors or more.
 
 Arithmetic follows ``cpu.py`` operation by operation in the arrays' dtype
 (float32 or float64, one compiled specialisation each); the surrogate ``g``
@@ -325,21 +327,18 @@ def _backward_scan_kernel(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
 
 
 @cuda.jit(**_JIT)
-def _forward_recurrent_kernel(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a, one):
-    T, N = u.shape[0], u.shape[2]
+def _forward_recurrent_kernel(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u, v, s, a, one):
+    N = u.shape[2]
     b = cuda.blockIdx.x
     synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
     stochastic = mode[M_FORWARD] == FWD_STOCHASTIC
     zero = one - one
-    for t in range(T):
+    for t in range(t0, t1):
         for n in range(cuda.threadIdx.x, N, cuda.blockDim.x):
             It = I[0, b, n] if static else I[t, b, n]
+            up, vp, sp, ap = _state_before(u, v, s, a, state0, t, b, n, synaptic, adaptive, zero)
             if t == 0:
                 J = It
-                up = state0[0, b, n]
-                vp = zero
-                sp = state0[1, b, n]
-                ap = state0[2, b, n]
             else:
                 # rec = v_{t-1} R^T, skipping silent neurons (event driven)  (R1)
                 r = zero
@@ -348,10 +347,6 @@ def _forward_recurrent_kernel(I, static, state0, P, RT, mode, sg, rnd, u, v, s, 
                     if w != zero:
                         r += w * RT[j, n]
                 J = r + It
-                up = u[t - 1, b, n]
-                vp = _cast(v[t - 1, b, n], one)
-                sp = s[t - 1, b, n] if synaptic else zero
-                ap = a[t - 1, b, n] if adaptive else zero
             rt = rnd[t, b, n] if stochastic else 0.0
             ut, vt, st, at = _forward_step(J, up, vp, sp, ap, rt, _params(P, n), mode, sg, one)
             u[t, b, n] = ut
@@ -364,39 +359,41 @@ def _forward_recurrent_kernel(I, static, state0, P, RT, mode, sg, rnd, u, v, s, 
 
 
 @cuda.jit(**_JIT)
-def _backward_recurrent_kernel(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
-                               dI, acc, dstate0, adj, one):
-    T, N = u.shape[0], u.shape[2]
+def _backward_recurrent_kernel(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg,
+                               dI, dI_next, acc, adj, dstate0, one):
+    N = u.shape[2]
     b = cuda.blockIdx.x
-    has_dv, has_du = have
+    has_dv, has_du, has_next, partials = have
     synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
     zero = one - one
-    for n in range(cuda.threadIdx.x, N, cuda.blockDim.x):
-        for j in range(3):
-            adj[j, b, n] = zero          # ubar, sbar, abar after the last step
-    for t in range(T - 1, -1, -1):
-        has_rec = t < T - 1
+    for t in range(t1 - 1, t0 - 1, -1):
+        has_rec = t < t1 - 1 or has_next
         for n in range(cuda.threadIdx.x, N, cuda.blockDim.x):
             rt = zero
-            if has_rec:                                                   # (R2)
+            if t < t1 - 1:                                                # (R2)
                 for j in range(N):
                     rt += dI[t + 1, b, j] * R[j, n]
+            elif has_next:
+                for j in range(N):
+                    rt += dI_next[b, j] * R[j, n]
             c = (acc[0, b, n], acc[1, b, n], acc[2, b, n], acc[3, b, n],
                  acc[4, b, n], acc[5, b, n], acc[6, b, n])
             ub, sb, ab, c = _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du,
                                            has_rec, rt, _params(P, n), mode, sg,
                                            adj[0, b, n], adj[1, b, n], adj[2, b, n], c, one)
             for j in range(7):
-                acc[j, b, n] = c[j]
+                if j >= 3 or partials:  # rows alpha, theta, rv only when asked for (cpu.py)
+                    acc[j, b, n] = c[j]
             adj[0, b, n] = ub
             adj[1, b, n] = sb
             adj[2, b, n] = ab
             dI[t, b, n] = sb if synaptic else ub                          # (S3), (A13)
         cuda.syncthreads()      # dI_t of the whole row before step t-1
-    for n in range(cuda.threadIdx.x, N, cuda.blockDim.x):
-        dstate0[0, b, n] = P[0, n] * adj[0, b, n]                         # (A18)
-        dstate0[1, b, n] = P[4, n] * adj[1, b, n] if synaptic else zero   # (S5)
-        dstate0[2, b, n] = P[5, n] * adj[2, b, n] if adaptive else zero   # (L8)
+    if t0 == 0:
+        for n in range(cuda.threadIdx.x, N, cuda.blockDim.x):
+            dstate0[0, b, n] = P[0, n] * adj[0, b, n]                     # (A18)
+            dstate0[1, b, n] = P[4, n] * adj[1, b, n] if synaptic else zero   # (S5)
+            dstate0[2, b, n] = P[5, n] * adj[2, b, n] if adaptive else zero   # (L8)
 
 
 # --------------------------------------------------------------------------
@@ -481,32 +478,34 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     _copy_back(outs, d)
 
 
-def cell_forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a):
-    """All-to-all recurrent forward, RT = R^T (``reference.cell_forward_recurrent``)."""
+def cell_forward_recurrent(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u, v, s, a):
+    """All-to-all recurrent forward over t0 <= t < t1, RT = R^T
+    (``reference.cell_forward_recurrent``)."""
     T, B, N = u.shape
-    if B * N == 0 or T == 0:
+    if B * N == 0 or t1 <= t0:
         return
     outs = (u, v, s, a)
     d = [_dev(x) for x in outs]
     tpb = _launch(N, RECURRENT_THREADS)[1]
-    _forward_recurrent_kernel[B, tpb](_dev(I), bool(static), _dev(state0), _dev(P), _dev(RT),
-                                      _mode(mode), _sgt(sg), _dev(rnd), *d, _one(u))
+    _forward_recurrent_kernel[B, tpb](_dev(I), bool(static), int(t0), int(t1), _dev(state0),
+                                      _dev(P), _dev(RT), _mode(mode), _sgt(sg), _dev(rnd), *d,
+                                      _one(u))
     _copy_back(outs, d)
 
 
-def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
-                            dI, acc, dstate0):
-    """Its adjoint; dI (T, B, N) (``reference.cell_backward_recurrent``)."""
+def cell_backward_recurrent(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg,
+                            dI, dI_next, acc, adj, dstate0):
+    """Its adjoint over t1 > t >= t0 (``reference.cell_backward_recurrent``)."""
     T, B, N = u.shape
-    if B * N == 0:
+    if B * N == 0 or t1 <= t0:
         return
-    outs = (dI, acc, dstate0)
+    outs = (dI, acc, adj, dstate0)
     d = [_dev(x) for x in outs]
-    adj = cuda.device_array((3, B, N), u.dtype)      # scratch: ubar, sbar, abar of step t+1
     tpb = _launch(N, RECURRENT_THREADS)[1]
     _backward_recurrent_kernel[B, tpb](_dev(u), _dev(v), _dev(s), _dev(a), _dev(state0),
-                                       _dev(dv), _dev(du), _flags(have), _dev(P), _dev(R),
-                                       _mode(mode), _sgt(sg), *d, adj, _one(u))
+                                       _dev(dv), _dev(du), _flags(have), int(t0), int(t1),
+                                       _dev(P), _dev(R), _mode(mode), _sgt(sg), d[0],
+                                       _dev(dI_next), *d[1:], _one(u))
     _copy_back(outs, d)
 
 

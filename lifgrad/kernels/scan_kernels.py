@@ -322,23 +322,38 @@ def _forward_tasks(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a, task
 
 
 @njit(**_JIT)
-def _forward_recurrent(I, static, state0, P, RT, mode, sg, rnd, u, v, s, a):
-    """``reference.cell_forward_recurrent``: all-to-all recurrence, RT = R^T."""
+def _forward_recurrent(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u, v, s, a):
+    """``reference.cell_forward_recurrent``: all-to-all recurrence over steps
+    [t0, t1), RT = R^T; the state before t0 from the trace row t0 - 1 (or
+    ``state0`` at t0 = 0)."""
     T, B, N = u.shape
     synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
     stochastic = mode[M_FORWARD] == FWD_STOCHASTIC
     one = np.ones(1, u.dtype)[0]
-    up = state0[0].copy()
+    up = np.empty((B, N), u.dtype)
     vp = np.zeros((B, N), u.dtype)
-    sp = state0[1].copy()
-    ap = state0[2].copy()
+    sp = np.zeros((B, N), u.dtype)
+    ap = np.zeros((B, N), u.dtype)
+    if t0 > 0:
+        for b in range(B):
+            for k in range(N):
+                up[b, k] = u[t0 - 1, b, k]
+                vp[b, k] = v[t0 - 1, b, k]
+                if synaptic:
+                    sp[b, k] = s[t0 - 1, b, k]
+                if adaptive:
+                    ap[b, k] = a[t0 - 1, b, k]
+    else:
+        up[:] = state0[0]
+        sp[:] = state0[1]
+        ap[:] = state0[2]
     J = np.empty(N, u.dtype)
     rec = np.empty(N, u.dtype)
     dummy = np.empty(N, u.dtype)
     dummy64 = np.empty(N)
     x64 = np.empty(N)
     G64 = np.empty(N)
-    for t in range(T):
+    for t in range(t0, t1):
         for b in range(B):
             It = I[0, b] if static else I[t, b]
             # rec = v_{t-1} R^T, skipping silent neurons (event driven)    (R1)
@@ -570,16 +585,25 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
 
 
 @njit(**_JIT)
-def _backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
-                        dI, acc, dstate0):
-    """``reference.cell_backward_recurrent``: the adjoint of :func:`_forward_recurrent`."""
+def _backward_recurrent(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg,
+                        dI, dI_next, acc, adj, dstate0):
+    """``reference.cell_backward_recurrent``: the adjoint of :func:`_forward_recurrent`
+    over steps [t0, t1), carrying ``adj`` and reading ``dI_next`` (dL/dI of
+    step t1) when ``have[2]``."""
     T, B, N = u.shape
-    has_dv, has_du = have[0], have[1]
+    has_dv, has_du, has_next, partials = have[0], have[1], have[2], have[3]
     synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
     one = np.ones(1, u.dtype)[0]
     ubn = np.zeros((B, N), u.dtype)
     sbn = np.zeros((B, N), u.dtype)
     abn = np.zeros((B, N), u.dtype)
+    for b in range(B):
+        for k in range(N):
+            ubn[b, k] = adj[0, b, k]
+            if synaptic:
+                sbn[b, k] = adj[1, b, k]
+            if adaptive:
+                abn[b, k] = adj[2, b, k]
     rec = np.zeros((B, N), u.dtype)
     vbar = np.empty(N, u.dtype)
     ph = np.empty(N, u.dtype)
@@ -591,9 +615,12 @@ def _backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
         for j in range(7):
             for k in range(N):
                 loc[b, j, k] = acc[j, b, k]
-    for t in range(T - 1, -1, -1):
-        if t < T - 1:
+    for t in range(t1 - 1, t0 - 1, -1):
+        has_rec = t < t1 - 1 or has_next
+        if t < t1 - 1:
             np.dot(dI[t + 1], R, rec)                                     # (R2)
+        elif has_next:
+            np.dot(dI_next, R, rec)
         for b in range(B):
             at = a[t, b] if adaptive else zrow
             upr = u[t - 1, b] if t > 0 else state0[0, b]
@@ -606,11 +633,10 @@ def _backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
                 apr = a[t - 1, b] if t > 0 else state0[2, b]
             dvt = dv[t, b] if has_dv else zrow
             dut = du[t, b] if has_du else zrow
-            has_rec = t < T - 1
             _backward_step(u[t, b], v[t, b], at, upr, vpr, spr, apr,
                            dvt, dut, rec[b], has_rec,
                            P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], mode, sg, one,
-                           ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, N, True)
+                           ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, N, partials)
             Ib = sbn[b] if synaptic else ubn[b]                           # (S3), (A13)
             dIt = dI[t, b]
             for k in range(N):
@@ -620,6 +646,13 @@ def _backward_recurrent(u, v, s, a, state0, dv, du, have, P, R, mode, sg,
             for k in range(N):
                 acc[j, b, k] = loc[b, j, k]
         for k in range(N):
-            dstate0[0, b, k] = P[0, k] * ubn[b, k]                        # (A18)
-            dstate0[1, b, k] = P[4, k] * sbn[b, k] if synaptic else 0.0   # (S5)
-            dstate0[2, b, k] = P[5, k] * abn[b, k] if adaptive else 0.0   # (L8)
+            adj[0, b, k] = ubn[b, k]
+            if synaptic:
+                adj[1, b, k] = sbn[b, k]
+            if adaptive:
+                adj[2, b, k] = abn[b, k]
+        if t0 == 0:
+            for k in range(N):
+                dstate0[0, b, k] = P[0, k] * ubn[b, k]                    # (A18)
+                dstate0[1, b, k] = P[4, k] * sbn[b, k] if synaptic else 0.0   # (S5)
+                dstate0[2, b, k] = P[5, k] * abn[b, k] if adaptive else 0.0   # (L8)
