@@ -132,7 +132,32 @@ class _Layer:
         self.R = arrays.weight(i, "R") if self.all_to_all else None
         self.dR = None
         self.next_row = None                    # dL/dI of the later segment's first step
+        self.no_row = arrays.zeros((1, 1)) if self.all_to_all else None    # (before any)
         self.dW = self.db = None
+
+    def reverse(self, arrays, rows, dv, du, dI, L, dummy):
+        """The cell's adjoint over one segment's L steps (``rows``: the
+        layer's views, :func:`backward_segments`): the scan, or the
+        all-to-all kernel (R2) carrying dL/dI of the segment's first step to
+        the earlier segment and adding the segment's terms of dR (R3).
+        Writes ``dI``, updates the partial sums and the adjoint state."""
+        u, v, s, a, state0, lead, _, static = rows
+        have = (dv is not None, du is not None)
+        dv, du = dummy if dv is None else dv, dummy if du is None else du
+        dstate0 = self.dstate0 if lead == 0 else dummy
+        cfg = self.cfg
+        if not self.all_to_all:
+            arrays.scan(cfg, u, v, s, a, state0, dv, du, dummy,
+                        have + (False, self.layer.partials), static, lead, lead + L, self.P,
+                        dI, self.acc, self.adj, dstate0)
+            return
+        nxt = self.no_row if self.next_row is None else self.next_row
+        arrays.kernels(cfg).cell_backward_recurrent(
+            u, v, s, a, state0, dv, du, have + (self.next_row is not None, self.layer.partials),
+            lead, lead + L, self.P, self.R, cfg.mode(), cfg.surrogate.kernel_args(), dI, nxt,
+            self.acc, self.adj, dstate0)                                        # (R2)
+        self.next_row = arrays.row_copy(dI[lead])
+        self.dR = arrays.recurrent_grad(dI, v, lead, self.dR, cfg)             # (R3)
 
 
 def _layer_terms(cur, extra, arrays, t0, t1, lead):
@@ -157,7 +182,6 @@ def backward_segments(net, segments, views, x, static, B, dv, du, arrays, need_i
     dI_static = arrays.zeros((1, B, net.layers[0].n_out)) if static else None
     dx_all = arrays.zeros(x.shape) if (need_input_grad and not static) else None
     dummy = arrays.zeros((1, 1, 1))
-    dummy_row = arrays.zeros((1, 1))
     layer_dv, layer_du = layer_dv or {}, layer_du or {}
     if record is not None:
         for i, layer in enumerate(net.layers):
@@ -180,7 +204,7 @@ def backward_segments(net, segments, views, x, static, B, dv, du, arrays, need_i
         mine = None           # a buffer of dv/du made here, which dI may overwrite
         for i in range(Ls - 1, -1, -1):
             ly = st[i]
-            u, v, s_, a_, st0, lead, hin, hstat = bufs[i]
+            lead, hin, hstat = bufs[i][5:]
             if i in layer_dv:
                 dvb, made = _layer_terms(dvb, layer_dv[i], arrays, t0, t1, lead)
                 mine = dvb if made else mine
@@ -193,23 +217,9 @@ def backward_segments(net, segments, views, x, static, B, dv, du, arrays, need_i
                 dI = mine     # the scans read dv_t and du_t of a step before writing dI_t
             else:
                 dI = chunk_buffer(lead + L, ly.layer.n_out)
-            have = (dvb is not None, dub is not None)
-            dvv, duu = dummy if dvb is None else dvb, dummy if dub is None else dub
-            dst0 = ly.dstate0 if lead == 0 else dummy
-            if ly.all_to_all:                                               # (R2)
-                arrays.kernels(ly.cfg).cell_backward_recurrent(
-                    u, v, s_, a_, st0, dvv, duu, have + (ly.next_row is not None,
-                                                         ly.layer.partials),
-                    lead, lead + L, ly.P, ly.R, ly.cfg.mode(), ly.cfg.surrogate.kernel_args(),
-                    dI, dummy_row if ly.next_row is None else ly.next_row, ly.acc, ly.adj, dst0)
-                ly.next_row = arrays.row_copy(dI[lead])
-                ly.dR = arrays.recurrent_grad(dI, v, lead, ly.dR, ly.cfg)      # (R3)
-                if hstat:
-                    arrays.step_sum(dI[lead:], dI_static[0])
-            else:
-                arrays.scan(ly.cfg, u, v, s_, a_, st0, dvv, duu, dummy,
-                            have + (False, ly.layer.partials), hstat, lead, lead + L, ly.P,
-                            dI, ly.acc, ly.adj, dst0)
+            ly.reverse(arrays, bufs[i], dvb, dub, dI, L, dummy)
+            if hstat and ly.all_to_all:
+                arrays.step_sum(dI[lead:], dI_static[0])
             ub = None if hstat else dI[lead:]
             if ub is not None:
                 ly.dW, ly.db = arrays.weight_grads(ub, hin, ly.dW, ly.db, ly.cfg)   # (A20b)
