@@ -4,7 +4,11 @@ each in a fresh process, alternating; step time (median), peak memory growth
 over the post-setup baseline (VmHWM after resetting it through
 /proc/self/clear_refs), and whether the gradients are bitwise equal.
 
-    python benchmarks/long_sequence.py [--K 64] [--rounds 5] [--steps 3]
+    python benchmarks/long_sequence.py [--K 64] [--rounds 5] [--steps 3] [--baseline DIR]
+
+``--baseline DIR`` also runs both from another checkout of lifgrad (e.g. a git
+worktree of main) right after this one's in every round: before/after step
+times, memory, and whether the gradients have the same bits in both.
 
 Each round runs the two one after the other, so the ratio of a round's two
 medians (printed per round) sees one machine load; on this shared 2-core
@@ -56,13 +60,20 @@ def main():
     ap.add_argument("--K", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--baseline", default=None, metavar="DIR",
+                    help="another lifgrad checkout to run as well, alternating")
     a = ap.parse_args()
     env = dict(os.environ)          # nothing set: the user's environment
-    res = {"full": [], "checkpointed": []}
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    runs_of = [("full", 0, here), ("checkpointed", a.K, here)]
+    if a.baseline:
+        base = os.path.abspath(a.baseline)
+        runs_of += [("full@baseline", 0, base), ("checkpointed@baseline", a.K, base)]
+    res = {name: [] for name, _, _ in runs_of}
     for _ in range(a.rounds):
-        for name, K in (("full", 0), ("checkpointed", a.K)):
+        for name, K, cwd in runs_of:     # python -c: the cwd's lifgrad comes first
             out = subprocess.run([sys.executable, "-c", CHILD, str(K), str(a.steps)], env=env,
-                                 capture_output=True, text=True, check=True).stdout
+                                 capture_output=True, text=True, check=True, cwd=cwd).stdout
             res[name].append(json.loads(out.strip().splitlines()[-1]))
     import statistics
     rows = {}
@@ -70,6 +81,17 @@ def main():
         times = [t for r in runs for t in r["times"]]
         rows[name] = (statistics.median(times) * 1e3, max(r["mem"] for r in runs),
                       {r["digest"] for r in runs})
+    if a.baseline:
+        print(f"before/after ({base} / this checkout), {a.rounds} rounds alternating:")
+        print("| backward | after ms | before ms | after/before | round ratios | "
+              "mem MB after / before | same gradient bits |\n|---|---:|---:|---:|---|---:|---|")
+        for name in ("full", "checkpointed"):
+            aft, bef = rows[name], rows[name + "@baseline"]
+            per = [statistics.median(x["times"]) / statistics.median(y["times"])
+                   for x, y in zip(res[name], res[name + "@baseline"])]
+            print(f"| {name} | {aft[0]:.0f} | {bef[0]:.0f} | {aft[0] / bef[0]:.2f} | "
+                  + ", ".join(f"{r:.2f}" for r in per)
+                  + f" | {aft[1]:.0f} / {bef[1]:.0f} | {aft[2] == bef[2] and len(aft[2]) == 1} |")
     f, c = rows["full"], rows["checkpointed"]
     print(f"W5: T=2000, B=16, 784-1000-10, float32, 2 threads; K={a.K}; "
           f"{a.rounds} rounds x {a.steps} steps each")

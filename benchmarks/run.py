@@ -47,7 +47,7 @@ if HERE not in sys.path:
 from workloads import IMPL_MODULES, IMPLS, WORKLOADS  # noqa: E402  (numpy only)
 
 LIFGRAD_ORDERS = ("lifgrad", "lifgrad[torch-first]", "lifgrad[lifgrad-first]")
-CHILD = os.path.join(HERE, "user_step.py")
+BASELINE = "lifgrad@baseline"      # --baseline DIR: another checkout of lifgrad, e.g. main
 
 
 def _module_of(impl):
@@ -57,16 +57,20 @@ def _module_of(impl):
 # -- parent ------------------------------------------------------------------------------
 
 def run_child(impl, wl_name, repeats, warmup, timeout, backend="cpu", threads=None,
-              tiny=False):
-    cmd = [sys.executable, CHILD, "--impl", impl, "--workload", wl_name,
-           "--repeats", str(repeats), "--warmup", str(warmup), "--backend", backend]
+              tiny=False, baseline=None):
+    root = ROOT
+    if impl == BASELINE:            # the other checkout's own child, workloads and build
+        impl, root = "lifgrad", baseline
+    cmd = [sys.executable, os.path.join(root, "benchmarks", "user_step.py"), "--impl", impl,
+           "--workload", wl_name, "--repeats", str(repeats), "--warmup", str(warmup),
+           "--backend", backend]
     if threads:
         cmd += ["--threads", str(threads)]
     if tiny:
         cmd.append("--tiny")
     t0 = time.perf_counter()
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=root)
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {timeout} s"}
     wall = time.perf_counter() - t0
@@ -96,6 +100,38 @@ def cpu_name():
 
 def _med_ms(r):
     return statistics.median(r["times"]) * 1e3 if r and r.get("times") else None
+
+
+def _spread(xs):
+    """max / min of a list of per-round medians (1.00 = no spread)."""
+    return max(xs) / min(xs) if xs and min(xs) > 0 else float("nan")
+
+
+def _before_after(results, wl_names, baseline):
+    """The table of ``--baseline``: this checkout's lifgrad against the other
+    checkout's, both in the README's import order, alternating in every round."""
+    L = [f"## Before / after: `lifgrad` (this checkout) against `{BASELINE}` "
+         f"({baseline or 'another checkout'})", "",
+         "Medians over all timed steps; *round ratios*: after/before of each round's "
+         "medians, in the order run (the two processes ran back to back); *spread*: max/min "
+         "of one side's round medians, the run-to-run noise to judge the ratio by.", "",
+         "| workload | after ms | before ms | after/before | round ratios | spread after | "
+         "spread before | mem MB after / before |",
+         "|---|---:|---:|---:|---|---:|---:|---:|"]
+    for w in wl_names:
+        per = results.get(w, {})
+        a, b = per.get("lifgrad"), per.get(BASELINE)
+        if not (a and b and a.get("times") and b.get("times")):
+            L.append(f"| {w} | failed | | | | | | |")
+            continue
+        ma, mb = _med_ms(a), _med_ms(b)
+        ra, rb = a.get("per_round", []), b.get("per_round", [])
+        ratios = ", ".join(f"{x / y:.2f}" for x, y in zip(ra, rb))
+        L.append(f"| {w} | {ma:.1f} | {mb:.1f} | {ma / mb:.2f} | {ratios} | "
+                 f"{_spread(ra):.2f} | {_spread(rb):.2f} | "
+                 f"{a.get('growth_mb', float('nan')):.0f} / {b.get('growth_mb', float('nan')):.0f} |")
+    L.append("")
+    return L
 
 
 def write_markdown(path, results, args, wl_names, impls, missing, started, elapsed):
@@ -208,6 +244,8 @@ def write_markdown(path, results, args, wl_names, impls, missing, started, elaps
                      + (f"{mr:.2f} ({sp_mem})" if mr is not None else "—")
                      + f" | {'yes' if ok_t and ok_m else ('time' if ok_t else '') + ('' if ok_t else 'no: time') + ('' if ok_m else ', memory' if ok_t else ', memory')} |")
         L.append("")
+    if any(BASELINE in results.get(w, {}) for w in wl_names):
+        L += _before_after(results, wl_names, getattr(args, "baseline", None))
     L.append("## Workloads")
     L.append("")
     for w in wl_names:
@@ -261,11 +299,17 @@ def parent(a, argv):
         print(f"not installed, skipped: {', '.join(missing)}", flush=True)
     run_impls = [i for i in impls if i not in missing]
     results = {w: {} for w in wl_names}
+    if a.baseline:                  # alternates with the first lifgrad order
+        first = next((k for k, i in enumerate(run_impls) if i.startswith("lifgrad")), -1)
+        run_impls.insert(first + 1, BASELINE)
+        impls = impls[:first + 1] + [BASELINE] + impls[first + 1:]
     if any(i.startswith("lifgrad") for i in run_impls):
         for w in wl_names:          # the kernels into Numba's cache (not measured)
-            res = run_child("lifgrad", w, 1, 1, a.timeout, a.backend, a.threads, tiny=True)
-            print(f"{w} primed the kernel cache" + (f": FAILED {res['error']}"
-                                                   if "error" in res else ""), flush=True)
+            for impl in ("lifgrad", BASELINE) if a.baseline else ("lifgrad",):
+                res = run_child(impl, w, 1, 1, a.timeout, a.backend, a.threads, tiny=True,
+                                baseline=a.baseline)
+                print(f"{w} {impl} primed the kernel cache"
+                      + (f": FAILED {res['error']}" if "error" in res else ""), flush=True)
     for w in wl_names:
         wl = WORKLOADS[w]
         total = a.repeats if (a.no_cap or not wl.max_repeats) else min(a.repeats, wl.max_repeats)
@@ -282,7 +326,8 @@ def parent(a, argv):
                 if impl == "floor":
                     res = run_child("floor", w, max(reps, 3), 1, a.timeout)
                 else:
-                    res = run_child(impl, w, reps, warm, a.timeout, a.backend, a.threads)
+                    res = run_child(impl, w, reps, warm, a.timeout, a.backend, a.threads,
+                                    baseline=a.baseline)
                 acc = results[w].setdefault(impl, {"times": []})
                 if "error" in res:
                     acc.setdefault("error", res["error"])
@@ -352,7 +397,16 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="raw results (default: --out with .json)")
     ap.add_argument("--render", default=None, metavar="JSON",
                     help="only rewrite --out from a results JSON of an earlier run")
+    ap.add_argument("--baseline", default=None, metavar="DIR",
+                    help="also run lifgrad from another checkout (its own user_step.py, "
+                         "workloads and built kernels, e.g. a git worktree of main), as "
+                         f"'{BASELINE}' right after 'lifgrad' in every round: before/after "
+                         "ratios in one run")
     a = ap.parse_args(argv)
+    if a.baseline:
+        a.baseline = os.path.abspath(a.baseline)
+        if not os.path.isfile(os.path.join(a.baseline, "benchmarks", "user_step.py")):
+            ap.error(f"--baseline: no benchmarks/user_step.py under {a.baseline}")
     if a.out is None:
         a.out = os.path.join(HERE, "results_cuda.md" if a.backend == "cuda" else "results.md")
     if a.backend == "cuda":

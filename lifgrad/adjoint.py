@@ -99,8 +99,8 @@ class HostArrays:
     def weight_grads(self, ub, h, dW, db, config):
         return weight_grads(ub, h, dW, db, config)                        # (A20b), (A21)
 
-    def recurrent_grad(self, dI, v, lead, dR, config):
-        return recurrent_grad(dI, v, lead, dR, config)                    # (R3)
+    def recurrent_grad(self, dI, v, lead, t0, dR, config):
+        return recurrent_grad(dI, v, lead, t0, dR, config)                # (R3)
 
     def step_sum(self, rows, out):
         step_sum(rows, out)
@@ -135,8 +135,8 @@ class _Layer:
         self.no_row = arrays.zeros((1, 1)) if self.all_to_all else None    # (before any)
         self.dW = self.db = None
 
-    def reverse(self, arrays, rows, dv, du, dI, L, dummy):
-        """The cell's adjoint over one segment's L steps (``rows``: the
+    def reverse(self, arrays, rows, dv, du, dI, t0, L, dummy):
+        """The cell's adjoint over one segment's L steps from t0 (``rows``: the
         layer's views, :func:`backward_segments`): the scan, or the
         all-to-all kernel (R2) carrying dL/dI of the segment's first step to
         the earlier segment and adding the segment's terms of dR (R3).
@@ -157,7 +157,7 @@ class _Layer:
             lead, lead + L, self.P, self.R, cfg.mode(), cfg.surrogate.kernel_args(), dI, nxt,
             self.acc, self.adj, dstate0)                                        # (R2)
         self.next_row = arrays.row_copy(dI[lead])
-        self.dR = arrays.recurrent_grad(dI, v, lead, self.dR, cfg)             # (R3)
+        self.dR = arrays.recurrent_grad(dI, v, lead, t0, self.dR, cfg)         # (R3)
 
 
 def _layer_terms(cur, extra, arrays, t0, t1, lead):
@@ -217,7 +217,7 @@ def backward_segments(net, segments, views, x, static, B, dv, du, arrays, need_i
                 dI = mine     # the scans read dv_t and du_t of a step before writing dI_t
             else:
                 dI = chunk_buffer(lead + L, ly.layer.n_out)
-            ly.reverse(arrays, bufs[i], dvb, dub, dI, L, dummy)
+            ly.reverse(arrays, bufs[i], dvb, dub, dI, t0, L, dummy)
             if hstat and ly.all_to_all:
                 arrays.step_sum(dI[lead:], dI_static[0])
             ub = None if hstat else dI[lead:]

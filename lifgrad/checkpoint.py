@@ -21,7 +21,8 @@ from .functional import Trace, cell_forward, spike_dtype, time_chunk
 from .net_traces import CheckpointTrace, LayerTrace
 from .validation import check_sequence
 
-__all__ = ["forward_checkpointed", "backward_checkpointed", "check_every"]
+__all__ = ["forward_checkpointed", "backward_checkpointed", "check_every", "trace_bytes",
+           "every_for_budget"]
 
 _SKIP = 1 << 20     # uniform numbers drawn at a time when a generator skips a layer's draws
 
@@ -32,6 +33,74 @@ def check_every(checkpoint_every):
             or checkpoint_every < 1:
         raise ValueError(f"checkpoint_every: expected an integer >= 1, got {checkpoint_every!r}")
     return int(checkpoint_every)
+
+
+def _step_bytes(layer, dtype):
+    """Bytes of one (batch row x neuron) of one step of a layer's trace: u and
+    the synaptic/adaptive states in the dtype, v in its own dtype (uint8 for
+    hard and stochastic spikes)."""
+    cfg, item = layer.config, np.dtype(dtype).itemsize
+    return item * (1 + cfg.synaptic + cfg.adaptive) + np.dtype(spike_dtype(cfg, dtype)).itemsize
+
+
+def trace_bytes(net, T, B, checkpoint_every=None):
+    """Bytes a forward keeps for its backward on an input of T steps and B
+    rows: the full trace (``checkpoint_every=None``), or the checkpointed one
+    with segments of K steps (K rounded up to a multiple of ``time_chunk(B)``,
+    as the forward does) together with the buffers its backward recomputes a
+    segment into (an upper estimate: the input currents' buffers are reused
+    from layer to layer).  Per layer below the top, with S = ceil(T / K)
+    segments of L = min(K, T) steps and ``b`` the bytes of one neuron's step
+    (u, v, s, a as the model has them):
+
+        full trace:    T B N b
+        checkpointed:  S 4 B N itemsize            (the states, CK1)
+                       + (L + 1) B N (b + itemsize) (a segment's trace and input current)
+                       + (L + 1) B N 8              (its uniform draws, stochastic only)
+
+    and the top layer's full trace in both.  Not counted: the input ``x`` (the
+    caller's) and one time chunk of errors per layer, the same in both."""
+    T, B = int(T), int(B)
+    dtype = net.dtype
+    item = np.dtype(dtype).itemsize
+    top = net.layers[-1]
+    total = T * B * top.n_out * _step_bytes(top, dtype)
+    K = None if checkpoint_every is None else check_every(checkpoint_every)
+    if K is not None:
+        C = time_chunk(B)
+        K = -(-K // C) * C
+        S, L = -(-T // K), min(K, T)
+    for layer in net.layers[:-1]:
+        per = B * layer.n_out
+        if K is None:
+            total += T * per * _step_bytes(layer, dtype)
+            continue
+        total += S * 4 * per * item + (L + 1) * per * (_step_bytes(layer, dtype) + item)
+        if layer.config.forward == "stochastic":
+            total += (L + 1) * per * 8
+    return total
+
+
+def every_for_budget(net, T, B, budget_bytes):
+    """The ``checkpoint_every`` for a memory budget: None when the full trace
+    fits in ``budget_bytes`` (:func:`trace_bytes`), else the longest segment
+    (a multiple of ``time_chunk(B)``; fewest segments) whose checkpointed trace
+    fits; a ValueError naming the smallest possible size when none does (about
+    K = sqrt(T) chunks' worth)."""
+    if not (isinstance(budget_bytes, (int, float, np.integer, np.floating))
+            and budget_bytes > 0 and np.isfinite(budget_bytes)):
+        raise ValueError(f"budget_bytes: expected a positive number, got {budget_bytes!r}")
+    if trace_bytes(net, T, B) <= budget_bytes:
+        return None
+    C = time_chunk(B)
+    sizes = {K: trace_bytes(net, T, B, K) for K in range(C, -(-T // C) * C + 1, C)}
+    fits = [K for K, b in sizes.items() if b <= budget_bytes]
+    if not fits:
+        K = min(sizes, key=sizes.get)
+        raise ValueError(f"budget_bytes: {budget_bytes / 2**20:.1f} MiB is below the smallest "
+                         f"checkpointed trace for T={T}, B={B}: {sizes[K] / 2**20:.1f} MiB "
+                         f"at checkpoint_every={K}")
+    return max(fits)
 
 
 def _segment_input(layer, p, h, static, L, B, dtype, bt):
@@ -119,7 +188,7 @@ def forward_checkpointed(net, x, params, T, checkpoint_every, rng=None):
     streams = _streams(net, rng, T, B)
     # per stochastic layer below the top: its generator at the start of each segment
     draws = [[] if (i in streams and i < Ls - 1) else None for i in range(Ls)]
-    states = [np.zeros((nseg, 4, B, l.n_out), dtype) for l in net.layers]
+    states = [np.zeros((nseg, 4, B, l.n_out), dtype) for l in net.layers[:-1]]
     top = net.layers[-1]
     top_u = np.empty((T, B, top.n_out), dtype)
     top_v = np.empty(top_u.shape, spike_dtype(top.config, dtype))
@@ -132,7 +201,8 @@ def forward_checkpointed(net, x, params, T, checkpoint_every, rng=None):
         h_static = static
         for i, layer in enumerate(net.layers):
             cfg = layer.config
-            states[i][seg] = prev[i]
+            if i < Ls - 1:            # the top layer's trace is kept whole
+                states[i][seg] = prev[i]
             if draws[i] is not None:
                 draws[i].append(copy.deepcopy(streams[i]))
             u, v, s_, a_ = lays[i].forward(h, h_static, prev[i], t1 - t0, B, dtype,
@@ -162,7 +232,7 @@ def backward_checkpointed(net, trace, dv, du, need_input_grad, layer_dv=None, la
     Ls = len(net.layers)
     lays = [_Layer(net, trace.params, i, dtype) for i in range(Ls)]
     zeros0 = [np.zeros((3, B, layer.n_out), dtype) for layer in net.layers]
-    segments = [(seg * K, min(T, (seg + 1) * K)) for seg in range(len(trace.states[0]))]
+    segments = [(t0, min(T, t0 + K)) for t0 in range(0, T, K)]
     dummy = np.zeros((1, 1, 1), dtype)
     draws = trace.draws or [None] * Ls
 

@@ -199,6 +199,9 @@ _TRAIN_OPTIONS = {
     "--checkpoint-every": ("checkpoint_every", int, "BPTT checkpointing: keep every layer's "
                            "state each K steps and recompute segments in the backward "
                            "(memory O(T/K + K), same gradients; K ~ sqrt(T))"),
+    "--memory-budget": ("memory_budget_mb", float, "or choose K for this many MiB of trace "
+                        "memory (the full trace when it fits; lifgrad.checkpoint."
+                        "every_for_budget)"),
     "--calibrate-surrogates": ("calibrate", int, "set surrogate amplitudes by the calibration "
                                "rule (T6) at the start (no value) or every N steps"),
 }

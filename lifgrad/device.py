@@ -253,11 +253,11 @@ class DeviceArrays:
         self.K.sum_rows(ub2, db, accumulate=not first)
         return dW, db
 
-    def recurrent_grad(self, dI, v, lead, dR, config):                    # (R3)
+    def recurrent_grad(self, dI, v, lead, t0, dR, config):                # (R3)
         N = dI.shape[2]
         if dR is None:
             dR = self.zeros((N, N))
-        lo, hi = max(lead, 1), dI.shape[0]
+        lo, hi = lead + (1 if t0 == 0 else 0), dI.shape[0]
         if hi > lo:
             self.K.gemm(_as2d(dI[lo:hi]), _as2d(v[lo - 1:hi - 1]), dR, trans_a=True,
                         accumulate=True)

@@ -336,7 +336,7 @@ def backward_impl(trace, P, R, config, dv, du):
             (dv is not None, du is not None, False, True), 0, T, P, R, config.mode(),
             config.surrogate.kernel_args(), dI, np.zeros((1, 1), dtype), acc, adj,
             dstate0)                                                      # (R2)
-        dR = recurrent_grad(dI, trace.v, 0, None, config)                 # (R3)
+        dR = recurrent_grad(dI, trace.v, 0, 0, None, config)              # (R3)
         if static:
             dI = step_sum(dI, np.zeros((B, N), dtype))
     return Parts(dI, acc, dstate0, dR, P)
@@ -397,13 +397,13 @@ def event_density(operand="spikes"):
     return measured(operand)
 
 
-def recurrent_grad(dI, v, lead, dR, config):
-    """``dR += sum_t dI_{t+1}^T v_t`` (R3) over one segment's buffers, whose
+def recurrent_grad(dI, v, lead, t0, dR, config):
+    """``dR += sum_t dI_t^T v_{t-1}`` (R3) over one segment's buffers, whose
     row ``lead`` is the segment's first step t0 (row 0 the step before it when
-    ``lead`` is 1; ``lead`` 0 means t0 = 0, where the sum starts at dI_1): one
-    product per time chunk (counted from t0, a multiple of the chunk), last
-    chunk first, so a full trace and a checkpointed one add the same terms in
-    the same order (CK3).  A chunk is made by the event kernel when
+    ``lead`` is 1): one product per time chunk (counted from t0, a multiple of
+    the chunk), last chunk first, and no term for t = 0 (v_{-1} = 0) whether
+    or not a buffer has a zero row before it, so a full trace and a
+    checkpointed one add the same terms in the same order (CK3).  A chunk is made by the event kernel when
     :func:`use_events` says the spikes are sparse, else by
     :func:`lifgrad.products.matmul_acc` (uint8 spikes cast in slabs).  Only
     this function sums dR.  ``dR`` None: a new (N, N) array."""
@@ -413,8 +413,9 @@ def recurrent_grad(dI, v, lead, dR, config):
     if dR is None:
         dR = np.zeros((N, N), dI.dtype)
     C = time_chunk(B)
+    first = lead + (1 if t0 == 0 else 0)          # the row of step max(t0, 1)
     for c0 in range(((L - 1) // C) * C, -1, -C):
-        lo, hi = max(lead + c0, 1), lead + min(L, c0 + C)
+        lo, hi = max(lead + c0, first), lead + min(L, c0 + C)
         if hi <= lo:
             continue
         d2, v2 = dI[lo:hi].reshape(-1, N), v[lo - 1:hi - 1].reshape(-1, N)

@@ -30,7 +30,8 @@ class CheckpointTrace(NamedTuple):
     static: bool
     T: int
     K: int
-    states: list            # per layer: (n_segments, 4, B, N) u, v, s, a before each segment
+    states: list            # per layer below the top: (n_segments, 4, B, N),
+                            # u, v, s, a before each segment
     layers: list            # [None, ..., LayerTrace(None, top Trace)]
     params: dict
     draws: list | None = None   # per layer: None, or (stochastic forward below the top)

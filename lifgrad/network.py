@@ -124,7 +124,10 @@ class Sequential:
         each segment of K steps (rounded up to a multiple of ``time_chunk(B)``) and
         the top layer's trace; the backward recomputes each segment's forward
         from its checkpoint.  Memory O(T/K + K) instead of O(T) per layer, the
-        same gradients to the bit, one extra forward in time (CK1)-(CK3).
+        same gradients to the bit, one extra forward in time (CK1)-(CK3).  Every
+        model checkpoints; a stochastic layer's draws are replayed (CK4), and
+        ``rng`` ends where the full forward leaves it.  K for a memory budget:
+        :func:`lifgrad.checkpoint.every_for_budget`.
         """
         if checkpoint_every is not None:
             return forward_checkpointed(self, x, params, T, checkpoint_every, rng)
@@ -184,7 +187,8 @@ class Sequential:
         ``need_input_grad``).  One reverse pass for every trace
         (:mod:`lifgrad.adjoint`): segment by segment from the last, every
         layer from the top within a segment (A20), (A21), (CK2); a
-        checkpointed trace recomputes each segment first.
+        checkpointed trace recomputes each segment first, with the parameters
+        of its forward (``params`` is not read).
         """
         params = self.params if params is None else params
         top = trace.layers[-1].trace

@@ -84,6 +84,8 @@ class TrainConfig:
     backend: str = "cpu"               # cpu | reference | cuda (device-resident, lifgrad.device)
     checkpoint_every: int | None = None  # BPTT checkpointing: keep each layer's state every K
                                         # steps, recompute segments in the backward (CK1-CK3)
+    memory_budget_mb: float | None = None  # or choose K for this much trace memory (MiB):
+                                        # checkpoint.every_for_budget(net, T, batch_size, ...)
     out: str = "runs/run"
 
     def to_json(self):
@@ -122,19 +124,26 @@ class TrainConfig:
                 raise ValueError("calibrate: not available with backend='cuda' (it runs on the host)")
             if self.l1:
                 raise ValueError("l1: the spike regulariser is not available with backend='cuda'")
+        mb = self.memory_budget_mb
+        if mb is not None:
+            if isinstance(mb, bool) or not isinstance(mb, (int, float)) or not (
+                    math.isfinite(mb) and mb > 0):
+                raise ValueError(f"memory_budget_mb: expected a positive number or None, "
+                                 f"got {mb!r}")
+            if self.checkpoint_every is not None:
+                raise ValueError("memory_budget_mb: give either checkpoint_every or a memory "
+                                 "budget (which chooses checkpoint_every), not both")
         ck = self.checkpoint_every
-        if ck is not None:
-            if isinstance(ck, bool) or not isinstance(ck, int) or ck < 1:
-                raise ValueError(f"checkpoint_every: expected an integer >= 1 or None, got {ck!r}")
+        if ck is not None and (isinstance(ck, bool) or not isinstance(ck, int) or ck < 1):
+            raise ValueError(f"checkpoint_every: expected an integer >= 1 or None, got {ck!r}")
+        if ck is not None or mb is not None:     # (a budget may choose checkpointing)
+            name = "checkpoint_every" if mb is None else "memory_budget_mb"
             if self.backend == "cuda":
-                raise ValueError("checkpoint_every: not available with backend='cuda' (the "
-                                 "device keeps the full trace)")
+                raise ValueError(f"{name}: not available with backend='cuda' (the device keeps "
+                                 f"the full trace)")
             if self.l1:
-                raise ValueError("checkpoint_every: the spike regulariser l1 needs every hidden "
-                                 "layer's spikes, which a checkpointed trace does not keep")
-            if self.model == "recurrent":
-                raise ValueError("checkpoint_every: the checkpointed backward does not support "
-                                 "all-to-all recurrent layers yet (model='recurrent')")
+                raise ValueError(f"{name}: the spike regulariser l1 needs every hidden layer's "
+                                 f"spikes, which a checkpointed trace does not keep")
         if self.schedule not in ("constant", "step", "cosine"):
             raise ValueError(f"schedule: expected constant, step or cosine, got {self.schedule!r}")
         return self
@@ -300,6 +309,10 @@ def fit(cfg: TrainConfig, dataset=None, resume=False, progress=None, stop_after=
         xtr, ytr = xtr[:cfg.max_train], ytr[:cfg.max_train]
     os.makedirs(cfg.out, exist_ok=True)
     net = build_network(cfg, ds.n_features, ds.n_classes)
+    every = cfg.checkpoint_every
+    if cfg.memory_budget_mb is not None:
+        from .checkpoint import every_for_budget
+        every = every_for_budget(net, cfg.T, cfg.batch_size, cfg.memory_budget_mb * 2**20)
     opt = _make_optimizer(cfg)
     sched = _schedule(cfg)
     loss_fn = _losses.get(cfg.loss)
@@ -357,7 +370,7 @@ def fit(cfg: TrainConfig, dataset=None, resume=False, progress=None, stop_after=
                                              gnorms)
             else:
                 L, v, u, rate = _host_step(net, opt, cfg, loss_fn, inp, yb, epoch, grad_hook,
-                                           gnorms)
+                                           gnorms, every)
             rates += rate
             tot_loss += L * len(yb)
             correct += _predict_correct(v, u, yb)
@@ -398,11 +411,11 @@ def _diverged(epoch, cfg, what):
                             f"checkpoint in {cfg.out} is kept")
 
 
-def _host_step(net, opt, cfg, loss_fn, inp, yb, epoch, grad_hook, gnorms):
-    """One training step on the host; returns (loss, top spikes, top membrane,
-    per-layer rates) and adds the layer gradient norms to ``gnorms``."""
-    _, tr = net.forward(inp, T=cfg.T if inp.ndim == 2 else None,
-                        checkpoint_every=cfg.checkpoint_every)
+def _host_step(net, opt, cfg, loss_fn, inp, yb, epoch, grad_hook, gnorms, every):
+    """One training step on the host (checkpointed every ``every`` steps, or
+    not when None); returns (loss, top spikes, top membrane, per-layer rates)
+    and adds the layer gradient norms to ``gnorms``."""
+    _, tr = net.forward(inp, T=cfg.T if inp.ndim == 2 else None, checkpoint_every=every)
     v, u = _outputs(net, tr)
     lo = loss_fn(v, u, yb, **dict(cfg.loss_params))
     L = lo.L

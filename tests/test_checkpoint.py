@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from lifgrad import LIFConfig
+from lifgrad.checkpoint import every_for_budget, trace_bytes
 from lifgrad.network import TIME_CHUNK, CheckpointTrace, Dense, Readout, Sequential, time_chunk
 
 MODELS = [dict(), dict(synaptic=True), dict(adaptive=True), dict(recurrent="one"),
@@ -40,6 +41,45 @@ def test_checkpointed_gradients_equal_full_trace_bitwise(model, static, readout,
         assert list(g2) == list(g)
         for k in g:
             np.testing.assert_array_equal(g[k], g2[k], err_msg=f"{k} K={K}")
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: "-".join(m) or "lif")
+def test_trace_bytes_counts_what_a_forward_keeps(model):
+    """``trace_bytes``: the full trace's arrays exactly; the checkpointed
+    trace's states and top-layer trace exactly, plus one segment's buffers."""
+    T, B = 150, 3
+    net = _net(model, "float32")
+    x = (np.random.default_rng(1).uniform(size=(T, B, 12)) < 0.3) * 1.0
+
+    def kept(tr):
+        return sum(a.nbytes for a in (tr.u, tr.v, tr.s, tr.a) if a is not None)
+
+    _, full = net.forward(x)
+    assert trace_bytes(net, T, B) == sum(kept(lt.trace) for lt in full.layers)
+    _, ck = net.forward(x, checkpoint_every=10)         # time_chunk(3) = 64 steps: K = 64
+    assert ck.K == 64 and len(ck.states) == len(net.layers) - 1
+    recompute = trace_bytes(net, T, B, 10) - sum(s.nbytes for s in ck.states) \
+        - kept(ck.layers[-1].trace)
+    L = min(ck.K, T)
+    per_step = sum(lt.trace.u[0].nbytes + lt.trace.v[0].nbytes for lt in full.layers[:-1])
+    assert recompute >= (L + 1) * per_step               # at least the segment's u and v
+
+
+def test_every_for_budget_picks_the_longest_segment_that_fits():
+    T, B = 2048, 2
+    net = _net(dict(synaptic=True), "float32")
+    C = time_chunk(B)
+    full = trace_bytes(net, T, B)
+    assert every_for_budget(net, T, B, full) is None           # the full trace fits
+    budget = full / 3
+    K = every_for_budget(net, T, B, budget)
+    assert K % C == 0 and trace_bytes(net, T, B, K) <= budget
+    assert all(trace_bytes(net, T, B, k) > budget for k in range(K + C, T + C, C))
+    smallest = min(trace_bytes(net, T, B, k) for k in range(C, T + C, C))
+    with pytest.raises(ValueError, match="budget_bytes: .* below the smallest checkpointed"):
+        every_for_budget(net, T, B, smallest - 1)
+    with pytest.raises(ValueError, match="budget_bytes: expected a positive number"):
+        every_for_budget(net, T, B, -5)
 
 
 def test_checkpoint_trace_keeps_only_segment_states():

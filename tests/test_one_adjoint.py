@@ -46,13 +46,13 @@ def _rng():
     return np.random.default_rng(5)
 
 
-def _input(B, dtype, static):
+def _input(B, dtype, static, T=T):
     rng = np.random.default_rng(2)
     x = rng.uniform(0, 1, (B, N_IN)) if static else (rng.uniform(size=(T, B, N_IN)) < 0.4) * 1.0
     return x.astype(dtype)
 
 
-def _run(net, x, checkpoint_every=None, record=False, **kw):
+def _run(net, x, checkpoint_every=None, record=False, T=T, **kw):
     T_arg = T if x.ndim == 2 else None
     out, tr = net.forward(x, T=T_arg, rng=_rng(), checkpoint_every=checkpoint_every)
     B = x.shape[-2]
@@ -83,6 +83,29 @@ def test_full_and_checkpointed_traces_agree_bitwise(case, dtype, static):
         assert tr_k.K == K
         np.testing.assert_array_equal(out_k, out)
         assert list(g_k) == list(g)
+        for k in g:
+            np.testing.assert_array_equal(g_k[k], g[k], err_msg=f"K={K} {k}")
+        for i in rec:
+            np.testing.assert_array_equal(rec_k[i], rec[i], err_msg=f"K={K} record {i}")
+
+
+@pytest.mark.parametrize("static", [False, True], ids=["spikes", "static"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_segments_of_several_chunks_agree_bitwise(case, static):
+    """Chunks of several steps (time_chunk(200) = 10): the full trace runs
+    one chunk per segment, the checkpointed path 1, 2 or 3 chunks per segment
+    (K = 10, 20, 30 of T = 25); every product over time is still made per
+    chunk, and the all-to-all dR has no term for step 0 in either path."""
+    B, T2 = 200, 25
+    assert time_chunk(B) == 10
+    net = _net(case, "float32")
+    x = _input(B, "float32", static, T=T2)
+    out, _, g, rec = _run(net, x, record=True, T=T2, need_input_grad=True)
+    for K in (10, 20, 30):
+        out_k, tr_k, g_k, rec_k = _run(net, x, checkpoint_every=K, record=True, T=T2,
+                                       need_input_grad=True)
+        assert tr_k.K == K
+        np.testing.assert_array_equal(out_k, out)
         for k in g:
             np.testing.assert_array_equal(g_k[k], g[k], err_msg=f"K={K} {k}")
         for i in rec:

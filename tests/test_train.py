@@ -126,13 +126,15 @@ def test_calibrated_training_resumes_to_the_same_parameters(tmp_path):
                                             for layer in full.network.layers]
 
 
-def test_checkpointed_training_gives_the_same_parameters(tmp_path):
+@pytest.mark.parametrize("model", ["lif", "recurrent"])
+def test_checkpointed_training_gives_the_same_parameters(tmp_path, model):
     """TrainConfig.checkpoint_every (lifgrad train --checkpoint-every K): the
     checkpointed backward gives the full trace's gradients to the bit, so a
-    training run ends with the same parameters; hidden rates are not kept."""
+    training run ends with the same parameters (all-to-all recurrent hidden
+    layers too); hidden rates are not kept."""
     import numpy as np
     from lifgrad.train import TrainConfig, fit
-    kw = dict(epochs=1, T=12, max_train=128, batch_size=64, seed=0)
+    kw = dict(epochs=1, T=12, max_train=128, batch_size=64, seed=0, model=model)
     h1 = fit(TrainConfig(out=str(tmp_path / "a"), **kw).validate(), progress=False)
     h2 = fit(TrainConfig(out=str(tmp_path / "b"), checkpoint_every=4, **kw).validate(),
              progress=False)
@@ -147,13 +149,41 @@ def test_checkpoint_every_is_validated():
     from lifgrad.train import TrainConfig
     for bad, msg in ((dict(checkpoint_every=0), "integer >= 1"),
                      (dict(checkpoint_every=4, l1=1e-3), "l1"),
-                     (dict(checkpoint_every=4, model="recurrent"), "all-to-all"),
-                     (dict(checkpoint_every=4, backend="cuda"), "cuda")):
+                     (dict(checkpoint_every=4, backend="cuda"), "cuda"),
+                     (dict(memory_budget_mb=0), "memory_budget_mb: expected a positive"),
+                     (dict(memory_budget_mb=float("nan")), "memory_budget_mb: expected"),
+                     (dict(memory_budget_mb=8, checkpoint_every=4), "not both"),
+                     (dict(memory_budget_mb=8, l1=1e-3), "memory_budget_mb: the spike"),
+                     (dict(memory_budget_mb=8, backend="cuda"), "memory_budget_mb: not av")):
         with pytest.raises(ValueError, match=msg):
             TrainConfig(**bad).validate()
+
+
+def test_memory_budget_chooses_checkpointing(tmp_path):
+    """TrainConfig.memory_budget_mb (lifgrad train --memory-budget MB): a budget
+    the full trace fits in trains on the full trace; a smaller one checkpoints
+    (hidden rates not kept) with checkpoint.every_for_budget's K, same
+    parameters to the bit."""
+    from lifgrad.checkpoint import every_for_budget, trace_bytes
+    from lifgrad.train import build_network
+    kw = dict(epochs=1, T=512, max_train=64, batch_size=32, seed=0, hidden=(24,))
+    cfg = TrainConfig(out=str(tmp_path / "a"), **kw).validate()
+    full_mb = trace_bytes(build_network(cfg, 64, 10), 512, 32) / 2**20
+    h1 = fit(cfg, progress=False)
+    h2 = fit(TrainConfig(out=str(tmp_path / "b"), memory_budget_mb=full_mb, **kw).validate(),
+             progress=False)
+    h3 = fit(TrainConfig(out=str(tmp_path / "c"), memory_budget_mb=full_mb / 2, **kw).validate(),
+             progress=False)
+    assert every_for_budget(h3.network, 512, 32, full_mb / 2 * 2**20) is not None
+    assert h2[-1]["rate_layer0"] is not None and h3[-1]["rate_layer0"] is None
+    for h in (h2, h3):
+        for k in h1.network.params:
+            np.testing.assert_array_equal(h.network.params[k], h1.network.params[k], err_msg=k)
 
 
 def test_cli_passes_checkpoint_every():
     from lifgrad import cli
     args = cli.build_parser().parse_args(["train", "--checkpoint-every", "16"])
     assert cli._train_config(args).checkpoint_every == 16
+    args = cli.build_parser().parse_args(["train", "--memory-budget", "40"])
+    assert cli._train_config(args).memory_budget_mb == 40.0
