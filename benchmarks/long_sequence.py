@@ -1,8 +1,9 @@
 """W5 (784-1000-10 LIF, T=2000, batch 16, Poisson 0.2): the full-trace backward
 against the checkpointed one (Sequential.forward(..., checkpoint_every=K)),
 each in a fresh process, alternating; step time (median), peak memory growth
-over the post-setup baseline (VmHWM after resetting it through
-/proc/self/clear_refs), and whether the gradients are bitwise equal.
+over the RSS before the first step (VmHWM after the first and the timed
+steps, reset through /proc/self/clear_refs), and whether the gradients are
+bitwise equal.
 
     python benchmarks/long_sequence.py [--K 64] [--rounds 5] [--steps 3] [--baseline DIR]
 
@@ -43,9 +44,12 @@ def step():
     out, tr = net.forward(x, checkpoint_every=ck)
     lo = losses.ce_membrane(None, tr.layers[-1].trace.u, y)
     return net.backward(tr, du=lo.du)
-step()                                    # warm-up (compilation, allocator)
+# memory: peak over the first step and the timed ones, over the RSS before
+# the first step (the network keeps its step-sized buffers from the first
+# step on, so growth measured after a warm-up step would miss the trace)
 base = status("VmRSS")
 open("/proc/self/clear_refs", "w").write("5")
+step()                                    # warm-up (kernels loaded, buffers made)
 times = []
 for _ in range(steps):
     t0 = time.perf_counter(); g = step(); times.append(time.perf_counter() - t0)

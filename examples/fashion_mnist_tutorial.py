@@ -16,7 +16,9 @@ Configuration (SPEC section 9, the snnTorch tutorial's defaults):
   default, and lifgrad's);
 * accuracy by spike count over the 25 steps; 10 epochs, seed 0.
 
-Target: >= 88 % test accuracy within 10 epochs.
+Target: >= 88 % test accuracy within 10 epochs.  The quick try below
+(``--epochs 1 --max-train 2000``) reaches 0.68 test accuracy in about 3 s on
+2 cores (``tests/test_examples.py`` checks >= 0.65).
 
 Run (the data are Debian's ``dataset-fashion-mnist`` package, nothing is
 downloaded)::

@@ -173,8 +173,8 @@ def _streams(net, rng, T, B):
 
 
 def forward_checkpointed(net, x, params, T, checkpoint_every, rng=None):
-    params = net.params if params is None else params
-    net._check_params(params)
+    """``Sequential.forward(x, params, T, rng, checkpoint_every=K)`` (which has
+    checked ``params``): a :class:`CheckpointTrace` (CK1, CK4)."""
     K = check_every(checkpoint_every)
     x, static, T = check_sequence("x", x, T, net.n_in)
     x = np.ascontiguousarray(x, dtype=net.dtype)
@@ -226,6 +226,9 @@ def forward_checkpointed(net, x, params, T, checkpoint_every, rng=None):
 
 def backward_checkpointed(net, trace, dv, du, need_input_grad, layer_dv=None, layer_du=None,
                           record=None):
+    """``Sequential.backward`` of a :class:`CheckpointTrace` (checked ``dv``,
+    ``du`` and layer terms): each segment recomputed from its checkpoint (CK2)
+    and handed to :func:`lifgrad.adjoint.backward_segments`."""
     x, static, T, K = trace.x, trace.static, trace.T, trace.K
     B = x.shape[-2]
     dtype = net.dtype

@@ -129,10 +129,10 @@ class Sequential:
         ``rng`` ends where the full forward leaves it.  K for a memory budget:
         :func:`lifgrad.checkpoint.every_for_budget`.
         """
-        if checkpoint_every is not None:
-            return forward_checkpointed(self, x, params, T, checkpoint_every, rng)
         params = self.params if params is None else params
         self._check_params(params)
+        if checkpoint_every is not None:
+            return forward_checkpointed(self, x, params, T, checkpoint_every, rng)
         x, static, T = check_sequence("x", x, T, self.n_in)
         x = np.ascontiguousarray(x, dtype=self.dtype)
         traces = []
