@@ -265,8 +265,6 @@ def forward_impl(I3, static, T, P, R, config, state0, shapes0=(None, None, None)
     return v, trace
 
 
-
-
 @parallel.scoped
 def lif_backward(trace, params=LIFParams(), config=None, dv=None, du=None):
     """Adjoint of :func:`lif_forward`: gradients given ``dv = dL/dv``, ``du = dL/du``.
