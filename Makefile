@@ -39,8 +39,11 @@ check: $(VENV)/.stamp-kernels
 # then the frameworks without their dependency pins, then what they import.
 $(VENV)/.stamp-peers: $(VENV)/.stamp-base
 	$(PIP) install "torch==2.13.0"
-	$(PIP) install --no-deps "snntorch==1.0.0" "spikingjelly==2.0.0" "norse==1.1.0" "nirtorch==2.6"
-	$(PIP) install "nir==1.0.8" h5py loguru tqdm
+	$(PIP) install --no-deps "snntorch==1.0.0" "spikingjelly==2.0.0" "norse==1.1.0" "nirtorch==2.6" \
+	  "sinabs==3.1.3" "rockpool==3.1.0" "spyx==1.0.0"
+	$(PIP) install "nir==1.0.8" h5py loguru tqdm pbr
+	# JAX for Rockpool's LIFJax and Spyx: PyPI's jaxlib is the CPU build (no CUDA plugin)
+	$(PIP) install "jax==0.10.2" "jaxlib==0.10.2" "flax==0.12.8" "grain==0.2.18" "jax-tqdm==0.4.0"
 	$(PIP) install "numba-cuda==0.30.4"    # the CUDA kernels (tests run them on the simulator)
 	touch $@
 
