@@ -70,7 +70,8 @@ def _rel_array(a, b):
 
 def naive_forward(I, p, config, frozen_v=None):
     """A deliberately plain simulation of a layer, written apart from the
-    reference and used as ground truth: (A2)-(A6), (S1), (R1), (L1), (L2).
+    reference and used as ground truth: (A2)-(A6), (S1), (R1), (L1), (L2),
+    (M1) input scaled by 1 - alpha, (M2) several spikes per step.
 
     ``p``: dict with alpha, theta, gamma (None = tied), u_reset, alpha_s, rho,
     beta_a, R, u0, s0, a0.  ``frozen_v`` (T, B, N): use these spikes inside the
@@ -94,6 +95,8 @@ def naive_forward(I, p, config, frozen_v=None):
         if config.synaptic:
             prev_s = p["alpha_s"] * prev_s + cur_in
             cur_in = prev_s
+        if config.norm_input:
+            cur_in = (1 - p["alpha"]) * cur_in
         if config.reset == "subtract":
             cur = p["alpha"] * prev_u + cur_in - gamma * r
         elif config.reset == "zero":
@@ -106,6 +109,11 @@ def naive_forward(I, p, config, frozen_v=None):
             thr = p["theta"] + p["beta_a"] * prev_a
         if config.forward == "smooth":
             spk = config.surrogate.G(cur - thr)
+        elif config.multi_spike:
+            # the number of multiples of thr reached (exceeded, strict), at most max_spikes
+            n = np.where(cur > thr, np.ceil(cur / thr) - 1, 0.0) if config.strict else \
+                np.where(cur >= thr, np.floor(cur / thr), 0.0)
+            spk = n if config.max_spikes is None else np.minimum(n, config.max_spikes)
         elif config.strict:
             spk = np.where(cur > thr, 1.0, 0.0)
         else:
@@ -125,14 +133,41 @@ MODELS = {
     "adaptive-recurrent": dict(adaptive=True, recurrent="all"),
 }
 
+# cell variants of peer frameworks (sinabs, Rockpool): checked alongside MODELS
+# wherever the configuration exists (several spikes need the hard forward and a
+# subtract or no reset)
+VARIANTS = {
+    "norm-input": dict(norm_input=True),
+    "synaptic-norm-input": dict(synaptic=True, norm_input=True, recurrent="one"),
+    "multi-spike": dict(max_spikes=3),
+    "multi-spike-unbounded": dict(max_spikes=None, adaptive=True),
+    "multi-spike-norm-input": dict(max_spikes=4, norm_input=True, synaptic=True),
+}
+
 
 def model_config(model, **kw):
-    """A LIFConfig for one of ``MODELS`` with further fields ``kw``."""
-    return LIFConfig(**MODELS[model], **kw)
+    """A LIFConfig for one of ``MODELS`` or ``VARIANTS`` with further fields
+    ``kw``."""
+    return LIFConfig(**{**MODELS, **VARIANTS}[model], **kw)
+
+
+def _variant_config(model, **kw):
+    """:func:`model_config`, or None where the combination does not exist (a
+    variant with several spikes and the smooth forward or a zero reset)."""
+    try:
+        return model_config(model, **kw)
+    except ValueError:
+        if model in VARIANTS:
+            return None
+        raise
 
 
 def _layer_problem(rng, T, B, N, gamma_free, config):
     I = rng.normal(0.35, 0.5, (T, B, N))
+    if config.multi_spike:
+        I = I * 3.0              # several spikes per step happen
+    if config.norm_input:
+        I = I * 4.0              # about the drive of the unscaled cell
     p = dict(alpha=rng.uniform(0.6, 0.95, N), theta=rng.uniform(0.8, 1.2, N),
              gamma=rng.uniform(0.5, 1.5, N) if gamma_free else None,
              u_reset=rng.uniform(-0.3, 0.3, N), u0=rng.normal(0.0, 0.3, (B, N)))
@@ -325,13 +360,14 @@ def closed_form_check(T=200, detach=False, seed=0, surrogate="sigmoid", backend=
 # Kernels vs reference
 # ---------------------------------------------------------------------------
 
-def _kernel_problem(rng, T, B, N, dtype):
+def _kernel_problem(rng, T, B, N, dtype, scale=1.0):
     """Half random, half on an exact binary grid so that u == theta happens
-    exactly (strict vs non-strict firing differs there)."""
+    exactly (strict vs non-strict firing differs there); ``scale`` (a power of
+    2) makes several spikes per step happen."""
     I = rng.normal(0.35, 0.6, (T, B, N))
     half = B // 2
     I[:, :half] = rng.integers(0, 5, (T, half, N)) * 0.25
-    return I.astype(dtype)
+    return (I * scale).astype(dtype)
 
 
 def kernel_params(rng, N, config, gamma_free=False):
@@ -358,7 +394,7 @@ def kernel_vs_reference(config, dtype="float64", seed=0, T=16, B=4, N=37, gamma_
     Parameters are multiples of 1/8 on half the batch, so u == theta_t happens
     exactly there (strict vs non-strict firing differs)."""
     rng = np.random.default_rng(seed)
-    I = _kernel_problem(rng, T, B, N, dtype)
+    I = _kernel_problem(rng, T, B, N, dtype, 4.0 if config.multi_spike else 1.0)
     params = kernel_params(rng, N, config, gamma_free)
     dv = rng.normal(size=I.shape).astype(dtype)
     du = rng.normal(size=I.shape).astype(dtype)
@@ -471,9 +507,9 @@ def run_suite(quick=False, progress=None, models=None):
     and sizes (used by ``lifgrad demo``)."""
     rows = []
     resets = ("subtract", "zero", "none")
-    models = list(MODELS) if models is None else list(models)
+    models = list(MODELS) + list(VARIANTS) if models is None else list(models)
     if quick:
-        models = models[:3]
+        models = models[:3] + [m for m in models if m in VARIANTS][:1]
     all_fams = tuple(f.name for f in sgs.FAMILIES)
 
     def fams_for(model, smooth):
@@ -493,8 +529,10 @@ def run_suite(quick=False, progress=None, models=None):
     for model in models:
         for reset, detach, fam in itertools.product(resets, (False, True), fams_for(model, True)):
             for gamma_free in ((False, True) if reset == "subtract" else (False,)):
-                cfg = model_config(model, reset=reset, detach_reset=detach, forward="smooth",
-                                   surrogate=sgs.get(fam))
+                cfg = _variant_config(model, reset=reset, detach_reset=detach, forward="smooth",
+                                      surrogate=sgs.get(fam))
+                if cfg is None:
+                    continue
                 errs = fd_layer(cfg, seed=next(seed), gamma_free=gamma_free)
                 case = _case(model, reset, detach, surrogate=fam,
                              extra="gamma=free" if gamma_free else "")
@@ -504,7 +542,9 @@ def run_suite(quick=False, progress=None, models=None):
     for model in models:
         for reset, detach, strict in itertools.product(resets, (False, True), (False, True)):
             for gamma_free in ((False, True) if reset == "subtract" else (False,)):
-                cfg = model_config(model, reset=reset, detach_reset=detach, strict=strict)
+                cfg = _variant_config(model, reset=reset, detach_reset=detach, strict=strict)
+                if cfg is None:
+                    continue
                 errs, _ = fd_zero_surrogate(cfg, seed=next(seed), gamma_free=gamma_free)
                 case = _case(model, reset, detach, strict, extra="gamma=free" if gamma_free else "")
                 rows += [CheckResult("fd-zero-surrogate", case, k, e, TOL_FD)
@@ -523,8 +563,10 @@ def run_suite(quick=False, progress=None, models=None):
             for fwd in fwds:
                 if fwd == "smooth" and strict:
                     continue                     # strict only matters for the hard forward
-                cfg = model_config(model, reset=reset, detach_reset=detach, strict=strict,
-                                   forward=fwd, surrogate=sgs.get(fam))
+                cfg = _variant_config(model, reset=reset, detach_reset=detach, strict=strict,
+                                      forward=fwd, surrogate=sgs.get(fam))
+                if cfg is None:
+                    continue
                 errs = kernel_vs_reference(cfg, dtype=dtype, gamma_free=(reset == "subtract"),
                                            T=8 if quick else 16)
                 worst = max(errs, key=errs.get)
@@ -534,7 +576,7 @@ def run_suite(quick=False, progress=None, models=None):
                                         TOL_KERNEL[dtype]))
     # 5. networks (every model, the static path, the parametrisations)
     note("finite differences, networks")
-    for model, reset in itertools.product(models, resets):
+    for model, reset in itertools.product([m for m in models if m in MODELS], resets):
         for static in (False, True):
             errs = fd_network(reset=reset, static=static, model=model)
             rows += [CheckResult("fd-network", f"{model} reset={reset} static={static}", k, e,

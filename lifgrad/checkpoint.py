@@ -40,7 +40,7 @@ def _step_bytes(layer, dtype):
     the synaptic/adaptive states in the dtype, v in its own dtype (uint8 for
     hard and stochastic spikes)."""
     cfg, item = layer.config, np.dtype(dtype).itemsize
-    return item * (1 + cfg.synaptic + cfg.adaptive) + np.dtype(spike_dtype(cfg, dtype)).itemsize
+    return item * (1 + cfg.stores_s + cfg.adaptive) + np.dtype(spike_dtype(cfg, dtype)).itemsize
 
 
 def trace_bytes(net, T, B, checkpoint_every=None):
@@ -136,7 +136,7 @@ class _Layer:
         u = workspace.empty((L + 1, B, N), dtype)
         v = workspace.empty(u.shape, spike_dtype(cfg, dtype))
         dummy = np.zeros((1, 1, 1), dtype)
-        s = workspace.empty(u.shape, dtype) if cfg.synaptic else dummy
+        s = workspace.empty(u.shape, dtype) if cfg.stores_s else dummy
         a = workspace.empty(u.shape, dtype) if cfg.adaptive else dummy
         u[0], v[0] = prev[0], prev[1]
         if cfg.synaptic:
@@ -192,7 +192,7 @@ def forward_checkpointed(net, x, params, T, checkpoint_every, rng=None):
     top = net.layers[-1]
     top_u = np.empty((T, B, top.n_out), dtype)
     top_v = np.empty(top_u.shape, spike_dtype(top.config, dtype))
-    top_s = np.empty_like(top_u) if top.config.synaptic else None
+    top_s = np.empty_like(top_u) if top.config.stores_s else None
     top_a = np.empty_like(top_u) if top.config.adaptive else None
     prev = [np.zeros((4, B, l.n_out), dtype) for l in net.layers]     # u0 = s0 = a0 = 0, v0 = 0
     for seg in range(nseg):

@@ -61,6 +61,13 @@ class LIFConfig:
                   a_t = rho a_{t-1} + v_{t-1}                                 (L1), (L2)
     recurrent:    None, 'one' (one-to-one, I_t += r * v_{t-1}) or
                   'all' (all-to-all, I_t += R v_{t-1})                        (R1)
+    norm_input:   the membrane is driven by (1 - alpha) s_t instead of s_t
+                  (sinabs' ``norm_input``, EXODUS)                            (M1)
+    max_spikes:   spikes per step: 1 (default) the Heaviside spike; M > 1 up to M
+                  spikes, v_t = min(floor(u_t / theta_t), M) (Rockpool's
+                  max_spikes_per_dt); None any number (sinabs' MultiSpike).
+                  Several spikes need the hard forward, a subtract or no reset
+                  and theta > 0; the surrogate stands for dv_t/du_t          (M2)
     """
 
     reset: str = "subtract"
@@ -73,6 +80,8 @@ class LIFConfig:
     synaptic: bool = False
     adaptive: bool = False
     recurrent: str | None = None
+    norm_input: bool = False
+    max_spikes: int | None = 1
 
     def __post_init__(self):
         object.__setattr__(self, "reset", _choice("reset", self.reset, RESETS, _RESET_ALIASES))
@@ -93,6 +102,21 @@ class LIFConfig:
             if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
                 raise ValueError(f"dtype: expected None, 'float32' or 'float64', got {self.dtype!r}")
             object.__setattr__(self, "dtype", dt.name)
+        _flag("norm_input", self.norm_input)
+        ms = self.max_spikes
+        if ms is not None and (isinstance(ms, (bool, np.bool_))
+                               or not isinstance(ms, (int, np.integer)) or ms < 1):
+            raise ValueError(f"max_spikes: expected an integer >= 1 or None (no maximum), "
+                             f"got {ms!r}")
+        if ms is not None:
+            object.__setattr__(self, "max_spikes", int(ms))
+        if self.multi_spike:
+            if self.forward != "hard":
+                raise ValueError(f"max_spikes={ms!r}: several spikes per step need "
+                                 f"forward='hard', got {self.forward!r}")
+            if self.reset == "zero":
+                raise ValueError(f"max_spikes={ms!r}: several spikes per step need reset="
+                                 f"'subtract' or 'none' (a zero reset forgets the count)")
         if self.forward in ("smooth", "stochastic") and not self.surrogate.has_primitive:
             raise ValueError(f"forward={self.forward!r} needs a surrogate with a primitive; "
                              f"{self.surrogate.name!r} has none")
@@ -104,11 +128,24 @@ class LIFConfig:
     def reset_code(self) -> int:
         return RESETS.index(self.reset)
 
+    @property
+    def stores_s(self) -> bool:
+        """The trace keeps ``s_t``, the current the membrane integrates: the
+        synaptic state, or with ``norm_input`` the input current itself (the
+        gradient of alpha reads it, (M1))."""
+        return self.synaptic or self.norm_input
+
+    @property
+    def multi_spike(self) -> bool:
+        """More than one spike per step possible (``max_spikes`` not 1)."""
+        return self.max_spikes != 1
+
     def mode(self) -> tuple:
         """The flags the kernels read, see ``lifgrad.reference`` (M_*)."""
         return (self.reset_code, int(self.strict), FORWARDS.index(self.forward),
                 int(self.detach_reset), int(self.synaptic), int(self.adaptive),
-                int(self.recurrent == "one"))
+                int(self.recurrent == "one"), int(self.norm_input),
+                0 if self.max_spikes is None else self.max_spikes)
 
 
 def _as_param(arg, value, n, dtype, lo=-math.inf, hi=math.inf):
@@ -175,6 +212,10 @@ class LIFParams(NamedTuple):
         Validates every parameter the configuration uses."""
         P = np.zeros((8, n), dtype)
         P[0], P[1], P[2], P[3] = self.resolved(n, dtype)
+        if config.multi_spike and np.any(P[1] <= 0):
+            raise ValueError(f"theta: several spikes per step (max_spikes="
+                             f"{config.max_spikes}) count multiples of theta and need "
+                             f"theta > 0, got {P[1][P[1] <= 0][0]}")
         if config.synaptic:
             P[4] = _as_param("alpha_s", self.alpha_s, n, dtype, 0.0, 1.0)[0]
         if config.adaptive:

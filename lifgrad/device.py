@@ -148,7 +148,7 @@ class DeviceNetwork:
                 K.add_bias(I.reshape(rows, N), self.params[f"layer{i}.b_rec"])
             u = cuda.device_array((T, B, N), self.dtype)
             v = cuda.device_array((T, B, N), self.dtype)
-            s = cuda.device_array((T, B, N), self.dtype) if cfg.synaptic else self._dummy
+            s = cuda.device_array((T, B, N), self.dtype) if cfg.stores_s else self._dummy
             a = cuda.device_array((T, B, N), self.dtype) if cfg.adaptive else self._dummy
             state0 = ops.zeros((3, B, N), self.dtype)
             if cfg.forward == "stochastic":

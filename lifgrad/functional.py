@@ -233,10 +233,16 @@ SPIKE_DTYPE = np.dtype(np.uint8)
 
 
 def spike_dtype(config, dtype):
-    """How a trace stores the spikes v: one byte (uint8, 0 or 1) for the hard
-    and stochastic forwards, a quarter of float32; the layer's float dtype for
-    the smooth forward, whose v = G(u - theta) is a real number (A6)."""
-    return np.dtype(dtype) if config.forward == "smooth" else SPIKE_DTYPE
+    """How a trace stores the spikes v: one byte (uint8, 0 or 1, or a count up
+    to ``max_spikes`` <= 255) for the hard and stochastic forwards, a quarter
+    of float32; the layer's float dtype for the smooth forward, whose
+    v = G(u - theta) is a real number (A6), and for counts without a maximum
+    (or above 255) (M2)."""
+    if config.forward == "smooth":
+        return np.dtype(dtype)
+    if config.multi_spike and (config.max_spikes is None or config.max_spikes > 255):
+        return np.dtype(dtype)
+    return SPIKE_DTYPE
 
 
 def _random_draws(config, rng, shape):
@@ -256,11 +262,11 @@ def forward_impl(I3, static, T, P, R, config, state0, shapes0=(None, None, None)
     u = workspace.empty((T, B, N), dtype)
     v = workspace.empty((T, B, N), spike_dtype(config, dtype))
     dummy = np.zeros((1, 1, 1), dtype)
-    s = workspace.empty((T, B, N), dtype) if config.synaptic else dummy
+    s = workspace.empty((T, B, N), dtype) if config.stores_s else dummy
     a = workspace.empty((T, B, N), dtype) if config.adaptive else dummy
     RT = None if R is None else np.ascontiguousarray(R.T)
     cell_forward(config, I3, static, 0, T, state0, P, RT, rnd, u, v, s, a)
-    trace = Trace(u, v, s if config.synaptic else None, a if config.adaptive else None,
+    trace = Trace(u, v, s if config.stores_s else None, a if config.adaptive else None,
                   state0, static, shapes0)
     return v, trace
 
@@ -280,8 +286,9 @@ def lif_backward(trace, params=LIFParams(), config=None, dv=None, du=None):
                         f"{type(trace).__name__}")
     T, B, N = trace.u.shape
     dtype = trace.u.dtype
-    if (trace.s is not None) != config.synaptic or (trace.a is not None) != config.adaptive:
-        raise ValueError("trace: does not match config (synaptic/adaptive differ from the forward)")
+    if (trace.s is not None) != config.stores_s or (trace.a is not None) != config.adaptive:
+        raise ValueError("trace: does not match config (synaptic/norm_input/adaptive differ from "
+                         "the forward)")
     dv = check_adjoint("dv", dv, (T, B, N), dtype)
     du = check_adjoint("du", du, (T, B, N), dtype)
     P = params.packed(N, dtype, config)

@@ -4,10 +4,12 @@ One cell covers every neuron model of lifgrad, switched by flags in ``mode``:
 
     s_t     = alpha_s s_{t-1} + J_t           synaptic (else s_t = J_t)       (S1)
     J_t     = I_t + r * v_{t-1}               one-to-one recurrence (else I_t) (R1)
-    u_t     = alpha u_{t-1} + s_t - gamma v_{t-1}   (subtract; zero, none)    (A2)-(A4)
+    u_t     = alpha u_{t-1} + c s_t - gamma v_{t-1}   (subtract; zero, none)  (A2)-(A4)
+              c = 1, or 1 - alpha with norm_input                              (M1)
     a_t     = rho a_{t-1} + v_{t-1}           adaptive (else a_t = 0)          (L1)
     theta_t = theta + beta_a a_t                                               (L2)
     v_t     = H(u_t - theta_t)  or  G(u_t - theta_t)                           (A5), (A6)
+              or min(floor(u_t / theta_t), M) spikes (max_spikes M)            (M2)
 
 An all-to-all recurrence ``I_t = W x_t + b + R v_{t-1}`` couples neurons
 within a step: :func:`cell_forward_recurrent` / :func:`cell_backward_recurrent`
@@ -23,9 +25,10 @@ Tags: ``derivations/lif_adjoint.md`` (A*), ``synaptic.md`` (S*),
 Packed arguments (numbers only, resolved by ``lifgrad.functional``):
 
     P       (8, N)    rows alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r
-    mode    7 ints    reset (0 subtract, 1 zero, 2 none), strict, forward (0 hard,
+    mode    9 ints    reset (0 subtract, 1 zero, 2 none), strict, forward (0 hard,
                       1 smooth, 2 stochastic), detach,
-                      synaptic, adaptive, onetoone
+                      synaptic, adaptive, onetoone, norm_input,
+                      max spikes per step (1; M; 0 for no maximum)
     sg      7 numbers surrogate (code, p0, p1, p2, scale, clip_lo, clip_hi)
     state0  (3, B, N) u_0, s_0, a_0
     acc     (7, B, N) partial sums, see ACC_* below
@@ -37,14 +40,15 @@ import numpy as np
 
 from .surrogates import FAMILIES
 
-from .kernels.constants import (M_ADAPT, M_DETACH, M_FORWARD, M_ONE, M_RESET,  # noqa: E402
-                                M_STRICT, M_SYN, R_NONE, R_SUBTRACT, R_ZERO)
+from .kernels.constants import (M_ADAPT, M_DETACH, M_FORWARD, M_NORM, M_ONE,  # noqa: E402
+                                M_RESET, M_SPIKES, M_STRICT, M_SYN, N_MODE, R_NONE,
+                                R_SUBTRACT, R_ZERO)
 
 SUBTRACT, ZERO, NONE = R_SUBTRACT, R_ZERO, R_NONE
 P_ALPHA, P_THETA, P_GAMMA, P_URESET, P_ALPHA_S, P_RHO, P_BETA_A, P_R = range(8)
 M_SMOOTH = M_FORWARD          # the forward flag: 0 hard, 1 smooth, 2 stochastic
 ACC_ALPHA, ACC_THETA, ACC_RV, ACC_ALPHA_S, ACC_RHO, ACC_BETA_A, ACC_R = range(7)
-N_P, N_MODE, N_ACC = 8, 7, 7
+N_P, N_ACC = 8, 7
 
 
 def surrogate_phi(x, v, sg):
@@ -70,13 +74,25 @@ def _previous(arr, t, init):
     return arr[t - 1] if t > 0 else init
 
 
+def spike_count(u, theta, strict, max_spikes):
+    """Spikes of one step with several per step (M2): ``floor(u / theta)``
+    (``u >= theta``; strict: ``ceil(u / theta) - 1`` for ``u > theta``, the
+    number of multiples of theta that u exceeds), at most ``max_spikes``
+    (0: no maximum), in u's dtype."""
+    q = u / theta
+    c = np.where(u > theta, np.ceil(q) - 1, 0) if strict else np.where(u >= theta, np.floor(q), 0)
+    if max_spikes > 0:
+        c = np.minimum(c, max_spikes)
+    return c.astype(u.dtype)
+
+
 def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
     """Forward steps ``t0 <= t < t1``; the state before ``t0`` is read from the
     trace (or ``state0`` when ``t0 == 0``).  Writes u, v and, when the model
     has them, s (synaptic) and a (adaptive).  I: (T, B, N) or (1, B, N) static.
     rnd: (T, B, N) uniform numbers in [0, 1) for the stochastic forward, where
     ``v_t = 1`` if ``rnd_t < G(u_t - theta_t)`` (T7); unused otherwise."""
-    reset, strict, fwd, _, synaptic, adaptive, onetoone = mode
+    reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes = mode
     alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r = P
     zeros = np.zeros_like(state0[0])
     for t in range(t0, t1):
@@ -87,9 +103,12 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
             J = J + r * v_prev                                                # (R1)
         if synaptic:
             s_t = alpha_s * _previous(s, t, state0[1]) + J                    # (S1)
-            s[t] = s_t
         else:
             s_t = J
+        if synaptic or norm:
+            s[t] = s_t               # norm_input: the input current, for dL/dalpha (M1)
+        if norm:
+            s_t = (1 - alpha) * s_t                                           # (M1)
         if reset == SUBTRACT:
             u_t = alpha * u_prev + s_t - gamma * v_prev                       # (A2)
         elif reset == ZERO:
@@ -99,10 +118,13 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
         if adaptive:
             a_t = rho * _previous(a, t, state0[2]) + v_prev                   # (L1)
             a[t] = a_t
-            x = u_t - (theta + beta_a * a_t)                                  # (L2)
+            theta_t = theta + beta_a * a_t                                    # (L2)
         else:
-            x = u_t - theta
-        if fwd == 1:
+            theta_t = theta
+        x = u_t - theta_t
+        if spikes != 1:
+            v_t = spike_count(u_t, theta_t, strict, spikes)                   # (M2)
+        elif fwd == 1:
             v_t = surrogate_primitive(x, sg)                                  # (A6)
         elif fwd == 2:                                                        # (T7)
             v_t = (rnd[t] < surrogate_primitive(x, sg).astype(np.float64)).astype(u.dtype)
@@ -130,14 +152,15 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     alpha_s (S4), rho (L6), beta_a (L7), r (R3).
     """
     has_dv, has_du, has_rec, partials = have
-    reset, _, _, detach, synaptic, adaptive, onetoone = mode
+    reset, _, _, detach, synaptic, adaptive, onetoone, norm, _ = mode
     alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r = P
     zeros = np.zeros_like(state0[0])
+    c_in = (1 - alpha) if norm else 1                                         # (M1)
     ubar_next, sbar_next, abar_next = adj[0].copy(), adj[1].copy(), adj[2].copy()
     for t in range(t1 - 1, t0 - 1, -1):
         u_t, v_t = u[t], v[t]
         # dL/dI_{t+1}: what the recurrence of step t+1 sends back to v_t
-        Ibar_next = sbar_next if synaptic else ubar_next
+        Ibar_next = sbar_next if synaptic else c_in * ubar_next
         # reset_v_t and leak_t, table (A10a-c); detach drops reset_v_t (A11)
         if reset == SUBTRACT:
             leak = alpha
@@ -163,12 +186,12 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         phi = surrogate_phi(u_t - theta_t, v_t, sg)                           # (A7)
         ubar = (du[t] if has_du else zeros) + phi * vbar + leak * ubar_next   # (A9)
         if synaptic:
-            sbar = ubar + alpha_s * sbar_next                                 # (S2)
+            sbar = c_in * ubar + alpha_s * sbar_next                          # (S2), (M1)
             acc[ACC_ALPHA_S] += sbar * _previous(s, t, state0[1])            # (S4)
             Ibar = sbar                                                       # (S3)
         else:
             sbar = zeros
-            Ibar = ubar                                                       # (A13)
+            Ibar = c_in * ubar                                                # (A13), (M1)
         if adaptive:
             abar = -beta_a * phi * vbar + rho * abar_next                     # (L4)
             acc[ACC_RHO] += abar * _previous(a, t, state0[2])                 # (L6)
@@ -180,9 +203,10 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         if not partials:
             pass
         elif reset == ZERO:
-            acc[ACC_ALPHA] += ubar * ((1 - v_prev) * u_prev + v_prev * u_reset)  # (A14b)
+            acc[ACC_ALPHA] += ubar * ((1 - v_prev) * u_prev + v_prev * u_reset
+                                      - (s[t] if norm else 0))                # (A14b), (M1)
         else:
-            acc[ACC_ALPHA] += ubar * u_prev                                   # (A14a)
+            acc[ACC_ALPHA] += ubar * (u_prev - s[t] if norm else u_prev)      # (A14a), (M1)
         if partials:
             acc[ACC_THETA] -= phi * vbar                                      # (A15), (L5)
             acc[ACC_RV] += ubar_next * v_t                                    # (A15)-(A17)

@@ -24,6 +24,8 @@ CASES = {
     "all-to-all-no-autapses": (dict(recurrent="all", synaptic=True),
                                dict(autapses=False, rec_bias=True)),
     "stochastic": (dict(forward="stochastic", adaptive=True), dict(learn=("alpha", "beta_a"))),
+    "norm-input": (dict(norm_input=True, synaptic=True), dict(learn=("alpha", "theta"))),
+    "multi-spike": (dict(max_spikes=3, recurrent="all"), dict(learn=("alpha", "theta"))),
 }
 
 
@@ -33,12 +35,15 @@ def _net(case, dtype):
     path) under a plain spiking top layer."""
     cfg_kw, layer_kw = CASES[case]
     cfg = LIFConfig(surrogate="sigmoid", **cfg_kw)
-    layers = [Dense(N_IN, HID[0], cfg, alpha=0.9, **layer_kw),
-              Dense(HID[0], HID[1], cfg, alpha=0.85, **layer_kw),
-              Dense(HID[1], 4, LIFConfig(surrogate="atan"), alpha=0.9)]
+    alphas = (0.9, 0.85, 0.9)
+    layers = [Dense(N_IN, HID[0], cfg, alpha=alphas[0], **layer_kw),
+              Dense(HID[0], HID[1], cfg, alpha=alphas[1], **layer_kw),
+              Dense(HID[1], 4, LIFConfig(surrogate="atan"), alpha=alphas[2])]
     net = Sequential(layers, dtype=dtype, seed=11)
-    for i in range(3):
-        net.params[f"layer{i}.W"] = net.params[f"layer{i}.W"] * 3
+    for i, (layer, alpha) in enumerate(zip(layers, alphas)):
+        # norm_input drives the membrane with (1 - alpha) s_t: the same drive needs 1/(1 - alpha)
+        gain = 3 / (1 - alpha) if layer.config.norm_input else 3
+        net.params[f"layer{i}.W"] = net.params[f"layer{i}.W"] * gain
     return net
 
 

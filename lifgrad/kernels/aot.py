@@ -52,11 +52,12 @@ def _exports():
 
     from . import ops_kernels as O
     from . import scan_kernels as S
+    from .constants import N_MODE
 
     def A(dt, nd):
         return t.Array(getattr(t, {"f4": "float32", "f8": "float64", "u1": "uint8"}[dt]), nd, "C")
     i8, b1 = t.int64, t.boolean
-    mode = t.UniTuple(t.int64, 7)
+    mode = t.UniTuple(t.int64, N_MODE)
     sg = t.Tuple((t.int64,) + (t.float64,) * 6)
     R3 = t.Array(t.float64, 3, "C")
     out = []

@@ -56,8 +56,8 @@ import numpy as np
 from numba import config as _nbconfig, cuda, float32, float64
 
 from .. import surrogates as _sg
-from .constants import (FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_FORWARD, M_SYN, R_NONE, R_SUBTRACT,
-                        R_ZERO)
+from .constants import (FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_FORWARD, M_NORM, M_SYN, R_NONE,
+                        R_SUBTRACT, R_ZERO)
 
 __all__ = ["cell_forward_scan", "cell_backward_scan", "cell_forward_recurrent",
            "cell_backward_recurrent", "gemm", "add_bias", "sum_rows"]
@@ -149,10 +149,11 @@ def _params(P, n):
 
 @cuda.jit(device=True)
 def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
-    """Step of one neuron: (S1), (R1), (A2)-(A6), (L1), (L2), (T7).  J is the
-    input current (plus any all-to-all recurrence), up..ap the previous state,
-    rt the uniform number of the stochastic forward.  Returns u, v, s, a."""
-    reset, strict, fwd, _, synaptic, adaptive, onetoone = mode
+    """Step of one neuron: (S1), (R1), (A2)-(A6), (L1), (L2), (T7), (M1), (M2).
+    J is the input current (plus any all-to-all recurrence), up..ap the
+    previous state, rt the uniform number of the stochastic forward.  Returns
+    u, v, s, a (s: the synaptic state, or with norm_input the input current)."""
+    reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes = mode
     al, th, ga, ur, als, rh, ba, rr = p
     zero = one - one
     if onetoone:                                                          # (R1)
@@ -161,6 +162,10 @@ def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
     if synaptic:                                                          # (S1)
         st = als * sp + J
         J = st
+    if norm:                                                              # (M1)
+        if not synaptic:
+            st = J
+        J = (one - al) * J
     if reset == R_SUBTRACT:                                                        # (A2)
         ut = al * up + J - ga * vp
     elif reset == R_ZERO:                                                      # (A3)
@@ -173,7 +178,17 @@ def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
         x = ut - (th + ba * at)
     else:
         x = ut - th
-    if fwd == FWD_SMOOTH:                                                          # (A6)
+    if spikes != 1:                                                       # (M2)
+        thk = th + ba * at if adaptive else th
+        vt = zero
+        if strict:
+            if ut > thk:
+                vt = _cast(math.ceil(ut / thk), one) - one
+        elif ut >= thk:
+            vt = _cast(math.floor(ut / thk), one)
+        if spikes > 0 and vt > spikes:
+            vt = _cast(spikes, one)
+    elif fwd == FWD_SMOOTH:                                                        # (A6)
         vt = _cast(_prim(float(x), q), one)
     elif fwd == FWD_STOCHASTIC:                                                        # (T7)
         vt = one if rt < _cast(_prim(float(x), q), one) else zero
@@ -199,10 +214,11 @@ def _state_before(u, v, s, a, state0, t, b, n, synaptic, adaptive, zero):
 def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec, rt,
                    p, mode, q, ubn, sbn, abn, c, one):
     """Reverse step t of neuron (b, n): (A7)-(A17), (S2)-(S4), (R2), (R3),
-    (L3)-(L7).  ubn, sbn, abn are ubar, sbar, abar of step t+1, c the seven
-    partial sums (rows ACC_*); rt the all-to-all term ``(R^T dI_{t+1})[n]``.
-    Returns ubar, sbar, abar of step t and the updated sums."""
-    reset, _, _, detach, synaptic, adaptive, onetoone = mode
+    (L3)-(L7), (M1).  ubn, sbn, abn are ubar, sbar, abar of step t+1, c the
+    seven partial sums (rows ACC_*); rt the all-to-all term
+    ``(R^T dI_{t+1})[n]``.  Returns ubar, sbar, abar and dL/dI of step t and
+    the updated sums."""
+    reset, _, _, detach, synaptic, adaptive, onetoone, norm, _ = mode
     al, th, ga, ur, als, rh, ba, rr = p
     zero = one - one
     ut = u[t, b, n]
@@ -224,34 +240,44 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
         vbar = dvt + (-ga * ubn)
     else:
         vbar = dvt + al * (ur - ut) * ubn
-    if onetoone:                                                          # (R2)
-        vbar = vbar + rr * (sbn if synaptic else ubn)
+    if onetoone:                                                          # (R2), (M1)
+        vbar = vbar + rr * (sbn if synaptic else ((one - al) * ubn if norm else ubn))
     if has_rec:                                                           # (R2)
         vbar = vbar + rt
     if adaptive:                                                          # (L3)
         vbar = vbar + abn
     # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients        (A9), (A14)-(A17)
     c0, c1, c2, c3, c4, c5, c6 = c
+    st = s[t, b, n] if norm else zero                                   # (M1)
     if reset == R_ZERO:
         ub = dut + ph * vbar + al * (one - vt) * ubn                      # (A10b)
-        c0 = c0 + ub * ((one - vpr) * upr + vpr * ur)                     # (A14b)
+        if norm:
+            c0 = c0 + ub * ((one - vpr) * upr + vpr * ur - st)            # (A14b), (M1)
+        else:
+            c0 = c0 + ub * ((one - vpr) * upr + vpr * ur)                 # (A14b)
     else:
         ub = dut + ph * vbar + al * ubn                                   # (A10a,c)
-        c0 = c0 + ub * upr                                                # (A14a)
+        if norm:
+            c0 = c0 + ub * (upr - st)                                     # (A14a), (M1)
+        else:
+            c0 = c0 + ub * upr                                            # (A14a)
     c1 = c1 - ph * vbar
     c2 = c2 + ubn * vt
     sb = sbn
     if synaptic:                                                          # (S2), (S4)
-        sb = ub + als * sbn
+        sb = ((one - al) * ub if norm else ub) + als * sbn
         c3 = c3 + sb * spr
+        ib = sb                                                           # (S3)
+    else:
+        ib = (one - al) * ub if norm else ub                              # (A13), (M1)
     ab = abn
     if adaptive:                                                          # (L4), (L6), (L7)
         ab = -ba * ph * vbar + rh * abn
         c4 = c4 + ab * apr
         c5 = c5 - ph * vbar * at
     if onetoone:                                                          # (R3)
-        c6 = c6 + (sb if synaptic else ub) * vpr
-    return ub, sb, ab, (c0, c1, c2, c3, c4, c5, c6)
+        c6 = c6 + ib * vpr
+    return ub, sb, ab, ib, (c0, c1, c2, c3, c4, c5, c6)
 
 
 # --------------------------------------------------------------------------
@@ -266,7 +292,7 @@ def _forward_scan_kernel(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a
         return
     b = i // N
     n = i - b * N
-    synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
+    synaptic, adaptive, norm = mode[M_SYN], mode[M_ADAPT], mode[M_NORM]
     stochastic = mode[M_FORWARD] == FWD_STOCHASTIC
     p = _params(P, n)
     zero = one - one
@@ -277,7 +303,7 @@ def _forward_scan_kernel(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a
         up, vp, sp, ap = _forward_step(J, up, vp, sp, ap, rt, p, mode, sg, one)
         u[t, b, n] = up
         v[t, b, n] = vp
-        if synaptic:
+        if synaptic or norm:
             s[t, b, n] = sp
         if adaptive:
             a[t, b, n] = ap
@@ -305,9 +331,9 @@ def _backward_scan_kernel(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     sum_dI = dI[0, b, n] if static else zero
     for t in range(t1 - 1, t0 - 1, -1):
         rt = rec[t, b, n] if has_rec else zero
-        ubn, sbn, abn, c = _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du,
-                                          has_rec, rt, p, mode, sg, ubn, sbn, abn, c, one)
-        Ib = sbn if synaptic else ubn                                     # (S3), (A13)
+        ubn, sbn, abn, Ib, c = _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv,
+                                              has_du, has_rec, rt, p, mode, sg, ubn, sbn, abn,
+                                              c, one)                     # (S3), (A13)
         if static:                                                        # (A21)
             sum_dI += Ib
         else:
@@ -330,7 +356,7 @@ def _backward_scan_kernel(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
 def _forward_recurrent_kernel(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u, v, s, a, one):
     N = u.shape[2]
     b = cuda.blockIdx.x
-    synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
+    synaptic, adaptive, norm = mode[M_SYN], mode[M_ADAPT], mode[M_NORM]
     stochastic = mode[M_FORWARD] == FWD_STOCHASTIC
     zero = one - one
     for t in range(t0, t1):
@@ -351,7 +377,7 @@ def _forward_recurrent_kernel(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u
             ut, vt, st, at = _forward_step(J, up, vp, sp, ap, rt, _params(P, n), mode, sg, one)
             u[t, b, n] = ut
             v[t, b, n] = vt
-            if synaptic:
+            if synaptic or norm:
                 s[t, b, n] = st
             if adaptive:
                 a[t, b, n] = at
@@ -378,16 +404,16 @@ def _backward_recurrent_kernel(u, v, s, a, state0, dv, du, have, t0, t1, P, R, m
                     rt += dI_next[b, j] * R[j, n]
             c = (acc[0, b, n], acc[1, b, n], acc[2, b, n], acc[3, b, n],
                  acc[4, b, n], acc[5, b, n], acc[6, b, n])
-            ub, sb, ab, c = _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du,
-                                           has_rec, rt, _params(P, n), mode, sg,
-                                           adj[0, b, n], adj[1, b, n], adj[2, b, n], c, one)
+            ub, sb, ab, ib, c = _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv,
+                                               has_du, has_rec, rt, _params(P, n), mode, sg,
+                                               adj[0, b, n], adj[1, b, n], adj[2, b, n], c, one)
             for j in range(7):
                 if j >= 3 or partials:  # rows alpha, theta, rv only when asked for (cpu.py)
                     acc[j, b, n] = c[j]
             adj[0, b, n] = ub
             adj[1, b, n] = sb
             adj[2, b, n] = ab
-            dI[t, b, n] = sb if synaptic else ub                          # (S3), (A13)
+            dI[t, b, n] = ib                                              # (S3), (A13)
         cuda.syncthreads()      # dI_t of the whole row before step t-1
     if t0 == 0:
         for n in range(cuda.threadIdx.x, N, cuda.blockDim.x):

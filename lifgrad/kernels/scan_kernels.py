@@ -24,8 +24,8 @@ import numpy as np
 from numba import njit
 
 from .. import surrogates as _sg
-from .constants import (BLOCK, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_DETACH, M_FORWARD, M_ONE,
-                        M_RESET, M_STRICT, M_SYN, R_NONE, R_SUBTRACT, R_ZERO)
+from .constants import (BLOCK, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_DETACH, M_FORWARD, M_NORM,
+                        M_ONE, M_RESET, M_SPIKES, M_STRICT, M_SYN, R_NONE, R_SUBTRACT, R_ZERO)
 
 # error_model="numpy": a float division by zero gives inf/nan instead of raising,
 # so the loops carry no zero test and LLVM vectorises them (the surrogate pass
@@ -215,9 +215,28 @@ def _G_block(c, a, b, d, x, out, m):
 
 
 @njit(inline="always", **_JIT)
+def _spike_counts(ut, at, th, ba, adaptive, strict, spikes, vt, m):
+    """Several spikes per step (M2), ``reference.spike_count``: floor(u/theta_t)
+    for u >= theta_t (strict: ceil(u/theta_t) - 1 for u > theta_t), at most
+    ``spikes`` (0: no maximum)."""
+    for k in range(m):
+        thk = th[k] + ba[k] * at[k] if adaptive else th[k]
+        c = 0.0
+        if strict:
+            if ut[k] > thk:
+                c = np.ceil(ut[k] / thk) - 1.0
+        elif ut[k] >= thk:
+            c = np.floor(ut[k] / thk)
+        if spikes > 0 and c > spikes:
+            c = spikes
+        vt[k] = c
+
+
+@njit(inline="always", **_JIT)
 def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba, rr,
                   mode, sg, rt, one, x64, G64, m):
-    """One time step of a block of m neurons, (S1), (R1), (A2)-(A6), (L1), (L2).
+    """One time step of a block of m neurons, (S1), (R1), (A2)-(A6), (L1), (L2),
+    (M1), (M2).
 
     J holds the input current of the step (plus any all-to-all recurrence) and
     is used as scratch; up, vp, sp, ap hold the previous state and are updated;
@@ -225,6 +244,7 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
     the stochastic forward (T7)."""
     reset, strict, fwd = mode[M_RESET], mode[M_STRICT], mode[M_FORWARD]
     synaptic, adaptive, onetoone = mode[M_SYN], mode[M_ADAPT], mode[M_ONE]
+    norm, spikes = mode[M_NORM], mode[M_SPIKES]
     if onetoone:                                                          # (R1)
         for k in range(m):
             J[k] = J[k] + rr[k] * vp[k]
@@ -233,6 +253,12 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
             st[k] = als[k] * sp[k] + J[k]
             sp[k] = st[k]
             J[k] = st[k]
+    if norm:                                                              # (M1)
+        if not synaptic:            # the input current, which dL/dalpha reads
+            for k in range(m):
+                st[k] = J[k]
+        for k in range(m):
+            J[k] = (one - al[k]) * J[k]
     if reset == R_SUBTRACT:                                                        # (A2)
         for k in range(m):
             ut[k] = al[k] * up[k] + J[k] - ga[k] * vp[k]
@@ -251,7 +277,9 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
     else:
         for k in range(m):
             J[k] = ut[k] - th[k]
-    if fwd == FWD_SMOOTH:                                                          # (A6)
+    if spikes != 1:                                                       # (M2)
+        _spike_counts(ut, at, th, ba, adaptive, strict, spikes, vt, m)
+    elif fwd == FWD_SMOOTH:                                                        # (A6)
         for k in range(m):
             x64[k] = J[k]
         _G_block(sg[0], sg[1], sg[2], sg[3], x64, G64, m)
@@ -279,7 +307,7 @@ def _forward_tasks(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a, task
     """Forward steps [t0, t1) (``reference.cell_forward_scan``) of the tasks
     [task0, task1) (task = batch row x block of BLOCK neurons)."""
     T, B, N = u.shape
-    synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
+    synaptic, adaptive, norm = mode[M_SYN], mode[M_ADAPT], mode[M_NORM]
     stochastic = mode[M_FORWARD] == FWD_STOCHASTIC
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
@@ -314,7 +342,7 @@ def _forward_tasks(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a, task
             It = I[0, b, n0:n1] if static else I[t, b, n0:n1]
             for k in range(m):
                 J[k] = It[k]
-            st = s[t, b, n0:n1] if synaptic else dummy
+            st = s[t, b, n0:n1] if (synaptic or norm) else dummy
             at = a[t, b, n0:n1] if adaptive else dummy
             rt = rnd[t, b, n0:n1] if stochastic else dummy64
             _forward_step(J, u[t, b, n0:n1], v[t, b, n0:n1], st, at, up, vp, sp, ap,
@@ -327,7 +355,7 @@ def _forward_recurrent(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u, v, s,
     [t0, t1), RT = R^T; the state before t0 from the trace row t0 - 1 (or
     ``state0`` at t0 = 0)."""
     T, B, N = u.shape
-    synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
+    synaptic, adaptive, norm = mode[M_SYN], mode[M_ADAPT], mode[M_NORM]
     stochastic = mode[M_FORWARD] == FWD_STOCHASTIC
     one = np.ones(1, u.dtype)[0]
     up = np.empty((B, N), u.dtype)
@@ -372,7 +400,7 @@ def _forward_recurrent(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u, v, s,
             else:
                 for k in range(N):
                     J[k] = rec[k] + It[k]
-            st = s[t, b] if synaptic else dummy
+            st = s[t, b] if (synaptic or norm) else dummy
             at = a[t, b] if adaptive else dummy
             rt = rnd[t, b] if stochastic else dummy64
             _forward_step(J, u[t, b], v[t, b], st, at, up[b], vp[b], sp[b], ap[b],
@@ -381,18 +409,21 @@ def _forward_recurrent(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u, v, s,
 
 
 @njit(**_JIT)
-def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
+def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
                    al, th, ga, ur, als, rh, ba, rr, mode, sg, one,
-                   ubn, sbn, abn, loc, vbar, ph, x64, m, partials):
+                   ubn, sbn, abn, loc, vbar, ph, x64, m, partials, ib):
     """One reverse step of a block of m neurons, (A7)-(A17), (S2)-(S4), (R2),
-    (R3), (L3)-(L7).  ubn, sbn, abn hold ubar, sbar, abar of step t+1 on entry
-    and of step t on exit; loc (7, m) accumulates the partial sums.
+    (R3), (L3)-(L7), (M1).  ubn, sbn, abn hold ubar, sbar, abar of step t+1 on
+    entry and of step t on exit; loc (7, m) accumulates the partial sums; ib
+    receives dL/dI_t (S3), (A13); st is the s row of step t (read with
+    norm_input).
 
     Every loop stores to one array: a loop that stores to several (or reads
     an array it may store to through another name) is not vectorised by LLVM,
     which cannot prove the arrays distinct.  vbar ends holding phi_t vbar_t."""
     reset, detach = mode[M_RESET], mode[M_DETACH]
     synaptic, adaptive, onetoone = mode[M_SYN], mode[M_ADAPT], mode[M_ONE]
+    norm = mode[M_NORM]
     scale, lo, hi = sg[4], sg[5], sg[6]
     # phi_t = scale * clip(g(u_t - theta_t))                            (A7), (L2)
     if adaptive:
@@ -413,9 +444,15 @@ def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
         for k in range(m):
             vbar[k] = dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k]
     if onetoone:                                                          # (R2)
-        Jn = sbn if synaptic else ubn
-        for k in range(m):
-            vbar[k] = vbar[k] + rr[k] * Jn[k]
+        if synaptic:
+            for k in range(m):
+                vbar[k] = vbar[k] + rr[k] * sbn[k]
+        elif norm:                                                        # (M1)
+            for k in range(m):
+                vbar[k] = vbar[k] + rr[k] * ((one - al[k]) * ubn[k])
+        else:
+            for k in range(m):
+                vbar[k] = vbar[k] + rr[k] * ubn[k]
     if has_rec:                                                           # (R2)
         for k in range(m):
             vbar[k] = vbar[k] + rt[k]
@@ -432,25 +469,38 @@ def _backward_step(ut, vt, at, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients       (A9), (A14)-(A17)
     for k in range(m):
         vbar[k] = ph[k] * vbar[k]
-    _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, vbar, m, partials)
-    if synaptic:                                                          # (S2), (S4)
+    _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, vbar, m, partials,
+               norm, st)
+    if synaptic:                                                          # (S2), (S4), (M1)
         l3 = loc[3]
-        for k in range(m):
-            sbn[k] = ubn[k] + als[k] * sbn[k]
+        if norm:
+            for k in range(m):
+                sbn[k] = (one - al[k]) * ubn[k] + als[k] * sbn[k]
+        else:
+            for k in range(m):
+                sbn[k] = ubn[k] + als[k] * sbn[k]
         for k in range(m):
             l3[k] += sbn[k] * spr[k]
+        for k in range(m):
+            ib[k] = sbn[k]                                                # (S3)
+    elif norm:
+        for k in range(m):
+            ib[k] = (one - al[k]) * ubn[k]                                # (A13), (M1)
+    else:
+        for k in range(m):
+            ib[k] = ubn[k]                                                # (A13)
     if onetoone:                                                          # (R3)
-        Jb = sbn if synaptic else ubn
         l6 = loc[6]
         for k in range(m):
-            l6[k] += Jb[k] * vpr[k]
+            l6[k] += ib[k] * vpr[k]
 
 
 @njit(inline="always", **_JIT)
-def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, partials):
+def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, partials, norm, st):
     """ubar_t = eps_t + pv_t + leak_t ubar_{t+1} with pv = phi_t vbar_t, and
     (when ``partials``) the partial sums of alpha, theta and the reset value
-    (A9), (A10), (A14)-(A16); ubn holds ubar_{t+1} on entry, ubar_t on exit."""
+    (A9), (A10), (A14)-(A16) (with norm_input, dalpha also gets -ubar_t s_t,
+    (M1)); ubn holds ubar_{t+1} on entry, ubar_t on exit."""
     l0, l1, l2 = loc[0], loc[1], loc[2]
     if partials:
         for k in range(m):
@@ -460,13 +510,19 @@ def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, parti
     if reset == R_ZERO:                                                        # (A10b), (A14b)
         for k in range(m):
             ubn[k] = dut[k] + pv[k] + al[k] * (one - vt[k]) * ubn[k]
-        if partials:
+        if partials and norm:
+            for k in range(m):
+                l0[k] += ubn[k] * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k] - st[k])
+        elif partials:
             for k in range(m):
                 l0[k] += ubn[k] * ((one - vpr[k]) * upr[k] + vpr[k] * ur[k])
     else:                                                                 # (A10a,c), (A14a)
         for k in range(m):
             ubn[k] = dut[k] + pv[k] + al[k] * ubn[k]
-        if partials:
+        if partials and norm:
+            for k in range(m):
+                l0[k] += ubn[k] * (upr[k] - st[k])
+        elif partials:
             for k in range(m):
                 l0[k] += ubn[k] * upr[k]
 
@@ -491,7 +547,7 @@ def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, o
     else:                                                                 # (A10b)
         for k in range(m):
             ph[k] = ph[k] * (dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k])
-    _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, ph, m, partials)
+    _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, ph, m, partials, 0, ph)
 
 
 @njit(**_JIT)
@@ -501,8 +557,8 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     [task0, task1)."""
     T, B, N = u.shape
     has_dv, has_du, has_rec, partials = have[0], have[1], have[2], have[3]
-    synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
-    plain = not (synaptic or adaptive or mode[M_ONE] or has_rec)
+    synaptic, adaptive, norm = mode[M_SYN], mode[M_ADAPT], mode[M_NORM]
+    plain = not (synaptic or adaptive or mode[M_ONE] or has_rec or norm)
     # acc rows (reference.ACC_*): alpha, theta, rv when asked for; alpha_s, rho,
     # beta_a, r by model
     used = (partials, partials, partials, synaptic == 1, adaptive == 1, adaptive == 1,
@@ -531,6 +587,7 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             for k in range(m):
                 a_dI[k] = dI[0, b, n0 + k]
         vbar = np.empty(m, u.dtype)
+        ib = np.empty(m, u.dtype)       # dL/dI_t of the block
         ph = np.empty(m, u.dtype)       # phi_t of the block, rounded to the dtype
         x64 = np.empty(m)
         zrow = np.zeros(m, u.dtype)
@@ -550,15 +607,16 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             dvt = dv[t, b, n0:n1] if has_dv else zrow
             dut = du[t, b, n0:n1] if has_du else zrow
             rt = rec[t, b, n0:n1] if has_rec else zrow
+            st = s[t, b, n0:n1] if norm else zrow
             if plain:
                 _backward_step_plain(u[t, b, n0:n1], v[t, b, n0:n1], upr, vpr, dvt, dut,
                                      p0, p1, p2, p3, mode, sg, one, ubn, loc, ph, x64, m,
                                      partials)
             else:
-                _backward_step(u[t, b, n0:n1], v[t, b, n0:n1], at, upr, vpr, spr, apr,
+                _backward_step(u[t, b, n0:n1], v[t, b, n0:n1], at, st, upr, vpr, spr, apr,
                                dvt, dut, rt, has_rec, p0, p1, p2, p3, p4, p5, p6, p7, mode, sg,
-                               one, ubn, sbn, abn, loc, vbar, ph, x64, m, partials)
-            Ib = sbn if synaptic else ubn                                 # (S3), (A13)
+                               one, ubn, sbn, abn, loc, vbar, ph, x64, m, partials, ib)
+            Ib = ubn if plain else ib                                     # (S3), (A13)
             if static:                                                    # (A21)
                 for k in range(m):
                     a_dI[k] += Ib[k]
@@ -592,7 +650,7 @@ def _backward_recurrent(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg
     step t1) when ``have[2]``."""
     T, B, N = u.shape
     has_dv, has_du, has_next, partials = have[0], have[1], have[2], have[3]
-    synaptic, adaptive = mode[M_SYN], mode[M_ADAPT]
+    synaptic, adaptive, norm = mode[M_SYN], mode[M_ADAPT], mode[M_NORM]
     one = np.ones(1, u.dtype)[0]
     ubn = np.zeros((B, N), u.dtype)
     sbn = np.zeros((B, N), u.dtype)
@@ -606,6 +664,7 @@ def _backward_recurrent(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg
                 abn[b, k] = adj[2, b, k]
     rec = np.zeros((B, N), u.dtype)
     vbar = np.empty(N, u.dtype)
+    ib = np.empty(N, u.dtype)
     ph = np.empty(N, u.dtype)
     x64 = np.empty(N)
     zrow = np.zeros(N, u.dtype)
@@ -633,14 +692,14 @@ def _backward_recurrent(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg
                 apr = a[t - 1, b] if t > 0 else state0[2, b]
             dvt = dv[t, b] if has_dv else zrow
             dut = du[t, b] if has_du else zrow
-            _backward_step(u[t, b], v[t, b], at, upr, vpr, spr, apr,
+            st = s[t, b] if norm else zrow
+            _backward_step(u[t, b], v[t, b], at, st, upr, vpr, spr, apr,
                            dvt, dut, rec[b], has_rec,
                            P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], mode, sg, one,
-                           ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, N, partials)
-            Ib = sbn[b] if synaptic else ubn[b]                           # (S3), (A13)
-            dIt = dI[t, b]
+                           ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, N, partials, ib)
+            dIt = dI[t, b]                                                # (S3), (A13)
             for k in range(N):
-                dIt[k] = Ib[k]
+                dIt[k] = ib[k]
     for b in range(B):
         for j in range(7):
             for k in range(N):
