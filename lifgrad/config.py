@@ -47,7 +47,10 @@ class LIFConfig:
 
     reset:        'subtract' (default), 'zero' (alias 'hard') or 'none'     (A2)-(A4)
     detach_reset: drop the gradient through the reset's spike               (A11)
-    strict:       fire at u > theta instead of u >= theta (snnTorch, Norse)  (A5)
+    strict:       fire at u > theta instead of u >= theta (snnTorch, Norse)  (A5);
+                  None (default): the comparison of the peer preset the surrogate
+                  came from (``surrogates.get("snntorch.atan")`` fires at >),
+                  else False
     forward:      'hard' (Heaviside), 'smooth' (surrogate primitive G) or
                   'stochastic' (Bernoulli(G), escape noise; needs rng=)     (A5), (A6), (T7)
     surrogate:    a name from :func:`lifgrad.surrogates.names` or a Surrogate
@@ -72,7 +75,7 @@ class LIFConfig:
 
     reset: str = "subtract"
     detach_reset: bool = False
-    strict: bool = False
+    strict: bool | None = None
     forward: str = "hard"
     surrogate: _sg.Surrogate = field(default_factory=lambda: _sg.get("atan"))
     backend: str = "cpu"
@@ -88,12 +91,17 @@ class LIFConfig:
         object.__setattr__(self, "forward", _choice("forward", self.forward, FORWARDS))
         object.__setattr__(self, "backend", _choice("backend", self.backend, BACKENDS))
         _flag("detach_reset", self.detach_reset)
+        object.__setattr__(self, "surrogate", _sg.get(self.surrogate))
+        auto = self.strict is None
+        if auto:
+            pre = self.surrogate.preset
+            object.__setattr__(self, "strict", _sg.preset(pre).strict if pre else False)
+        object.__setattr__(self, "_auto_strict", auto)
         _flag("strict", self.strict)
         _flag("synaptic", self.synaptic)
         _flag("adaptive", self.adaptive)
         if self.recurrent is not None:
             _choice("recurrent", self.recurrent, RECURRENT)
-        object.__setattr__(self, "surrogate", _sg.get(self.surrogate))
         if self.dtype is not None:
             try:
                 dt = np.dtype(self.dtype)
@@ -122,6 +130,10 @@ class LIFConfig:
                              f"{self.surrogate.name!r} has none")
 
     def replace(self, **changes) -> "LIFConfig":
+        """A copy with ``changes``; a new surrogate brings its preset's comparison
+        when ``strict`` was never given."""
+        if "surrogate" in changes and "strict" not in changes and self._auto_strict:
+            changes["strict"] = None
         return replace(self, **changes)
 
     @property

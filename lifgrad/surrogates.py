@@ -376,6 +376,7 @@ class Surrogate:
     params: tuple = ()
     scale: float = 1.0
     clip: float | None = None
+    preset: str | None = field(default=None, compare=False)   # the peer preset it came from
 
     @property
     def family(self) -> Family:
@@ -428,7 +429,9 @@ class Surrogate:
         return (self.family.code, float(p0), float(p1), float(p2), float(self.scale), lo_, hi_)
 
     def with_scale(self, scale: float) -> "Surrogate":
-        return get(self.name, scale=scale, clip=self.clip, **dict(self.named_params()))
+        """The same surrogate with amplitude ``scale`` (the preset it came from kept)."""
+        out = get(self.name, scale=scale, clip=self.clip, **dict(self.named_params()))
+        return Surrogate(out.name, out.params, out.scale, out.clip, self.preset)
 
     def named_params(self):
         return tuple((p.name, v) for p, v in zip(self.family.params, self.params))
@@ -442,7 +445,7 @@ class Surrogate:
         return f"{self.name}({', '.join(extra)})"
 
 
-def get(name: str | Surrogate = "atan", *, scale: float = 1.0, clip: float | None = None,
+def get(name: str | Surrogate = "atan", *, scale: float | None = None, clip: float | None = None,
         **params) -> Surrogate:
     """Return the surrogate ``name`` with the given parameters.
 
@@ -450,17 +453,26 @@ def get(name: str | Surrogate = "atan", *, scale: float = 1.0, clip: float | Non
     (10.0,)
 
     A name with a dot is a peer preset with the peer's parameter names:
-    ``get("snntorch.sigmoid", slope=10)`` is ``get("sigmoid", k=10)``.
+    ``get("snntorch.sigmoid", slope=10)`` is ``get("sigmoid", k=10)``.  A
+    preset's own parameter names win: spikeDE's sharpness is called ``scale``,
+    so ``get("spikede.arctan", scale=3.0)`` is its sharpness 3 (give such a
+    preset another amplitude with :meth:`Surrogate.with_scale`).  The result
+    remembers its preset (``.preset``), whose spike comparison a
+    :class:`lifgrad.LIFConfig` takes when ``strict`` is not given.
 
     Unknown names and parameters, and out-of-range values, raise ``ValueError``
     naming what was expected.
     """
     if isinstance(name, Surrogate):
-        if params or scale != 1.0 or clip is not None:
+        if params or scale is not None or clip is not None:
             raise ValueError("surrogate: pass either a Surrogate or a name with parameters")
         return name
     if isinstance(name, str) and "." in name:
-        return preset(name).surrogate(scale=scale, clip=clip, **params)
+        pre = preset(name)
+        if scale is not None and "scale" in dict(pre.defaults):
+            params, scale = dict(params, scale=scale), None      # the peer's own 'scale'
+        return pre.surrogate(1.0 if scale is None else scale, clip, **params)
+    scale = 1.0 if scale is None else scale
     fam = family(name)
     valid = {p.name for p in fam.params}
     unknown = set(params) - valid
@@ -509,7 +521,8 @@ class Preset:
     def framework(self):
         return self.name.split(".")[0]
 
-    def surrogate(self, scale=1.0, clip=None, **peer_params):
+    def surrogate(self, amplitude=1.0, clip=None, **peer_params):
+        """The Surrogate for these peer parameters, times ``amplitude``."""
         valid = dict(self.defaults)
         unknown = set(peer_params) - set(valid)
         if unknown:
@@ -517,11 +530,20 @@ class Preset:
                              f"valid: {sorted(valid) or 'none'}")
         valid.update(peer_params)
         fam, params, pscale = self.build(**valid)
-        return get(fam, scale=scale * pscale, clip=clip, **params)
+        out = get(fam, scale=amplitude * pscale, clip=clip, **params)
+        return Surrogate(out.name, out.params, out.scale, out.clip, self.name)
 
 
 _SQRT2 = math.sqrt(2.0)
 _SQRT_PI_F32 = float(np.sqrt(np.float32(np.pi)))   # Norse: torch.as_tensor(np.pi).sqrt()
+_SQRT_2PI_F32 = np.sqrt(np.float32(2 * np.pi))     # spikeDE: torch.sqrt(torch.tensor(2*pi))
+
+
+def _spikede_gaussian(sigma):
+    # spikeDE divides by sigma * torch.sqrt(torch.tensor(2*pi)): a float32 product
+    # of float32 values; the family divides by sigma sqrt(2 pi) in float64
+    d = float(np.float32(sigma) * _SQRT_2PI_F32)
+    return "gaussian", {"sigma": sigma}, sigma * math.sqrt(2 * math.pi) / d
 
 
 def _p(name, defaults, build, strict, note=""):
@@ -604,8 +626,9 @@ PRESETS = {p.name: p for p in (
     _p("spikede.piecewise_linear", {"gamma": 1.0},
        lambda gamma: ("rect", {"w": gamma}, 1.0), False,
        "described as a triangular window; the formula is rectangular"),
-    _p("spikede.gaussian", {"sigma": 1.0}, lambda sigma: ("gaussian", {"sigma": sigma}, 1.0),
-       False),
+    _p("spikede.gaussian", {"sigma": 1.0}, _spikede_gaussian, False,
+       "normalised by a float32 sigma sqrt(2 pi) (torch.tensor(2*pi) is float32): 6e-8 "
+       "relative from the float64 density"),
 )}
 
 # Shipped by a framework but not reproducible as a deterministic preset.

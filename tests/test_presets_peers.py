@@ -83,7 +83,9 @@ SPIKEDE = {   # spikeDE is not installed: its code's formulas, written from its 
     "spikede.sigmoid": lambda x, scale=5.0: scale / (1 + np.exp(-scale * x)) * (1 - 1 / (1 + np.exp(-scale * x))),
     "spikede.arctan": lambda x, scale=2.0: scale / 2 / (1 + (math.pi / 2 * scale * x) ** 2),
     "spikede.piecewise_linear": lambda x, gamma=1.0: ((x >= -gamma) & (x <= gamma)) / (2 * gamma),
-    "spikede.gaussian": lambda x, sigma=1.0: np.exp(-x ** 2 / (2 * sigma ** 2)) / (sigma * math.sqrt(2 * math.pi)),
+    # spikeDE: sigma * torch.sqrt(torch.tensor(2*pi)), a float32 product (issue 18)
+    "spikede.gaussian": lambda x, sigma=1.0: np.exp(-x ** 2 / (2 * sigma ** 2)) / float(
+        np.float32(sigma) * np.sqrt(np.float32(2 * np.pi))),
 }
 
 
@@ -108,3 +110,41 @@ def test_every_shipped_surrogate_is_a_preset_or_a_documented_deviation():
         sgs.get("snntorch.nope")
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['k'\]; valid: \['slope'\]"):
         sgs.get("snntorch.sigmoid", k=3)
+
+
+def test_a_presets_own_parameter_names_win():
+    """spikeDE calls its sharpness ``scale``: get("spikede.arctan", scale=3.0)
+    is sharpness 3 at amplitude 1 (it once returned atan(a=2) with amplitude 3);
+    the amplitude of such a preset comes from with_scale."""
+    s = sgs.get("spikede.arctan", scale=3.0)
+    assert s == sgs.get("atan", a=3.0) and s.scale == 1.0
+    assert s.with_scale(2.0) == sgs.get("atan", a=3.0, scale=2.0)
+    assert s.with_scale(2.0).preset == "spikede.arctan"
+    # a preset without a parameter of that name: scale is the amplitude, as for families
+    assert sgs.get("snntorch.atan", scale=2.0) == sgs.get("atan", a=2.0, scale=2.0)
+
+
+def test_a_preset_carries_its_spike_comparison_into_the_configuration():
+    from lifgrad import LIFConfig
+    assert LIFConfig(surrogate="snntorch.atan").strict is True          # snnTorch fires at >
+    assert LIFConfig(surrogate=sgs.get("norse.super")).strict is True
+    assert LIFConfig(surrogate="spikingjelly.ATan").strict is False     # SpikingJelly at >=
+    assert LIFConfig().strict is False and LIFConfig(surrogate="atan").strict is False
+    assert LIFConfig(surrogate="snntorch.atan", strict=False).strict is False   # given: kept
+    assert LIFConfig().replace(surrogate="snntorch.atan").strict is True
+    assert LIFConfig(strict=False).replace(surrogate="snntorch.atan").strict is False
+
+
+def test_spikede_gaussian_takes_its_float32_normaliser():
+    """spikeDE divides by sigma * torch.sqrt(torch.tensor(2*pi)), a float32
+    value: the preset reproduces it to rounding, the float64 density is 6e-8
+    away."""
+    torch = pytest.importorskip("torch")
+    sigma = 0.3
+    x = torch.linspace(-1, 1, 201, dtype=torch.float64)
+    want = (torch.exp(-x ** 2 / (2 * sigma ** 2)) /
+            (sigma * torch.sqrt(torch.tensor(2 * math.pi)))).numpy()
+    got = sgs.get("spikede.gaussian", sigma=sigma).phi(x.numpy())
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=0)
+    plain = sgs.get("gaussian", sigma=sigma).phi(x.numpy())
+    assert 1e-8 < np.max(np.abs(plain - want)) < 1e-7
