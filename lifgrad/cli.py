@@ -3,7 +3,7 @@
     lifgrad check [--quick] [--json] [--failures-only]
         Gradient checks (finite differences, closed form, kernels vs reference)
         over reset modes x detach x strict x surrogates; exits 1 if any fails.
-    lifgrad verify {snntorch,spikingjelly,norse,all} [--quick] [--json]
+    lifgrad verify {FRAMEWORK,all} [--quick] [--json]   (lifgrad.verify.FRAMEWORKS)
         Compare each framework's autograd gradients with lifgrad's, neuron by
         neuron, variant by variant, surrogate by surrogate.
     lifgrad verify FILE.py:FACTORY (--input X.npy | --shape T B N) [--layout BTN]
@@ -138,7 +138,7 @@ def _cmd_verify(args):
             return 2
     else:
         if target not in verify.FRAMEWORKS + ("all",):
-            print(f"lifgrad verify: expected snntorch, spikingjelly, norse, all or "
+            print(f"lifgrad verify: expected {', '.join(verify.FRAMEWORKS)}, all or "
                   f"MODULE:FACTORY, got {target!r}", file=sys.stderr)
             return 2
         frameworks = verify.FRAMEWORKS if target == "all" else (target,)
@@ -333,6 +333,11 @@ def _cmd_demo(args):
     return 1 if (n_fail or acc < 0.97) else 0
 
 
+def _frameworks():
+    from .verify import FRAMEWORKS      # the registered adapters (imports no framework)
+    return FRAMEWORKS
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="lifgrad", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -343,7 +348,7 @@ def build_parser():
     c.set_defaults(func=_cmd_check)
     v = sub.add_parser("verify", help="compare autograd frameworks' gradients with lifgrad's "
                        "(exit 0 agree, 1 disagree, 2 cannot run)")
-    v.add_argument("framework", metavar="{snntorch,spikingjelly,norse,all,MODULE:FACTORY}",
+    v.add_argument("framework", metavar="{" + ",".join(_frameworks()) + ",all,MODULE:FACTORY}",
                    help="a framework's curated cases, all of them, or your own model: a .py "
                         "file (or importable module) and the function that returns it")
     v.add_argument("--quick", action="store_true", help="a few cases per framework")

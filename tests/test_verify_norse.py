@@ -18,36 +18,40 @@ from lifgrad import lif_forward  # noqa: E402
 from lifgrad.verify import common  # noqa: E402
 from lifgrad.verify import norse as nv  # noqa: E402
 
+AD = nv.ADAPTER
+
 
 def _case_id(c):
-    return "-".join(c)
+    return "-".join((c.neuron, c.variant, c.surrogate))
 
 
-@pytest.mark.parametrize("case", nv.cases(), ids=_case_id)
+@pytest.mark.parametrize("case", AD.cases(), ids=_case_id)
 def test_norse_matches_lifgrad(case):
     # the problem is non-trivial: spikes, silences, no membrane at threshold
-    k = nv.build_case(*case)
-    m = nv.layer_map(k.module)
-    v, tr = lif_forward(m.gain * k.Y + m.bias, m.params, m.config.replace(dtype="float64"),
+    k = AD.build(case)
+    m = AD.layer_map(k.module)
+    Y = k.I if m.input_weights is None else k.I @ m.input_weights[1].T   # x W_in^T if recurrent
+    v, tr = lif_forward(m.gain * Y + m.bias, m.params, m.config.replace(dtype="float64"),
                         u0=m.u0, s0=m.s0)
     assert 0 < v.sum() < 0.5 * v.size
     assert np.abs(tr.u - np.asarray(m.params.theta)).min() > 1e-6
 
-    rep = nv.run_case(*case)
+    rep = AD.run(case)
     assert rep.passed, common.format_reports([rep]) + "\n" + "\n".join(map(str, rep.rows))
     names = {r.quantity for r in rep.rows}
     assert {"mem", "grad:input", "grad:v_th"} <= names
-    if case[0] != "IAFCell":
+    if case.neuron != "IAFCell":
         assert "grad:tau_mem_inv" in names
-    if case[0].startswith("LIFRecurrent"):
+    if case.neuron.startswith("LIFRecurrent"):
         assert {"grad:input_weights", "grad:recurrent_weights", "grad:tau_syn_inv"} <= names
 
 
 def test_cases_cover_every_neuron_variant_and_surrogate():
-    cs = nv.cases()
-    assert {(n, v) for n, v, _ in cs} == {(n, v) for n, vs in nv.NEURONS.items() for v in vs}
-    assert {s for _, _, s in cs} == set(nv.SURROGATES)
-    assert set(nv.cases(quick=True)) <= set(cs) and len(nv.cases(quick=True)) >= 4
+    cs = AD.cases()
+    assert {(c.neuron, c.variant) for c in cs} == {(n, v) for n, vs in nv.NEURONS.items()
+                                                   for v in vs}
+    assert {c.surrogate for c in cs} == set(nv.SURROGATES)
+    assert set(AD.cases(quick=True)) <= set(cs) and len(AD.cases(quick=True)) >= 4
 
 
 @pytest.mark.parametrize("method", ["heaviside", "adjoint", "logistic"])
@@ -55,7 +59,7 @@ def test_unsupported_method_raises_clear_error(method):
     import norse.torch as nt
     cell = nt.LIFCell(nt.LIFParameters(method=method))
     with pytest.raises(ValueError, match=method):
-        nv.layer_map(cell)
+        AD.layer_map(cell)
     if method == "adjoint":                    # Norse itself cannot run it either
         with pytest.raises(ValueError, match="adjoint"):
             cell(torch.zeros(2, 3))
@@ -64,28 +68,28 @@ def test_unsupported_method_raises_clear_error(method):
 def test_unsupported_module_raises():
     import norse.torch as nt
     with pytest.raises(TypeError, match="no mapping"):
-        nv.layer_map(nt.LIFAdExCell())
+        AD.layer_map(nt.LIFAdExCell())
 
 
 @pytest.mark.parametrize("change", ["detach flipped", "tanh for super", "tau_syn off"])
 def test_wrong_mapping_is_detected(change):
-    k = nv.build_case("LIFCell", "v_leak,v_reset")
-    m = nv.layer_map(k.module)
+    k = AD.build(AD.case("LIFCell", "v_leak,v_reset"))
+    m = AD.layer_map(k.module)
     if change == "detach flipped":
         m = m._replace(config=m.config.replace(detach_reset=True))
     elif change == "tanh for super":
         m = m._replace(config=m.config.replace(surrogate="norse.tanh"))
     else:
         m = m._replace(params=m.params._replace(alpha_s=np.asarray(m.params.alpha_s) * 0.999))
-    rep = nv.check(k, m)
+    rep = AD.check(k, m)
     assert not rep.passed and rep.worst > 1e-4
 
 
 def test_recurrent_cell_needs_detached_reset():
-    k = nv.build_case("LIFRecurrentCell", "autapses=False")
-    m = nv.layer_map(k.module)
+    k = AD.build(AD.case("LIFRecurrentCell", "autapses=False"))
+    m = AD.layer_map(k.module)
     # the feed-forward mapping (reset not detached) does not fit lif_step
-    rep = nv.check(k, m._replace(config=m.config.replace(detach_reset=False)))
+    rep = AD.check(k, m._replace(config=m.config.replace(detach_reset=False)))
     assert not rep.passed
 
 
@@ -95,11 +99,11 @@ def test_deviation_lif_v_leak_gradient_is_float32_rounded():
     it misses lifgrad (and LIFCell, same dynamics) by ~1e-9, while every other
     gradient agrees to rounding.  Hence v_leak is not compared in those cases."""
     for neuron, variant in (("LIF", "v_leak,v_reset"), ("LIFRecurrentCell", "autapses=True")):
-        rep = nv.check(nv.build_case(neuron, variant, grad_v_leak=True))
+        rep = AD.run(AD.case(neuron, variant, grad_v_leak=True))
         rows = {r.quantity: r.max_rel for r in rep.rows}
         assert 1e-11 < rows["grad:v_leak"] < 1e-6, rows
         assert max(v for q, v in rows.items() if q != "grad:v_leak") <= common.TOL
-    rep = nv.run_case("LIFCell", "v_leak,v_reset")   # the same chain rule, float64 state
+    rep = AD.run(AD.case("LIFCell", "v_leak,v_reset"))   # the same chain rule, float64 state
     assert {r.quantity: r.max_rel for r in rep.rows}["grad:v_leak"] <= common.TOL
 
 
@@ -117,14 +121,14 @@ def test_float32_parameters_map_exactly():
         "IAFCell": nt.IAFCell(nt.IAFParameters(v_th=f32(1.0), v_reset=f32(0.0))),
     }
     for neuron, module in modules.items():
-        k = nv.build_case(neuron, nv.NEURONS[neuron][0])
-        k.module, k.leaves = module, {}
-        rep = nv.check(k)
+        k = AD.build(AD.case(neuron, nv.NEURONS[neuron][0]))
+        rep = AD.check(k._replace(module=module, leaves={}))
         assert rep.passed, (neuron, rep.rows)
 
 
 def test_notes_record_norse_departures():
-    notes = " ".join(nv.layer_map(nv.build_case("LIFCell", "default").module).notes)
+    notes = " ".join(AD.layer_map(AD.build(AD.case("LIFCell", "default")).module).notes)
     assert "ignored" in notes and "not detach" in notes
-    notes = " ".join(nv.layer_map(nv.build_case("LIFCell", "default", "norse.tanh").module).notes)
+    notes = " ".join(AD.layer_map(AD.build(AD.case("LIFCell", "default", "norse.tanh")).module)
+                     .notes)
     assert "lacks the factor alpha" in notes

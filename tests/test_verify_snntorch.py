@@ -1,10 +1,10 @@
 """lifgrad.verify.snntorch: snnTorch's autograd gradients against lifgrad's adjoint.
 
 Every case of ``cases()`` must agree to 1e-10 (relative, float64) with identical
-spikes.  The variants left out of ``cases()`` (``FLOAT32_LIMITED``: immediate
-subtract/zero reset and every RLeaky) are shown here to be limited by
-snnTorch's float32 spike only: the same module with a float64 copy of the
-surrogate agrees to ~1e-15.  See derivations/peers.md (snnTorch).
+spikes, except the variants of ``FLOAT32_LIMITED`` (immediate subtract/zero
+reset and every RLeaky), shown here to be limited by snnTorch's float32 spike
+only: the same module with a float64 copy of the surrogate agrees to ~1e-15.
+See derivations/peers.md (snnTorch).
 """
 import numpy as np
 import pytest
@@ -18,13 +18,26 @@ from snntorch import surrogate as ss  # noqa: E402
 
 from lifgrad.verify import snntorch as S  # noqa: E402
 from lifgrad.verify.common import AGREES, LIMITED, TOL, check_layer, problem  # noqa: E402
+from lifgrad.verify.torchpeer import peer_values  # noqa: E402
+
+AD = S.ADAPTER
 
 
-@pytest.mark.parametrize("case", S.cases(), ids=lambda c: " ".join(c))
+def _check(label, peer_run, m, I, A, Bm):
+    """check_layer on the snnTorch side that ``peer_run(x) -> (spk, mem, leaves)`` gives."""
+    return check_layer(("snntorch",) + label, peer_values(peer_run, I, A, Bm), m, I, A, Bm)
+
+
+def _run(*args, **kw):
+    return AD.run(AD.case(*args, **kw))
+
+
+@pytest.mark.parametrize("case", AD.cases(), ids=lambda c: " ".join((c.neuron, c.variant,
+                                                                         c.surrogate)))
 def test_case_agrees_to_float64_precision(case):
-    rep = S.run_case(*case)
+    rep = AD.run(case)
     assert rep.spike_mismatches == 0, rep
-    if case[:2] in S.FLOAT32_LIMITED:           # snnTorch's float32 spike: a named limit
+    if (case.neuron, case.variant) in S.FLOAT32_LIMITED:   # snnTorch's float32 spike: a named limit
         assert rep.status == LIMITED and rep.worst < 1e-6, rep
         assert all(r.limit == "float32 spike" for r in rep.rows if r.status == LIMITED)
     else:
@@ -38,15 +51,15 @@ def test_case_agrees_to_float64_precision(case):
 
 def test_cases_cover_every_neuron_variant_and_snntorch_preset():
     from lifgrad import surrogates as sgs
-    cs = S.cases()
+    cs = [(c.neuron, c.variant, c.surrogate) for c in AD.cases()]
     listed = {(n, v) for n, v, _ in cs}
     for n, vs in S.NEURONS.items():
         for v in vs:
             assert (n, v) in listed, (n, v)
     presets = {p for p in sgs.PRESETS if p.startswith("snntorch.")}
     assert presets <= {s for n, v, s in cs if (n, v) == ("Leaky", "subtract")}
-    quick = S.cases(quick=True)
-    assert 0 < len(quick) < len(cs) and set(quick) <= set(cs)
+    quick = AD.cases(quick=True)
+    assert 0 < len(quick) < len(cs) and set(quick) <= set(AD.cases())
 
 
 # ---------------------------------------------------------------------------
@@ -69,11 +82,11 @@ class _ATan64(torch.autograd.Function):
 
 
 def _limited_case(neuron, variant, float64_spike, seed=0, T=20, B=3, N=6):
-    """run_case's problem, optionally with a float64 spike on the snnTorch side.
+    """The case's problem, optionally with a float64 spike on the snnTorch side.
 
     For the immediate subtract reset the comparison is made on the pre-reset
     potential, reconstructed on the snnTorch side as mem + theta * spk (the
-    loss then reaches the module's graph through both), as run_case does: the
+    loss then reaches the module's graph through both): the
     post-reset u - theta v depends on theta directly, a term param_grads cannot
     form (see the derivation)."""
     reset, delay, a2a = S._parse(neuron, variant)
@@ -91,9 +104,9 @@ def _limited_case(neuron, variant, float64_spike, seed=0, T=20, B=3, N=6):
         I = np.minimum(I, (2 - beta) * thr * 0.999)
 
     def make():
-        return S.build(neuron, variant, "snntorch.atan", beta, thr, alpha, V, N)
+        return S.make_module(neuron, variant, "snntorch.atan", beta, thr, alpha, V, N)
 
-    m = S.layer_map(make())
+    m = AD.layer_map(make())
     pre = reset == "subtract" and not delay
     if pre:
         assert m.post_reset
@@ -103,12 +116,12 @@ def _limited_case(neuron, variant, float64_spike, seed=0, T=20, B=3, N=6):
         mod = make()
         if float64_spike:
             mod.spike_grad = lambda x: _ATan64.apply(x, 2.0)
-        spk, mem = S.peer_forward(mod, It)
+        spk, mem = AD.forward(mod, It)
         if pre:
             mem = mem + spk * mod.threshold
         return spk, mem, dict(mod.named_parameters())
 
-    return check_layer("snntorch", neuron, variant, "snntorch.atan", peer_run, m, I, A, Bm)
+    return _check((neuron, variant, "snntorch.atan"), peer_run, m, I, A, Bm)
 
 
 @pytest.mark.parametrize("nv", sorted(S.FLOAT32_LIMITED), ids=" ".join)
@@ -120,40 +133,40 @@ def test_float32_limited_variants_deviate_only_by_the_float32_spike(nv):
     # the same graph with the spike kept in float64: the mapping is exact
     f64 = _limited_case(*nv, float64_spike=True)
     assert f64.spike_mismatches == 0 and f64.worst < 1e-13, f64
-    # run_case measures the same and reports the cause in its notes
-    rep = S.run_case(*nv)
+    # the case measures the same and reports the cause in its notes
+    rep = _run(*nv)
     assert rep.spike_mismatches == 0 and 1e-10 < rep.worst < 1e-6, rep
     assert any("float32" in n for n in rep.notes)
 
 
 def test_sigmoid_default_slope_rounds_in_float32():
     """grad_output (float32) * slope is a float32 product: exact for slope 16, not 25."""
-    rep = S.run_case("Leaky", "subtract", "snntorch.sigmoid", sg_params={"slope": 25.0})
+    rep = _run("Leaky", "subtract", "snntorch.sigmoid", sg_params={"slope": 25.0})
     assert rep.spike_mismatches == 0 and 1e-10 < rep.worst < 1e-6
-    assert S.run_case("Leaky", "subtract", "snntorch.sigmoid",
-                      sg_params={"slope": 16.0}).passed
+    assert _run("Leaky", "subtract", "snntorch.sigmoid",
+                sg_params={"slope": 16.0}).passed
 
 
 def test_rleaky_all_to_all_does_not_run_in_float64_without_the_cast():
-    m = S.build("RLeaky", "all-to-all none", "snntorch.atan", np.full(3, 0.9), np.ones(3),
-                np.zeros(3), np.eye(3), 3)
+    m = S.make_module("RLeaky", "all-to-all none", "snntorch.atan", np.full(3, 0.9), np.ones(3),
+                      np.zeros(3), np.eye(3), 3)
     x = torch.full((2, 3), 2.0, dtype=torch.float64)
     m.reset_mem()
     m(x)                                   # t = 1: stored spike is float64 zeros
     with pytest.raises(RuntimeError, match="dtype"):
         m(x)                               # t = 2: float32 spike into a float64 Linear
-    spk, mem = S.peer_forward(m, torch.stack([x, x]))
+    spk, mem = AD.forward(m, torch.stack([x, x]))
     assert mem.dtype == torch.float64
 
 
 def test_immediate_subtract_input_cap_keeps_the_delayed_term_zero():
-    rep = S.run_case("Leaky", "subtract immediate")
+    rep = _run("Leaky", "subtract immediate")
     assert any("capped" in n for n in rep.notes)
     assert not any("post-reset membrane > theta" in n for n in rep.notes)
     # without the cap the leftover term fires and is counted
     rng, I, A, Bm = problem(0, 20, 3, 6)
     beta, thr = rng.uniform(0.5, 0.95, 6), rng.uniform(0.8, 1.2, 6)
-    m = S.layer_map(S.build("Leaky", "subtract immediate", "snntorch.atan", beta, thr))
+    m = AD.layer_map(S.make_module("Leaky", "subtract immediate", "snntorch.atan", beta, thr))
     assert S.delayed_term_steps(m, I, thr) > 0
     assert S.delayed_term_steps(m, np.minimum(I, (2 - beta) * thr * 0.999), thr) == 0
 
@@ -175,9 +188,9 @@ def test_immediate_subtract_input_cap_keeps_the_delayed_term_zero():
 def test_surrogate_and_its_parameters_are_recovered(factory, kwargs, preset):
     from lifgrad import surrogates as sgs
     mod = snn.Leaky(beta=0.9, spike_grad=getattr(ss, factory)(**kwargs))
-    name, params = S.surrogate_of(mod)
+    name, params = AD.surrogate_of(mod)
     assert name == preset and params == {k: float(v) for k, v in kwargs.items()}
-    assert S.layer_map(mod.double()).config.surrogate == sgs.get(preset, **kwargs)
+    assert AD.layer_map(mod.double()).config.surrogate == sgs.get(preset, **kwargs)
 
 
 @pytest.mark.parametrize("kw", [{"surrogate_disable": True}, {"spike_grad": ss.Heaviside.apply},
@@ -193,25 +206,25 @@ def test_bypass_and_class_apply_surrogates(kw):
 
     def peer_run(It):
         mod = make()
-        spk, mem = S.peer_forward(mod, It)
+        spk, mem = AD.forward(mod, It)
         return spk, mem, dict(mod.named_parameters())
 
-    m = S.layer_map(make())
-    assert check_layer("snntorch", "Leaky", "subtract", "-", peer_run, m, I, A, Bm).passed
+    m = AD.layer_map(make())
+    assert _check(("Leaky", "subtract", "-"), peer_run, m, I, A, Bm).passed
 
 
 def test_unsupported_surrogate_and_neuron_raise_clear_errors():
     custom = snn.Leaky(beta=0.9, spike_grad=ss.custom_surrogate(lambda x, g, out: g))
     with pytest.raises(ValueError, match=r"Leaky: unsupported spike_grad"):
-        S.layer_map(custom)
+        AD.layer_map(custom)
     with pytest.raises(ValueError, match=r"Synaptic: unsupported spike_grad"):
-        S.layer_map(snn.Synaptic(alpha=0.5, beta=0.9, spike_grad=ss.SSO()))
+        AD.layer_map(snn.Synaptic(alpha=0.5, beta=0.9, spike_grad=ss.SSO()))
     with pytest.raises(ValueError, match=r"Synaptic: reset_mechanism='zero'"):
-        S.layer_map(snn.Synaptic(alpha=0.5, beta=0.9, reset_mechanism="zero"))
+        AD.layer_map(snn.Synaptic(alpha=0.5, beta=0.9, reset_mechanism="zero"))
     with pytest.raises(ValueError, match=r"RLeaky: reset_mechanism='zero'"):
-        S.layer_map(snn.RLeaky(beta=0.9, linear_features=3, reset_mechanism="zero"))
+        AD.layer_map(snn.RLeaky(beta=0.9, linear_features=3, reset_mechanism="zero"))
     with pytest.raises(ValueError, match="Alpha"):
-        S.layer_map(snn.Alpha(alpha=0.9, beta=0.8))
+        AD.layer_map(snn.Alpha(alpha=0.9, beta=0.8))
 
 
 def test_wrong_mapping_is_detected():
@@ -221,23 +234,24 @@ def test_wrong_mapping_is_detected():
     beta[0] = 1.3
 
     def peer_run(It):
-        mod = S.build("Leaky", "subtract", "snntorch.atan", beta, thr)
-        spk, mem = S.peer_forward(mod, It)
+        mod = S.make_module("Leaky", "subtract", "snntorch.atan", beta, thr)
+        spk, mem = AD.forward(mod, It)
         return spk, mem, dict(mod.named_parameters())
 
-    m = S.layer_map(S.build("Leaky", "subtract", "snntorch.atan", beta, thr))
-    assert check_layer("snntorch", "Leaky", "subtract", "atan", peer_run, m, I, A, Bm).passed
+    label = ("Leaky", "subtract", "atan")
+    m = AD.layer_map(S.make_module("Leaky", "subtract", "snntorch.atan", beta, thr))
+    assert _check(label, peer_run, m, I, A, Bm).passed
     bad = m._replace(config=m.config.replace(detach_reset=False))
-    assert not check_layer("snntorch", "Leaky", "subtract", "atan", peer_run, bad, I, A, Bm).passed
+    assert not _check(label, peer_run, bad, I, A, Bm).passed
     pg = m.param_grads
     nomask = m._replace(param_grads=lambda g, I_, tr: {**pg(g, I_, tr), "beta": g.alpha})
-    rep = check_layer("snntorch", "Leaky", "subtract", "atan", peer_run, nomask, I, A, Bm)
+    rep = _check(label, peer_run, nomask, I, A, Bm)
     assert not rep.passed
     assert [r.max_rel for r in rep.rows if r.quantity == "grad:beta"][0] > 1e-3
 
 
 def test_clamped_beta_gets_zero_gradient():
-    rep = S.run_case("Leaky", "subtract", clamp_beta=True)
+    rep = _run("Leaky", "subtract", clamp_beta=True)
     assert rep.passed, rep
 
 
@@ -251,12 +265,12 @@ def _leaky_check(seed, reset, beta, thr, G=1.0):
 
     def peer_run(It):
         mod = make()
-        spk, mem = S.peer_forward(mod, It)
+        spk, mem = AD.forward(mod, It)
         return spk, mem, dict(mod.named_parameters())
 
-    m = S.layer_map(make())
+    m = AD.layer_map(make())
     assert m.spike_scale == G
-    return check_layer("snntorch", "Leaky", reset, "atan", peer_run, m, I, A, Bm)
+    return _check(("Leaky", reset, "atan"), peer_run, m, I, A, Bm)
 
 
 def test_graded_spikes():

@@ -1,37 +1,49 @@
 """Verify autograd SNN frameworks against lifgrad's hand-derived gradients.
 
-``lifgrad.verify.snntorch``, ``.spikingjelly`` and ``.norse`` each map that
-framework's neurons onto lifgrad's cell, run both on the same input in
-float64, backpropagate the same loss, and report spike mismatches and the
-error of every gradient (see :mod:`lifgrad.verify.common`).  Importing this
-package does not import torch; the adapters do, when used.
-"""
-import importlib
+One adapter per framework (``lifgrad.verify.snntorch``, ``.spikingjelly``,
+``.norse``), each exposing ``ADAPTER``, an instance of the one protocol of
+:mod:`lifgrad.verify.protocol`.  An adapter maps the framework's neurons onto
+lifgrad's cell, runs both on the same input in float64, backpropagates the
+same loss, and reports spike mismatches and the error of every gradient (see
+:mod:`lifgrad.verify.common`)::
 
+    ad = adapter("snntorch")                  # an Adapter (imports the framework)
+    for case in ad.cases(quick=True):         # frozen Case values with a stable case.id
+        report = ad.run(case)                 # build, run both sides, compare: a CaseReport
+    ad.layer_map(module)                      # a peer neuron -> lifgrad config and parameters
+    ad.peer_forward(module, I)                # one neuron over time, NumPy in and out
+
+The protocol, in short (the details are in :mod:`lifgrad.verify.protocol`):
+
+* ``name``, ``neurons`` ({neuron: variants}), ``default_surrogate``,
+  ``preset_case``, ``quick``, ``option_defaults``: what the cases run;
+  surrogates are the presets ``"<name>.<the framework's name>"`` of
+  :mod:`lifgrad.surrogates`;
+* ``case(...)``, ``cases(quick)`` -> ``[Case]``; ``build(case)`` -> ``Built``
+  (the peer module and the NumPy problem); ``peer_gradients(built)`` (the
+  framework's autograd, NumPy out); ``check(built, m=None)`` and
+  ``run(case)`` -> ``CaseReport``;
+* ``is_neuron``, ``layer_map``, ``surrogate_of``, ``peer_forward``: one
+  neuron module.
+
+Frameworks on torch derive from :class:`lifgrad.verify.torchpeer.TorchAdapter`,
+which adds what :func:`compare` needs to record a user's torch model
+(``forward``, ``call_outputs``, ``prepare``, ``extra_leaves``).  A new
+framework is a module with ``ADAPTER`` and a line in
+:data:`lifgrad.verify.protocol.REGISTRY`; ``tests/test_verify_protocol.py``
+holds it to the protocol.  Importing this package does not import torch;
+the adapters do, when used.
+"""
 from .common import (AGREES, DISAGREES, LIMITED, NOT_APPLICABLE, TOL, CaseReport, LayerCoverage,
                      LayerMap, Limit, Row, format_reports)
 from .model import compare
+from .protocol import REGISTRY, Adapter, Built, Case, adapter
 
 __all__ = ["TOL", "CaseReport", "LayerMap", "LayerCoverage", "Limit", "Row", "format_reports",
-           "FRAMEWORKS", "compare", "adapter", "run_suite", "AGREES", "LIMITED", "DISAGREES",
-           "NOT_APPLICABLE"]
+           "FRAMEWORKS", "compare", "adapter", "run_suite", "Adapter", "Case", "Built",
+           "AGREES", "LIMITED", "DISAGREES", "NOT_APPLICABLE"]
 
-FRAMEWORKS = ("snntorch", "spikingjelly", "norse")
-
-
-def adapter(framework):
-    """The adapter module of ``framework`` (imports torch and the framework)."""
-    if framework not in FRAMEWORKS:
-        raise ValueError(f"framework: expected one of {', '.join(FRAMEWORKS)}, got {framework!r}")
-    from .common import quiet_framework, require_torch
-    require_torch()
-    try:
-        with quiet_framework():
-            importlib.import_module(framework)
-    except ImportError as e:
-        raise ImportError(f"{framework} is not installed ({e}); `make peers` installs the "
-                          f"pinned frameworks (see the README)") from e
-    return importlib.import_module(f"lifgrad.verify.{framework}")
+FRAMEWORKS = tuple(REGISTRY)
 
 
 def run_suite(frameworks=FRAMEWORKS, quick=False, progress=None):
@@ -41,6 +53,6 @@ def run_suite(frameworks=FRAMEWORKS, quick=False, progress=None):
         ad = adapter(fw)
         for case in ad.cases(quick=quick):
             if progress:
-                progress(f"{fw} {' '.join(map(str, case))}")
-            reports.append(ad.run_case(*case))
+                progress(case.id)
+            reports.append(ad.run(case))
     return reports

@@ -8,7 +8,10 @@ or a SpikingJelly multi-step model that takes the whole ``(T, B, n)`` at
 once.  :func:`run` records, with forward hooks, every call of a ``Linear``
 and of a supported neuron while the model runs once, and returns each
 layer's inputs and outputs stacked over time: the chain lifgrad then maps
-layer by layer (:mod:`lifgrad.verify.model`).
+layer by layer (:mod:`lifgrad.verify.model`).  What a framework's neuron
+needs (recognising it, reading its outputs, preparing it, its parameter
+tuples) comes from its adapter (:class:`lifgrad.verify.torchpeer.TorchAdapter`):
+nothing here knows a framework by name.
 
 Everything here happens on :func:`working_copy`, a float64 CPU copy in eval
 mode: the user's model is never touched.
@@ -18,55 +21,35 @@ from __future__ import annotations
 import copy
 from typing import NamedTuple
 
-import numpy as np
-
 from .common import require_torch
-
-FRAMEWORK_ROOTS = ("snntorch", "spikingjelly", "norse")
-
-
-def framework_of(module):
-    root = type(module).__module__.split(".")[0]
-    return root if root in FRAMEWORK_ROOTS else None
+from .protocol import REGISTRY
+from .protocol import adapter_of as _adapter_of
+from .torchpeer import cast_to_weight
 
 
 def is_neuron(module):
     """A neuron module of a supported framework (not one of their Linear
     wrappers, containers, encoders)."""
     torch = require_torch()
-    fw = framework_of(module)
-    if fw is None or isinstance(module, (torch.nn.Linear, torch.nn.Sequential, torch.nn.Flatten,
-                                         torch.nn.Dropout, torch.nn.Identity)):
+    if isinstance(module, (torch.nn.Linear, torch.nn.Sequential, torch.nn.Flatten,
+                           torch.nn.Dropout, torch.nn.Identity)):
         return False
-    if fw == "snntorch":
-        import snntorch as snn
-        return isinstance(module, snn.SpikingNeuron)
-    if fw == "spikingjelly":
-        from spikingjelly.activation_based import neuron
-        bases = tuple(getattr(neuron, n) for n in ("BaseNode", "SimpleBaseNode")
-                      if hasattr(neuron, n))
-        return isinstance(module, bases) or type(module).__module__.startswith(
-            "spikingjelly.activation_based.neuron")
-    from norse.torch.module.snn import SNN, SNNCell, SNNRecurrent, SNNRecurrentCell
-    return isinstance(module, (SNN, SNNCell, SNNRecurrent, SNNRecurrentCell))
-
-
-def has_input_weights(module):
-    """A neuron that carries its own input weights (Norse's recurrent cells)."""
-    return framework_of(module) == "norse" and hasattr(module, "input_weights")
+    ad = _adapter_of(module)
+    return ad is not None and ad.is_neuron(module)
 
 
 class Copy(NamedTuple):
     model: object          # the float64 CPU copy in eval mode
     notes: tuple           # what was changed on the copy, for the report
-    norse_leaves: dict     # "path.p.field" -> float64 leaf of a Norse parameter tuple
+    extra_leaves: dict     # "path.name" -> float64 leaf held outside named_parameters()
 
 
 def working_copy(model):
     """A deep copy of ``model`` in float64 on the CPU, in eval mode, with no
-    gradients and fresh neuron state; Norse parameter tuples' learnable
-    tensors become float64 leaves of the copy.  ``model`` is left exactly as
-    it was."""
+    gradients and fresh neuron state; learnable tensors a module holds
+    outside its parameters (Norse's parameter tuples, the adapter's
+    ``extra_leaves``) become float64 leaves of the copy.  ``model`` is left
+    exactly as it was."""
     torch = require_torch()
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
@@ -95,26 +78,18 @@ def working_copy(model):
         p.grad = None
     leaves = {}
     for path, m in work.named_modules():
-        if framework_of(m) == "norse" and hasattr(m, "p") and hasattr(m.p, "_fields"):
-            fields = {}
-            for f in m.p._fields:
-                val = getattr(m.p, f)
-                if isinstance(val, torch.Tensor) and val.requires_grad:
-                    fields[f] = val.detach().to("cpu", torch.float64).requires_grad_(True)
-                    leaves[f"{path}.p.{f}" if path else f"p.{f}"] = fields[f]
-                elif isinstance(val, torch.Tensor):
-                    fields[f] = val.detach().cpu()
-            if fields:
-                m.p = m.p._replace(**fields)
+        ad = _adapter_of(m)
+        if ad is not None:
+            for name, leaf in ad.extra_leaves(m).items():
+                leaves[f"{path}.{name}" if path else name] = leaf
     return Copy(work, tuple(notes), leaves)
 
 
 class Layer(NamedTuple):
-    """One element of the chain: ``kind`` 'linear', 'neuron' or 'cell' (a
-    neuron with its own input weights), the module, its path in the model,
-    and its inputs / outputs stacked over time ``(T, B, n)`` (tensors in the
-    copy's autograd graph; ``inputs_raw`` the recorded input tensors as the
-    module received them)."""
+    """One element of the chain: ``kind`` 'linear' or 'neuron', the module,
+    its path in the model, and its inputs / outputs stacked over time ``(T,
+    B, n)`` (tensors in the copy's autograd graph; ``inputs_raw`` the
+    recorded input tensors as the module received them)."""
 
     kind: str
     module: object
@@ -125,47 +100,17 @@ class Layer(NamedTuple):
     inputs_raw: tuple = ()
 
 
-def _neuron_io(module, output):
-    """(spikes, membrane) of one neuron call, as the framework's adapter reads them."""
-    torch = require_torch()
-    fw = framework_of(module)
-    if fw == "snntorch":
-        spk = output[0] if isinstance(output, tuple) else output
-        return spk, module.mem
-    if fw == "spikingjelly":
-        mem = module.v_seq if module.step_mode == "m" else module.v
-        return output, mem
-    spk, state = output
-    v = state.v
-    if not isinstance(v, torch.Tensor):
-        raise ValueError(f"{type(module).__name__}: Norse returned no membrane trace "
-                         f"(record_states)")
-    return spk, v
-
-
-def _cast_to_weight(mod, args):
-    torch = require_torch()
-    return tuple(a.to(mod.weight.dtype) if torch.is_tensor(a) and a.is_floating_point() else a
-                 for a in args)
-
-
 def _prepare(work):
     """Hooks and settings on the copy: Linear inputs cast to float64 (snnTorch's
-    spikes are float32; a float64 Linear would refuse them), SpikingJelly
-    multi-step nodes store their membrane, Norse's SNN modules record states,
-    every neuron starts from its rest state."""
+    spikes are float32; a float64 Linear would refuse them); every neuron keeps
+    its membrane where its adapter reads it and starts from its rest state
+    (the adapter's ``prepare``)."""
     torch = require_torch()
     for m in work.modules():
         if isinstance(m, torch.nn.Linear):
-            m.register_forward_pre_hook(_cast_to_weight)
-        fw = framework_of(m)
-        if fw == "spikingjelly" and is_neuron(m):
-            m.store_v_seq = True
-            m.reset()
-        elif fw == "snntorch" and is_neuron(m) and hasattr(m, "reset_mem"):
-            m.reset_mem()
-        elif fw == "norse" and hasattr(m, "record_states"):
-            m.record_states = True
+            m.register_forward_pre_hook(cast_to_weight)
+        if is_neuron(m):
+            _adapter_of(m).prepare(m)
 
 
 def neurons_and_linears(work):
@@ -214,7 +159,7 @@ def run(work, driver, x_leaf):
                 calls[path] = []
                 order.append((path, mod))
             if is_neuron(mod):
-                spk, mem = _neuron_io(mod, output)
+                spk, mem = _adapter_of(mod).call_outputs(mod, output)
                 calls[path].append((args[0], spk, mem))
             else:
                 calls[path].append((args[0], None, None))
@@ -228,7 +173,7 @@ def run(work, driver, x_leaf):
     for path, mod in order:
         rec = calls[path]
         name = path or type(mod).__name__
-        kind = "cell" if has_input_weights(mod) else ("neuron" if is_neuron(mod) else "linear")
+        kind = "neuron" if is_neuron(mod) else "linear"
         inputs = _stack(torch, [r[0] for r in rec], name)
         spk = mem = None
         if kind != "linear":
@@ -239,28 +184,27 @@ def run(work, driver, x_leaf):
 
 
 def adapter_of(module):
-    """The adapter module (``lifgrad.verify.<framework>``) of a peer neuron."""
-    import importlib
-    fw = framework_of(module)
-    if fw is None:
+    """The adapter (:class:`lifgrad.verify.torchpeer.TorchAdapter`) of a peer neuron."""
+    ad = _adapter_of(module)
+    if ad is None:
         raise TypeError(f"model: {type(module).__name__} (from "
                         f"{type(module).__module__.split('.')[0]!r}) is not a neuron of a "
-                        f"supported framework ({', '.join(FRAMEWORK_ROOTS)})")
-    return importlib.import_module(f"lifgrad.verify.{fw}")
+                        f"supported framework ({', '.join(REGISTRY)})")
+    return ad
 
 
 def sequential_driver(work):
     """The driver of an ``nn.Sequential``: lifgrad steps time itself, layer by
     layer: a Linear (or Dropout, Identity) takes the whole ``(T, B, ...)``, a
     Flatten each step, a neuron the whole sequence through its adapter's
-    ``peer_forward`` (the same driver the curated cases use)."""
+    ``forward`` (the same driver the curated cases use)."""
     torch = require_torch()
 
     def driver(x):
         h = x
         for m in flat_children(work):
             if is_neuron(m):
-                h, _ = adapter_of(m).peer_forward(m, h)
+                h, _ = adapter_of(m).forward(m, h)
             elif isinstance(m, torch.nn.Flatten):
                 T, B = h.shape[:2]
                 h = m(h.reshape(T * B, *h.shape[2:])).reshape(T, B, -1)
@@ -290,13 +234,11 @@ def check_sequential(model):
     for i, m in enumerate(flat_children(model)):
         if isinstance(m, ok) or is_neuron(m):
             continue
-        fw = framework_of(m)
+        ad = _adapter_of(m)
+        fw = ad.name if ad is not None else None
         raise ValueError(
             f"model[{i}]: {type(m).__name__}"
             f"{' (from ' + fw + ')' if fw else ''} is not a layer lifgrad maps: a chain holds "
-            f"torch.nn.Linear, supported neurons of snnTorch / SpikingJelly / Norse, and "
+            f"torch.nn.Linear, supported neurons of {' / '.join(REGISTRY)}, and "
             f"Flatten, Dropout, Identity between them")
 
-
-def values(t):
-    return t.detach().cpu().numpy().astype(np.float64)

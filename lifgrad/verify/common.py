@@ -2,9 +2,11 @@
 
 An adapter (``lifgrad.verify.snntorch``, ``.spikingjelly``, ``.norse``) knows
 one framework: how to build and run its neurons, and how to map a neuron
-module onto lifgrad's canonical cell (a :class:`LayerMap`).  Everything else
-is here: running the same input through both in float64, injecting the same
-loss, and comparing spikes and every gradient (:func:`check_layer`).
+module onto lifgrad's canonical cell (a :class:`LayerMap`); what an adapter
+provides is :mod:`lifgrad.verify.protocol`.  Everything else is here, on
+NumPy arrays: running lifgrad on the same input in float64, injecting the
+same loss, and comparing spikes and every gradient with the framework's
+(:func:`check_layer`).
 
 The loss is ``L = sum(A * spk) + sum(Bm * mem)`` with random ``A``, ``Bm``
 (rounded to float32 values, so that frameworks that keep spikes in float32
@@ -97,8 +99,13 @@ class LayerMap(NamedTuple):
     framework's parameters (names as in ``module.named_parameters()``).
     ``notes`` lists where the framework departs from its documentation or
     from lifgrad's default conventions; ``limits`` the :class:`Limit` s of
-    its precision that apply to this layer; ``domain(trace, v)`` returns why a
-    run left the domain the mapping holds on ("" when it did not).
+    its precision that apply to this layer; ``hidden_limits`` those that apply
+    when the layer's spikes feed a later layer (the gradient entering them
+    then comes from that layer); ``domain(trace, v)`` returns why a run left
+    the domain the mapping holds on ("" when it did not).  ``input_weights``
+    ``(name, W)``: the neuron holds its own input weights (Norse's recurrent
+    cells): ``I_peer`` is then ``x W^T`` for the neuron's input ``x``, and the
+    report names the gradient of ``W`` ``grad:<name>``.
     """
 
     config: LIFConfig
@@ -113,6 +120,8 @@ class LayerMap(NamedTuple):
     notes: tuple = ()
     limits: tuple = ()
     domain: Callable | None = None
+    hidden_limits: tuple = ()
+    input_weights: tuple | None = None
 
 
 class Limit(NamedTuple):
@@ -384,36 +393,30 @@ def compare(framework, neuron, variant, surrogate, peer, ours, notes=(), limits=
                       tuple(coverage), out_of_domain, swhere)
 
 
-def check_layer(framework, neuron, variant, surrogate, peer_run, m: LayerMap, I, A, Bm):
-    """The whole comparison for one neuron layer.
+def check_layer(label, peer, m: LayerMap, I, A, Bm):
+    """The whole comparison for one neuron layer, framework-neutral.
 
-    ``peer_run(I_tensor)`` runs the framework on the input (a float64 torch
-    tensor with ``requires_grad``) and returns ``(spk, mem, named_params)``
-    where spk, mem are ``(T, B, N)`` tensors and named_params a dict of the
-    module's parameters (leaf tensors).  The loss is backpropagated here."""
-    torch = require_torch()
-    It = torch.tensor(I, dtype=torch.float64, requires_grad=True)
-    with quiet_framework():
-        spk, mem, named = peer_run(It)
-        L = (torch.as_tensor(A) * spk).sum() + (torch.as_tensor(Bm) * mem).sum()
-        L.backward()
-    peer = {"spikes": spk.detach().numpy().astype(np.float64),
-            "mem": mem.detach().numpy().astype(np.float64),
-            "grad:input": It.grad.numpy()}
-    for name, p in named.items():
-        peer[f"grad:{name}"] = (p.grad.numpy() if p.grad is not None
-                                else np.zeros(tuple(p.shape)))
-    v, mem_lg, dI, g, tr = lifgrad_side(m, I, A, Bm)
-    ours = {"spikes": v, "mem": mem_lg, "grad:input": dI}
+    ``label``: the report's ``(framework, neuron, variant, surrogate)``;
+    ``peer``: the framework's side, NumPy ``{"spikes", "mem", "grad:input",
+    "grad:<parameter>"...}`` for the input ``I`` and the loss
+    ``sum A spk + sum Bm mem`` (an adapter's ``peer_gradients``).  lifgrad
+    runs the mapped layer on the same input and loss; a neuron with its own
+    input weights (``m.input_weights``) runs on ``I W^T``, and ``dL/dI``,
+    ``dL/dW`` are formed here."""
+    W = m.input_weights
+    Y = I if W is None else I @ W[1].T
+    v, mem_lg, dY, g, tr = lifgrad_side(m, Y, A, Bm)
+    ours = {"spikes": v, "mem": mem_lg, "grad:input": dY if W is None else dY @ W[1]}
+    if W is not None:
+        ours[f"grad:{W[0]}"] = np.einsum("tbi,tbk->ik", dY, I)
     if m.param_grads is not None:
-        for name, val in m.param_grads(g, I, tr).items():
+        for name, val in m.param_grads(g, Y, tr).items():
             ours[f"grad:{name}"] = np.asarray(val, np.float64).reshape(
                 peer.get(f"grad:{name}", np.asarray(val)).shape)
     cfg = m.config.replace(dtype="float64", backend="cpu")
-    cov = (coverage(neuron, cfg, m.params, tr),)
+    cov = (coverage(label[1], cfg, m.params, tr),)
     ood = m.domain(tr, tr.v) if m.domain is not None else ""
-    return compare(framework, neuron, variant, surrogate, peer, ours, m.notes, m.limits,
-                   abs_floor(A, Bm), cov, ood)
+    return compare(*label, peer, ours, m.notes, m.limits, abs_floor(A, Bm), cov, ood)
 
 
 SHORT = {AGREES: "agrees", LIMITED: "agrees*", DISAGREES: "DISAGREES",

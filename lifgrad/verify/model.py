@@ -22,18 +22,12 @@ import numpy as np
 
 from ..functional import lif_backward, lif_forward
 from . import chain as _chain
-from .common import (F32_TOL, Limit, abs_floor, compare as _compare, coverage,
-                     membrane_param_terms, problem, quiet_framework, reported_membrane,
-                     require_torch)
+from .common import (abs_floor, compare as _compare, coverage, membrane_param_terms, problem,
+                     quiet_framework, reported_membrane, require_torch)
+from .protocol import REGISTRY
+from .torchpeer import to_numpy as values
 
 LAYOUTS = ("TBN", "BTN")
-
-_F32_HIDDEN = Limit("float32 spike", F32_TOL,
-                    "snnTorch's spikes are float32: the gradient entering a hidden layer's "
-                    "spikes (W^T dL/dI) is rounded to float32")
-
-
-adapter_for = _chain.adapter_of      # the adapter module of a peer neuron
 
 
 def _input(x, layout, sequential):
@@ -60,34 +54,37 @@ def _input(x, layout, sequential):
 
 
 def _pre_scan(work):
-    """Map every neuron before anything runs: (path, module, adapter, LayerMap)."""
+    """Map every neuron before anything runs: {path: (adapter, LayerMap)}."""
     maps = {}
     for path, m in _chain.neurons_and_linears(work):
         if _chain.is_neuron(m):
-            ad = adapter_for(m)
+            ad = _chain.adapter_of(m)
             try:
                 maps[path] = (ad, ad.layer_map(m))
             except (ValueError, TypeError) as e:
                 raise ValueError(f"model.{path}: {e}") from e
     if not maps:
-        raise ValueError("model: no neuron of snnTorch, SpikingJelly or Norse found")
+        raise ValueError(f"model: no neuron of a supported framework ({', '.join(REGISTRY)}) "
+                         f"found")
     return maps
 
 
 def _pairs(chain, maps):
     """The chain as [(linear Layer or None, neuron Layer, adapter, LayerMap)], checked:
-    Linear, neuron, Linear, neuron, ... (a Norse recurrent cell stands for both)."""
+    Linear, neuron, Linear, neuron, ... (a neuron with its own input weights,
+    ``LayerMap.input_weights``, e.g. a Norse recurrent cell, stands for both)."""
     pairs, i = [], 0
     while i < len(chain):
         lay = chain[i]
-        if lay.kind == "cell":
+        if lay.kind == "neuron" and maps[lay.path][1].input_weights is not None:
             pairs.append((None, lay) + maps[lay.path])
             i += 1
             continue
         if lay.kind != "linear":
             raise ValueError(f"model: {lay.path or 'the neuron'} is not preceded by a Linear "
                              f"layer; lifgrad maps chains Linear -> neuron -> Linear -> ...")
-        if i + 1 >= len(chain) or chain[i + 1].kind not in ("neuron",):
+        if i + 1 >= len(chain) or chain[i + 1].kind != "neuron" or \
+                maps[chain[i + 1].path][1].input_weights is not None:
             raise ValueError(f"model: the Linear layer {lay.path} is not followed by a neuron; "
                              f"lifgrad maps chains Linear -> neuron -> Linear -> ... ending in "
                              f"a neuron layer")
@@ -110,16 +107,16 @@ def _check_flow(pairs):
     prev = None
     for lin, neu, ad, m in pairs:
         if lin is not None:
-            I = _chain.values(lin.module(lin.inputs.detach()))
-            if not _same(I, _chain.values(neu.inputs)):
+            I = values(lin.module(lin.inputs.detach()))
+            if not _same(I, values(neu.inputs)):
                 raise ValueError(
                     f"model: the input of {neu.path} is not the output of {lin.path} (an "
                     f"operation between them: scaling, a sum, a skip connection?); lifgrad maps "
                     f"a plain chain Linear -> neuron -> Linear -> ...")
         first = lin if lin is not None else neu
         if prev is not None:
-            x_in = _chain.values(first.inputs)
-            s = _chain.values(prev.spikes)
+            x_in = values(first.inputs)
+            s = values(prev.spikes)
             if x_in.shape[:2] == s.shape[:2]:
                 x_in = x_in.reshape(x_in.shape[0], x_in.shape[1], -1)
             if not _same(x_in, s):
@@ -172,26 +169,26 @@ def compare(model, x, seed=0, framework_name=None, layout="TBN"):
         _, _, A, Bm = problem(seed, T, B, N)
         L = (torch.as_tensor(A) * spk).sum() + (torch.as_tensor(Bm) * mem).sum()
         L.backward(retain_graph=True)
-    peer = {"spikes": _chain.values(spk), "mem": _chain.values(mem),
+    peer = {"spikes": values(spk), "mem": values(mem),
             "grad:input": xt.grad.numpy() if xt.grad is not None else np.zeros(x.shape)}
     for name, p in work.named_parameters():
         peer[f"grad:{name}"] = p.grad.numpy() if p.grad is not None else np.zeros(tuple(p.shape))
-    for name, leaf in cp.norse_leaves.items():
+    for name, leaf in cp.extra_leaves.items():
         peer[f"grad:{name}"] = (leaf.grad.numpy() if leaf.grad is not None
                                 else np.zeros(tuple(leaf.shape)))
 
     # --- lifgrad, by the adjoint, layer by layer (A20)
     first = pairs[0][0] if pairs[0][0] is not None else pairs[0][1]
-    h = _chain.values(first.inputs)
+    h = values(first.inputs)
     T_, B_ = h.shape[:2]
     h = h.reshape(T_, B_, -1)
     saved, cov, ood = [], [], []
     for k, (lin, neu, ad, m) in enumerate(pairs):
         if lin is not None:
-            W = _chain.values(lin.module.weight)
-            b = _chain.values(lin.module.bias) if lin.module.bias is not None else 0.0
-        else:                                   # Norse recurrent cell: its input weights
-            W = _chain.values(neu.module.input_weights)
+            W = values(lin.module.weight)
+            b = values(lin.module.bias) if lin.module.bias is not None else 0.0
+        else:                                   # a neuron with its own input weights
+            W = m.input_weights[1]
             b = 0.0
         I = h @ W.T + b
         cfg = m.config.replace(dtype="float64", backend="cpu")
@@ -216,7 +213,7 @@ def compare(model, x, seed=0, framework_name=None, layout="TBN"):
             g = membrane_param_terms(m, cfg, g, tr.v, Bm)
         dI = m.gain * g.I
         d2 = dI.reshape(-1, dI.shape[-1])
-        wname = f"{lin.path}.weight" if lin is not None else f"{neu.path}.input_weights"
+        wname = f"{lin.path}.weight" if lin is not None else f"{neu.path}.{m.input_weights[0]}"
         ours[f"grad:{wname}"] = d2.T @ hin.reshape(-1, hin.shape[-1])
         if lin is not None and lin.module.bias is not None:
             ours[f"grad:{lin.path}.bias"] = d2.sum(axis=0)
@@ -232,8 +229,7 @@ def compare(model, x, seed=0, framework_name=None, layout="TBN"):
         else:
             prev = saved[len(saved) - 2 - k][2]
             dv, du = dh * prev.spike_scale, None
-            if _chain.framework_of(saved[len(saved) - 2 - k][1].module) == "snntorch":
-                limits.append(_F32_HIDDEN)
+            limits.extend(prev.hidden_limits)
         limits.extend(m.limits)
         notes.extend(m.notes)
     # dL/dx through whatever the model did to x before its first layer (a
@@ -250,8 +246,7 @@ def compare(model, x, seed=0, framework_name=None, layout="TBN"):
         if key in peer and np.shape(ours[key]) != np.shape(peer[key]) and \
                 np.size(ours[key]) == np.size(peer[key]):
             ours[key] = np.reshape(ours[key], np.shape(peer[key]))
-    fw = framework_name or ", ".join(dict.fromkeys(
-        _chain.framework_of(p[1].module) for p in pairs))
+    fw = framework_name or ", ".join(dict.fromkeys(p[2].name for p in pairs))
     surr = ", ".join(dict.fromkeys(p[3].config.surrogate.name for p in pairs))
     return _compare(fw, "model", f"{len(pairs)} layer{'s' if len(pairs) > 1 else ''}", surr,
                     peer, ours, tuple(dict.fromkeys(notes)), tuple(dict.fromkeys(limits)),

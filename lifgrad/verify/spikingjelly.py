@@ -1,5 +1,7 @@
 """SpikingJelly 2.0.0 adapter: map its neurons onto lifgrad's cell and check them.
 
+``ADAPTER`` (:class:`SpikingJelly`) implements :mod:`lifgrad.verify.protocol`.
+
 SpikingJelly's nodes (``spikingjelly.activation_based.neuron``) charge a
 potential ``H``, fire at ``H >= theta`` (non-strict, lifgrad ``strict=False``),
 and reset *immediately*; the state they carry and return (``v``, ``v_seq``) is
@@ -37,12 +39,13 @@ loop (``spikingjelly/_ops/<neuron>/reference.py``) that calls the surrogate
 module, so its gradient is plain autograd (the fused ops only take
 fp32/fp16/bf16).
 
-The membrane in the loss.  :func:`run_case` puts the loss on SpikingJelly's
-returned post-reset ``v_seq`` (``post_reset=True``): ``H - theta s`` (soft) or
+The membrane in the loss.  A case puts the loss on SpikingJelly's returned
+post-reset ``v_seq`` (``post_reset=True``): ``H - theta s`` (soft) or
 ``s V_r + (1 - s) H`` (hard), with the spike detached there too under
-``detach_reset`` (``lifgrad.verify.common.reported_membrane``).  ``mem='h'``
-puts it on the pre-reset ``H_t`` instead, recomputed from SpikingJelly's own
-``v_seq[t-1]`` with its charge expression (bitwise equal to its ``H``).
+``detach_reset`` (``lifgrad.verify.common.reported_membrane``).  The case
+option ``mem='h'`` puts it on the pre-reset ``H_t`` instead, recomputed from
+SpikingJelly's own ``v_seq[t-1]`` with its charge expression (bitwise equal
+to its ``H``).
 See ``derivations/peers.md (SpikingJelly)``.
 """
 from __future__ import annotations
@@ -53,53 +56,53 @@ import numpy as np
 
 from .. import surrogates as _sgs
 from ..config import LIFConfig, LIFParams
-from .common import LayerMap, check_layer, compare, problem, require_torch
+from .common import LayerMap, problem, require_torch
+from .protocol import Built
+from .torchpeer import TorchAdapter
 
-__all__ = ["NEURONS", "VARIANTS", "SURROGATE_PARAMS", "DEFAULT_SURROGATE", "layer_map",
-           "surrogate_of", "build", "peer_forward", "run_case", "check_v_seq", "cases"]
+__all__ = ["ADAPTER", "SpikingJelly", "NEURONS", "VARIANTS", "SURROGATE_PARAMS",
+           "DEFAULT_SURROGATE", "make_module"]
 
-FRAMEWORK = "spikingjelly"
 DEFAULT_SURROGATE = "spikingjelly.Sigmoid"
 
 _VR = -0.1  # the nonzero reset value of the 'v_reset=-0.1' variants
 
-# variant name -> constructor keywords (besides the surrogate, step_mode, store_v_seq)
-VARIANTS = {
-    "IFNode": {
-        "hard": dict(v_reset=0.0),
-        "hard detach": dict(v_reset=0.0, detach_reset=True),
-        "soft": dict(v_reset=None),
-        "soft detach": dict(v_reset=None, detach_reset=True),
-        "hard v_reset=-0.1": dict(v_reset=_VR),
-    },
-    "LIFNode": {
-        "decay_input hard": dict(tau=2.0, decay_input=True, v_reset=0.0),
-        "decay_input hard detach": dict(tau=2.0, decay_input=True, v_reset=0.0,
-                                        detach_reset=True),
-        "decay_input soft": dict(tau=2.0, decay_input=True, v_reset=None),
-        "decay_input soft detach": dict(tau=2.0, decay_input=True, v_reset=None,
-                                        detach_reset=True),
-        "no decay_input hard": dict(tau=3.0, decay_input=False, v_reset=0.0),
-        "no decay_input hard detach": dict(tau=3.0, decay_input=False, v_reset=0.0,
-                                           detach_reset=True),
-        "no decay_input soft": dict(tau=3.0, decay_input=False, v_reset=None),
-        "no decay_input soft detach": dict(tau=3.0, decay_input=False, v_reset=None,
-                                           detach_reset=True),
-        "decay_input hard v_reset=-0.1": dict(tau=2.0, decay_input=True, v_reset=_VR),
-        "no decay_input hard v_reset=-0.1 detach": dict(tau=3.0, decay_input=False,
-                                                        v_reset=_VR, detach_reset=True),
-    },
-    "ParametricLIFNode": {
-        "decay_input hard": dict(init_tau=2.5, decay_input=True, v_reset=0.0),
-        "decay_input soft": dict(init_tau=2.5, decay_input=True, v_reset=None),
-        "decay_input hard v_reset=-0.1": dict(init_tau=2.5, decay_input=True, v_reset=_VR),
-        "decay_input soft detach": dict(init_tau=2.5, decay_input=True, v_reset=None,
-                                        detach_reset=True),
-        "no decay_input soft": dict(init_tau=3.0, decay_input=False, v_reset=None),
-    },
+# The variants of each node.  A variant's name says its constructor keywords
+# (:func:`_variant_kwargs`): 'decay_input' / 'no decay_input', 'hard' (v_reset=0)
+# / 'soft' (v_reset=None), 'v_reset=-0.1', 'detach' (detach_reset=True).
+NEURONS = {
+    "IFNode": ("hard", "hard detach", "soft", "soft detach", "hard v_reset=-0.1"),
+    "LIFNode": ("decay_input hard", "decay_input hard detach", "decay_input soft",
+                "decay_input soft detach", "no decay_input hard", "no decay_input hard detach",
+                "no decay_input soft", "no decay_input soft detach",
+                "decay_input hard v_reset=-0.1", "no decay_input hard v_reset=-0.1 detach"),
+    "ParametricLIFNode": ("decay_input hard", "decay_input soft",
+                          "decay_input hard v_reset=-0.1", "decay_input soft detach",
+                          "no decay_input soft"),
 }
 
-NEURONS = {name: tuple(v) for name, v in VARIANTS.items()}
+# the time constant's keyword and its value with / without decay_input
+_TAU = {"LIFNode": ("tau", 2.0, 3.0), "ParametricLIFNode": ("init_tau", 2.5, 3.0)}
+
+
+def _variant_kwargs(neuron, variant):
+    """The constructor keywords (besides the surrogate, step_mode, store_v_seq)
+    a variant's name says."""
+    words = variant.split()
+    kw = {}
+    if neuron in _TAU:
+        decay = words[0] != "no"
+        key, with_decay, without = _TAU[neuron]
+        kw[key] = with_decay if decay else without
+        kw["decay_input"] = decay
+    kw["v_reset"] = None if "soft" in words else (_VR if "v_reset=-0.1" in words else 0.0)
+    if "detach" in words:
+        kw["detach_reset"] = True
+    return kw
+
+
+# variant name -> constructor keywords
+VARIANTS = {n: {v: _variant_kwargs(n, v) for v in vs} for n, vs in NEURONS.items()}
 
 # Parameters the surrogate cases construct on the SpikingJelly side (the
 # preset's own names).  Non-default where the default would make the check
@@ -151,49 +154,6 @@ def _sj():
     return ab, neuron, surrogate, functional
 
 
-# ---------------------------------------------------------------------------
-# Surrogates
-# ---------------------------------------------------------------------------
-
-def surrogate_of(module_or_sf):
-    """``(preset name, {peer parameter: value})`` of a SpikingJelly surrogate module
-    (or of a neuron's ``surrogate_function``); ``ValueError`` if lifgrad has no
-    exact preset for it."""
-    _, _, sj_surrogate, _ = _sj()
-    sf = getattr(module_or_sf, "surrogate_function", module_or_sf)
-    if sf is None:          # SpikingJelly's functional default
-        return DEFAULT_SURROGATE, dict(_sgs.preset(DEFAULT_SURROGATE).defaults)
-    cls = type(sf)
-    name = f"spikingjelly.{cls.__name__}"
-    if cls.__module__ != sj_surrogate.__name__ or name not in _sgs.PRESETS:
-        why = _sgs.DEVIATIONS.get(name)
-        raise ValueError(
-            f"surrogate_function: {cls.__module__}.{cls.__qualname__} has no lifgrad preset"
-            f"{' (' + why + ')' if why else ''}; supported: "
-            f"{', '.join(sorted(n.split('.', 1)[1] for n in _sgs.PRESETS if n.startswith('spikingjelly.')))}")
-    if not getattr(sf, "spiking", True):
-        raise ValueError(f"surrogate_function: {cls.__name__}(spiking=False) emits its primitive "
-                         f"instead of Heaviside spikes; lifgrad's forward='smooth' is a different "
-                         f"family normalisation, not supported by this adapter")
-    params = {}
-    for pname, _ in _sgs.preset(name).defaults:
-        val = getattr(sf, pname)
-        if hasattr(val, "detach"):           # a tensor parameter (not learned here)
-            if val.numel() != 1:
-                raise ValueError(f"surrogate_function: {cls.__name__}.{pname} must be a scalar, "
-                                 f"got shape {tuple(val.shape)}")
-            val = float(val.detach())
-        if isinstance(val, bool) or not isinstance(val, (int, float)):
-            raise ValueError(f"surrogate_function: {cls.__name__}.{pname} must be a number, "
-                             f"got {val!r}")
-        params[pname] = val
-    return name, params
-
-
-# ---------------------------------------------------------------------------
-# Neurons
-# ---------------------------------------------------------------------------
-
 def _kind(module):
     _, neuron, _, _ = _sj()
     for name in ("IFNode", "LIFNode", "ParametricLIFNode"):
@@ -213,50 +173,6 @@ def _inv_tau(module, kind):
     return 1.0 / (1.0 + math.exp(-w))
 
 
-def layer_map(module) -> LayerMap:
-    """lifgrad's :class:`LayerMap` of a constructed SpikingJelly IF/LIF/PLIF node."""
-    kind = _kind(module)
-    if getattr(module, "_neuron_precision", None) is not None:
-        raise ValueError("module: explicit neuron precision (Triton mixed precision) is not "
-                         "supported; run the module in float64")
-    sname, sparams = surrogate_of(module)
-    sg = _sgs.get(sname, **sparams)
-    theta = float(module.v_threshold)
-    soft = module.v_reset is None
-    R0 = 0.0 if soft else float(module.v_reset)
-    c = _inv_tau(module, kind)
-    decay_input = kind == "IFNode" or bool(module.decay_input)
-    alpha = 1.0 - c
-    gain = c if (kind != "IFNode" and decay_input) else 1.0
-    bias = c * R0
-    detach = bool(module.detach_reset)
-    if soft:
-        config = LIFConfig(reset="subtract", detach_reset=detach, strict=False, surrogate=sg)
-        params = LIFParams(alpha=alpha, theta=theta, gamma=alpha * theta)
-    else:
-        config = LIFConfig(reset="zero", detach_reset=detach, strict=False, surrogate=sg)
-        params = LIFParams(alpha=alpha, theta=theta, u_reset=R0)
-    notes = list(_COMMON_NOTES)
-    if _sgs.preset(sname).note:
-        notes.append(f"{sname}: {_sgs.preset(sname).note}")
-    param_grads = None
-    if kind == "ParametricLIFNode":
-        k = c
-        notes.append("ParametricLIFNode multiplies by k = sigmoid(w) instead of dividing by "
-                     "tau (not bitwise equal to LIFNode with tau = 1/k); its w is one scalar "
-                     "per layer; the docstring's 1/tau is k")
-
-        def param_grads(g, I, tr, k=k, R0=R0, theta=theta, soft=soft, di=decay_input):
-            dI = np.asarray(g.I)
-            dk = -float(np.sum(g.alpha))
-            dk += float(np.sum(dI * (np.asarray(I) + R0))) if di else float(np.sum(dI)) * R0
-            if soft:
-                dk -= theta * float(np.sum(g.gamma))
-            return {"w": np.asarray(dk * k * (1.0 - k))}
-    return LayerMap(config, params, gain=gain, bias=bias, u0=R0, post_reset=True,
-                    param_grads=param_grads, notes=tuple(notes))
-
-
 def _make_surrogate(name, params=None):
     _, _, sj_surrogate, _ = _sj()
     if name not in _sgs.PRESETS or not name.startswith("spikingjelly."):
@@ -267,7 +183,7 @@ def _make_surrogate(name, params=None):
     return getattr(sj_surrogate, name.split(".", 1)[1])(**params)
 
 
-def build(neuron, variant, surrogate=DEFAULT_SURROGATE):
+def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE):
     """A float64 multi-step SpikingJelly node of ``neuron``/``variant`` (see
     :data:`VARIANTS`) with the preset surrogate ``surrogate``."""
     _, sj_neuron, _, _ = _sj()
@@ -277,29 +193,9 @@ def build(neuron, variant, surrogate=DEFAULT_SURROGATE):
         raise ValueError(f"variant: expected one of {', '.join(VARIANTS[neuron])} for "
                          f"{neuron}, got {variant!r}")
     kw = dict(VARIANTS[neuron][variant])
-    return getattr(sj_neuron, neuron)(surrogate_function=_make_surrogate(surrogate), v_threshold=1.0,
-                                      step_mode="m", store_v_seq=True, **kw).double()
-
-
-def peer_forward(module, I):
-    """Run ``module`` on a ``(T, B, N)`` float64 tensor from a fresh state;
-    return ``(spikes, v_seq)`` (post-reset membrane of every step)."""
-    torch = require_torch()
-    _, _, _, functional = _sj()
-    if not (isinstance(I, torch.Tensor) and I.dtype == torch.float64 and I.ndim == 3):
-        raise ValueError("I: expected a float64 torch tensor of shape (T, B, N)")
-    functional.reset_net(module)
-    step_mode, store = module.step_mode, module.store_v_seq
-    module.step_mode, module.store_v_seq = "m", True
-    try:
-        spk = module(I)
-        v_seq = module.v_seq
-    finally:
-        module.step_mode, module.store_v_seq = step_mode, store
-    if spk.dtype != torch.float64 or v_seq.dtype != torch.float64:
-        raise RuntimeError(f"SpikingJelly returned {spk.dtype}/{v_seq.dtype}, expected float64 "
-                           f"(is the module .double()?)")
-    return spk, v_seq
+    return getattr(sj_neuron, neuron)(surrogate_function=_make_surrogate(surrogate),
+                                      v_threshold=1.0, step_mode="m", store_v_seq=True,
+                                      **kw).double()
 
 
 def _charge(module, kind, x, v):
@@ -325,54 +221,160 @@ def _pre_reset(module, I, v_seq):
     return _charge(module, kind, I, prev)
 
 
-def _problem(neuron, variant, seed, T, B, N):
-    kw = VARIANTS[neuron][variant]
-    mean, std = _INPUT[neuron] if kw.get("decay_input", True) else _INPUT_NO_DECAY
-    return problem(seed, T, B, N, mean=mean, std=std)
+class SpikingJelly(TorchAdapter):
+    """SpikingJelly's ``IFNode``, ``LIFNode`` and ``ParametricLIFNode``.
+
+    Case option ``mem``: which membrane the loss reads, ``'v'`` (SpikingJelly's
+    post-reset ``v_seq``, the report's variant ends in ``[mem=v]``) or ``'h'``
+    (the pre-reset potential)."""
+
+    name = "spikingjelly"
+    neurons = NEURONS
+    default_surrogate = DEFAULT_SURROGATE
+    preset_case = ("LIFNode", "decay_input hard")
+    quick = (("IFNode", "soft", DEFAULT_SURROGATE),
+             ("LIFNode", "decay_input hard", DEFAULT_SURROGATE),
+             ("LIFNode", "decay_input soft detach", DEFAULT_SURROGATE),
+             ("LIFNode", "decay_input hard", "spikingjelly.ATan"),
+             ("ParametricLIFNode", "decay_input soft", DEFAULT_SURROGATE))
+    option_defaults = {"mem": "v"}
+
+    def is_neuron(self, module):
+        _, neuron, _, _ = _sj()
+        bases = tuple(getattr(neuron, n) for n in ("BaseNode", "SimpleBaseNode")
+                      if hasattr(neuron, n))
+        return isinstance(module, bases) or type(module).__module__.startswith(
+            "spikingjelly.activation_based.neuron")
+
+    def surrogate_of(self, module):
+        """``(preset name, {peer parameter: value})`` of a SpikingJelly surrogate module
+        (or of a neuron's ``surrogate_function``); ``ValueError`` if lifgrad has no
+        exact preset for it."""
+        _, _, sj_surrogate, _ = _sj()
+        sf = getattr(module, "surrogate_function", module)
+        if sf is None:          # SpikingJelly's functional default
+            return DEFAULT_SURROGATE, dict(_sgs.preset(DEFAULT_SURROGATE).defaults)
+        cls = type(sf)
+        name = f"spikingjelly.{cls.__name__}"
+        if cls.__module__ != sj_surrogate.__name__ or name not in _sgs.PRESETS:
+            why = _sgs.DEVIATIONS.get(name)
+            ours = sorted(n.split('.', 1)[1] for n in _sgs.PRESETS
+                          if n.startswith('spikingjelly.'))
+            raise ValueError(
+                f"surrogate_function: {cls.__module__}.{cls.__qualname__} has no lifgrad preset"
+                f"{' (' + why + ')' if why else ''}; supported: {', '.join(ours)}")
+        if not getattr(sf, "spiking", True):
+            raise ValueError(f"surrogate_function: {cls.__name__}(spiking=False) emits its "
+                             f"primitive instead of Heaviside spikes; lifgrad's forward='smooth' "
+                             f"is a different family normalisation, not supported by this adapter")
+        params = {}
+        for pname, _ in _sgs.preset(name).defaults:
+            val = getattr(sf, pname)
+            if hasattr(val, "detach"):           # a tensor parameter (not learned here)
+                if val.numel() != 1:
+                    raise ValueError(f"surrogate_function: {cls.__name__}.{pname} must be a "
+                                     f"scalar, got shape {tuple(val.shape)}")
+                val = float(val.detach())
+            if isinstance(val, bool) or not isinstance(val, (int, float)):
+                raise ValueError(f"surrogate_function: {cls.__name__}.{pname} must be a number, "
+                                 f"got {val!r}")
+            params[pname] = val
+        return name, params
+
+    def layer_map(self, module) -> LayerMap:
+        """lifgrad's :class:`LayerMap` of a constructed SpikingJelly IF/LIF/PLIF node."""
+        kind = _kind(module)
+        if getattr(module, "_neuron_precision", None) is not None:
+            raise ValueError("module: explicit neuron precision (Triton mixed precision) is not "
+                             "supported; run the module in float64")
+        sname, sparams = self.surrogate_of(module)
+        sg = _sgs.get(sname, **sparams)
+        theta = float(module.v_threshold)
+        soft = module.v_reset is None
+        R0 = 0.0 if soft else float(module.v_reset)
+        c = _inv_tau(module, kind)
+        decay_input = kind == "IFNode" or bool(module.decay_input)
+        alpha = 1.0 - c
+        gain = c if (kind != "IFNode" and decay_input) else 1.0
+        bias = c * R0
+        detach = bool(module.detach_reset)
+        if soft:
+            config = LIFConfig(reset="subtract", detach_reset=detach, strict=False, surrogate=sg)
+            params = LIFParams(alpha=alpha, theta=theta, gamma=alpha * theta)
+        else:
+            config = LIFConfig(reset="zero", detach_reset=detach, strict=False, surrogate=sg)
+            params = LIFParams(alpha=alpha, theta=theta, u_reset=R0)
+        notes = list(_COMMON_NOTES)
+        if _sgs.preset(sname).note:
+            notes.append(f"{sname}: {_sgs.preset(sname).note}")
+        param_grads = None
+        if kind == "ParametricLIFNode":
+            k = c
+            notes.append("ParametricLIFNode multiplies by k = sigmoid(w) instead of dividing by "
+                         "tau (not bitwise equal to LIFNode with tau = 1/k); its w is one scalar "
+                         "per layer; the docstring's 1/tau is k")
+
+            def param_grads(g, I, tr, k=k, R0=R0, theta=theta, soft=soft, di=decay_input):
+                dI = np.asarray(g.I)
+                dk = -float(np.sum(g.alpha))
+                dk += float(np.sum(dI * (np.asarray(I) + R0))) if di else float(np.sum(dI)) * R0
+                if soft:
+                    dk -= theta * float(np.sum(g.gamma))
+                return {"w": np.asarray(dk * k * (1.0 - k))}
+        return LayerMap(config, params, gain=gain, bias=bias, u0=R0, post_reset=True,
+                        param_grads=param_grads, notes=tuple(notes))
+
+    def forward(self, module, x):
+        """``(spikes, v_seq)`` (the post-reset membrane of every step) from a fresh
+        state, in multi-step mode."""
+        torch = require_torch()
+        _, _, _, functional = _sj()
+        if not (isinstance(x, torch.Tensor) and x.dtype == torch.float64 and x.ndim == 3):
+            raise ValueError("I: expected a float64 torch tensor of shape (T, B, N)")
+        functional.reset_net(module)
+        step_mode, store = module.step_mode, module.store_v_seq
+        module.step_mode, module.store_v_seq = "m", True
+        try:
+            spk = module(x)
+            v_seq = module.v_seq
+        finally:
+            module.step_mode, module.store_v_seq = step_mode, store
+        if spk.dtype != torch.float64 or v_seq.dtype != torch.float64:
+            raise RuntimeError(f"SpikingJelly returned {spk.dtype}/{v_seq.dtype}, expected "
+                               f"float64 (is the module .double()?)")
+        return spk, v_seq
+
+    def call_outputs(self, module, output):
+        return output, (module.v_seq if module.step_mode == "m" else module.v)
+
+    def prepare(self, module):
+        module.store_v_seq = True
+        module.reset()
+
+    def build(self, case) -> Built:
+        mem = self.option(case, "mem")
+        if mem not in ("v", "h"):
+            raise ValueError(f"mem: expected 'v' or 'h', got {mem!r}")
+        module = make_module(case.neuron, case.variant, case.surrogate)
+        kw = VARIANTS[case.neuron][case.variant]
+        mean, std = _INPUT[case.neuron] if kw.get("decay_input", True) else _INPUT_NO_DECAY
+        _, I, A, Bm = problem(case.seed, case.T, case.B, case.N, mean=mean, std=std)
+        return Built(case, module, I, A, Bm,
+                     (case.neuron, f"{case.variant} [mem={mem}]", case.surrogate))
+
+    def case_outputs(self, built, x):
+        spk, v_seq = self.forward(built.module, x)
+        if self.option(built.case, "mem") == "h":
+            return spk, _pre_reset(built.module, x, v_seq)
+        return spk, v_seq
+
+    def check(self, built, m=None):
+        """As :meth:`Adapter.check`; with ``mem='h'`` the loss reads the pre-reset
+        membrane, so the mapping's ``post_reset`` is off."""
+        m = self.layer_map(built.module) if m is None else m
+        if self.option(built.case, "mem") == "h":
+            m = m._replace(post_reset=False)
+        return super().check(built, m)
 
 
-def run_case(neuron, variant, surrogate=DEFAULT_SURROGATE, seed=0, T=20, B=3, N=6, mem="v",
-             remap=None):
-    """Compare one SpikingJelly neuron variant with lifgrad; return a CaseReport.
-
-    ``mem``: which membrane the loss reads, ``'v'`` (SpikingJelly's post-reset
-    ``v_seq``) or ``'h'`` (the pre-reset potential).  ``remap(LayerMap) -> LayerMap``
-    alters the mapping before the check (the tests use it to show that a wrong
-    mapping is detected)."""
-    module = build(neuron, variant, surrogate)
-    m = layer_map(module)
-    if remap is not None:
-        m = remap(m)
-    if mem not in ("v", "h"):
-        raise ValueError(f"mem: expected 'v' or 'h', got {mem!r}")
-    rng, I, A, Bm = _problem(neuron, variant, seed, T, B, N)
-
-    def peer_run(It):
-        spk, v_seq = peer_forward(module, It)
-        out = v_seq if mem == "v" else _pre_reset(module, It, v_seq)
-        return spk, out, dict(module.named_parameters())
-
-    if mem == "h":
-        m = m._replace(post_reset=False)
-    return check_layer(FRAMEWORK, neuron, f"{variant} [mem={mem}]", surrogate, peer_run, m,
-                       I, A, Bm)
-
-
-def check_v_seq(neuron, variant, surrogate=DEFAULT_SURROGATE, seed=0, T=20, B=3, N=6):
-    """:func:`run_case` with the loss on SpikingJelly's post-reset ``v_seq``."""
-    return run_case(neuron, variant, surrogate, seed, T, B, N, mem="v")
-
-
-def cases(quick=False):
-    """``(neuron, variant, surrogate)`` triples: every variant with the default
-    surrogate, and every SpikingJelly preset on LIFNode 'decay_input hard'."""
-    presets = [n for n in _sgs.PRESETS if n.startswith("spikingjelly.")]
-    if quick:
-        return [("IFNode", "soft", DEFAULT_SURROGATE),
-                ("LIFNode", "decay_input hard", DEFAULT_SURROGATE),
-                ("LIFNode", "decay_input soft detach", DEFAULT_SURROGATE),
-                ("LIFNode", "decay_input hard", "spikingjelly.ATan"),
-                ("ParametricLIFNode", "decay_input soft", DEFAULT_SURROGATE)]
-    out = [(n, v, DEFAULT_SURROGATE) for n, vs in NEURONS.items() for v in vs]
-    out += [("LIFNode", "decay_input hard", p) for p in presets if p != DEFAULT_SURROGATE]
-    return out
+ADAPTER = SpikingJelly()

@@ -1,0 +1,259 @@
+"""The adapter protocol: what every framework's adapter provides to ``lifgrad verify``.
+
+An adapter knows one framework (snnTorch, SpikingJelly, Norse, ...) and
+nothing else; everything it shares with the others (the loss, the lifgrad
+side, the verdicts) is in :mod:`lifgrad.verify.common`.  Its module,
+``lifgrad.verify.<name>``, exposes one instance as ``ADAPTER``, of a class
+derived from :class:`Adapter` (torch frameworks derive from
+:class:`lifgrad.verify.torchpeer.TorchAdapter`, which adds what
+:mod:`lifgrad.verify.chain` needs to record a user's torch model), and is
+listed in :data:`REGISTRY`.  Nothing else in ``lifgrad.verify`` knows a
+framework by name.
+
+The protocol's boundary is NumPy float64: a :class:`Case` is a frozen
+description, a :class:`Built` case carries NumPy arrays (input, loss weights)
+beside the framework's own objects (module, leaves), which only the adapter
+touches; :meth:`Adapter.peer_gradients` and :meth:`Adapter.peer_forward`
+return NumPy.  So a JAX framework (Flax NNX modules, gradients from
+``jax.grad``) implements the same methods as a torch one.
+
+Surrogates are named by the presets of :mod:`lifgrad.surrogates`:
+``"<name>.<the framework's own name>"`` (``"snntorch.atan"``,
+``"spikingjelly.ATan"``, ``"norse.super"``), with the framework's parameter
+names; :meth:`Adapter.surrogate_of` recovers ``(preset, params)`` from a
+module, and the cases run every preset of the framework
+(:meth:`Adapter.presets`).
+
+What an adapter defines (``A`` an adapter, ``c`` a :class:`Case`)::
+
+    A.name                      registry, command-line and report name
+    A.neurons                   {neuron: (variant, ...)}: what the cases run
+    A.default_surrogate         the preset of the neuron x variant cases
+    A.preset_case               (neuron, variant) on which every preset runs
+    A.quick                     ((neuron, variant, surrogate), ...) of --quick
+    A.option_defaults           {option: default}: the case options it reads
+    A.build(c) -> Built         the peer model and the problem of a case
+    A.peer_gradients(b) -> dict the framework's own autograd on a Built case
+    A.is_neuron(module)         a neuron module of this framework (mapped or not)
+    A.layer_map(module)         -> LayerMap, or ValueError/TypeError with the reason
+    A.surrogate_of(module)      -> (preset name, {parameter: value})
+    A.peer_forward(module, I)   one neuron over time on NumPy I -> (spikes, membrane)
+
+and inherits ``case``, ``cases``, ``presets``, ``option``, ``check`` and
+``run``.  ``tests/test_verify_protocol.py`` holds every registered adapter to
+this.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import importlib
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
+
+from .. import surrogates as _sg
+from .common import CaseReport, LayerMap, check_layer, quiet_framework
+
+# adapter name -> (the package whose neuron modules it maps, the module holding ADAPTER)
+REGISTRY = {
+    "snntorch": ("snntorch", "lifgrad.verify.snntorch"),
+    "spikingjelly": ("spikingjelly", "lifgrad.verify.spikingjelly"),
+    "norse": ("norse", "lifgrad.verify.norse"),
+}
+
+_SIZES = (("seed", 0), ("T", 20), ("B", 3), ("N", 6))
+
+
+def _fmt(v):
+    if isinstance(v, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in v):
+        return "(" + ", ".join(f"{k}={_fmt(x)}" for k, x in v) + ")"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _frozen(v):
+    """A hashable form of an option value (a dict becomes sorted pairs, a list a tuple)."""
+    if isinstance(v, Mapping):
+        return tuple(sorted((k, _frozen(x)) for k, x in v.items()))
+    if isinstance(v, list):
+        return tuple(_frozen(x) for x in v)
+    return v
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """A frozen description of one check: which neuron of which framework,
+    its variant and surrogate preset, the random seed and sizes (T steps, B
+    samples, N neurons), and the adapter's extra ``options`` (sorted
+    ``(name, value)`` pairs of the values that differ from the adapter's
+    :attr:`Adapter.option_defaults`).  Make one with :meth:`Adapter.case`."""
+
+    framework: str
+    neuron: str
+    variant: str
+    surrogate: str
+    seed: int = 0
+    T: int = 20
+    B: int = 3
+    N: int = 6
+    options: tuple = ()
+
+    @property
+    def id(self) -> str:
+        """``framework/neuron/variant/surrogate``, then ``[k=v, ...]`` for the
+        seed, sizes and options that differ from the defaults: stable, and
+        unique within a framework's cases."""
+        extra = [f"{k}={getattr(self, k)}" for k, d in _SIZES if getattr(self, k) != d]
+        extra += [f"{k}={_fmt(v)}" for k, v in self.options]
+        base = "/".join((self.framework, self.neuron, self.variant, self.surrogate))
+        return base + (f" [{', '.join(extra)}]" if extra else "")
+
+
+class Built(NamedTuple):
+    """A case built by :meth:`Adapter.build`: the framework's neuron module,
+    the problem (input ``I`` ``(T, B, n_in)``, loss weights ``A``, ``Bm``
+    ``(T, B, N)``, NumPy float64; the loss is ``sum A spk + sum Bm mem``),
+    the report's ``label`` ``(neuron, variant, surrogate)``, the peer's
+    learnable arrays whose gradients are compared (``leaves``, framework
+    objects by name; ``None``: the module's own parameters) and ``notes``
+    added to the mapping's (how the problem was shaped).  ``module`` and
+    ``leaves`` are the adapter's business."""
+
+    case: Case
+    module: Any
+    I: np.ndarray
+    A: np.ndarray
+    Bm: np.ndarray
+    label: tuple
+    leaves: Any = None
+    notes: tuple = ()
+
+
+class Adapter(abc.ABC):
+    """One framework's adapter (see the module docstring for the whole list)."""
+
+    name: str = ""
+    neurons: Mapping[str, tuple] = {}
+    default_surrogate: str = ""
+    preset_case: tuple = ()
+    quick: tuple = ()
+    option_defaults: Mapping[str, Any] = {}
+
+    # -- cases ---------------------------------------------------------------
+
+    def presets(self) -> list:
+        """The surrogate presets of this framework (``"<name>.*"``), in table order."""
+        return [p for p in _sg.PRESETS if p.startswith(self.name + ".")]
+
+    def case(self, neuron, variant, surrogate=None, *, seed=0, T=20, B=3, N=6,
+             **options) -> Case:
+        """A validated :class:`Case` (``surrogate`` defaults to
+        :attr:`default_surrogate`; ``options`` among :attr:`option_defaults`)."""
+        if neuron not in self.neurons:
+            raise ValueError(f"{self.name}: neuron: expected one of {', '.join(self.neurons)}, "
+                             f"got {neuron!r}")
+        if variant not in self.neurons[neuron]:
+            raise ValueError(f"{self.name} {neuron}: variant: expected one of "
+                             f"{', '.join(self.neurons[neuron])}, got {variant!r}")
+        surrogate = self.default_surrogate if surrogate is None else surrogate
+        if surrogate not in self.presets():
+            raise ValueError(f"{self.name}: surrogate: expected a preset of {self.name} "
+                             f"({', '.join(self.presets())}), got {surrogate!r}")
+        for k in options:
+            if k not in self.option_defaults:
+                raise ValueError(f"{self.name}: option {k!r}: expected one of "
+                                 f"{', '.join(self.option_defaults) or '(none)'}")
+        opts = tuple(sorted((k, _frozen(v)) for k, v in options.items()
+                            if _frozen(v) != _frozen(self.option_defaults[k])))
+        return Case(self.name, neuron, variant, surrogate, seed, T, B, N, opts)
+
+    def option(self, case: Case, name):
+        """The value of option ``name`` in ``case`` (the default where it is not set)."""
+        return dict(case.options).get(name, self.option_defaults[name])
+
+    def cases(self, quick=False) -> list:
+        """The cases of ``lifgrad verify <name>``: every neuron x variant with
+        the default surrogate, then every other preset on :attr:`preset_case`;
+        ``quick``: the cases :attr:`quick` names, in that order."""
+        if quick:
+            return [self.case(*c) for c in self.quick]
+        out = [self.case(n, v) for n, vs in self.neurons.items() for v in vs]
+        n, v = self.preset_case
+        out += [self.case(n, v, p) for p in self.presets() if p != self.default_surrogate]
+        return out
+
+    @abc.abstractmethod
+    def build(self, case: Case) -> Built:
+        """Construct the framework's neuron (float64) and the problem of ``case``."""
+
+    # -- running a case --------------------------------------------------------
+
+    @abc.abstractmethod
+    def peer_gradients(self, built: Built) -> dict:
+        """Run the framework on ``built.I`` in float64 with its own autograd and
+        backpropagate ``sum A spk + sum Bm mem``: NumPy ``{"spikes", "mem",
+        "grad:input", "grad:<leaf>"...}`` (``mem`` the membrane the loss reads)."""
+
+    def check(self, built: Built, m: LayerMap | None = None) -> CaseReport:
+        """Compare the framework and lifgrad on a built case; ``m`` replaces the
+        mapping ``layer_map(built.module)`` (the tests alter it to show that a
+        wrong mapping is detected)."""
+        m = self.layer_map(built.module) if m is None else m
+        if built.notes:
+            m = m._replace(notes=m.notes + tuple(built.notes))
+        return check_layer((self.name,) + tuple(built.label), self.peer_gradients(built), m,
+                           built.I, built.A, built.Bm)
+
+    def run(self, case: Case) -> CaseReport:
+        """Build the case, run both sides in float64, compare: the :class:`CaseReport`."""
+        return self.check(self.build(case))
+
+    # -- a neuron module ---------------------------------------------------------
+
+    @abc.abstractmethod
+    def is_neuron(self, module) -> bool:
+        """Whether ``module`` is a neuron of this framework, mapped or not
+        (:meth:`layer_map` then refuses the unmapped ones with the reason)."""
+
+    @abc.abstractmethod
+    def layer_map(self, module) -> LayerMap:
+        """The :class:`~lifgrad.verify.common.LayerMap` of a constructed neuron
+        module: lifgrad's configuration and parameters, the input map, the
+        chain rules to the framework's parameters; ``ValueError`` or
+        ``TypeError`` naming what is not mapped."""
+
+    @abc.abstractmethod
+    def surrogate_of(self, module) -> tuple:
+        """``(preset name, {parameter: value})`` of the module's surrogate, the
+        parameters under the framework's names; ``ValueError`` when lifgrad
+        has no exact preset for it."""
+
+    @abc.abstractmethod
+    def peer_forward(self, module, I) -> tuple:
+        """Run one neuron module from its rest state over the T steps of ``I``
+        (NumPy ``(T, B, n)``): ``(spikes, membrane)``, NumPy float64 ``(T, B, N)``,
+        the membrane as the framework reports it."""
+
+
+def adapter(name) -> Adapter:
+    """The adapter of framework ``name`` (imports the framework; ImportError
+    with the way to install it when it is missing)."""
+    if name not in REGISTRY:
+        raise ValueError(f"framework: expected one of {', '.join(REGISTRY)}, got {name!r}")
+    package, module = REGISTRY[name]
+    try:
+        with quiet_framework():
+            importlib.import_module(package)
+    except ImportError as e:
+        raise ImportError(f"{name} is not installed ({e}); `make peers` installs the "
+                          f"pinned frameworks (see the README)") from e
+    with quiet_framework():
+        return importlib.import_module(module).ADAPTER
+
+
+def adapter_of(module) -> Adapter | None:
+    """The adapter of the framework ``module`` comes from (the one that takes it
+    for a neuron, where several read the same package), or None."""
+    root = type(module).__module__.split(".")[0]
+    found = [adapter(n) for n, (pkg, _) in REGISTRY.items() if pkg == root]
+    return next((a for a in found if a.is_neuron(module)), found[0] if found else None)
