@@ -220,6 +220,56 @@ def _circ_G(x, v, a, p1, p2):
     return a * x / sqrt(a * a + x * x) + a
 
 
+# -- sinabs 3.1.3, Rockpool 3.1.0 (issue 18; derivations/peers.md) --
+
+def _one_sided_g(x, v, w, c, p2):
+    # c for every x >= -w: a step, not a window (Rockpool StepPWL, sinabs Heaviside)
+    return c * step(x + w)
+
+
+def _periodic_exponential_g(x, v, w, theta, M):
+    # Rockpool: a bump at every multiple n theta of u = x + theta, n <= M
+    u = x + theta
+    n = lo(floor(u / theta + 0.5), M)
+    below = 1.0 - step(x)
+    return below * exp(-fabs(x) / w) + (1.0 - below) * exp(-fabs(u - theta * n) / w)
+
+
+def _periodic_exponential_steep_g(x, v, w, theta, p2):
+    # sinabs: the same bumps, twice as steep above the threshold, no maximum
+    u = x + theta
+    n = floor(u / theta + 0.5)
+    below = 1.0 - step(x)
+    return below * exp(-fabs(x) / w) + (1.0 - below) * exp(-2.0 * fabs(u - theta * n) / w)
+
+
+def _gaussian_shifted_g(x, v, sigma, mu, p2):
+    z = (x - mu) / sigma
+    return exp(-0.5 * z * z) / (sigma * sqrt(2.0 * PI))
+
+
+def _gaussian_shifted_G(x, v, sigma, mu, p2):
+    return 0.5 * (1.0 + erf((x - mu) / (sigma * sqrt(2.0))))
+
+
+def _multi_gaussian_g(x, v, sigma, r, k):
+    # N(x; 0, sigma) with two side lobes of width k sigma at +-sigma, r times its
+    # height: [e(x/sigma) - r (e((x - sigma)/(k sigma)) + e((x + sigma)/(k sigma)))]
+    # / (sigma sqrt(2 pi)), e(z) = exp(-z^2/2)
+    z0 = x / sigma
+    q = k * sigma
+    z1 = (x - sigma) / q
+    z2 = (x + sigma) / q
+    return (exp(-0.5 * z0 * z0) - r * (exp(-0.5 * z1 * z1) + exp(-0.5 * z2 * z2))) / (
+        sigma * sqrt(2.0 * PI))
+
+
+def _multi_gaussian_G(x, v, sigma, r, k):
+    q = k * sigma * sqrt(2.0)
+    return 0.5 * ((1.0 + erf(x / (sigma * sqrt(2.0))))
+                  - r * k * ((1.0 + erf((x - sigma) / q)) + (1.0 + erf((x + sigma) / q))))
+
+
 # --------------------------------------------------------------------------
 # Binding the formulas to NumPy and to math (for njit).
 # --------------------------------------------------------------------------
@@ -230,7 +280,7 @@ def _np_step(z):
 
 _NUMPY_NS = dict(exp=np.exp, fabs=np.abs, atan=np.arctan, erf=scipy.special.erf,
                  sqrt=np.sqrt, PI=np.pi, lo=np.minimum, hi=np.maximum, step=_np_step,
-                 cos=np.cos, tanh=np.tanh)
+                 cos=np.cos, tanh=np.tanh, floor=np.floor)
 
 
 def _math_step(z):  # pragma: no cover - replaced by an njit twin in kernels
@@ -239,7 +289,7 @@ def _math_step(z):  # pragma: no cover - replaced by an njit twin in kernels
 
 MATH_NS = dict(exp=math.exp, fabs=math.fabs, atan=math.atan, erf=math.erf,
                 sqrt=math.sqrt, PI=math.pi, lo=min, hi=max, step=_math_step,
-                cos=math.cos, tanh=math.tanh)
+                cos=math.cos, tanh=math.tanh, floor=math.floor)
 
 
 def bind(f, namespace):
@@ -341,6 +391,23 @@ FAMILIES: tuple = (
          "1 - tanh(kx)^2 (Norse, no factor k; mass 2/k)"),
     _row("circ", 25, _circ_g, _circ_G, [Param("a", 1.0)],
          "a^3/(a^2 + x^2)^(3/2) (Norse; mass 2a)"),
+    _row("one_sided", 26, _one_sided_g, None,
+         [Param("w", 0.5, positive=False), Param("c", 1.0)],
+         "c for x >= -w, 0 below: one-sided (Rockpool StepPWL, sinabs Heaviside)"),
+    _row("periodic_exponential", 27, _periodic_exponential_g, None,
+         [Param("w", 0.5), Param("theta", 1.0), Param("M", 65536.0)],
+         "exp(-|x|/w) below theta, exp(-|u - n theta|/w) above, n = min(round(u/theta), M) "
+         "(Rockpool)"),
+    _row("periodic_exponential_steep", 28, _periodic_exponential_steep_g, None,
+         [Param("w", 0.5), Param("theta", 1.0)],
+         "exp(-|x|/w) below theta, exp(-2|u - n theta|/w) above, n = round(u/theta) (sinabs)"),
+    _row("gaussian_shifted", 29, _gaussian_shifted_g, _gaussian_shifted_G,
+         [Param("sigma", 0.5), Param("mu", 0.0, positive=False)],
+         "normal density of mean mu (sinabs Gaussian)"),
+    _row("multi_gaussian", 30, _multi_gaussian_g, _multi_gaussian_G,
+         [Param("sigma", 0.5), Param("r", 0.15 / (1.15 * 6), positive=False), Param("k", 6.0)],
+         "N(0, sigma) minus side lobes N(+-sigma, k sigma) of relative height r (sinabs "
+         "MultiGaussian: r = h/((1+h) k); negative where the lobes win)"),
 )
 
 _BY_NAME = {}
@@ -536,14 +603,32 @@ class Preset:
 
 _SQRT2 = math.sqrt(2.0)
 _SQRT_PI_F32 = float(np.sqrt(np.float32(np.pi)))   # Norse: torch.as_tensor(np.pi).sqrt()
-_SQRT_2PI_F32 = np.sqrt(np.float32(2 * np.pi))     # spikeDE: torch.sqrt(torch.tensor(2*pi))
+# sqrt(2 pi) as torch makes it from a float32 pi (spikeDE: torch.sqrt(torch.tensor(2*pi));
+# sinabs: torch.sqrt(2 * torch.tensor(pi)): the same float32 value)
+_SQRT_2PI_F32 = np.sqrt(np.float32(2 * np.pi))
+
+
+def _f32_normaliser(q):
+    """The factor from a normal density of width q normalised in float64 to one
+    divided by ``q * torch.sqrt(...)`` as torch computes it: the float32 product
+    of float32(q) and the float32 sqrt(2 pi)."""
+    return q * math.sqrt(2 * math.pi) / float(np.float32(q) * _SQRT_2PI_F32)
+
+
+def _sinabs_multi_gaussian(mu, sigma, h, s, grad_scale):
+    if mu != 0:
+        raise ValueError("surrogate 'sinabs.MultiGaussian': mu != 0 has no preset (its side "
+                         "lobes stay at +-sigma while the centre moves: four parameters)")
+    # (1+h) N(x; 0, sigma) - h N(x; +-sigma, s sigma), each density over its own float32
+    # normaliser: the centre's height sets the amplitude, the lobes' is relative to it
+    a = (1 + h) / float(np.float32(sigma) * _SQRT_2PI_F32)
+    b = h / float(np.float32(s * sigma) * _SQRT_2PI_F32)
+    return ("multi_gaussian", {"sigma": sigma, "r": b / a, "k": s},
+            grad_scale * a * sigma * math.sqrt(2 * math.pi))
 
 
 def _spikede_gaussian(sigma):
-    # spikeDE divides by sigma * torch.sqrt(torch.tensor(2*pi)): a float32 product
-    # of float32 values; the family divides by sigma sqrt(2 pi) in float64
-    d = float(np.float32(sigma) * _SQRT_2PI_F32)
-    return "gaussian", {"sigma": sigma}, sigma * math.sqrt(2 * math.pi) / d
+    return "gaussian", {"sigma": sigma}, _f32_normaliser(sigma)
 
 
 def _p(name, defaults, build, strict, note=""):
@@ -626,6 +711,51 @@ PRESETS = {p.name: p for p in (
     _p("spikede.piecewise_linear", {"gamma": 1.0},
        lambda gamma: ("rect", {"w": gamma}, 1.0), False,
        "described as a triangular window; the formula is rectangular"),
+    # sinabs 3.1.3 (fires at >=; x = v - theta; its surrogates also take the threshold)
+    _p("sinabs.SingleExponential", {"grad_width": 0.5, "grad_scale": 1.0, "threshold": 1.0},
+       lambda grad_width, grad_scale, threshold: (
+           "laplace", {"l": grad_width * threshold}, 2.0 * grad_scale), False,
+       "sinabs' default: width and height scale with the threshold (peak 2 grad_scale/theta)"),
+    _p("sinabs.PeriodicExponential", {"grad_width": 0.5, "grad_scale": 1.0, "threshold": 1.0},
+       lambda grad_width, grad_scale, threshold: (
+           "periodic_exponential_steep", {"w": grad_width, "theta": threshold}, grad_scale),
+       False, "above the threshold the bumps are twice as steep as below it; not divided by "
+       "theta"),
+    _p("sinabs.Heaviside", {"window": 1.0, "threshold": 1.0},
+       lambda window, threshold: (
+           "one_sided", {"w": window, "c": float(np.float32(1.0) / np.float32(threshold))}, 1.0),
+       False, "one-sided: 1/theta for every v >= theta - window (the docstring calls window "
+       "relative to the threshold; the code uses it as it is); computed in float32"),
+    _p("sinabs.Gaussian", {"mu": 0.0, "sigma": 0.5, "grad_scale": 1.0},
+       lambda mu, sigma, grad_scale: (
+           "gaussian_shifted", {"sigma": sigma, "mu": mu}, grad_scale * _f32_normaliser(sigma)),
+       False, "normalised by the float32 product sigma * sqrt(2 pi) (up to 6e-8 relative)"),
+    _p("sinabs.MultiGaussian", {"mu": 0.0, "sigma": 0.5, "h": 0.15, "s": 6.0, "grad_scale": 1.0},
+       _sinabs_multi_gaussian, False,
+       "negative in its side lobes (at +-sigma, not around mu); float32 sqrt(2 pi)"),
+    # Rockpool 3.1.0 (fires at >=; with the adapters' float64 spike functions)
+    _p("rockpool.StepPWL", {"window": 0.5, "threshold": 1.0},
+       lambda window, threshold: ("one_sided", {"w": window, "c": 1.0 / threshold}, 1.0), False,
+       "one-sided, 1/theta for every v >= theta - window, whatever the spike count; its "
+       "threshold derivative is -(v/theta) times this (lifgrad's is -phi); the stock "
+       "function returns float32"),
+    _p("rockpool.PeriodicExponential", {"window": 0.5, "threshold": 1.0,
+                                        "max_spikes_per_dt": 65536.0},
+       lambda window, threshold, max_spikes_per_dt: (
+           "periodic_exponential", {"w": window, "theta": threshold, "M": max_spikes_per_dt},
+           1.0 / threshold), False,
+       "bumps at every multiple of theta up to max_spikes_per_dt, divided by theta"),
+    # Spyx 1.0.0 (fires at >: heaviside(x) = where(x > 0, 1, 0))
+    _p("spyx.superspike", {"k": 25.0}, lambda k: ("fast_sigmoid", {"k": k}, 1.0), True,
+       "the default of every Spyx neuron"),
+    _p("spyx.arctan", {"k": 2.0}, lambda k: ("atan", {"a": 2.0 * k}, 1.0 / (math.pi * k)), True,
+       "peak 1/pi, not 1 (snnTorch's atan)"),
+    _p("spyx.tanh", {"k": 1.0}, lambda k: ("tanh", {"k": k}, 1.0), True,
+       "sech^2(kx): the docs' derivative of tanh(kx) lacks the factor k"),
+    _p("spyx.boxcar", {"width": 2.0, "height": 0.5},
+       lambda width, height: ("rect_open", {"w": width / 2}, height * width), True,
+       "height on the open window |x| < width/2 (the docstring says <=)"),
+    _p("spyx.triangular", {"k": 2.0}, lambda k: ("triangle", {"w": 1.0 / k}, 1.0 / k), True),
     _p("spikede.gaussian", {"sigma": 1.0}, _spikede_gaussian, False,
        "normalised by a float32 sigma sqrt(2 pi) (torch.tensor(2*pi) is float32): 6e-8 "
        "relative from the float64 density"),
@@ -641,6 +771,8 @@ DEVIATIONS = {
     "norse.heaviside": "no gradient (zero surrogate: use 'zero')",
     "norse.logistic": "stochastic forward (Bernoulli)",
     "spikede.noisy_threshold": "stochastic forward with logistic noise",
+    "spyx.custom": "user-defined (its default backward is the identity: the gradient is g*x, "
+                   "not the straight-through estimator the docstring names)",
 }
 
 

@@ -50,7 +50,8 @@ NONDEFAULT = {
     "norse.tanh": {"alpha": 2.0}, "norse.triangle": {"alpha": 0.7}, "norse.circ": {"alpha": 1.5},
     "norse.heavi_erfc": {"alpha": 2.0}, "norse.super": {"alpha": 1.0},
 }
-PEER_PRESETS = [n for n in sgs.PRESETS if not n.startswith("spikede.")]
+# sinabs, Rockpool and Spyx presets: tests/test_presets_new_peers.py (their own call conventions)
+PEER_PRESETS = [n for n in sgs.PRESETS if n.split(".")[0] in ("snntorch", "spikingjelly", "norse")]
 CASES = [(n, {}) for n in PEER_PRESETS] + [(n, p) for n, p in NONDEFAULT.items()]
 
 

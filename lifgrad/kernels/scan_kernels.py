@@ -74,6 +74,11 @@ _g_log_tailed_relu = _F["log_tailed_relu"][0]
 _g_rect_open, _G_rect_open = _F["rect_open"]
 _g_tanh, _G_tanh = _F["tanh"]
 _g_circ, _G_circ = _F["circ"]
+_g_one_sided = _F["one_sided"][0]
+_g_periodic_exponential = _F["periodic_exponential"][0]
+_g_periodic_exponential_steep = _F["periodic_exponential_steep"][0]
+_g_gaussian_shifted, _G_gaussian_shifted = _F["gaussian_shifted"]
+_g_multi_gaussian, _G_multi_gaussian = _F["multi_gaussian"]
 
 
 @njit(**_JIT)
@@ -162,6 +167,22 @@ def _phi_block(c, a, b, d, scale, lo, hi, x, v, out, m):
     elif c == 25:
         for k in range(m):
             out[k] = scale * min(max(_g_circ(x[k], v[k], a, b, d), lo), hi)
+    elif c == 26:
+        for k in range(m):
+            out[k] = scale * min(max(_g_one_sided(x[k], v[k], a, b, d), lo), hi)
+    elif c == 27:
+        for k in range(m):
+            out[k] = scale * min(max(_g_periodic_exponential(x[k], v[k], a, b, d), lo), hi)
+    elif c == 28:
+        for k in range(m):
+            out[k] = scale * min(max(_g_periodic_exponential_steep(x[k], v[k], a, b, d), lo),
+                                 hi)
+    elif c == 29:
+        for k in range(m):
+            out[k] = scale * min(max(_g_gaussian_shifted(x[k], v[k], a, b, d), lo), hi)
+    elif c == 30:
+        for k in range(m):
+            out[k] = scale * min(max(_g_multi_gaussian(x[k], v[k], a, b, d), lo), hi)
     else:
         for k in range(m):
             out[k] = np.nan
@@ -209,6 +230,12 @@ def _G_block(c, a, b, d, x, out, m):
     elif c == 25:
         for k in range(m):
             out[k] = _G_circ(x[k], 0.0, a, b, d)
+    elif c == 29:
+        for k in range(m):
+            out[k] = _G_gaussian_shifted(x[k], 0.0, a, b, d)
+    elif c == 30:
+        for k in range(m):
+            out[k] = _G_multi_gaussian(x[k], 0.0, a, b, d)
     else:
         for k in range(m):
             out[k] = np.nan
