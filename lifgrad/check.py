@@ -71,7 +71,8 @@ def _rel_array(a, b):
 def naive_forward(I, p, config, frozen_v=None):
     """A deliberately plain simulation of a layer, written apart from the
     reference and used as ground truth: (A2)-(A6), (S1), (R1), (L1), (L2),
-    (M1) input scaled by 1 - alpha, (M2) several spikes per step.
+    (M1) input scaled by 1 - alpha, (M2) several spikes per step, (M3) the
+    synaptic state decaying its input.
 
     ``p``: dict with alpha, theta, gamma (None = tied), u_reset, alpha_s, rho,
     beta_a, R, u0, s0, a0.  ``frozen_v`` (T, B, N): use these spikes inside the
@@ -92,7 +93,10 @@ def naive_forward(I, p, config, frozen_v=None):
             cur_in = cur_in + p["R"] * prev_v
         elif config.recurrent == "all":
             cur_in = cur_in + np.einsum("ij,bj->bi", p["R"], prev_v)
-        if config.synaptic:
+        if config.synaptic and config.decay_input:
+            prev_s = p["alpha_s"] * (prev_s + cur_in)
+            cur_in = prev_s
+        elif config.synaptic:
             prev_s = p["alpha_s"] * prev_s + cur_in
             cur_in = prev_s
         if config.norm_input:
@@ -142,6 +146,9 @@ VARIANTS = {
     "multi-spike": dict(max_spikes=3),
     "multi-spike-unbounded": dict(max_spikes=None, adaptive=True),
     "multi-spike-norm-input": dict(max_spikes=4, norm_input=True, synaptic=True),
+    "decay-input": dict(synaptic=True, decay_input=True, recurrent="one"),
+    "decay-input-multi-spike": dict(synaptic=True, decay_input=True, max_spikes=3,
+                                    norm_input=True),
 }
 
 

@@ -71,6 +71,8 @@ class LIFConfig:
                   max_spikes_per_dt); None any number (sinabs' MultiSpike).
                   Several spikes need the hard forward, a subtract or no reset
                   and theta > 0; the surrogate stands for dv_t/du_t          (M2)
+    decay_input:  with synaptic=True, s_t = alpha_s (s_{t-1} + J_t): the input
+                  decays in the step it arrives (sinabs' tau_syn, Rockpool) (M3)
     """
 
     reset: str = "subtract"
@@ -85,6 +87,7 @@ class LIFConfig:
     recurrent: str | None = None
     norm_input: bool = False
     max_spikes: int | None = 1
+    decay_input: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "reset", _choice("reset", self.reset, RESETS, _RESET_ALIASES))
@@ -111,6 +114,10 @@ class LIFConfig:
                 raise ValueError(f"dtype: expected None, 'float32' or 'float64', got {self.dtype!r}")
             object.__setattr__(self, "dtype", dt.name)
         _flag("norm_input", self.norm_input)
+        _flag("decay_input", self.decay_input)
+        if self.decay_input and not self.synaptic:
+            raise ValueError("decay_input=True: the input decays in the synaptic state; it "
+                             "needs synaptic=True")
         ms = self.max_spikes
         if ms is not None and (isinstance(ms, (bool, np.bool_))
                                or not isinstance(ms, (int, np.integer)) or ms < 1):
@@ -157,7 +164,7 @@ class LIFConfig:
         return (self.reset_code, int(self.strict), FORWARDS.index(self.forward),
                 int(self.detach_reset), int(self.synaptic), int(self.adaptive),
                 int(self.recurrent == "one"), int(self.norm_input),
-                0 if self.max_spikes is None else self.max_spikes)
+                0 if self.max_spikes is None else self.max_spikes, int(self.decay_input))
 
 
 def _as_param(arg, value, n, dtype, lo=-math.inf, hi=math.inf):
@@ -230,6 +237,9 @@ class LIFParams(NamedTuple):
                              f"theta > 0, got {P[1][P[1] <= 0][0]}")
         if config.synaptic:
             P[4] = _as_param("alpha_s", self.alpha_s, n, dtype, 0.0, 1.0)[0]
+            if config.decay_input and np.any(P[4] <= 0):
+                raise ValueError("alpha_s: decay_input=True needs alpha_s > 0 (it scales the "
+                                 "input; dL/dalpha_s reads s_t / alpha_s)")
         if config.adaptive:
             P[5] = _as_param("rho", self.rho, n, dtype, 0.0, 1.0)[0]
             P[6] = _as_param("beta_a", self.beta_a, n, dtype)[0]

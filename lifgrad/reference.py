@@ -3,6 +3,7 @@
 One cell covers every neuron model of lifgrad, switched by flags in ``mode``:
 
     s_t     = alpha_s s_{t-1} + J_t           synaptic (else s_t = J_t)       (S1)
+              or alpha_s (s_{t-1} + J_t) with decay_input                      (M3)
     J_t     = I_t + r * v_{t-1}               one-to-one recurrence (else I_t) (R1)
     u_t     = alpha u_{t-1} + c s_t - gamma v_{t-1}   (subtract; zero, none)  (A2)-(A4)
               c = 1, or 1 - alpha with norm_input                              (M1)
@@ -28,7 +29,7 @@ Packed arguments (numbers only, resolved by ``lifgrad.functional``):
     mode    9 ints    reset (0 subtract, 1 zero, 2 none), strict, forward (0 hard,
                       1 smooth, 2 stochastic), detach,
                       synaptic, adaptive, onetoone, norm_input,
-                      max spikes per step (1; M; 0 for no maximum)
+                      max spikes per step (1; M; 0 for no maximum), decay_input
     sg      7 numbers surrogate (code, p0, p1, p2, scale, clip_lo, clip_hi)
     state0  (3, B, N) u_0, s_0, a_0
     acc     (7, B, N) partial sums, see ACC_* below
@@ -40,8 +41,8 @@ import numpy as np
 
 from .surrogates import FAMILIES
 
-from .kernels.constants import (M_ADAPT, M_DETACH, M_FORWARD, M_NORM, M_ONE,  # noqa: E402
-                                M_RESET, M_SPIKES, M_STRICT, M_SYN, N_MODE, R_NONE,
+from .kernels.constants import (M_ADAPT, M_DECAY_IN, M_DETACH, M_FORWARD, M_NORM,  # noqa: E402
+                                M_ONE, M_RESET, M_SPIKES, M_STRICT, M_SYN, N_MODE, R_NONE,
                                 R_SUBTRACT, R_ZERO)
 
 SUBTRACT, ZERO, NONE = R_SUBTRACT, R_ZERO, R_NONE
@@ -92,7 +93,7 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
     has them, s (synaptic) and a (adaptive).  I: (T, B, N) or (1, B, N) static.
     rnd: (T, B, N) uniform numbers in [0, 1) for the stochastic forward, where
     ``v_t = 1`` if ``rnd_t < G(u_t - theta_t)`` (T7); unused otherwise."""
-    reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes = mode
+    reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in = mode
     alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r = P
     zeros = np.zeros_like(state0[0])
     for t in range(t0, t1):
@@ -101,7 +102,9 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
         J = I[0] if static else I[t]
         if onetoone:
             J = J + r * v_prev                                                # (R1)
-        if synaptic:
+        if synaptic and decay_in:
+            s_t = alpha_s * (_previous(s, t, state0[1]) + J)                  # (M3)
+        elif synaptic:
             s_t = alpha_s * _previous(s, t, state0[1]) + J                    # (S1)
         else:
             s_t = J
@@ -152,7 +155,7 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     alpha_s (S4), rho (L6), beta_a (L7), r (R3).
     """
     has_dv, has_du, has_rec, partials = have
-    reset, _, _, detach, synaptic, adaptive, onetoone, norm, _ = mode
+    reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in = mode
     alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r = P
     zeros = np.zeros_like(state0[0])
     c_in = (1 - alpha) if norm else 1                                         # (M1)
@@ -160,7 +163,10 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     for t in range(t1 - 1, t0 - 1, -1):
         u_t, v_t = u[t], v[t]
         # dL/dI_{t+1}: what the recurrence of step t+1 sends back to v_t
-        Ibar_next = sbar_next if synaptic else c_in * ubar_next
+        if synaptic:
+            Ibar_next = alpha_s * sbar_next if decay_in else sbar_next        # (M3)
+        else:
+            Ibar_next = c_in * ubar_next
         # reset_v_t and leak_t, table (A10a-c); detach drops reset_v_t (A11)
         if reset == SUBTRACT:
             leak = alpha
@@ -187,8 +193,12 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         ubar = (du[t] if has_du else zeros) + phi * vbar + leak * ubar_next   # (A9)
         if synaptic:
             sbar = c_in * ubar + alpha_s * sbar_next                          # (S2), (M1)
-            acc[ACC_ALPHA_S] += sbar * _previous(s, t, state0[1])            # (S4)
-            Ibar = sbar                                                       # (S3)
+            if decay_in:                                                      # (M3)
+                acc[ACC_ALPHA_S] += sbar * (s[t] / alpha_s)
+                Ibar = alpha_s * sbar
+            else:
+                acc[ACC_ALPHA_S] += sbar * _previous(s, t, state0[1])        # (S4)
+                Ibar = sbar                                                   # (S3)
         else:
             sbar = zeros
             Ibar = c_in * ubar                                                # (A13), (M1)

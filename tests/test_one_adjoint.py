@@ -26,6 +26,8 @@ CASES = {
     "stochastic": (dict(forward="stochastic", adaptive=True), dict(learn=("alpha", "beta_a"))),
     "norm-input": (dict(norm_input=True, synaptic=True), dict(learn=("alpha", "theta"))),
     "multi-spike": (dict(max_spikes=3, recurrent="all"), dict(learn=("alpha", "theta"))),
+    "decay-input": (dict(synaptic=True, decay_input=True, max_spikes=2),
+                    dict(learn=("alpha_s", "theta"))),
 }
 
 

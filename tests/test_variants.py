@@ -25,6 +25,24 @@ def test_variant_configuration_is_validated():
     with pytest.raises(ValueError, match="theta: several spikes per step .* need theta > 0"):
         lif_forward(np.ones((3, 1, 2)), LIFParams(theta=0.0), LIFConfig(max_spikes=2))
     assert LIFConfig(max_spikes=1) == LIFConfig()          # one spike is the default cell
+    with pytest.raises(ValueError, match="decay_input=True: .* needs synaptic=True"):
+        LIFConfig(decay_input=True)
+    with pytest.raises(ValueError, match="alpha_s: decay_input=True needs alpha_s > 0"):
+        lif_forward(np.ones((3, 1, 2)), LIFParams(alpha_s=0.0),
+                    LIFConfig(synaptic=True, decay_input=True))
+
+
+def test_decay_input_synapse():
+    """s_t = alpha_s (s_{t-1} + I_t) (M3): dL/dI_t = alpha_s dL/ds_t."""
+    cfg = LIFConfig(synaptic=True, decay_input=True, surrogate="zero")
+    I = np.array([[[1.0]], [[2.0]]])
+    p = LIFParams(alpha=0.5, theta=10.0, alpha_s=0.25)
+    _, tr = lif_forward(I, p, cfg)
+    np.testing.assert_allclose(tr.s[:, 0, 0], [0.25, 0.25 * (0.25 + 2.0)])
+    g = lif_backward(tr, p, cfg, du=np.ones_like(I))
+    # u_0 = s_0, u_1 = 0.5 u_0 + s_1; L = u_0 + u_1 = 1.5 s_0 + s_1, s_1 = 0.25 (s_0 + I_1)
+    # dL/ds_1 = 1, dL/ds_0 = 1.5 + 0.25 = 1.75; dL/dI_t = 0.25 dL/ds_t
+    np.testing.assert_allclose(g.I[:, 0, 0], [0.25 * 1.75, 0.25])
 
 
 @pytest.mark.parametrize("max_spikes,strict,dtype", [(3, False, np.uint8), (None, False, None),

@@ -153,13 +153,16 @@ def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
     J is the input current (plus any all-to-all recurrence), up..ap the
     previous state, rt the uniform number of the stochastic forward.  Returns
     u, v, s, a (s: the synaptic state, or with norm_input the input current)."""
-    reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes = mode
+    reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in = mode
     al, th, ga, ur, als, rh, ba, rr = p
     zero = one - one
     if onetoone:                                                          # (R1)
         J = J + rr * vp
     st = zero
-    if synaptic:                                                          # (S1)
+    if synaptic and decay_in:                                             # (M3)
+        st = als * (sp + J)
+        J = st
+    elif synaptic:                                                        # (S1)
         st = als * sp + J
         J = st
     if norm:                                                              # (M1)
@@ -218,7 +221,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     seven partial sums (rows ACC_*); rt the all-to-all term
     ``(R^T dI_{t+1})[n]``.  Returns ubar, sbar, abar and dL/dI of step t and
     the updated sums."""
-    reset, _, _, detach, synaptic, adaptive, onetoone, norm, _ = mode
+    reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in = mode
     al, th, ga, ur, als, rh, ba, rr = p
     zero = one - one
     ut = u[t, b, n]
@@ -241,14 +244,17 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     else:
         vbar = dvt + al * (ur - ut) * ubn
     if onetoone:                                                          # (R2), (M1)
-        vbar = vbar + rr * (sbn if synaptic else ((one - al) * ubn if norm else ubn))
+        if synaptic:
+            vbar = vbar + rr * (als * sbn if decay_in else sbn)           # (M3)
+        else:
+            vbar = vbar + rr * ((one - al) * ubn if norm else ubn)
     if has_rec:                                                           # (R2)
         vbar = vbar + rt
     if adaptive:                                                          # (L3)
         vbar = vbar + abn
     # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients        (A9), (A14)-(A17)
     c0, c1, c2, c3, c4, c5, c6 = c
-    st = s[t, b, n] if norm else zero                                   # (M1)
+    st = s[t, b, n] if (norm or decay_in) else zero                     # (M1), (M3)
     if reset == R_ZERO:
         ub = dut + ph * vbar + al * (one - vt) * ubn                      # (A10b)
         if norm:
@@ -266,8 +272,12 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     sb = sbn
     if synaptic:                                                          # (S2), (S4)
         sb = ((one - al) * ub if norm else ub) + als * sbn
-        c3 = c3 + sb * spr
-        ib = sb                                                           # (S3)
+        if decay_in:                                                      # (M3)
+            c3 = c3 + sb * (st / als)
+            ib = als * sb
+        else:
+            c3 = c3 + sb * spr
+            ib = sb                                                       # (S3)
     else:
         ib = (one - al) * ub if norm else ub                              # (A13), (M1)
     ab = abn

@@ -24,8 +24,9 @@ import numpy as np
 from numba import njit
 
 from .. import surrogates as _sg
-from .constants import (BLOCK, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_DETACH, M_FORWARD, M_NORM,
-                        M_ONE, M_RESET, M_SPIKES, M_STRICT, M_SYN, R_NONE, R_SUBTRACT, R_ZERO)
+from .constants import (BLOCK, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_DECAY_IN, M_DETACH,
+                        M_FORWARD, M_NORM, M_ONE, M_RESET, M_SPIKES, M_STRICT, M_SYN, R_NONE,
+                        R_SUBTRACT, R_ZERO)
 
 # error_model="numpy": a float division by zero gives inf/nan instead of raising,
 # so the loops carry no zero test and LLVM vectorises them (the surrogate pass
@@ -271,11 +272,16 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
     the stochastic forward (T7)."""
     reset, strict, fwd = mode[M_RESET], mode[M_STRICT], mode[M_FORWARD]
     synaptic, adaptive, onetoone = mode[M_SYN], mode[M_ADAPT], mode[M_ONE]
-    norm, spikes = mode[M_NORM], mode[M_SPIKES]
+    norm, spikes, decay_in = mode[M_NORM], mode[M_SPIKES], mode[M_DECAY_IN]
     if onetoone:                                                          # (R1)
         for k in range(m):
             J[k] = J[k] + rr[k] * vp[k]
-    if synaptic:                                                          # (S1)
+    if synaptic and decay_in:                                             # (M3)
+        for k in range(m):
+            st[k] = als[k] * (sp[k] + J[k])
+            sp[k] = st[k]
+            J[k] = st[k]
+    elif synaptic:                                                        # (S1)
         for k in range(m):
             st[k] = als[k] * sp[k] + J[k]
             sp[k] = st[k]
@@ -450,7 +456,7 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     which cannot prove the arrays distinct.  vbar ends holding phi_t vbar_t."""
     reset, detach = mode[M_RESET], mode[M_DETACH]
     synaptic, adaptive, onetoone = mode[M_SYN], mode[M_ADAPT], mode[M_ONE]
-    norm = mode[M_NORM]
+    norm, decay_in = mode[M_NORM], mode[M_DECAY_IN]
     scale, lo, hi = sg[4], sg[5], sg[6]
     # phi_t = scale * clip(g(u_t - theta_t))                            (A7), (L2)
     if adaptive:
@@ -471,7 +477,10 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
         for k in range(m):
             vbar[k] = dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k]
     if onetoone:                                                          # (R2)
-        if synaptic:
+        if synaptic and decay_in:                                         # (M3)
+            for k in range(m):
+                vbar[k] = vbar[k] + rr[k] * (als[k] * sbn[k])
+        elif synaptic:
             for k in range(m):
                 vbar[k] = vbar[k] + rr[k] * sbn[k]
         elif norm:                                                        # (M1)
@@ -506,10 +515,16 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
         else:
             for k in range(m):
                 sbn[k] = ubn[k] + als[k] * sbn[k]
-        for k in range(m):
-            l3[k] += sbn[k] * spr[k]
-        for k in range(m):
-            ib[k] = sbn[k]                                                # (S3)
+        if decay_in:                                                      # (M3)
+            for k in range(m):
+                l3[k] += sbn[k] * (st[k] / als[k])
+            for k in range(m):
+                ib[k] = als[k] * sbn[k]
+        else:
+            for k in range(m):
+                l3[k] += sbn[k] * spr[k]
+            for k in range(m):
+                ib[k] = sbn[k]                                            # (S3)
     elif norm:
         for k in range(m):
             ib[k] = (one - al[k]) * ubn[k]                                # (A13), (M1)
@@ -585,6 +600,7 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     T, B, N = u.shape
     has_dv, has_du, has_rec, partials = have[0], have[1], have[2], have[3]
     synaptic, adaptive, norm = mode[M_SYN], mode[M_ADAPT], mode[M_NORM]
+    decay_in = mode[M_DECAY_IN]
     plain = not (synaptic or adaptive or mode[M_ONE] or has_rec or norm)
     # acc rows (reference.ACC_*): alpha, theta, rv when asked for; alpha_s, rho,
     # beta_a, r by model
@@ -634,7 +650,7 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             dvt = dv[t, b, n0:n1] if has_dv else zrow
             dut = du[t, b, n0:n1] if has_du else zrow
             rt = rec[t, b, n0:n1] if has_rec else zrow
-            st = s[t, b, n0:n1] if norm else zrow
+            st = s[t, b, n0:n1] if (norm or decay_in) else zrow
             if plain:
                 _backward_step_plain(u[t, b, n0:n1], v[t, b, n0:n1], upr, vpr, dvt, dut,
                                      p0, p1, p2, p3, mode, sg, one, ubn, loc, ph, x64, m,
@@ -678,6 +694,7 @@ def _backward_recurrent(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg
     T, B, N = u.shape
     has_dv, has_du, has_next, partials = have[0], have[1], have[2], have[3]
     synaptic, adaptive, norm = mode[M_SYN], mode[M_ADAPT], mode[M_NORM]
+    decay_in = mode[M_DECAY_IN]
     one = np.ones(1, u.dtype)[0]
     ubn = np.zeros((B, N), u.dtype)
     sbn = np.zeros((B, N), u.dtype)
@@ -719,7 +736,7 @@ def _backward_recurrent(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg
                 apr = a[t - 1, b] if t > 0 else state0[2, b]
             dvt = dv[t, b] if has_dv else zrow
             dut = du[t, b] if has_du else zrow
-            st = s[t, b] if norm else zrow
+            st = s[t, b] if (norm or decay_in) else zrow
             _backward_step(u[t, b], v[t, b], at, st, upr, vpr, spr, apr,
                            dvt, dut, rec[b], has_rec,
                            P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], mode, sg, one,
