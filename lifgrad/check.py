@@ -149,6 +149,8 @@ VARIANTS = {
     "decay-input": dict(synaptic=True, decay_input=True, recurrent="one"),
     "decay-input-multi-spike": dict(synaptic=True, decay_input=True, max_spikes=3,
                                     norm_input=True),
+    # Rockpool's LIFTorch: (M2), (M3), the count's threshold derivative -(u/theta) phi (M4)
+    "rockpool-like": dict(synaptic=True, decay_input=True, max_spikes=5, theta_grad="ratio"),
 }
 
 

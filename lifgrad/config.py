@@ -73,6 +73,9 @@ class LIFConfig:
                   and theta > 0; the surrogate stands for dv_t/du_t          (M2)
     decay_input:  with synaptic=True, s_t = alpha_s (s_{t-1} + J_t): the input
                   decays in the step it arrives (sinabs' tau_syn, Rockpool) (M3)
+    theta_grad:   the spike's derivative in theta: 'shift' (default) -phi_t, the
+                  step moves with theta; 'ratio' -(u_t/theta) phi_t, the spikes as
+                  a function of u/theta (Rockpool's StepPWL); not with adaptive (M4)
     """
 
     reset: str = "subtract"
@@ -88,6 +91,7 @@ class LIFConfig:
     norm_input: bool = False
     max_spikes: int | None = 1
     decay_input: bool = False
+    theta_grad: str = "shift"
 
     def __post_init__(self):
         object.__setattr__(self, "reset", _choice("reset", self.reset, RESETS, _RESET_ALIASES))
@@ -115,6 +119,10 @@ class LIFConfig:
             object.__setattr__(self, "dtype", dt.name)
         _flag("norm_input", self.norm_input)
         _flag("decay_input", self.decay_input)
+        _choice("theta_grad", self.theta_grad, ("shift", "ratio"))
+        if self.theta_grad == "ratio" and self.adaptive:
+            raise ValueError("theta_grad='ratio': the spike's threshold derivative -(u/theta) "
+                             "phi is defined for a fixed threshold, not with adaptive=True")
         if self.decay_input and not self.synaptic:
             raise ValueError("decay_input=True: the input decays in the synaptic state; it "
                              "needs synaptic=True")
@@ -164,7 +172,8 @@ class LIFConfig:
         return (self.reset_code, int(self.strict), FORWARDS.index(self.forward),
                 int(self.detach_reset), int(self.synaptic), int(self.adaptive),
                 int(self.recurrent == "one"), int(self.norm_input),
-                0 if self.max_spikes is None else self.max_spikes, int(self.decay_input))
+                0 if self.max_spikes is None else self.max_spikes, int(self.decay_input),
+                int(self.theta_grad == "ratio"))
 
 
 def _as_param(arg, value, n, dtype, lo=-math.inf, hi=math.inf):

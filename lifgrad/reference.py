@@ -29,7 +29,8 @@ Packed arguments (numbers only, resolved by ``lifgrad.functional``):
     mode    9 ints    reset (0 subtract, 1 zero, 2 none), strict, forward (0 hard,
                       1 smooth, 2 stochastic), detach,
                       synaptic, adaptive, onetoone, norm_input,
-                      max spikes per step (1; M; 0 for no maximum), decay_input
+                      max spikes per step (1; M; 0 for no maximum), decay_input,
+                      theta_grad ratio
     sg      7 numbers surrogate (code, p0, p1, p2, scale, clip_lo, clip_hi)
     state0  (3, B, N) u_0, s_0, a_0
     acc     (7, B, N) partial sums, see ACC_* below
@@ -93,7 +94,7 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
     has them, s (synaptic) and a (adaptive).  I: (T, B, N) or (1, B, N) static.
     rnd: (T, B, N) uniform numbers in [0, 1) for the stochastic forward, where
     ``v_t = 1`` if ``rnd_t < G(u_t - theta_t)`` (T7); unused otherwise."""
-    reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in = mode
+    reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in, _ = mode
     alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r = P
     zeros = np.zeros_like(state0[0])
     for t in range(t0, t1):
@@ -155,7 +156,7 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     alpha_s (S4), rho (L6), beta_a (L7), r (R3).
     """
     has_dv, has_du, has_rec, partials = have
-    reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in = mode
+    reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in, ratio = mode
     alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r = P
     zeros = np.zeros_like(state0[0])
     c_in = (1 - alpha) if norm else 1                                         # (M1)
@@ -218,7 +219,10 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         else:
             acc[ACC_ALPHA] += ubar * (u_prev - s[t] if norm else u_prev)      # (A14a), (M1)
         if partials:
-            acc[ACC_THETA] -= phi * vbar                                      # (A15), (L5)
+            if ratio:
+                acc[ACC_THETA] -= phi * vbar * (u_t / theta)                  # (M4)
+            else:
+                acc[ACC_THETA] -= phi * vbar                                  # (A15), (L5)
             acc[ACC_RV] += ubar_next * v_t                                    # (A15)-(A17)
         if onetoone:
             acc[ACC_R] += Ibar * v_prev                                       # (R3)

@@ -32,6 +32,24 @@ def test_variant_configuration_is_validated():
                     LIFConfig(synaptic=True, decay_input=True))
 
 
+def test_theta_ratio_derivative():
+    """theta_grad='ratio' (M4): one step, L = v_0 = H(u_0 - theta) with u_0 = I:
+    dL/dtheta = -(u_0/theta) phi(u_0 - theta), where 'shift' gives -phi."""
+    I = np.array([[[0.8, 1.3, 2.6]]])
+    p = LIFParams(alpha=0.5, theta=np.full(3, 1.1))       # per neuron: a gradient each
+    sg = sgs.get("sigmoid", k=2.0)
+    for grad, factor in (("shift", np.ones(3)), ("ratio", I[0, 0] / 1.1)):
+        cfg = LIFConfig(surrogate=sg, theta_grad=grad, max_spikes=None)
+        v, tr = lif_forward(I, p, cfg)
+        g = lif_backward(tr, p, cfg, dv=np.ones_like(I))
+        want = -(factor * sg.phi(I[0, 0] - 1.1))
+        np.testing.assert_allclose(g.theta, want, rtol=1e-14)
+    with pytest.raises(ValueError, match="theta_grad='ratio'.*not with adaptive"):
+        LIFConfig(theta_grad="ratio", adaptive=True)
+    with pytest.raises(ValueError, match="theta_grad: expected one of"):
+        LIFConfig(theta_grad="other")
+
+
 def test_decay_input_synapse():
     """s_t = alpha_s (s_{t-1} + I_t) (M3): dL/dI_t = alpha_s dL/ds_t."""
     cfg = LIFConfig(synaptic=True, decay_input=True, surrogate="zero")

@@ -11,13 +11,15 @@ EVENT_BLOCK = 256   # rows per block of event_wgrad (a block of u stays in L2; o
 
 # positions in LIFConfig.mode(), the flags every scan reads (lifgrad.reference
 # names them the same way), and the codes of the forward flag
-M_RESET, M_STRICT, M_FORWARD, M_DETACH, M_SYN, M_ADAPT, M_ONE, M_NORM, M_SPIKES, M_DECAY_IN = \
-    range(10)
-N_MODE = 10
+(M_RESET, M_STRICT, M_FORWARD, M_DETACH, M_SYN, M_ADAPT, M_ONE, M_NORM, M_SPIKES, M_DECAY_IN,
+ M_THETA_RATIO) = range(11)
+N_MODE = 11
 # M_NORM: the membrane takes (1 - alpha) s_t instead of s_t (sinabs' norm_input)   (M1)
 # M_SPIKES: at most this many spikes per step, floor(u_t / theta_t); 1 is the
 # Heaviside spike (A5), 0 means no maximum (sinabs MultiSpike)                     (M2)
 # M_DECAY_IN: the synaptic state decays its input in the step it arrives,
 # s_t = alpha_s (s_{t-1} + J_t) (sinabs tau_syn, Rockpool)                          (M3)
+# M_THETA_RATIO: the spike's threshold derivative is -(u_t/theta) phi_t instead of
+# -phi_t (the count as a function of u/theta: Rockpool's StepPWL)                   (M4)
 FWD_HARD, FWD_SMOOTH, FWD_STOCHASTIC = range(3)      # config.FORWARDS order
 R_SUBTRACT, R_ZERO, R_NONE = range(3)                # LIFConfig.reset_code

@@ -153,7 +153,7 @@ def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
     J is the input current (plus any all-to-all recurrence), up..ap the
     previous state, rt the uniform number of the stochastic forward.  Returns
     u, v, s, a (s: the synaptic state, or with norm_input the input current)."""
-    reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in = mode
+    reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in, _ = mode
     al, th, ga, ur, als, rh, ba, rr = p
     zero = one - one
     if onetoone:                                                          # (R1)
@@ -221,7 +221,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     seven partial sums (rows ACC_*); rt the all-to-all term
     ``(R^T dI_{t+1})[n]``.  Returns ubar, sbar, abar and dL/dI of step t and
     the updated sums."""
-    reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in = mode
+    reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in, ratio = mode
     al, th, ga, ur, als, rh, ba, rr = p
     zero = one - one
     ut = u[t, b, n]
@@ -267,7 +267,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
             c0 = c0 + ub * (upr - st)                                     # (A14a), (M1)
         else:
             c0 = c0 + ub * upr                                            # (A14a)
-    c1 = c1 - ph * vbar
+    c1 = c1 - (ph * vbar * (ut / th) if ratio else ph * vbar)           # (A15), (M4)
     c2 = c2 + ubn * vt
     sb = sbn
     if synaptic:                                                          # (S2), (S4)

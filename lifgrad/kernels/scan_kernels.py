@@ -25,8 +25,8 @@ from numba import njit
 
 from .. import surrogates as _sg
 from .constants import (BLOCK, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_DECAY_IN, M_DETACH,
-                        M_FORWARD, M_NORM, M_ONE, M_RESET, M_SPIKES, M_STRICT, M_SYN, R_NONE,
-                        R_SUBTRACT, R_ZERO)
+                        M_FORWARD, M_NORM, M_ONE, M_RESET, M_SPIKES, M_STRICT, M_SYN,
+                        M_THETA_RATIO, R_NONE, R_SUBTRACT, R_ZERO)
 
 # error_model="numpy": a float division by zero gives inf/nan instead of raising,
 # so the loops carry no zero test and LLVM vectorises them (the surrogate pass
@@ -506,7 +506,7 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     for k in range(m):
         vbar[k] = ph[k] * vbar[k]
     _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, vbar, m, partials,
-               norm, st)
+               norm, st, th, mode[M_THETA_RATIO])
     if synaptic:                                                          # (S2), (S4), (M1)
         l3 = loc[3]
         if norm:
@@ -538,15 +538,20 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
 
 
 @njit(inline="always", **_JIT)
-def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, partials, norm, st):
+def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, partials, norm, st,
+               th, ratio):
     """ubar_t = eps_t + pv_t + leak_t ubar_{t+1} with pv = phi_t vbar_t, and
     (when ``partials``) the partial sums of alpha, theta and the reset value
     (A9), (A10), (A14)-(A16) (with norm_input, dalpha also gets -ubar_t s_t,
     (M1)); ubn holds ubar_{t+1} on entry, ubar_t on exit."""
     l0, l1, l2 = loc[0], loc[1], loc[2]
     if partials:
-        for k in range(m):
-            l1[k] -= pv[k]
+        if ratio:                                                         # (M4)
+            for k in range(m):
+                l1[k] -= pv[k] * (ut[k] / th[k])
+        else:                                                             # (A15)
+            for k in range(m):
+                l1[k] -= pv[k]
         for k in range(m):
             l2[k] += ubn[k] * vt[k]
     if reset == R_ZERO:                                                        # (A10b), (A14b)
@@ -589,7 +594,8 @@ def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, o
     else:                                                                 # (A10b)
         for k in range(m):
             ph[k] = ph[k] * (dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k])
-    _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, ph, m, partials, 0, ph)
+    _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, ph, m, partials, 0, ph,
+               th, mode[M_THETA_RATIO])
 
 
 @njit(**_JIT)
