@@ -2,7 +2,6 @@
 reproduce each framework's own surrogate function, called as the framework
 calls it (x = v - theta), in float64 on a grid that crosses the threshold,
 the windows and several multiples of the threshold."""
-import math
 
 import numpy as np
 import pytest

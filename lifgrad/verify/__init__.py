@@ -1,6 +1,6 @@
 """Verify autograd SNN frameworks against lifgrad's hand-derived gradients.
 
-One adapter per framework (``lifgrad.verify.snntorch``, ``.spikingjelly``,
+One adapter per framework (``lifgrad.verify.snntorch``, ``.spikingjelly``, ``.sinabs``,
 ``.norse``), each exposing ``ADAPTER``, an instance of the one protocol of
 :mod:`lifgrad.verify.protocol`.  An adapter maps the framework's neurons onto
 lifgrad's cell, runs both on the same input in float64, backpropagates the

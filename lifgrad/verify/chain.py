@@ -159,8 +159,9 @@ def run(work, driver, x_leaf):
                 calls[path] = []
                 order.append((path, mod))
             if is_neuron(mod):
-                spk, mem = _adapter_of(mod).call_outputs(mod, output)
-                calls[path].append((args[0], spk, mem))
+                ad = _adapter_of(mod)
+                spk, mem = ad.call_outputs(mod, output)
+                calls[path].append((ad.call_input(mod, args), spk, mem))
             else:
                 calls[path].append((args[0], None, None))
         handles.append(m.register_forward_hook(hook))

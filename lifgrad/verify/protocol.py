@@ -60,6 +60,7 @@ REGISTRY = {
     "snntorch": ("snntorch", "lifgrad.verify.snntorch"),
     "spikingjelly": ("spikingjelly", "lifgrad.verify.spikingjelly"),
     "norse": ("norse", "lifgrad.verify.norse"),
+    "sinabs": ("sinabs", "lifgrad.verify.sinabs"),
 }
 
 _SIZES = (("seed", 0), ("T", 20), ("B", 3), ("N", 6))

@@ -8,6 +8,7 @@ on top of one method, :meth:`TorchAdapter.forward`, and declares what
 
     A.forward(module, x)           one neuron over time, tensors in and out, differentiable
     A.call_outputs(module, output) (spikes, membrane) of one call of the module
+    A.call_input(module, args)     the input of that call as (T, B, n) or (B, n)
     A.prepare(module)              make it record its membrane and start at rest
     A.extra_leaves(module)         learnable tensors held outside named_parameters()
     A.case_outputs(built, x)       (spikes, membrane the loss reads) of a built case;
@@ -73,6 +74,13 @@ class TorchAdapter(Adapter):
     def call_outputs(self, module, output):
         """``(spikes, membrane)`` of one call of ``module`` that returned
         ``output`` (read by a forward hook while a user's model runs)."""
+
+    def call_input(self, module, args):
+        """The input of one call of ``module`` (its positional ``args``) as the
+        chain holds it: ``(T, B, n)`` for a whole sequence, ``(B, n)`` for a
+        step.  The first argument, unless the framework's layers take another
+        layout (sinabs: ``(B, T, ...)``)."""
+        return args[0]
 
     def prepare(self, module):
         """Before a user's model is recorded (on its float64 copy): make the

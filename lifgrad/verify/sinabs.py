@@ -1,0 +1,498 @@
+"""sinabs 3.1.3 adapter: map its LIF neurons onto lifgrad's cell and check them.
+
+``ADAPTER`` (:class:`Sinabs`) implements :mod:`lifgrad.verify.protocol`.
+
+sinabs' ``LIF`` (``sinabs/layers/functional/lif.py``, ``lif_forward_single``)
+runs, per step, on its post-reset state ``V`` (zero at rest)::
+
+    v_t = alpha V_{t-1} + c x_t           c = 1 - alpha (norm_input, LIF's default) or 1
+    n_t = spike_fn(v_t, theta)            MultiSpike: trunc(v/theta) for v > 0 (no maximum)
+                                          MaxSpike(M): the same, at most M;  SingleSpike: v >= theta
+    V_t = v_t - theta n_t                 MembraneSubtract (not detached)
+
+with ``alpha = exp(-1/tau_mem)`` (``train_alphas``: ``alpha_mem`` itself);
+``IAF`` is ``alpha = 1`` without ``norm_input``, ``LIFSqueeze`` the LIF on a
+``(B*T, ...)`` input (batch-major).  lifgrad's pre-reset ``u_t = v_t``: the
+subtract reset removes ``theta n`` before the next decay, so lifgrad's free
+reset strength is the decayed ``gamma = alpha theta``; the input map is the
+identity with ``LIFConfig(norm_input=...)`` (M1), the spike count
+``max_spikes`` None / M / 1 (M2), ``strict=False`` (sinabs fires at ``>=``).
+The spike functions' backward is ``grad * surrogate(v, theta)`` (one bump at
+theta whatever the count; no gradient to the threshold), lifgrad's
+``phi(u - theta)`` with the ``sinabs.*`` presets.  sinabs returns only the
+spikes; the membrane of the loss is ``recordings['v_mem']``
+(``record_states=True``), the post-reset ``V_t = u_t - theta n_t``.
+
+Chain rule to sinabs' parameter: alpha enters lifgrad's cell as ``alpha`` (the
+decay and, with norm_input, ``1 - alpha``: lifgrad's ``g.alpha`` has both) and
+through ``gamma = alpha theta``::
+
+    dL/dalpha_mem = g.alpha + theta g.gamma
+    dL/dtau_mem   = dL/dalpha_mem * alpha / tau_mem^2       (alpha = exp(-1/tau_mem))
+
+float64: sinabs' spike functions end in ``.float()`` (float32 spikes, so every
+gradient reaching a spike is rounded to float32), and ``tau_mem`` /
+``alpha_mem`` are created float32.  The cases (and ``compare`` on its copy)
+use dtype-keeping subclasses of ``MultiSpike``, ``SingleSpike``, ``MaxSpike``
+(the same forward and backward, the output in the input's dtype) and write the
+time constants again in float64 after ``.double()``; a module run with a stock
+spike function is checked within a float32 precision limit.
+
+Not mapped yet (``layer_map`` refuses them, naming what lifgrad lacks):
+``MembraneReset`` (a detached zero reset whose ``reset_value`` is added to
+every neuron), ``tau_syn`` (synaptic state, lifgrad's ``decay_input`` cell:
+not wired here), ``min_v_mem`` (a lower clip of the post-reset state),
+``ALIF`` (its reset subtracts the adaptive threshold, which gets no gradient
+through the spike), ``ExpLeak`` (no spikes), ``LIFRecurrent`` /
+``IAFRecurrent`` (recurrence through an arbitrary module on spike counts), a
+trainable ``spike_threshold`` (sinabs passes it no gradient through the spike
+function; lifgrad's ``dv/dtheta = -phi``).
+See ``derivations/peers.md`` (sinabs 3.1.3).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+
+from .. import surrogates as _sgs
+from ..config import LIFConfig, LIFParams
+from .common import F32_TOL, LayerMap, Limit, problem, require_torch
+from .protocol import Built
+from .torchpeer import TorchAdapter
+
+DEFAULT_SURROGATE = "sinabs.SingleExponential"
+
+# variant name -> (spike function, keywords).  The spike function: 'multi',
+# 'single' or ('max', M).  Keywords: norm_input, tau (a number or a per-neuron
+# list), theta, train_alphas.
+_LIF_VARIANTS = {
+    "MultiSpike": ("multi", dict()),
+    "SingleSpike": ("single", dict()),
+    "MaxSpike(2)": (("max", 2), dict()),
+    "MultiSpike no norm_input": ("multi", dict(norm_input=False)),
+    "SingleSpike no norm_input": ("single", dict(norm_input=False)),
+    "MaxSpike(1) no norm_input": (("max", 1), dict(norm_input=False)),
+    "MultiSpike theta=0.8": ("multi", dict(theta=0.8)),
+    "MultiSpike tau per neuron": ("multi", dict(tau="per-neuron")),
+    "MultiSpike train_alphas": ("multi", dict(train_alphas=True)),
+}
+VARIANTS = {
+    "LIF": _LIF_VARIANTS,
+    "LIFSqueeze": {"MultiSpike": ("multi", dict()), "SingleSpike": ("single", dict()),
+                   "MaxSpike(1) no norm_input": (("max", 1), dict(norm_input=False))},
+    "IAF": {"MultiSpike": ("multi", dict()), "SingleSpike": ("single", dict()),
+            "MaxSpike(1)": (("max", 1), dict()), "MultiSpike theta=0.8": ("multi", dict(theta=0.8))},
+}
+NEURONS = {n: tuple(vs) for n, vs in VARIANTS.items()}
+
+TAU = 2.7               # not float32-exact: the float64 rewrite after .double() matters
+
+# Parameters the surrogate cases construct (sinabs' own names; non-default
+# where the default would make the check weak).
+SURROGATE_PARAMS = {
+    "sinabs.SingleExponential": dict(),
+    "sinabs.PeriodicExponential": dict(grad_width=0.4, grad_scale=1.5),
+    "sinabs.Heaviside": dict(window=0.6),
+    "sinabs.Gaussian": dict(mu=0.1, sigma=0.4, grad_scale=1.2),
+    "sinabs.MultiGaussian": dict(sigma=0.5, h=0.15, s=4.0, grad_scale=1.0),
+}
+# the presets that take the neuron's threshold (sinabs calls g(v, theta))
+_WITH_THRESHOLD = ("sinabs.SingleExponential", "sinabs.PeriodicExponential", "sinabs.Heaviside")
+
+# input (mean, std): with norm_input the membrane settles at the input, without
+# it at input / (1 - alpha); IAF integrates
+_INPUT = {True: (1.2, 2.5), False: (0.35, 0.6), "IAF": (0.3, 0.8)}
+
+_COMMON_NOTES = (
+    "sinabs fires at v >= theta (lifgrad strict=False); MultiSpike counts trunc(v/theta) "
+    "spikes (unbounded), MaxSpike at most M, both by a floating-point division",
+    "the reset subtracts theta per spike from the post-reset state before the next decay, so "
+    "lifgrad's free reset strength is gamma = alpha theta; the reset is not detached",
+    "the spike functions return no gradient for the threshold; the surrogate is one bump at "
+    "theta whatever the count (MaxSpike's clip is ignored in the backward)",
+    "the membrane in the loss is recordings['v_mem'] (record_states=True), the post-reset "
+    "state; sinabs' layers take (batch, time, ...) and keep their state across calls (the "
+    "check zeroes it before every run)",
+)
+
+_UNSUPPORTED = {
+    "ALIF": "sinabs' ALIF subtracts its adaptive threshold b0 + adapt_scale b in the reset and "
+            "passes the threshold no gradient through the spike function, and with norm_input "
+            "stores (1 - alpha) i_syn back into its state; lifgrad's adaptive cell has neither "
+            "the reset by the adaptive threshold without its spike derivative nor that rescaling",
+    "ALIFRecurrent": "ALIF (see ALIF) with a recurrence: not mapped",
+    "ExpLeak": "ExpLeak emits no spikes (its output is the membrane): lifgrad's cell has no "
+               "non-spiking leaky integrator with an output to compare",
+    "ExpLeakSqueeze": "ExpLeak (no spikes): not mapped",
+    "LIFRecurrent": "LIFRecurrent feeds its spike counts back through an arbitrary module "
+                    "(rec_connect, e.g. a Linear with a bias) into the input before the (1 - "
+                    "alpha) scaling; lifgrad's recurrence is a weight R v_{t-1} (R1) and the "
+                    "adapter has no mapping from rec_connect yet (sinabs' recordings of it are "
+                    "also aliased)",
+    "IAFRecurrent": "IAFRecurrent: a recurrence through an arbitrary module, not mapped yet",
+}
+
+
+def _sn():
+    require_torch()
+    import sinabs.activation as act
+    import sinabs.layers as layers
+    return layers, act
+
+
+@functools.lru_cache(maxsize=None)
+def spike_functions():
+    """Dtype-keeping subclasses of sinabs' spike functions: ``{'multi':
+    MultiSpike64, 'single': SingleSpike64, 'max': MaxSpike64}`` (the same
+    forward and backward; the spikes in the input's dtype, not float32)."""
+    _, act = _sn()
+    from sinabs.activation.spike_generation import MaxSpikeInner
+
+    class MultiSpike64(act.MultiSpike):
+        """sinabs' MultiSpike, spikes in the input's dtype."""
+
+        @staticmethod
+        def forward(ctx, v_mem, spike_threshold, surrogate_grad_fn):
+            return act.MultiSpike.forward(ctx, v_mem, spike_threshold,
+                                          surrogate_grad_fn).to(v_mem.dtype)
+
+    class SingleSpike64(act.SingleSpike):
+        """sinabs' SingleSpike, spikes in the input's dtype."""
+
+        @staticmethod
+        def forward(ctx, v_mem, spike_threshold, surrogate_grad_fn):
+            return act.SingleSpike.forward(ctx, v_mem, spike_threshold,
+                                           surrogate_grad_fn).to(v_mem.dtype)
+
+    class MaxSpikeInner64(MaxSpikeInner):
+        """sinabs' MaxSpikeInner, spikes in the input's dtype."""
+
+        @staticmethod
+        def forward(ctx, v_mem, max_num_spikes_per_bin, spike_threshold, surrogate_grad_fn):
+            return MaxSpikeInner.forward(ctx, v_mem, max_num_spikes_per_bin, spike_threshold,
+                                         surrogate_grad_fn).to(v_mem.dtype)
+
+    @dataclasses.dataclass
+    class MaxSpike64(act.MaxSpike):
+        """sinabs' MaxSpike, spikes in the input's dtype."""
+
+        def apply(self, v_mem, spike_threshold, surrogate_grad_fn):
+            return MaxSpikeInner64.apply(v_mem, self.max_num_spikes_per_bin, spike_threshold,
+                                         surrogate_grad_fn)
+
+    return {"multi": MultiSpike64, "single": SingleSpike64, "max": MaxSpike64}
+
+
+def _spike_kind(spike_fn):
+    """``(max_spikes, dtype_keeping)`` of a sinabs spike function; ValueError otherwise."""
+    _, act = _sn()
+    ours = spike_functions()
+    if isinstance(spike_fn, type):
+        if issubclass(spike_fn, act.MultiSpike):
+            return None, issubclass(spike_fn, ours["multi"])
+        if issubclass(spike_fn, act.SingleSpike):
+            return 1, issubclass(spike_fn, ours["single"])
+    elif isinstance(spike_fn, act.MaxSpike):
+        M = spike_fn.max_num_spikes_per_bin
+        if M is not None and (isinstance(M, bool) or not isinstance(M, (int, np.integer))
+                              or M < 1):
+            raise ValueError(f"spike_fn: MaxSpike(max_num_spikes_per_bin={M!r}): expected an "
+                             f"integer >= 1 or None")
+        return (None if M is None else int(M)), isinstance(spike_fn, ours["max"])
+    raise ValueError(f"spike_fn: expected sinabs' MultiSpike, SingleSpike or a MaxSpike "
+                     f"instance, got {spike_fn!r}")
+
+
+def _dtype_keeping(spike_fn):
+    """The dtype-keeping equivalent of a stock spike function (itself if it is one)."""
+    M, keeps = _spike_kind(spike_fn)
+    if keeps:
+        return spike_fn
+    ours = spike_functions()
+    if isinstance(spike_fn, type):
+        return ours["multi"] if M is None else ours["single"]
+    return ours["max"](max_num_spikes_per_bin=M)
+
+
+def _kind(module):
+    layers, _ = _sn()
+    for name in ("LIFSqueeze", "IAFSqueeze", "LIF", "IAF"):   # subclasses first
+        cls = getattr(layers, name, None)
+        if cls is not None and type(module) is cls:
+            return name
+    name = type(module).__name__
+    if name in _UNSUPPORTED and type(module).__module__.startswith("sinabs"):
+        raise ValueError(f"module: sinabs {name} is not covered yet: {_UNSUPPORTED[name]}")
+    raise ValueError(f"module: expected a sinabs LIF, LIFSqueeze, IAF or IAFSqueeze, got "
+                     f"{type(module).__module__}.{type(module).__qualname__}")
+
+
+def _value(t):
+    """A parameter or tensor as a float64 NumPy scalar or array (a 0-dim one as a float)."""
+    a = np.asarray(t.detach().cpu().numpy() if hasattr(t, "detach") else t, np.float64)
+    return float(a) if a.ndim == 0 else a
+
+
+def _make_surrogate(name, params=None):
+    _, act = _sn()
+    if name not in SURROGATE_PARAMS:
+        raise ValueError(f"surrogate: expected a sinabs preset ({', '.join(SURROGATE_PARAMS)}), "
+                         f"got {name!r}")
+    params = SURROGATE_PARAMS[name] if params is None else params
+    return getattr(act, name.split(".", 1)[1])(**params)
+
+
+def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, B=3, T=20):
+    """A float64 sinabs ``neuron`` of ``variant`` (see :data:`VARIANTS`) with the
+    preset surrogate, dtype-keeping spike functions and float64 time constants
+    (``LIFSqueeze`` reads ``B`` as its batch size)."""
+    torch = require_torch()
+    layers, _ = _sn()
+    if neuron not in VARIANTS:
+        raise ValueError(f"neuron: expected one of {', '.join(VARIANTS)}, got {neuron!r}")
+    if variant not in VARIANTS[neuron]:
+        raise ValueError(f"variant: expected one of {', '.join(VARIANTS[neuron])} for "
+                         f"{neuron}, got {variant!r}")
+    spike, kw = VARIANTS[neuron][variant]
+    fns = spike_functions()
+    spike_fn = fns[spike] if isinstance(spike, str) else fns["max"](max_num_spikes_per_bin=spike[1])
+    theta = kw.get("theta", 1.0)
+    common = dict(spike_threshold=torch.tensor(theta, dtype=torch.float64), spike_fn=spike_fn,
+                  surrogate_grad_fn=_make_surrogate(surrogate), record_states=True)
+    if neuron == "IAF":
+        return layers.IAF(**common).double()
+    tau = (np.linspace(1.6, 4.3, N) if kw.get("tau") == "per-neuron" else TAU)
+    lif_kw = dict(tau_mem=torch.tensor(tau, dtype=torch.float64),
+                  norm_input=kw.get("norm_input", True),
+                  train_alphas=kw.get("train_alphas", False), **common)
+    if neuron == "LIFSqueeze":
+        m = layers.LIFSqueeze(batch_size=B, **lif_kw).double()
+    else:
+        m = layers.LIF(**lif_kw).double()
+    with torch.no_grad():                 # created float32 by sinabs: write them in float64
+        tau_t = torch.tensor(tau, dtype=torch.float64)
+        if m.train_alphas:
+            m.alpha_mem.data = torch.exp(-1.0 / tau_t)
+        else:
+            m.tau_mem.data = tau_t
+    return m
+
+
+def _fresh_state(module):
+    """Forget the state (sinabs keeps it across calls and, for a new batch size,
+    draws it at random from the old one): the next forward starts at zero."""
+    torch = require_torch()
+    for name, b in list(module.named_buffers(recurse=False)):
+        module.register_buffer(name, torch.zeros(0, dtype=b.dtype, device=b.device))
+
+
+class Sinabs(TorchAdapter):
+    """sinabs' ``LIF``, ``LIFSqueeze``, ``IAF`` (``IAFSqueeze``) with
+    ``MembraneSubtract`` and ``MultiSpike`` / ``SingleSpike`` / ``MaxSpike``."""
+
+    name = "sinabs"
+    neurons = NEURONS
+    default_surrogate = DEFAULT_SURROGATE
+    preset_case = ("LIF", "MultiSpike")
+    quick = (("LIF", "MultiSpike", DEFAULT_SURROGATE),
+             ("LIF", "SingleSpike no norm_input", DEFAULT_SURROGATE),
+             ("IAF", "MaxSpike(1)", DEFAULT_SURROGATE),
+             ("LIF", "MultiSpike", "sinabs.PeriodicExponential"))
+    option_defaults = {}
+
+    def is_neuron(self, module):
+        layers, _ = _sn()
+        base = getattr(layers, "StatefulLayer", None)
+        return (base is not None and isinstance(module, base)) or (
+            type(module).__module__.startswith("sinabs.layers")
+            and type(module).__name__ in _UNSUPPORTED)
+
+    def surrogate_of(self, module):
+        """``(preset name, {sinabs parameter: value})`` of a neuron's
+        ``surrogate_grad_fn`` (or of a surrogate object); the presets that
+        sinabs calls with the threshold get ``threshold`` from the neuron."""
+        _, act = _sn()
+        sf = getattr(module, "surrogate_grad_fn", module)
+        cls = type(sf)
+        name = f"sinabs.{cls.__name__}"
+        if cls.__module__ != act.surrogate_gradient_fn.__name__ or name not in _sgs.PRESETS:
+            ours = ", ".join(n.split(".", 1)[1] for n in SURROGATE_PARAMS)
+            raise ValueError(f"surrogate_grad_fn: {cls.__module__}.{cls.__qualname__} has no "
+                             f"lifgrad preset; supported: {ours}")
+        params = {}
+        for pname, _ in _sgs.preset(name).defaults:
+            if pname == "threshold":
+                continue
+            val = getattr(sf, pname)
+            if hasattr(val, "detach"):
+                if val.numel() != 1:
+                    raise ValueError(f"surrogate_grad_fn: {cls.__name__}.{pname} must be a "
+                                     f"scalar, got shape {tuple(val.shape)}")
+                val = float(val.detach())
+            if isinstance(val, bool) or not isinstance(val, (int, float)):
+                raise ValueError(f"surrogate_grad_fn: {cls.__name__}.{pname} must be a number, "
+                                 f"got {val!r}")
+            params[pname] = float(val)
+        if name in _WITH_THRESHOLD and sf is not module:
+            theta = _value(module.spike_threshold)
+            if np.ndim(theta):
+                raise ValueError(f"spike_threshold: a per-neuron threshold with {cls.__name__}: "
+                                 f"the surrogate is called with the threshold and lifgrad's "
+                                 f"preset takes one value")
+            params["threshold"] = theta
+        return name, params
+
+    def layer_map(self, module) -> LayerMap:
+        """lifgrad's :class:`LayerMap` of a constructed sinabs LIF / LIFSqueeze / IAF."""
+        _, act = _sn()
+        kind = _kind(module)
+        if not isinstance(module.reset_fn, act.MembraneSubtract):
+            raise ValueError(f"reset_fn: {type(module.reset_fn).__name__} is not covered yet: "
+                             f"sinabs' MembraneReset sets v (n == 0) + reset_value (the mask "
+                             f"without gradient, reset_value added to every neuron, spiking or "
+                             f"not); lifgrad's zero reset sets u_reset only where the neuron "
+                             f"fired and keeps no spike count (max_spikes=1), so it is not "
+                             f"mapped; only MembraneSubtract is")
+        if module.reset_fn.subtract_value is not None:
+            raise ValueError("reset_fn: MembraneSubtract(subtract_value=...) removes a value "
+                             "other than the threshold per spike; lifgrad's free gamma could hold "
+                             "it but the adapter does not map it yet")
+        if getattr(module, "tau_syn", None) is not None or getattr(module, "alpha_syn", None) \
+                is not None:
+            raise ValueError("tau_syn: not covered yet: sinabs' synaptic current i = alpha_syn "
+                             "(i + x) would be lifgrad's synaptic cell with decay_input=True (M3); "
+                             "this adapter does not map it (nor dL/dtau_syn) yet")
+        if module.min_v_mem is not None:
+            raise ValueError("min_v_mem: a lower clip of the post-reset membrane (zero gradient "
+                             "where clipped) has no counterpart in lifgrad's cell")
+        th = module.spike_threshold
+        if th is None:
+            raise ValueError("spike_threshold: None is not supported")
+        if th.requires_grad:
+            raise ValueError("spike_threshold: a trainable threshold is not mapped: sinabs' spike "
+                             "functions pass it no gradient (only the reset and the recorded "
+                             "membrane do), lifgrad's spike has dv/dtheta = -phi")
+        theta = _value(th)
+        if np.any(np.asarray(theta) <= 0):
+            raise ValueError(f"spike_threshold: expected > 0, got {theta}")
+        max_spikes, keeps = _spike_kind(module.spike_fn)
+        sname, sparams = self.surrogate_of(module)
+        sg = _sgs.get(sname, **sparams)
+        torch = require_torch()
+        if kind in ("IAF", "IAFSqueeze"):
+            alpha, norm, tau_name, tau = 1.0, False, None, None
+        else:
+            norm = bool(module.norm_input)
+            with torch.no_grad():
+                alpha = _value(module.alpha_mem_calculated.double())
+            if module.train_alphas:
+                tau_name, tau = "alpha_mem", None
+            else:
+                tau_name, tau = "tau_mem", _value(module.tau_mem)
+        config = LIFConfig(reset="subtract", detach_reset=False, strict=False, surrogate=sg,
+                           norm_input=norm, max_spikes=max_spikes)
+        params = LIFParams(alpha=alpha, theta=theta,
+                           gamma=np.asarray(alpha) * np.asarray(theta)
+                           if np.ndim(alpha) or np.ndim(theta) else alpha * theta)
+        notes = list(_COMMON_NOTES)
+        if _sgs.preset(sname).note:
+            notes.append(f"{sname}: {_sgs.preset(sname).note}")
+        limits = ()
+        if not keeps:
+            notes.append("sinabs' stock spike functions return float32 (.float()), so every "
+                         "gradient reaching a spike is rounded to float32; lifgrad.verify's "
+                         "copy runs them with a dtype-keeping subclass (same forward and "
+                         "backward)")
+            limits = (Limit("float32 spike", F32_TOL, "sinabs' spike functions return float32"),)
+        if kind in ("LIFSqueeze", "IAFSqueeze"):
+            notes.append(f"{kind} reads (B*T, ...) batch-major (row b*T + t)")
+
+        shape = {}
+        for n, p in module.named_parameters():
+            shape[n] = tuple(p.shape)
+
+        def param_grads(g, I, tr, alpha=alpha, theta=theta, tau=tau, tau_name=tau_name):
+            out = {n: np.zeros(s) for n, s in shape.items()}     # not trainable: no gradient
+            if tau_name is None:
+                return out
+            # dL/dalpha_mem: the decay (and 1 - alpha of norm_input) plus gamma = alpha theta
+            ga = np.asarray(g.alpha, np.float64) + np.asarray(theta) * np.asarray(g.gamma)
+            if tau_name == "tau_mem":
+                ga = ga * np.asarray(alpha) / np.asarray(tau) ** 2
+            target = shape[tau_name]
+            ga = np.sum(ga) if int(np.prod(target)) == 1 else ga
+            out[tau_name] = np.reshape(ga, target)
+            return out
+        return LayerMap(config, params, gain=1.0, bias=0.0, u0=None, post_reset=True,
+                        param_grads=param_grads, notes=tuple(notes), limits=limits,
+                        hidden_limits=limits)
+
+    # -- running --------------------------------------------------------------------
+
+    def forward(self, module, x):
+        """``(spikes, recordings['v_mem'])`` ``(T, B, N)`` from a zero state: ``x``
+        ``(T, B, n)`` is given to sinabs as ``(B, T, n)`` (``(B*T, n)`` for a
+        Squeeze layer)."""
+        torch = require_torch()
+        if not (isinstance(x, torch.Tensor) and x.ndim == 3):
+            raise ValueError("I: expected a torch tensor of shape (T, B, N)")
+        _fresh_state(module)
+        rec = module.record_states
+        module.record_states = True
+        T, B = x.shape[:2]
+        xb = x.transpose(0, 1)
+        try:
+            if hasattr(module, "squeeze_forward"):
+                bs, nt = module.batch_size, module.num_timesteps
+                module.batch_size, module.num_timesteps = B, T
+                try:
+                    spk = module(xb.reshape(B * T, *xb.shape[2:])).reshape(B, T, -1)
+                finally:
+                    module.batch_size, module.num_timesteps = bs, nt
+            else:
+                spk = module(xb)
+            mem = module.recordings["v_mem"]
+        finally:
+            module.record_states = rec
+        return spk.transpose(0, 1), mem.reshape(B, T, -1).transpose(0, 1)
+
+    def call_input(self, module, args):
+        """The input of one call of ``module`` as ``(T, B, n)`` (read by a forward
+        hook while a user's model runs)."""
+        x = args[0]
+        if hasattr(module, "squeeze_forward"):
+            x = x.reshape(module.batch_size, module.num_timesteps, *x.shape[1:])
+        return x.transpose(0, 1).reshape(x.shape[1], x.shape[0], -1)
+
+    def call_outputs(self, module, output):
+        mem = module.recordings["v_mem"]
+        B, T = mem.shape[:2]
+        return (output.reshape(B, T, -1).transpose(0, 1),
+                mem.reshape(B, T, -1).transpose(0, 1))
+
+    def prepare(self, module):
+        """Record the membrane, start from zero, and keep the spikes' dtype (a
+        dtype-keeping subclass of the spike function, on lifgrad's copy)."""
+        module.record_states = True
+        if hasattr(module, "spike_fn"):
+            try:
+                module.spike_fn = _dtype_keeping(module.spike_fn)
+            except ValueError:
+                pass                         # layer_map has refused it already
+        _fresh_state(module)
+
+    def build(self, case) -> Built:
+        module = make_module(case.neuron, case.variant, case.surrogate, N=case.N, B=case.B,
+                             T=case.T)
+        _, kw = VARIANTS[case.neuron][case.variant]
+        key = "IAF" if case.neuron == "IAF" else kw.get("norm_input", True)
+        mean, std = _INPUT[key]
+        theta = kw.get("theta", 1.0)
+        _, I, A, Bm = problem(case.seed, case.T, case.B, case.N, mean=mean * theta,
+                              std=std * theta)
+        return Built(case, module, I, A, Bm, (case.neuron, case.variant, case.surrogate))
+
+
+ADAPTER = Sinabs()

@@ -1,0 +1,221 @@
+"""sinabs 3.1.3 against lifgrad (lifgrad.verify.sinabs)."""
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sinabs", reason="needs sinabs (make peers)")
+torch = pytest.importorskip("torch", reason="needs PyTorch")
+
+import sinabs.layers as sl  # noqa: E402
+from sinabs.activation import (MaxSpike, MembraneReset, MultiSpike,  # noqa: E402
+                               PeriodicExponential, SingleSpike)
+
+from lifgrad import surrogates as sgs  # noqa: E402
+from lifgrad.config import LIFParams  # noqa: E402
+from lifgrad.verify import sinabs as sn  # noqa: E402
+from lifgrad.verify.common import TOL  # noqa: E402
+from lifgrad.verify.model import compare  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+AD = sn.ADAPTER
+
+
+def _ids(case):
+    return " / ".join((case.neuron, case.variant, case.surrogate))
+
+
+@pytest.mark.parametrize("case", AD.cases(), ids=_ids)
+def test_case_matches(case):
+    rep = AD.run(case)
+    assert rep.spike_mismatches == 0, rep
+    assert rep.worst <= TOL, rep.rows
+    assert rep.status == "agrees", rep.rows
+    names = {r.quantity for r in rep.rows}
+    assert {"mem", "grad:input", "grad:spike_threshold"} <= names
+    if case.neuron != "IAF":
+        trained = "grad:alpha_mem" if "train_alphas" in case.variant else "grad:tau_mem"
+        assert trained in names
+    assert 0.05 < rep.coverage[0].rate < 0.9, rep.coverage
+
+
+@pytest.mark.parametrize("surrogate", sorted(sn.SURROGATE_PARAMS))
+def test_every_surrogate_at_another_threshold(surrogate):
+    """theta = 0.8: the threshold-scaled presets (and Heaviside's float32 1/theta)."""
+    rep = AD.run(AD.case("LIF", "MultiSpike theta=0.8", surrogate))
+    assert rep.status == "agrees" and rep.worst <= TOL, rep.rows
+
+
+def test_coverage():
+    assert set(sn.NEURONS) == {"LIF", "LIFSqueeze", "IAF"}
+    presets = {p for p in sgs.PRESETS if p.startswith("sinabs.")}
+    assert presets == {c.surrogate for c in AD.cases()} == set(sn.SURROGATE_PARAMS)
+    kinds = {spk if isinstance(spk, str) else spk[0]
+             for vs in sn.VARIANTS.values() for spk, _ in vs.values()}
+    assert kinds == {"multi", "single", "max"}
+    assert {kw.get("norm_input", True) for spk, kw in sn.VARIANTS["LIF"].values()} == {True, False}
+    assert 0 < len(AD.cases(quick=True)) < len(AD.cases())
+
+
+def test_cases_exercise_multi_spikes_and_the_clip():
+    """MultiSpike emits several spikes per step in the cases, MaxSpike(M) clips them."""
+    counts = {}
+    for v in ("MultiSpike", "MaxSpike(2)"):
+        b = AD.build(AD.case("LIF", v))
+        counts[v] = AD.peer_gradients(b)["spikes"]
+    assert counts["MultiSpike"].max() >= 3
+    assert counts["MaxSpike(2)"].max() == 2
+    assert np.array_equal(counts["MaxSpike(2)"], np.minimum(counts["MultiSpike"], 2))
+
+
+def test_layer_map_fields():
+    m = sn.make_module("LIF", "MultiSpike")
+    lm = AD.layer_map(m)
+    alpha = math.exp(-1 / sn.TAU)
+    assert lm.config.norm_input and lm.config.max_spikes is None and not lm.config.strict
+    assert lm.config.reset == "subtract" and not lm.config.detach_reset and lm.post_reset
+    assert lm.params.alpha == pytest.approx(alpha, rel=1e-15)
+    assert lm.params.gamma == pytest.approx(alpha * lm.params.theta, rel=1e-15)
+    assert m.tau_mem.dtype == torch.float64 and float(m.tau_mem.detach()) == sn.TAU   # rewritten
+    iaf = AD.layer_map(sn.make_module("IAF", "SingleSpike"))
+    assert iaf.params.alpha == 1.0 and not iaf.config.norm_input and iaf.config.max_spikes == 1
+    assert AD.layer_map(sn.make_module("IAF", "MaxSpike(1)")).config.max_spikes == 1
+    assert AD.layer_map(sn.make_module("LIF", "MaxSpike(2)")).config.max_spikes == 2
+    assert AD.surrogate_of(m) == ("sinabs.SingleExponential",
+                                  {"grad_width": 0.5, "grad_scale": 1.0, "threshold": 1.0})
+
+
+def _remapped(case, **changes):
+    b = AD.build(case)
+    m = AD.layer_map(b.module)
+    if "params" in changes:
+        changes["params"] = changes["params"](m)
+    if "config" in changes:
+        changes["config"] = changes["config"](m)
+    return AD.check(b, m._replace(**changes))
+
+
+@pytest.mark.parametrize("case,change", [
+    (("LIF", "MultiSpike"), dict(params=lambda m: m.params._replace(gamma=m.params.theta))),
+    (("LIF", "SingleSpike no norm_input"),
+     dict(params=lambda m: m.params._replace(gamma=m.params.theta))),
+    (("LIF", "MultiSpike"), dict(config=lambda m: m.config.replace(norm_input=False))),
+    (("LIF", "MultiSpike"), dict(config=lambda m: m.config.replace(max_spikes=1))),
+    (("LIF", "MaxSpike(2)"), dict(config=lambda m: m.config.replace(max_spikes=None))),
+    (("LIF", "MultiSpike"), dict(post_reset=False)),
+    (("LIF", "MultiSpike"), dict(config=lambda m: m.config.replace(
+        surrogate=sgs.get("sinabs.SingleExponential", grad_width=0.5, threshold=1.2)))),
+], ids=lambda x: str(x) if isinstance(x, tuple) else "")
+def test_wrong_mapping_detected(case, change):
+    assert not _remapped(AD.case(*case), **change).passed
+
+
+def test_wrong_tau_chain_rule_detected():
+    """Without gamma's share theta dL/dgamma the gradient of tau_mem disagrees."""
+    b = AD.build(AD.case("LIF", "MultiSpike"))
+    m = AD.layer_map(b.module)
+    alpha = m.params.alpha
+
+    def wrong(g, I, tr):
+        return {"tau_mem": np.asarray(np.sum(g.alpha) * alpha / sn.TAU ** 2),
+                "spike_threshold": np.zeros(())}
+    rep = AD.check(b, m._replace(param_grads=wrong))
+    assert [r.quantity for r in rep.failing] == ["grad:tau_mem"]
+
+
+def test_stock_spike_function_is_float32_limited():
+    """sinabs' own MultiSpike returns float32 spikes: the gradient is rounded to
+    float32 (a documented limit); the cases use the dtype-keeping subclass."""
+    b = AD.build(AD.case("LIF", "MultiSpike"))
+    b.module.spike_fn = MultiSpike
+    rep = AD.check(b)
+    assert rep.spike_mismatches == 0
+    assert rep.status == "agrees within a precision limit", rep.rows
+    assert 1e-10 < rep.worst < 1e-5
+
+
+@pytest.mark.parametrize("make,word", [
+    (lambda: sl.LIF(tau_mem=2.0, reset_fn=MembraneReset()), "MembraneReset"),
+    (lambda: sl.LIF(tau_mem=2.0, tau_syn=3.0), "tau_syn"),
+    (lambda: sl.LIF(tau_mem=2.0, min_v_mem=-1.0), "min_v_mem"),
+    (lambda: sl.ALIF(tau_mem=2.0, tau_adapt=3.0), "ALIF"),
+    (lambda: sl.ExpLeak(tau_mem=2.0), "ExpLeak"),
+    (lambda: sl.LIFRecurrent(tau_mem=2.0, rec_connect=torch.nn.Linear(3, 3)), "LIFRecurrent"),
+])
+def test_unsupported_modules_raise(make, word):
+    mod = make()
+    assert AD.is_neuron(mod)
+    with pytest.raises(ValueError, match=word) as e:
+        AD.layer_map(mod)
+    assert "not covered" in str(e.value) or "no counterpart" in str(e.value)
+
+
+def test_trainable_threshold_raises():
+    m = sl.LIF(tau_mem=2.0)
+    m.spike_threshold.requires_grad_(True)
+    with pytest.raises(ValueError, match="spike_threshold"):
+        AD.layer_map(m)
+
+
+def test_unsupported_model_is_refused_before_running():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), sl.LIF(tau_mem=2.0, tau_syn=3.0))
+    with pytest.raises(ValueError, match="tau_syn"):
+        compare(net, np.ones((2, 5, 3)), layout="BTN")
+
+
+def _net(seed=0, spike_fn=MultiSpike, squeeze=False, B=4, T=20):
+    torch.manual_seed(seed)
+    if squeeze:
+        n1 = sl.IAFSqueeze(batch_size=B, spike_fn=spike_fn)
+        n2 = sl.LIFSqueeze(tau_mem=2.0, num_timesteps=T, spike_fn=SingleSpike,
+                           surrogate_grad_fn=PeriodicExponential())
+    else:
+        n1 = sl.LIF(tau_mem=3.0, spike_fn=spike_fn)
+        n2 = sl.LIF(tau_mem=torch.full((4,), 2.5), norm_input=False,
+                    spike_fn=MaxSpike(max_num_spikes_per_bin=2))
+    net = torch.nn.Sequential(torch.nn.Linear(5, 8), n1, torch.nn.Linear(8, 4), n2)
+    with torch.no_grad():
+        net[0].weight.mul_(3.0)
+        net[2].weight.mul_(2.0)
+    return net
+
+
+@pytest.mark.parametrize("squeeze", [False, True], ids=["LIF", "Squeeze"])
+def test_compare_sequential_model(squeeze):
+    """compare() on a user's 2-layer Linear + LIF sinabs model (stock spike
+    functions, float32), input (batch, time, n) as sinabs takes it."""
+    net = _net(squeeze=squeeze)
+    x = np.random.default_rng(1).uniform(0, 3, (4, 20, 5))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    rep = compare(net, x, layout="BTN")
+    assert rep.status == "agrees" and rep.worst <= TOL, rep.rows
+    assert rep.spike_mismatches == 0
+    names = {r.quantity for r in rep.rows}
+    assert {"grad:0.weight", "grad:0.bias", "grad:2.weight", "grad:input"} <= names
+    if not squeeze:
+        assert {"grad:1.tau_mem", "grad:3.tau_mem"} <= names
+    assert all(c.rate > 0.02 for c in rep.coverage), rep.coverage
+    after = net.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)   # the user's model untouched
+    assert net[1].spike_fn is MultiSpike
+
+
+def test_not_a_sinabs_neuron_is_refused():
+    assert not AD.is_neuron(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="expected a sinabs"):
+        AD.layer_map(torch.nn.Linear(2, 2))
+
+
+def test_wrong_gamma_in_a_model_is_detected(monkeypatch):
+    """compare() goes through layer_map: gamma = theta instead of alpha theta disagrees."""
+    orig = sn.Sinabs.layer_map
+
+    def wrong(self, module):
+        m = orig(self, module)
+        return m._replace(params=LIFParams(alpha=m.params.alpha, theta=m.params.theta,
+                                           gamma=m.params.theta))
+    monkeypatch.setattr(sn.Sinabs, "layer_map", wrong)
+    rep = compare(_net(), np.random.default_rng(1).uniform(0, 3, (4, 20, 5)), layout="BTN")
+    assert not rep.passed
