@@ -26,8 +26,8 @@ import numpy as np
 from . import workspace
 from .backends import kernels_for
 from .chunked import chunked_matmul, weight_grads
-from .functional import (Parts, Trace, backward_scan, recurrent_grad, reduce_grads, step_sum,
-                         time_chunk)
+from .functional import (Parts, Trace, backward_scan, delayed_adjoint, recurrent_grad,
+                         reduce_grads, step_sum, time_chunk)
 from .products import matmul
 
 __all__ = ["backward_segments", "backward_full", "trace_rows", "HostArrays"]
@@ -132,8 +132,18 @@ class _Layer:
         self.R = arrays.weight(i, "R") if self.all_to_all else None
         self.dR = None
         self.next_row = None                    # dL/dI of the later segment's first step
+        self.delayed = self.cfg.delay_output
+        self.later_dy = None                    # dL/dy of the later segment's first step (M5)
         self.no_row = arrays.zeros((1, 1)) if self.all_to_all else None    # (before any)
         self.dW = self.db = None
+
+    def delay(self, arrays, dy, lead, L):
+        """dL/dv of a delayed layer from dL/dy over the segment (M5): shifted by
+        a step, the last from the later segment (carried), into a new buffer."""
+        out = delayed_adjoint(dy, arrays.zeros((lead + L,) + dy.shape[1:]), lead, L,
+                              self.later_dy)
+        self.later_dy = arrays.row_copy(dy[lead])
+        return out
 
     def reverse(self, arrays, rows, dv, du, dI, t0, L, dummy):
         """The cell's adjoint over one segment's L steps from t0 (``rows``: the
@@ -211,6 +221,9 @@ def backward_segments(net, segments, views, x, static, B, dv, du, arrays, need_i
             if i in layer_du:
                 dub, made = _layer_terms(dub, layer_du[i], arrays, t0, t1, lead)
                 mine = dub if made else mine
+            if ly.delayed and dvb is not None:       # dvb is dL/dy of the output (M5)
+                dvb = ly.delay(arrays, dvb, lead, L)
+                mine = dvb
             if hstat and not ly.all_to_all:
                 dI = dI_static            # the scan adds every step's dI into row 0 (A21)
             elif mine is not None:

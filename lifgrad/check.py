@@ -72,7 +72,8 @@ def naive_forward(I, p, config, frozen_v=None):
     """A deliberately plain simulation of a layer, written apart from the
     reference and used as ground truth: (A2)-(A6), (S1), (R1), (L1), (L2),
     (M1) input scaled by 1 - alpha, (M2) several spikes per step, (M3) the
-    synaptic state decaying its input.
+    synaptic state decaying its input, (M5) the output one step late (the
+    returned ``v`` is then the output ``v_{t-1}``).
 
     ``p``: dict with alpha, theta, gamma (None = tied), u_reset, alpha_s, rho,
     beta_a, R, u0, s0, a0.  ``frozen_v`` (T, B, N): use these spikes inside the
@@ -124,6 +125,8 @@ def naive_forward(I, p, config, frozen_v=None):
             spk = np.where(cur >= thr, 1.0, 0.0)
         u[t], v[t] = cur, spk
         prev_u, prev_v = cur, spk
+    if config.delay_output:             # (M5) the output is the spike of the step before
+        v = np.concatenate([np.zeros_like(v[:1]), v[:-1]])
     return u, v
 
 
@@ -151,6 +154,9 @@ VARIANTS = {
                                     norm_input=True),
     # Rockpool's LIFTorch: (M2), (M3), the count's threshold derivative -(u/theta) phi (M4)
     "rockpool-like": dict(synaptic=True, decay_input=True, max_spikes=5, theta_grad="ratio"),
+    # Spyx's RLIF and CuBaLIF: the spike read from the state before the step (M5)
+    "delayed-output": dict(delay_output=True, recurrent="all"),
+    "delayed-output-synaptic": dict(delay_output=True, synaptic=True, adaptive=True),
 }
 
 
@@ -257,7 +263,7 @@ def _layer_fd(config, seed, T, B, N, gamma_free, h, check_flips):
                        **{k: p[k] for k in ("alpha_s", "rho", "beta_a", "R") if k in p})
     v, tr = lif_forward(I, params, config, u0=p["u0"], s0=p.get("s0"), a0=p.get("a0"))
     g = lif_backward(tr, params, config, dv=A, du=C)
-    frozen = v if config.detach_reset else None
+    frozen = tr.v if config.detach_reset else None    # the cell's spikes (M5: not the output)
     base = dict(I=I, **p)
 
     def loss_and_v(vals):

@@ -17,7 +17,7 @@ import numpy as np
 from . import workspace
 from .adjoint import HostArrays, backward_segments, trace_rows
 from .chunked import input_current
-from .functional import Trace, cell_forward, spike_dtype, time_chunk
+from .functional import Trace, cell_forward, layer_output, spike_dtype, time_chunk
 from .net_traces import CheckpointTrace, LayerTrace
 from .validation import check_sequence
 
@@ -112,6 +112,15 @@ def _segment_input(layer, p, h, static, L, B, dtype, bt):
     I3 = workspace.empty((L + 1, B, layer.n_out), dtype)
     input_current(layer, p, h, dtype, bt, out=I3[1:])
     return I3
+
+
+def _output(layer, u, v):
+    """What a recomputed segment (row 0 the state before it) passes to the next
+    layer: the membrane of a readout, the spikes, or the spikes one step late
+    (row 0's spike is the step before the segment's; 0 before the first) (M5)."""
+    if layer.readout:
+        return u[1:]
+    return v[:-1] if layer.config.delay_output else v[1:]
 
 
 class _Layer:
@@ -215,11 +224,11 @@ def forward_checkpointed(net, x, params, T, checkpoint_every, rng=None):
                     top_s[t0:t1] = s_[1:]
                 if top_a is not None:
                     top_a[t0:t1] = a_[1:]
-            h = u[1:] if layer.readout else v[1:]
+            h = _output(layer, u, v)
             h_static = False
     top_trace = Trace(top_u, top_v, top_s, top_a, np.zeros((3, B, top.n_out), dtype), False,
                       (None, None, None))
-    out = top_u if top.readout else top_v
+    out = top_u if top.readout else layer_output(top_v, top.config)
     layers = [None] * (Ls - 1) + [LayerTrace(None, top_trace)]
     return out, CheckpointTrace(x, static, T, K, states, layers, dict(params), draws)
 
@@ -251,7 +260,7 @@ def backward_checkpointed(net, trace, dv, du, need_input_grad, layer_dv=None, la
             u, v, s_, a_ = lays[i].forward(h, h_static, trace.states[i][seg], t1 - t0, B,
                                            dtype, gen)
             out.append((u, v, s_, a_, zeros0[i], 1, h, h_static))
-            h, h_static = (u[1:] if layer.readout else v[1:]), False
+            h, h_static = _output(layer, u, v), False
         return out
 
     return backward_segments(net, segments, views, x, static, B, dv, du,

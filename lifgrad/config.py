@@ -76,6 +76,11 @@ class LIFConfig:
     theta_grad:   the spike's derivative in theta: 'shift' (default) -phi_t, the
                   step moves with theta; 'ratio' -(u_t/theta) phi_t, the spikes as
                   a function of u/theta (Rockpool's StepPWL); not with adaptive (M4)
+    delay_output: the layer's output at step t is the cell's spike of step t - 1
+                  (0 at t = 0): the spike is read from the state before the
+                  step's update (Spyx's neurons).  The cell itself is
+                  unchanged; lif_forward returns, and lif_backward's dv is
+                  about, the delayed output (M5)
     """
 
     reset: str = "subtract"
@@ -92,6 +97,7 @@ class LIFConfig:
     max_spikes: int | None = 1
     decay_input: bool = False
     theta_grad: str = "shift"
+    delay_output: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "reset", _choice("reset", self.reset, RESETS, _RESET_ALIASES))
@@ -119,6 +125,7 @@ class LIFConfig:
             object.__setattr__(self, "dtype", dt.name)
         _flag("norm_input", self.norm_input)
         _flag("decay_input", self.decay_input)
+        _flag("delay_output", self.delay_output)
         _choice("theta_grad", self.theta_grad, ("shift", "ratio"))
         if self.theta_grad == "ratio" and self.adaptive:
             raise ValueError("theta_grad='ratio': the spike's threshold derivative -(u/theta) "

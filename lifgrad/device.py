@@ -81,6 +81,11 @@ class DeviceNetwork:
     the reason."""
 
     def __init__(self, net: Sequential):
+        for i, layer in enumerate(getattr(net, "layers", ())):
+            if layer.config.delay_output:
+                raise ValueError(f"net: layer {i} has delay_output=True (M5), which the device "
+                                 "network does not implement; train it on the host "
+                                 "(Sequential.forward/backward)")
         require()
         from .kernels import cuda as K
         from .kernels import cuda_ops as ops

@@ -210,7 +210,9 @@ def lif_forward(I, params=LIFParams(), config=None, u0=None, T=None, s0=None, a0
 
     ``v`` is ``(T, B, N)``: ``uint8`` spikes (0 or 1) for the hard and stochastic
     forwards, the input's float dtype for the smooth one; ``trace`` feeds
-    :func:`lif_backward`.  Equations (A2)-(A6), (S1), (R1), (L1), (L2).
+    :func:`lif_backward`.  Equations (A2)-(A6), (S1), (R1), (L1), (L2).  With
+    ``config.delay_output`` ``v`` is the delayed output ``v_{t-1}`` (0 at
+    t = 0) and ``trace.v`` the cell's own spikes (M5).
     """
     config = _as_config(config)
     params = _as_params(params)
@@ -268,15 +270,44 @@ def forward_impl(I3, static, T, P, R, config, state0, shapes0=(None, None, None)
     cell_forward(config, I3, static, 0, T, state0, P, RT, rnd, u, v, s, a)
     trace = Trace(u, v, s if config.stores_s else None, a if config.adaptive else None,
                   state0, static, shapes0)
-    return v, trace
+    return layer_output(v, config), trace
+
+
+def layer_output(v, config):
+    """What a layer passes on (M5): its spikes ``v``, or with ``delay_output``
+    the spike of the step before, ``y_t = v_{t-1}`` and ``y_0 = 0`` (a new
+    array; the trace keeps the cell's own ``v``)."""
+    if not config.delay_output:
+        return v
+    y = workspace.empty(v.shape, v.dtype)
+    y[:1] = 0
+    y[1:] = v[:-1]
+    return y
+
+
+def delayed_adjoint(dy, out, lead, L, later_row):
+    """``dL/dv`` of a delayed layer (M5) over one segment of ``L`` steps from
+    ``dL/dy``: ``dv_t = dy_{t+1}``.  ``dy`` and ``out`` hold the segment's
+    steps at rows ``lead .. lead + L - 1``; the segment's last step takes
+    ``later_row``, the first row of the later segment's ``dy`` (``None``:
+    the last step of the sequence, whose spike no output shows, 0).  Writes
+    ``out`` (rows before ``lead`` are zeroed) and returns it."""
+    out[:lead] = 0
+    out[lead:lead + L - 1] = dy[lead + 1:lead + L]
+    if later_row is None:
+        out[lead + L - 1] = 0
+    else:
+        out[lead + L - 1] = later_row
+    return out
 
 
 @parallel.scoped
 def lif_backward(trace, params=LIFParams(), config=None, dv=None, du=None):
     """Adjoint of :func:`lif_forward`: gradients given ``dv = dL/dv``, ``du = dL/du``.
 
-    ``dv`` and ``du`` are ``(T, B, N)`` (either may be ``None`` for zero).
-    Returns :class:`LIFGrads`; equations (A8)-(A19), (S2)-(S5), (R2)-(R3),
+    ``dv`` and ``du`` are ``(T, B, N)`` (either may be ``None`` for zero);
+    with ``config.delay_output``, ``dv`` is ``dL/dy`` of the delayed output
+    that :func:`lif_forward` returned (M5).  Returns :class:`LIFGrads`; equations (A8)-(A19), (S2)-(S5), (R2)-(R3),
     (L3)-(L8).  ``params`` and ``config`` must be the ones the forward used.
     """
     config = _as_config(config)
@@ -293,6 +324,8 @@ def lif_backward(trace, params=LIFParams(), config=None, dv=None, du=None):
     du = check_adjoint("du", du, (T, B, N), dtype)
     P = params.packed(N, dtype, config)
     R = params.recurrent_matrix(N, dtype, config)
+    if config.delay_output and dv is not None:     # dv is about the delayed output (M5)
+        dv = delayed_adjoint(dv, np.empty_like(dv), 0, T, None)
     parts = backward_impl(trace, P, R, config, dv, du)
     return reduce_grads(parts, params, trace, config)
 

@@ -28,7 +28,12 @@ CASES = {
     "multi-spike": (dict(max_spikes=3, recurrent="all"), dict(learn=("alpha", "theta"))),
     "decay-input": (dict(synaptic=True, decay_input=True, max_spikes=2),
                     dict(learn=("alpha_s", "theta"))),
+    "delayed-output": (dict(delay_output=True, recurrent="all"), dict(learn=("alpha", "theta"))),
+    "delayed-output-synaptic": (dict(delay_output=True, synaptic=True),
+                                dict(learn=("alpha_s",))),
 }
+# the device network refuses delay_output (tests/test_delay_output.py)
+DEVICE_CASES = [c for c in CASES if not CASES[c][0].get("delay_output")]
 
 
 def _net(case, dtype):
@@ -136,7 +141,7 @@ def test_the_bitwise_comparison_can_fail():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", DEVICE_CASES)
 def test_device_network_agrees_with_the_host(case, dtype):
     from lifgrad.device import DeviceNetwork, available
     if not available():
