@@ -144,6 +144,13 @@ def _refuse(name, cfg, allow_nonstrict):
     if cfg.forward != "hard":
         raise ValueError(f"{name}: forward={cfg.forward!r} cannot be exported: NIR neurons "
                          f"emit binary spikes")
+    variants = [f for f, on in (("norm_input=True", cfg.norm_input),
+                                 (f"max_spikes={cfg.max_spikes!r}", cfg.multi_spike),
+                                 ("decay_input=True", cfg.decay_input),
+                                 ("delay_output=True", cfg.delay_output)) if on]
+    if variants:
+        raise ValueError(f"{name}: {', '.join(variants)} cannot be exported: NIR's LIF, "
+                         f"CubaLIF and IF have no such variant (derivations/variants.md)")
     if not cfg.strict and not allow_nonstrict:
         raise ValueError(f"{name}: non-strict firing (u >= theta, strict=False) cannot be "
                          f"exported exactly: NIR fires at v > v_threshold.  Use "

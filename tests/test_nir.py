@@ -106,6 +106,9 @@ def test_file_round_trip(tmp_path, rng):
     (dict(reset="zero", strict=True, adaptive=True), "adaptive threshold"),
     (dict(reset="zero"), "non-strict"),
     (dict(reset="zero", strict=True, forward="smooth"), "binary spikes"),
+    (dict(reset="zero", strict=True, norm_input=True), "norm_input=True cannot"),
+    (dict(reset="zero", strict=True, synaptic=True, decay_input=True), "decay_input=True cannot"),
+    (dict(reset="zero", strict=True, delay_output=True), "delay_output=True cannot"),
 ])
 def test_export_refuses(cfg, reason):
     net = Sequential([Dense(3, 2, LIFConfig(reset="zero", strict=True)),
