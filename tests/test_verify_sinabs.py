@@ -8,7 +8,7 @@ pytest.importorskip("sinabs", reason="needs sinabs (make peers)")
 torch = pytest.importorskip("torch", reason="needs PyTorch")
 
 import sinabs.layers as sl  # noqa: E402
-from sinabs.activation import (MaxSpike, MembraneReset, MultiSpike,  # noqa: E402
+from sinabs.activation import (MaxSpike, MembraneReset, MembraneSubtract, MultiSpike,  # noqa: E402
                                PeriodicExponential, SingleSpike)
 
 from lifgrad import surrogates as sgs  # noqa: E402
@@ -106,6 +106,12 @@ def _remapped(case, **changes):
     (("LIF", "MultiSpike"), dict(post_reset=False)),
     (("LIF", "MultiSpike"), dict(config=lambda m: m.config.replace(
         surrogate=sgs.get("sinabs.SingleExponential", grad_width=0.5, threshold=1.2)))),
+    (("LIF", "MultiSpike tau_syn"), dict(config=lambda m: m.config.replace(decay_input=False))),
+    (("IAF", "MultiSpike tau_syn"),
+     dict(params=lambda m: m.params._replace(alpha_s=m.params.alpha_s * 0.99))),
+    (("LIF", "MultiSpike subtract_value=0.6"), dict(reset_value=None)),
+    (("LIF", "MultiSpike subtract_value=0.6"),
+     dict(params=lambda m: m.params._replace(gamma=m.params.alpha * m.params.theta))),
 ], ids=lambda x: str(x) if isinstance(x, tuple) else "")
 def test_wrong_mapping_detected(case, change):
     assert not _remapped(AD.case(*case), **change).passed
@@ -137,7 +143,6 @@ def test_stock_spike_function_is_float32_limited():
 
 @pytest.mark.parametrize("make,word", [
     (lambda: sl.LIF(tau_mem=2.0, reset_fn=MembraneReset()), "MembraneReset"),
-    (lambda: sl.LIF(tau_mem=2.0, tau_syn=3.0), "tau_syn"),
     (lambda: sl.LIF(tau_mem=2.0, min_v_mem=-1.0), "min_v_mem"),
     (lambda: sl.ALIF(tau_mem=2.0, tau_adapt=3.0), "ALIF"),
     (lambda: sl.ExpLeak(tau_mem=2.0), "ExpLeak"),
@@ -151,6 +156,21 @@ def test_unsupported_modules_raise(make, word):
     assert "not covered" in str(e.value) or "no counterpart" in str(e.value)
 
 
+def test_wrong_tau_syn_chain_rule_detected():
+    """dL/dtau_syn = dL/dalpha_syn alpha_syn / tau_syn^2: without the factor it disagrees."""
+    b = AD.build(AD.case("LIF", "MultiSpike tau_syn"))
+    m = AD.layer_map(b.module)
+    right = m.param_grads
+
+    def wrong(g, I, tr):
+        out = right(g, I, tr)
+        out["tau_syn"] = np.asarray(np.sum(g.alpha_s))
+        return out
+    assert AD.check(b, m).passed
+    rep = AD.check(b, m._replace(param_grads=wrong))
+    assert [r.quantity for r in rep.failing] == ["grad:tau_syn"]
+
+
 def test_trainable_threshold_raises():
     m = sl.LIF(tau_mem=2.0)
     m.spike_threshold.requires_grad_(True)
@@ -159,8 +179,8 @@ def test_trainable_threshold_raises():
 
 
 def test_unsupported_model_is_refused_before_running():
-    net = torch.nn.Sequential(torch.nn.Linear(3, 4), sl.LIF(tau_mem=2.0, tau_syn=3.0))
-    with pytest.raises(ValueError, match="tau_syn"):
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), sl.LIF(tau_mem=2.0, min_v_mem=-1.0))
+    with pytest.raises(ValueError, match="min_v_mem"):
         compare(net, np.ones((2, 5, 3)), layout="BTN")
 
 
@@ -219,3 +239,22 @@ def test_wrong_gamma_in_a_model_is_detected(monkeypatch):
     monkeypatch.setattr(sn.Sinabs, "layer_map", wrong)
     rep = compare(_net(), np.random.default_rng(1).uniform(0, 3, (4, 20, 5)), layout="BTN")
     assert not rep.passed
+
+
+def test_compare_model_with_tau_syn_and_subtract_value():
+    """A user's model with a synaptic LIF (tau_syn) and a reset removing a
+    constant: both mapped (decay_input, gamma = alpha * subtract_value)."""
+    torch.manual_seed(3)
+    n1 = sl.LIF(tau_mem=3.0, tau_syn=2.0, spike_fn=MultiSpike)
+    n2 = sl.LIF(tau_mem=2.5, reset_fn=MembraneSubtract(subtract_value=0.7), spike_fn=SingleSpike)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 8), n1, torch.nn.Linear(8, 4), n2)
+    with torch.no_grad():
+        net[0].weight.mul_(4.0)
+        net[2].weight.mul_(3.0)
+        net[2].bias.add_(0.4)
+    x = np.random.default_rng(1).uniform(0, 3, (4, 20, 5))
+    rep = compare(net, x, layout="BTN")
+    assert rep.status == "agrees" and rep.worst <= TOL, rep.rows
+    names = {r.quantity for r in rep.rows}
+    assert {"grad:1.tau_syn", "grad:1.tau_mem", "grad:3.tau_mem"} <= names
+    assert all(c.rate > 0.02 for c in rep.coverage), rep.coverage

@@ -105,7 +105,9 @@ class LayerMap(NamedTuple):
     the domain the mapping holds on ("" when it did not).  ``input_weights``
     ``(name, W)``: the neuron holds its own input weights (Norse's recurrent
     cells): ``I_peer`` is then ``x W^T`` for the neuron's input ``x``, and the
-    report names the gradient of ``W`` ``grad:<name>``.
+    report names the gradient of ``W`` ``grad:<name>``.  ``reset_value``: what a
+    subtract reset removes per spike from the reported post-reset membrane, a
+    constant (sinabs' ``MembraneSubtract(subtract_value=...)``); None: theta.
     """
 
     config: LIFConfig
@@ -122,6 +124,7 @@ class LayerMap(NamedTuple):
     domain: Callable | None = None
     hidden_limits: tuple = ()
     input_weights: tuple | None = None
+    reset_value: object = None
 
 
 class Limit(NamedTuple):
@@ -325,7 +328,7 @@ def reported_membrane(m: LayerMap, cfg, u, v, A, Bm):
     P = m.params.packed(u.shape[-1], np.float64, cfg)
     keep = 0.0 if cfg.detach_reset else 1.0
     if cfg.reset == "subtract":
-        theta = P[1]
+        theta = P[1] if m.reset_value is None else m.reset_value
         return u - theta * v, Bm, A * m.spike_scale - keep * theta * Bm
     ur = P[3]
     return (1 - v) * u + v * ur, Bm * (1 - v), A * m.spike_scale + keep * Bm * (ur - u)
@@ -338,6 +341,8 @@ def membrane_param_terms(m: LayerMap, cfg, g, v, Bm):
     if not m.post_reset or cfg.reset == "none":
         return g
     term = np.sum(Bm * v, axis=(0, 1))
+    if cfg.reset == "subtract" and m.reset_value is not None:
+        return g                     # a constant removed, not theta
     if cfg.reset == "subtract":
         extra = -term
         return g._replace(theta=g.theta + (extra.sum() if np.ndim(g.theta) == 0 else extra))

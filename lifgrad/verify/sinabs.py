@@ -38,10 +38,14 @@ use dtype-keeping subclasses of ``MultiSpike``, ``SingleSpike``, ``MaxSpike``
 time constants again in float64 after ``.double()``; a module run with a stock
 spike function is checked within a float32 precision limit.
 
+``tau_syn`` is lifgrad's synaptic cell with ``decay_input`` (M3),
+``i_t = alpha_syn (i_{t-1} + x_t)``, ``dL/dtau_syn = dL/dalpha_syn alpha_syn /
+tau_syn^2`` (or ``alpha_syn`` itself with ``train_alphas``);
+``MembraneSubtract(subtract_value=c)`` is a free ``gamma = alpha c``.
+
 Not mapped yet (``layer_map`` refuses them, naming what lifgrad lacks):
 ``MembraneReset`` (a detached zero reset whose ``reset_value`` is added to
-every neuron), ``tau_syn`` (synaptic state, lifgrad's ``decay_input`` cell:
-not wired here), ``min_v_mem`` (a lower clip of the post-reset state),
+every neuron), ``min_v_mem`` (a lower clip of the post-reset state),
 ``ALIF`` (its reset subtracts the adaptive threshold, which gets no gradient
 through the spike), ``ExpLeak`` (no spikes), ``LIFRecurrent`` /
 ``IAFRecurrent`` (recurrence through an arbitrary module on spike counts), a
@@ -77,17 +81,23 @@ _LIF_VARIANTS = {
     "MultiSpike theta=0.8": ("multi", dict(theta=0.8)),
     "MultiSpike tau per neuron": ("multi", dict(tau="per-neuron")),
     "MultiSpike train_alphas": ("multi", dict(train_alphas=True)),
+    "MultiSpike tau_syn": ("multi", dict(tau_syn=True)),
+    "SingleSpike tau_syn no norm_input": ("single", dict(tau_syn=True, norm_input=False)),
+    "MultiSpike tau_syn train_alphas": ("multi", dict(tau_syn=True, train_alphas=True)),
+    "MultiSpike subtract_value=0.6": ("multi", dict(subtract_value=0.6)),
 }
 VARIANTS = {
     "LIF": _LIF_VARIANTS,
     "LIFSqueeze": {"MultiSpike": ("multi", dict()), "SingleSpike": ("single", dict()),
                    "MaxSpike(1) no norm_input": (("max", 1), dict(norm_input=False))},
     "IAF": {"MultiSpike": ("multi", dict()), "SingleSpike": ("single", dict()),
-            "MaxSpike(1)": (("max", 1), dict()), "MultiSpike theta=0.8": ("multi", dict(theta=0.8))},
+            "MaxSpike(1)": (("max", 1), dict()), "MultiSpike theta=0.8": ("multi", dict(theta=0.8)),
+            "MultiSpike tau_syn": ("multi", dict(tau_syn=True))},
 }
 NEURONS = {n: tuple(vs) for n, vs in VARIANTS.items()}
 
 TAU = 2.7               # not float32-exact: the float64 rewrite after .double() matters
+TAU_SYN = 1.9
 
 # Parameters the surrogate cases construct (sinabs' own names; non-default
 # where the default would make the check weak).
@@ -261,8 +271,15 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, B=3, T=20):
     theta = kw.get("theta", 1.0)
     common = dict(spike_threshold=torch.tensor(theta, dtype=torch.float64), spike_fn=spike_fn,
                   surrogate_grad_fn=_make_surrogate(surrogate), record_states=True)
+    if "subtract_value" in kw:
+        common["reset_fn"] = _sn()[1].MembraneSubtract(subtract_value=kw["subtract_value"])
+    syn = kw.get("tau_syn", False)
+    if syn:
+        common["tau_syn"] = torch.tensor(TAU_SYN, dtype=torch.float64)
     if neuron == "IAF":
-        return layers.IAF(**common).double()
+        m = layers.IAF(**common).double()
+        _float64_tau_syn(m, syn, False)
+        return m
     tau = (np.linspace(1.6, 4.3, N) if kw.get("tau") == "per-neuron" else TAU)
     lif_kw = dict(tau_mem=torch.tensor(tau, dtype=torch.float64),
                   norm_input=kw.get("norm_input", True),
@@ -277,7 +294,21 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, B=3, T=20):
             m.alpha_mem.data = torch.exp(-1.0 / tau_t)
         else:
             m.tau_mem.data = tau_t
+    _float64_tau_syn(m, syn, m.train_alphas)
     return m
+
+
+def _float64_tau_syn(m, syn, train_alphas):
+    """Write the synaptic time constant (or alpha_syn) again in float64."""
+    if not syn:
+        return
+    torch = require_torch()
+    with torch.no_grad():
+        t = torch.tensor(TAU_SYN, dtype=torch.float64)
+        if train_alphas:
+            m.alpha_syn.data = torch.exp(-1.0 / t)
+        else:
+            m.tau_syn.data = t
 
 
 def _fresh_state(module):
@@ -355,15 +386,10 @@ class Sinabs(TorchAdapter):
                              f"not); lifgrad's zero reset sets u_reset only where the neuron "
                              f"fired and keeps no spike count (max_spikes=1), so it is not "
                              f"mapped; only MembraneSubtract is")
-        if module.reset_fn.subtract_value is not None:
-            raise ValueError("reset_fn: MembraneSubtract(subtract_value=...) removes a value "
-                             "other than the threshold per spike; lifgrad's free gamma could hold "
-                             "it but the adapter does not map it yet")
-        if getattr(module, "tau_syn", None) is not None or getattr(module, "alpha_syn", None) \
-                is not None:
-            raise ValueError("tau_syn: not covered yet: sinabs' synaptic current i = alpha_syn "
-                             "(i + x) would be lifgrad's synaptic cell with decay_input=True (M3); "
-                             "this adapter does not map it (nor dL/dtau_syn) yet")
+        sub = module.reset_fn.subtract_value
+        if sub is not None and (isinstance(sub, bool) or not isinstance(sub, (int, float))):
+            raise ValueError(f"reset_fn: MembraneSubtract(subtract_value={sub!r}): expected a "
+                             f"number (a tensor value is not mapped)")
         if module.min_v_mem is not None:
             raise ValueError("min_v_mem: a lower clip of the post-reset membrane (zero gradient "
                              "where clipped) has no counterpart in lifgrad's cell")
@@ -391,12 +417,37 @@ class Sinabs(TorchAdapter):
                 tau_name, tau = "alpha_mem", None
             else:
                 tau_name, tau = "tau_mem", _value(module.tau_mem)
+        syn = getattr(module, "alpha_syn", None) is not None \
+            or getattr(module, "tau_syn", None) is not None
+        alpha_s, syn_name, tau_s = None, None, None
+        if syn:             # i = alpha_syn (i + x): the synapse decays its input (M3)
+            with torch.no_grad():
+                alpha_s = _value(module.alpha_syn_calculated.double())
+            if getattr(module, "train_alphas", False):
+                syn_name = "alpha_syn"
+            else:
+                syn_name, tau_s = "tau_syn", _value(module.tau_syn)
+            if np.any(np.asarray(alpha_s) <= 0):
+                raise ValueError(f"tau_syn: expected > 0 (alpha_syn > 0), got alpha_syn "
+                                 f"{alpha_s}")
+        # each spike removes `sub` (default theta) after the step; the next decay
+        # makes lifgrad's reset strength gamma = alpha sub
+        sub = theta if sub is None else float(sub)
         config = LIFConfig(reset="subtract", detach_reset=False, strict=False, surrogate=sg,
-                           norm_input=norm, max_spikes=max_spikes)
+                           norm_input=norm, max_spikes=max_spikes, synaptic=syn,
+                           decay_input=syn)
         params = LIFParams(alpha=alpha, theta=theta,
-                           gamma=np.asarray(alpha) * np.asarray(theta)
-                           if np.ndim(alpha) or np.ndim(theta) else alpha * theta)
+                           gamma=np.asarray(alpha) * np.asarray(sub)
+                           if np.ndim(alpha) or np.ndim(sub) else alpha * sub,
+                           **({"alpha_s": alpha_s} if syn else {}))
         notes = list(_COMMON_NOTES)
+        if syn:
+            notes.append("tau_syn: sinabs' synaptic current is i_t = alpha_syn (i_{t-1} + x_t), "
+                         "the input decaying in its own step (lifgrad's decay_input, M3), "
+                         "alpha_syn = exp(-1/tau_syn)")
+        if module.reset_fn.subtract_value is not None:
+            notes.append(f"MembraneSubtract(subtract_value={sub}) removes {sub} per spike "
+                         f"whatever the threshold: gamma = alpha * {sub}")
         if _sgs.preset(sname).note:
             notes.append(f"{sname}: {_sgs.preset(sname).note}")
         limits = ()
@@ -413,19 +464,27 @@ class Sinabs(TorchAdapter):
         for n, p in module.named_parameters():
             shape[n] = tuple(p.shape)
 
-        def param_grads(g, I, tr, alpha=alpha, theta=theta, tau=tau, tau_name=tau_name):
+        def fit(g, name):
+            target = shape[name]
+            return np.reshape(np.sum(g) if int(np.prod(target)) == 1 else g, target)
+
+        def param_grads(g, I, tr, alpha=alpha, sub=sub, tau=tau, tau_name=tau_name):
             out = {n: np.zeros(s) for n, s in shape.items()}     # not trainable: no gradient
+            if syn_name is not None:
+                gs = np.asarray(g.alpha_s, np.float64)
+                if syn_name == "tau_syn":
+                    gs = gs * np.asarray(alpha_s) / np.asarray(tau_s) ** 2
+                out[syn_name] = fit(gs, syn_name)
             if tau_name is None:
                 return out
-            # dL/dalpha_mem: the decay (and 1 - alpha of norm_input) plus gamma = alpha theta
-            ga = np.asarray(g.alpha, np.float64) + np.asarray(theta) * np.asarray(g.gamma)
+            # dL/dalpha_mem: the decay (and 1 - alpha of norm_input) plus gamma = alpha sub
+            ga = np.asarray(g.alpha, np.float64) + np.asarray(sub) * np.asarray(g.gamma)
             if tau_name == "tau_mem":
                 ga = ga * np.asarray(alpha) / np.asarray(tau) ** 2
-            target = shape[tau_name]
-            ga = np.sum(ga) if int(np.prod(target)) == 1 else ga
-            out[tau_name] = np.reshape(ga, target)
+            out[tau_name] = fit(ga, tau_name)
             return out
         return LayerMap(config, params, gain=1.0, bias=0.0, u0=None, post_reset=True,
+                        reset_value=None if module.reset_fn.subtract_value is None else sub,
                         param_grads=param_grads, notes=tuple(notes), limits=limits,
                         hidden_limits=limits)
 
