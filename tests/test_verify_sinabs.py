@@ -110,6 +110,10 @@ def _remapped(case, **changes):
     (("IAF", "MultiSpike tau_syn"),
      dict(params=lambda m: m.params._replace(alpha_s=m.params.alpha_s * 0.99))),
     (("LIF", "MultiSpike subtract_value=0.6"), dict(reset_value=None)),
+    (("LIF", "SingleSpike MembraneReset"),
+     dict(config=lambda m: m.config.replace(detach_reset=False))),
+    (("LIF", "SingleSpike MembraneReset"), dict(config=lambda m: m.config.replace(
+        reset="subtract", detach_reset=False))),
     (("LIF", "MultiSpike subtract_value=0.6"),
      dict(params=lambda m: m.params._replace(gamma=m.params.alpha * m.params.theta))),
 ], ids=lambda x: str(x) if isinstance(x, tuple) else "")
@@ -142,6 +146,8 @@ def test_stock_spike_function_is_float32_limited():
 
 
 @pytest.mark.parametrize("make,word", [
+    (lambda: sl.LIF(tau_mem=2.0, reset_fn=MembraneReset(reset_value=0.3),
+                    spike_fn=SingleSpike), "MembraneReset"),
     (lambda: sl.LIF(tau_mem=2.0, reset_fn=MembraneReset()), "MembraneReset"),
     (lambda: sl.LIF(tau_mem=2.0, min_v_mem=-1.0), "min_v_mem"),
     (lambda: sl.ALIF(tau_mem=2.0, tau_adapt=3.0), "ALIF"),

@@ -43,9 +43,12 @@ spike function is checked within a float32 precision limit.
 tau_syn^2`` (or ``alpha_syn`` itself with ``train_alphas``);
 ``MembraneSubtract(subtract_value=c)`` is a free ``gamma = alpha c``.
 
+``MembraneReset()`` (``reset_value=0``, one spike per step) is the zero
+reset with the mask detached.
+
 Not mapped yet (``layer_map`` refuses them, naming what lifgrad lacks):
-``MembraneReset`` (a detached zero reset whose ``reset_value`` is added to
-every neuron), ``min_v_mem`` (a lower clip of the post-reset state),
+``MembraneReset(reset_value != 0)`` (added to every neuron, spiking or not)
+and ``MembraneReset`` with several spikes per step, ``min_v_mem`` (a lower clip of the post-reset state),
 ``ALIF`` (its reset subtracts the adaptive threshold, which gets no gradient
 through the spike), ``ExpLeak`` (no spikes), ``LIFRecurrent`` /
 ``IAFRecurrent`` (recurrence through an arbitrary module on spike counts), a
@@ -85,6 +88,9 @@ _LIF_VARIANTS = {
     "SingleSpike tau_syn no norm_input": ("single", dict(tau_syn=True, norm_input=False)),
     "MultiSpike tau_syn train_alphas": ("multi", dict(tau_syn=True, train_alphas=True)),
     "MultiSpike subtract_value=0.6": ("multi", dict(subtract_value=0.6)),
+    "SingleSpike MembraneReset": ("single", dict(membrane_reset=True)),
+    "MaxSpike(1) MembraneReset no norm_input": (("max", 1), dict(membrane_reset=True,
+                                                                norm_input=False)),
 }
 VARIANTS = {
     "LIF": _LIF_VARIANTS,
@@ -273,6 +279,8 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, B=3, T=20):
                   surrogate_grad_fn=_make_surrogate(surrogate), record_states=True)
     if "subtract_value" in kw:
         common["reset_fn"] = _sn()[1].MembraneSubtract(subtract_value=kw["subtract_value"])
+    if kw.get("membrane_reset"):
+        common["reset_fn"] = _sn()[1].MembraneReset()
     syn = kw.get("tau_syn", False)
     if syn:
         common["tau_syn"] = torch.tensor(TAU_SYN, dtype=torch.float64)
@@ -379,14 +387,25 @@ class Sinabs(TorchAdapter):
         """lifgrad's :class:`LayerMap` of a constructed sinabs LIF / LIFSqueeze / IAF."""
         _, act = _sn()
         kind = _kind(module)
-        if not isinstance(module.reset_fn, act.MembraneSubtract):
-            raise ValueError(f"reset_fn: {type(module.reset_fn).__name__} is not covered yet: "
-                             f"sinabs' MembraneReset sets v (n == 0) + reset_value (the mask "
-                             f"without gradient, reset_value added to every neuron, spiking or "
-                             f"not); lifgrad's zero reset sets u_reset only where the neuron "
-                             f"fired and keeps no spike count (max_spikes=1), so it is not "
-                             f"mapped; only MembraneSubtract is")
-        sub = module.reset_fn.subtract_value
+        zero_reset = isinstance(module.reset_fn, act.MembraneReset)
+        if zero_reset:
+            r = module.reset_fn.reset_value
+            if r != 0:
+                raise ValueError(f"reset_fn: MembraneReset(reset_value={r!r}) is not covered: "
+                                 f"sinabs sets v (n == 0) + reset_value, adding reset_value to "
+                                 f"every neuron, spiking or not (its docstring: the value a "
+                                 f"neuron that spiked is reset to); lifgrad's zero reset sets "
+                                 f"u_reset only where the neuron fired; only reset_value=0 is "
+                                 f"mapped")
+            if _spike_kind(module.spike_fn)[0] != 1:
+                raise ValueError("reset_fn: MembraneReset with several spikes per step "
+                                 "(MultiSpike, MaxSpike(M > 1)) is not covered: the zero reset "
+                                 "forgets the count, and lifgrad's zero reset takes one spike "
+                                 "per step (max_spikes=1)")
+        elif not isinstance(module.reset_fn, act.MembraneSubtract):
+            raise ValueError(f"reset_fn: {type(module.reset_fn).__name__} is not covered: "
+                             f"only MembraneSubtract and MembraneReset(reset_value=0) are mapped")
+        sub = None if zero_reset else module.reset_fn.subtract_value
         if sub is not None and (isinstance(sub, bool) or not isinstance(sub, (int, float))):
             raise ValueError(f"reset_fn: MembraneSubtract(subtract_value={sub!r}): expected a "
                              f"number (a tensor value is not mapped)")
@@ -433,9 +452,11 @@ class Sinabs(TorchAdapter):
         # each spike removes `sub` (default theta) after the step; the next decay
         # makes lifgrad's reset strength gamma = alpha sub
         sub = theta if sub is None else float(sub)
-        config = LIFConfig(reset="subtract", detach_reset=False, strict=False, surrogate=sg,
-                           norm_input=norm, max_spikes=max_spikes, synaptic=syn,
-                           decay_input=syn)
+        # MembraneReset(0): v (n == 0), the mask without gradient: the zero reset,
+        # detached, to 0
+        config = LIFConfig(reset="zero" if zero_reset else "subtract", detach_reset=zero_reset,
+                           strict=False, surrogate=sg, norm_input=norm, max_spikes=max_spikes,
+                           synaptic=syn, decay_input=syn)
         params = LIFParams(alpha=alpha, theta=theta,
                            gamma=np.asarray(alpha) * np.asarray(sub)
                            if np.ndim(alpha) or np.ndim(sub) else alpha * sub,
@@ -445,7 +466,11 @@ class Sinabs(TorchAdapter):
             notes.append("tau_syn: sinabs' synaptic current is i_t = alpha_syn (i_{t-1} + x_t), "
                          "the input decaying in its own step (lifgrad's decay_input, M3), "
                          "alpha_syn = exp(-1/tau_syn)")
-        if module.reset_fn.subtract_value is not None:
+        if zero_reset:
+            notes.append("MembraneReset: v (n == 0) + reset_value, the mask (spikes == 0) "
+                         "without gradient (lifgrad's zero reset, detached); reset_value is "
+                         "added to every neuron, spiking or not, unlike its docstring")
+        elif module.reset_fn.subtract_value is not None:
             notes.append(f"MembraneSubtract(subtract_value={sub}) removes {sub} per spike "
                          f"whatever the threshold: gamma = alpha * {sub}")
         if _sgs.preset(sname).note:
@@ -484,7 +509,8 @@ class Sinabs(TorchAdapter):
             out[tau_name] = fit(ga, tau_name)
             return out
         return LayerMap(config, params, gain=1.0, bias=0.0, u0=None, post_reset=True,
-                        reset_value=None if module.reset_fn.subtract_value is None else sub,
+                        reset_value=None if zero_reset or module.reset_fn.subtract_value is None
+                        else sub,
                         param_grads=param_grads, notes=tuple(notes), limits=limits,
                         hidden_limits=limits)
 
