@@ -28,6 +28,7 @@ from .backends import kernels_for
 from .chunked import chunked_matmul, weight_grads
 from .functional import (Parts, Trace, backward_scan, delayed_adjoint, recurrent_grad,
                          reduce_grads, step_sum, time_chunk)
+from .kernels.constants import N_ACC
 from .products import matmul
 
 __all__ = ["backward_segments", "backward_full", "trace_rows", "HostArrays"]
@@ -125,7 +126,7 @@ class _Layer:
         self.layer, self.cfg = layer, layer.config
         self.neuron, self.factors, self.P = arrays.neuron(i)
         N = layer.n_out
-        self.acc = arrays.zeros((7, B, N))      # partial sums, rows ACC_*
+        self.acc = arrays.zeros((N_ACC, B, N))  # partial sums, rows ACC_*
         self.adj = arrays.zeros((3, B, N))      # ubar, sbar, abar after the segment
         self.dstate0 = arrays.zeros((3, B, N))  # written at t0 = 0, not used (see below)
         self.all_to_all = self.cfg.recurrent == "all"

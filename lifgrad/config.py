@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import surrogates as _sg
+from .kernels.constants import N_P, P_UBIAS
 
 __all__ = ["LIFConfig", "LIFParams", "RESETS", "FORWARDS", "BACKENDS",
            "alpha_from_tau", "tau_from_alpha"]
@@ -208,13 +209,16 @@ def _as_param(arg, value, n, dtype, lo=-math.inf, hi=math.inf):
 class LIFParams(NamedTuple):
     """Differentiable neuron parameters of one LIF layer.
 
-    Each of alpha, theta, gamma, u_reset, alpha_s, rho, beta_a is a scalar or
-    an array of shape (N,).  ``gamma=None`` ties the reset strength to the
+    Each of alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, u_bias is a
+    scalar or an array of shape (N,).  ``gamma=None`` ties the reset strength to the
     (baseline) threshold (gamma = theta, the SPEC default), so a learned
     threshold also moves the reset, (A15).  ``alpha_s`` is read only by a
     synaptic cell, ``rho`` and ``beta_a`` only by an adaptive one.  ``R`` is
     the recurrent weight: ``(N,)`` for ``recurrent='one'``, ``(N, N)`` for
     ``recurrent='all'`` (``R[i, j]`` from neuron j to neuron i), else unused.
+    ``u_bias`` is the membrane bias b_u, a constant current added to the
+    membrane at every step, ``u_t = alpha u_{t-1} + c s_t + b_u - ...``, not
+    through the synapse (Rockpool's ``bias``; default 0), (M6).
     """
 
     alpha: object = 0.9
@@ -225,6 +229,7 @@ class LIFParams(NamedTuple):
     rho: object = 0.95
     beta_a: object = 0.2
     R: object = None
+    u_bias: object = 0.0
 
     @property
     def tied(self) -> bool:
@@ -242,10 +247,10 @@ class LIFParams(NamedTuple):
         return alpha, theta, gamma, u_reset
 
     def packed(self, n: int, dtype, config) -> np.ndarray:
-        """The (8, n) parameter matrix of the kernels (rows P_* of ``lifgrad.reference``).
+        """The (N_P, n) parameter matrix of the kernels (rows P_* of ``lifgrad.reference``).
 
         Validates every parameter the configuration uses."""
-        P = np.zeros((8, n), dtype)
+        P = np.zeros((N_P, n), dtype)
         P[0], P[1], P[2], P[3] = self.resolved(n, dtype)
         if config.multi_spike and np.any(P[1] <= 0):
             raise ValueError(f"theta: several spikes per step (max_spikes="
@@ -265,6 +270,7 @@ class LIFParams(NamedTuple):
                                  f"one-to-one weights, got "
                                  f"{'None' if self.R is None else np.shape(self.R)}")
             P[7] = _as_param("R", self.R, n, dtype)[0]
+        P[P_UBIAS] = _as_param("u_bias", self.u_bias, n, dtype)[0]                 # (M6)
         return P
 
     def recurrent_matrix(self, n: int, dtype, config):

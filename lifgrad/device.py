@@ -16,7 +16,7 @@ products (CuPy/cuBLAS when installed, else a tiled kernel):
 
 What stays on the host is O(N) per layer and step: the per-neuron parameter
 vectors the kernels read (``P``, a few numbers each) and the batch-summed
-partials of the neuron-parameter gradients (``7 x N``), which go through the
+partials of the neuron-parameter gradients (``N_ACC x N``), which go through the
 same :func:`~lifgrad.functional.reduce_grads` and parametrisation chain rule
 as on the CPU.  The loss reads the top layer's ``(T, B, n_out)`` output on the
 host (small: ``n_out`` is the number of classes) and sends back its gradient.
@@ -33,6 +33,7 @@ import numpy as np
 from .adjoint import backward_segments
 from .backends import available, require
 from .functional import backward_scan, cell_forward
+from .kernels.constants import N_ACC
 from .network import Sequential
 from .validation import check_adjoint, check_sequence, check_sequence_shape
 
@@ -52,7 +53,7 @@ class _Layer(NamedTuple):
     s: object          # device (T, B, N) or a (1, 1, 1) dummy
     a: object
     state0: object     # device zeros (3, B, N)
-    P: np.ndarray      # host (8, N)
+    P: np.ndarray      # host (N_P, N)
     RT: object         # device R^T for recurrent='all', else None
 
 
@@ -277,8 +278,8 @@ class DeviceArrays:
 
     def batch_sums(self, acc):
         n = acc.shape[2]
-        out = self.cuda.device_array((7, n), self.dtype)
-        for j in range(7):
+        out = self.cuda.device_array((N_ACC, n), self.dtype)
+        for j in range(N_ACC):
             self.K.sum_rows(acc[j], out[j])
         return out.copy_to_host()[:, None, :]
 

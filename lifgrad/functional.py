@@ -53,7 +53,8 @@ class LIFGrads(NamedTuple):
     under it.  So ``gamma`` is ``None`` when tied to theta (its effect is
     inside ``theta``, (A15)) and zeros when free under the zero or no reset;
     ``u_reset`` (always a parameter, default 0) is zeros under the subtract or
-    no reset; ``alpha_s``/``s0`` are ``None`` unless the cell is synaptic,
+    no reset; ``u_bias`` (always a parameter, default 0) is
+    ``sum_t ubar_t`` (M6); ``alpha_s``/``s0`` are ``None`` unless the cell is synaptic,
     ``rho``/``beta_a``/``a0`` unless adaptive, ``R`` unless recurrent.
     ``u0`` (and s0, a0) are shaped like the value given to the forward,
     ``(B, N)`` when none was given.
@@ -71,6 +72,8 @@ class LIFGrads(NamedTuple):
     R: np.ndarray | None = None
     s0: np.ndarray | None = None
     a0: np.ndarray | None = None
+    u_bias: np.ndarray | None = None     # always set by reduce_grads (last: positional
+                                         # construction of the fields above unchanged)
 
 
 _backend = kernels_for      # the kernels of config.backend (lifgrad.backends)
@@ -338,7 +341,7 @@ class Parts(NamedTuple):
     network and device backwards build it from their own scans."""
 
     dI: np.ndarray       # (T, B, N), or (B, N) for a static input
-    acc: np.ndarray      # (7, B, N) partial sums, rows ACC_* of lifgrad.reference
+    acc: np.ndarray      # (N_ACC, B, N) partial sums, rows ACC_* of lifgrad.reference
     dstate0: np.ndarray  # (3, B, N); None where the initial state's gradients are not wanted
     dR: np.ndarray | None
     P: np.ndarray
@@ -488,9 +491,10 @@ def _state_like(g, shape):
 
 
 def reduce_grads(parts, params, trace, config):
-    """Sum the kernels' per-(b, n) partials into parameter gradients (A14)-(A19)."""
+    """Sum the kernels' per-(b, n) partials into parameter gradients (A14)-(A19),
+    (M6)."""
     R_ = reference
-    acc = parts.acc.sum(axis=1)                       # (7, N)
+    acc = parts.acc.sum(axis=1)                       # (N_ACC, N)
     rv = acc[R_.ACC_RV]
     theta_n = acc[R_.ACC_THETA]
     zeros = np.zeros_like(rv)
@@ -525,4 +529,5 @@ def reduce_grads(parts, params, trace, config):
         if config.synaptic and parts.dstate0 is not None else None,
         a0=_state_like(parts.dstate0[2], shapes[2])
         if config.adaptive and parts.dstate0 is not None else None,
+        u_bias=_like(acc[R_.ACC_UBIAS], params.u_bias),                   # (M6)
     )

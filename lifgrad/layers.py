@@ -16,7 +16,7 @@ from .config import LIFConfig, LIFParams
 
 __all__ = ["Dense", "Readout", "DECAY_PARAMETRISATIONS"]
 
-_NEURON = ("alpha", "theta", "gamma", "u_reset", "alpha_s", "rho", "beta_a")
+_NEURON = ("alpha", "theta", "gamma", "u_reset", "alpha_s", "rho", "beta_a", "u_bias")
 DECAY_PARAMETRISATIONS = ("direct", "clamp", "sigmoid", "tau")
 _DECAY_NAMES = {"alpha": {"direct": "alpha", "clamp": "alpha", "sigmoid": "alpha_logit",
                           "tau": "tau_mem"},
@@ -35,9 +35,10 @@ class Dense:
     n_in, n_out:  sizes.
     config:       :class:`LIFConfig`; its ``synaptic``, ``adaptive`` and
                   ``recurrent`` fields choose the model.
-    alpha, theta, gamma, u_reset, alpha_s, rho, beta_a:
+    alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, u_bias:
                   neuron parameters (scalar or ``(n_out,)``); ``gamma=None`` ties
-                  it to theta.
+                  it to theta; ``u_bias`` (default 0) is the membrane bias, a
+                  current added to u_t directly, not through the synapse (M6).
     learn:        which neuron parameters are trained (W, b and R always are).
     bias:         whether the layer has a bias ``b``.
     rec_bias:     a separate bias of the recurrent product (snnTorch's RLeaky
@@ -58,7 +59,7 @@ class Dense:
     def __init__(self, n_in, n_out, config=None, *, alpha=0.9, theta=1.0, gamma=None,
                  u_reset=0.0, alpha_s=0.8, rho=0.95, beta_a=0.2, learn=(), bias=True,
                  rec_bias=False, autapses=True, R_init=None, alpha_param="direct",
-                 alpha_s_param="direct", dt=1.0, theta_range=None):
+                 alpha_s_param="direct", dt=1.0, theta_range=None, u_bias=0.0):
         for arg, val in (("n_in", n_in), ("n_out", n_out)):
             if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
                 raise ValueError(f"{arg}: expected a positive integer, got {val!r}")
@@ -97,7 +98,8 @@ class Dense:
         self.dt = float(dt)
         self.theta_range = None if theta_range is None else (float(theta_range[0]),
                                                              float(theta_range[1]))
-        self.neuron = LIFParams(alpha, theta, gamma, u_reset, alpha_s, rho, beta_a)
+        self.neuron = LIFParams(alpha, theta, gamma, u_reset, alpha_s, rho, beta_a,
+                                u_bias=u_bias)
         self.R_init = R_init
         # validate the neuron parameters once, with the layer's size (R comes later)
         self.neuron.packed(self.n_out, np.float64, self.config.replace(recurrent=None))
@@ -194,10 +196,11 @@ class Dense:
 
     @property
     def partials(self):
-        """Whether the backward scan sums the partials of alpha, theta and the
-        reset value (A14)-(A17): only when the layer learns alpha, theta, gamma
-        or u_reset (the scan then writes only what the gradients read)."""
-        return bool(set(self.learn) & {"alpha", "theta", "gamma", "u_reset"})
+        """Whether the backward scan sums the partials of alpha, theta, the
+        reset value and the membrane bias (A14)-(A17), (M6): only when the layer
+        learns alpha, theta, gamma, u_reset or u_bias (the scan then writes
+        only what the gradients read)."""
+        return bool(set(self.learn) & {"alpha", "theta", "gamma", "u_reset", "u_bias"})
 
     def chain(self, lg, factors):
         """Gradients of the learned neuron parameters in their parametrisation."""

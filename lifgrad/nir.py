@@ -82,6 +82,9 @@ def export(network, dt=1e-4, path=None, allow_nonstrict=False):
         p = network.layer_params(network.params, k)
         neuron, _ = layer.effective(p)
         n = layer.n_out
+        if np.any(np.asarray(neuron.u_bias) != 0):
+            raise ValueError(f"{name}: a membrane bias (u_bias != 0, derivations/variants.md "
+                             f"(M6)) cannot be exported: this export writes v_leak = 0")
         alpha, theta, _gamma, u_reset = neuron.resolved(n, f64)
         W = np.array(p["W"], f64)
         if layer.bias:

@@ -5,8 +5,12 @@ One cell covers every neuron model of lifgrad, switched by flags in ``mode``:
     s_t     = alpha_s s_{t-1} + J_t           synaptic (else s_t = J_t)       (S1)
               or alpha_s (s_{t-1} + J_t) with decay_input                      (M3)
     J_t     = I_t + r * v_{t-1}               one-to-one recurrence (else I_t) (R1)
-    u_t     = alpha u_{t-1} + c s_t - gamma v_{t-1}   (subtract; zero, none)  (A2)-(A4)
+    u_t     = alpha u_{t-1} + c s_t + b_u - gamma v_{t-1}                      (A2)-(A4)
+              (subtract; zero: alpha ((1 - v) u + v u_reset) + c s_t + b_u;
+              none: alpha u_{t-1} + c s_t + b_u)
               c = 1, or 1 - alpha with norm_input                              (M1)
+              b_u the membrane bias (default 0), a current added to the
+              membrane directly, not through the synapse (Rockpool's bias)    (M6)
     a_t     = rho a_{t-1} + v_{t-1}           adaptive (else a_t = 0)          (L1)
     theta_t = theta + beta_a a_t                                               (L2)
     v_t     = H(u_t - theta_t)  or  G(u_t - theta_t)                           (A5), (A6)
@@ -25,7 +29,8 @@ Tags: ``derivations/lif_adjoint.md`` (A*), ``synaptic.md`` (S*),
 
 Packed arguments (numbers only, resolved by ``lifgrad.functional``):
 
-    P       (8, N)    rows alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r
+    P       (N_P, N)  rows alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r,
+                      u_bias (N_P = 9)
     mode    9 ints    reset (0 subtract, 1 zero, 2 none), strict, forward (0 hard,
                       1 smooth, 2 stochastic), detach,
                       synaptic, adaptive, onetoone, norm_input,
@@ -33,7 +38,7 @@ Packed arguments (numbers only, resolved by ``lifgrad.functional``):
                       theta_grad ratio
     sg      7 numbers surrogate (code, p0, p1, p2, scale, clip_lo, clip_hi)
     state0  (3, B, N) u_0, s_0, a_0
-    acc     (7, B, N) partial sums, see ACC_* below
+    acc     (N_ACC, B, N) partial sums, see ACC_* below (N_ACC = 8)
     adj     (3, B, N) adjoint carried between calls: ubar, sbar, abar at t1
 """
 from __future__ import annotations
@@ -43,14 +48,14 @@ import numpy as np
 from .surrogates import FAMILIES
 
 from .kernels.constants import (M_ADAPT, M_DECAY_IN, M_DETACH, M_FORWARD, M_NORM,  # noqa: E402
-                                M_ONE, M_RESET, M_SPIKES, M_STRICT, M_SYN, N_MODE, R_NONE,
-                                R_SUBTRACT, R_ZERO)
+                                M_ONE, M_RESET, M_SPIKES, M_STRICT, M_SYN, N_ACC, N_MODE, N_P,
+                                R_NONE, R_SUBTRACT, R_ZERO)
 
 SUBTRACT, ZERO, NONE = R_SUBTRACT, R_ZERO, R_NONE
-P_ALPHA, P_THETA, P_GAMMA, P_URESET, P_ALPHA_S, P_RHO, P_BETA_A, P_R = range(8)
+# (N_P, N_ACC and the bias rows come from kernels/constants.py, which the kernels read)
+P_ALPHA, P_THETA, P_GAMMA, P_URESET, P_ALPHA_S, P_RHO, P_BETA_A, P_R, P_UBIAS = range(N_P)
 M_SMOOTH = M_FORWARD          # the forward flag: 0 hard, 1 smooth, 2 stochastic
-ACC_ALPHA, ACC_THETA, ACC_RV, ACC_ALPHA_S, ACC_RHO, ACC_BETA_A, ACC_R = range(7)
-N_P, N_ACC = 8, 7
+ACC_ALPHA, ACC_THETA, ACC_RV, ACC_ALPHA_S, ACC_RHO, ACC_BETA_A, ACC_R, ACC_UBIAS = range(N_ACC)
 
 
 def surrogate_phi(x, v, sg):
@@ -95,7 +100,7 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
     rnd: (T, B, N) uniform numbers in [0, 1) for the stochastic forward, where
     ``v_t = 1`` if ``rnd_t < G(u_t - theta_t)`` (T7); unused otherwise."""
     reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in, _ = mode
-    alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r = P
+    alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r, u_bias = P
     zeros = np.zeros_like(state0[0])
     for t in range(t0, t1):
         u_prev = _previous(u, t, state0[0])
@@ -114,11 +119,11 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
         if norm:
             s_t = (1 - alpha) * s_t                                           # (M1)
         if reset == SUBTRACT:
-            u_t = alpha * u_prev + s_t - gamma * v_prev                       # (A2)
+            u_t = alpha * u_prev + s_t + u_bias - gamma * v_prev              # (A2), (M6)
         elif reset == ZERO:
-            u_t = alpha * ((1 - v_prev) * u_prev + v_prev * u_reset) + s_t   # (A3)
+            u_t = alpha * ((1 - v_prev) * u_prev + v_prev * u_reset) + s_t + u_bias  # (A3)
         else:
-            u_t = alpha * u_prev + s_t                                        # (A4)
+            u_t = alpha * u_prev + s_t + u_bias                               # (A4), (M6)
         if adaptive:
             a_t = rho * _previous(a, t, state0[2]) + v_prev                   # (L1)
             a[t] = a_t
@@ -147,17 +152,19 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     dv, du: dL/dv_t, dL/du_t (delta_t, eps_t); rec: (T, B, N) with
     ``rec[t] = R^T dL/dI_{t+1}`` from an all-to-all recurrence.  ``have`` =
     (has_dv, has_du, has_rec, partials); ``partials`` False leaves the acc rows
-    alpha, theta and rv untouched (a layer that learns none of alpha, theta,
-    gamma, u_reset: the scan then writes only what its gradients read).  Reads and updates ``adj`` (ubar, sbar, abar of
+    alpha, theta, rv and u_bias untouched (a layer that learns none of alpha,
+    theta, gamma, u_reset, u_bias: the scan then writes only what its gradients
+    read).  Reads and updates ``adj`` (ubar, sbar, abar of
     step t1, zero for t1 = T); adds to ``acc``; writes dI[t] (or adds to dI[0]
     when ``static``), and ``dstate0`` when the scan reaches t0 = 0.
 
     acc rows: alpha (A14), theta (A15), rv = sum ubar_{t+1} v_t (A15)-(A17),
-    alpha_s (S4), rho (L6), beta_a (L7), r (R3).
+    alpha_s (S4), rho (L6), beta_a (L7), r (R3), u_bias = sum ubar_t (M6)
+    (with ``partials``, like alpha, theta and rv).
     """
     has_dv, has_du, has_rec, partials = have
     reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in, ratio = mode
-    alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r = P
+    alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r, _ = P
     zeros = np.zeros_like(state0[0])
     c_in = (1 - alpha) if norm else 1                                         # (M1)
     ubar_next, sbar_next, abar_next = adj[0].copy(), adj[1].copy(), adj[2].copy()
@@ -224,6 +231,7 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             else:
                 acc[ACC_THETA] -= phi * vbar                                  # (A15), (L5)
             acc[ACC_RV] += ubar_next * v_t                                    # (A15)-(A17)
+            acc[ACC_UBIAS] += ubar                                            # (M6)
         if onetoone:
             acc[ACC_R] += Ibar * v_prev                                       # (R3)
         if static:

@@ -19,6 +19,10 @@ from lifgrad import LIFConfig, reference  # noqa: E402
 from lifgrad.check import kernel_params  # noqa: E402
 from lifgrad import surrogates as sgs  # noqa: E402
 from lifgrad.kernels import cuda as K  # noqa: E402
+from lifgrad.kernels.constants import ACC_UBIAS, N_ACC  # noqa: E402
+
+PARTIAL_ROWS = [0, 1, 2, ACC_UBIAS]     # acc rows summed only with have[3] (partials)
+MODEL_ROWS = [j for j in range(N_ACC) if j not in PARTIAL_ROWS]
 
 
 @cuda.jit
@@ -134,7 +138,7 @@ def _backward(be, p, tr, segments=((0, T),), have=(True, True), with_rec=False, 
     s, a = tr.get("s", _dummy(p)), tr.get("a", _dummy(p))
     dv = p["dv"] if have[0] else _dummy(p)
     du = p["du"] if have[1] else _dummy(p)
-    acc = np.full((7, B, N), acc0, dt)
+    acc = np.full((N_ACC, B, N), acc0, dt)
     dstate0 = np.full((3, B, N), np.nan, dt)
     adj = np.zeros((3, B, N), dt)
     if p["R"] is not None:
@@ -214,9 +218,9 @@ def test_backward_scan_with_rec_term_and_missing_adjoints(dtype):
 @pytest.mark.parametrize("static", (False, True))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_backward_scan_without_partials(backend, static, dtype):
-    """``have[3]`` False: acc rows alpha, theta and rv are neither read nor
-    written; every other output has the same bits as with them, and matches
-    the reference."""
+    """``have[3]`` False: acc rows alpha, theta, rv and u_bias are neither
+    read nor written; every other output has the same bits as with them, and
+    matches the reference."""
     from lifgrad.kernels import cpu
     be = cpu if backend == "cpu" else K
     p = _problem(_config(reset="zero", synaptic=True, adaptive=True, surrogate="sigmoid"),
@@ -226,10 +230,10 @@ def test_backward_scan_without_partials(backend, static, dtype):
     full = _backward(be, p, fw, segments=segs, acc0=7.0)
     part = _backward(be, p, fw, segments=segs, partials=False, acc0=7.0)
     ref = _backward(reference, p, fw, segments=segs, partials=False, acc0=7.0)
-    assert np.all(part["acc"][:3] == 7.0)
-    assert not np.all(full["acc"][:3] == 7.0)
+    assert np.all(part["acc"][PARTIAL_ROWS] == 7.0)
+    assert not np.all(full["acc"][PARTIAL_ROWS] == 7.0)
     for k in full:
-        rows = slice(3, None) if k == "acc" else slice(None)
+        rows = MODEL_ROWS if k == "acc" else slice(None)
         np.testing.assert_array_equal(part[k][rows], full[k][rows], err_msg=k)
     _assert_close(part, ref, dtype)
 

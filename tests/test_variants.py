@@ -8,7 +8,8 @@ import pytest
 from lifgrad import LIFConfig, LIFParams, lif_backward, lif_forward
 from lifgrad import surrogates as sgs
 from lifgrad.check import (TOL_FD, TOL_KERNEL, VARIANTS, _variant_config, fd_layer,
-                           fd_zero_surrogate, kernel_vs_reference, naive_forward)
+                           fd_zero_surrogate, kernel_vs_reference, naive_forward,
+                           variant_params)
 
 
 def test_variant_configuration_is_validated():
@@ -107,7 +108,7 @@ def test_variant_kernels_match_reference(name, dtype, backend):
         cfg = _variant_config(name, surrogate=sgs.get("sigmoid"), strict=strict, **kw)
         n = 9 if backend == "cuda" else 21
         errs = kernel_vs_reference(cfg, dtype=dtype, gamma_free=True, T=8, B=4, N=n,
-                                   backend=backend)
+                                   backend=backend, **variant_params(name))
         assert max(errs.values()) <= TOL_KERNEL[dtype], (strict, rec, errs)
 
 
@@ -129,12 +130,14 @@ def test_variants_against_finite_differences(name):
         for detach in (False, True):
             cfg = _variant_config(name, reset=reset, detach_reset=detach, strict=detach)
             if cfg is not None:
-                errs, _ = fd_zero_surrogate(cfg, seed=11, gamma_free=(reset == "subtract"))
+                errs, _ = fd_zero_surrogate(cfg, seed=11, gamma_free=(reset == "subtract"),
+                                            **variant_params(name))
                 assert max(errs.values()) <= TOL_FD, (reset, detach, errs)
             cfg = _variant_config(name, reset=reset, detach_reset=detach, forward="smooth",
                                   surrogate=sgs.get("sigmoid"))
             if cfg is not None:
-                errs = fd_layer(cfg, seed=13, gamma_free=(reset == "subtract"))
+                errs = fd_layer(cfg, seed=13, gamma_free=(reset == "subtract"),
+                                **variant_params(name))
                 assert max(errs.values()) <= TOL_FD, (reset, detach, errs)
 
 

@@ -23,3 +23,9 @@ N_MODE = 11
 # -phi_t (the count as a function of u/theta: Rockpool's StepPWL)                   (M4)
 FWD_HARD, FWD_SMOOTH, FWD_STOCHASTIC = range(3)      # config.FORWARDS order
 R_SUBTRACT, R_ZERO, R_NONE = range(3)                # LIFConfig.reset_code
+
+# rows of the packed parameters P (N_P, N) and of the partial sums acc (N_ACC, B, N)
+# (lifgrad.reference names them P_* and ACC_*); the last row of each is the
+# membrane bias b_u, added to u_t directly (Rockpool's bias)                        (M6)
+N_P, N_ACC = 9, 8
+P_UBIAS, ACC_UBIAS = 8, 7

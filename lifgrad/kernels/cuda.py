@@ -15,7 +15,7 @@ Thread layout
   (batch row b, neuron n), ``thread = b * N + n``, so consecutive threads
   touch consecutive n of every ``(T, B, N)`` row (coalesced).  The time loop
   runs inside the thread; the state (u, v, s, a forward; ubar, sbar, abar and
-  the seven partial sums backward) lives in registers.  Like ``cpu.py`` the
+  the N_ACC = 8 partial sums backward) lives in registers.  Like ``cpu.py`` the
   scans start from the trace at ``t0 - 1`` (forward) or from ``adj`` and
   ``acc`` (backward), so splitting time into segments changes no result;
   a static input reads ``I[0]`` and accumulates ``dI[0]``.
@@ -56,8 +56,8 @@ import numpy as np
 from numba import config as _nbconfig, cuda, float32, float64
 
 from .. import surrogates as _sg
-from .constants import (FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_FORWARD, M_NORM, M_SYN, R_NONE,
-                        R_SUBTRACT, R_ZERO)
+from .constants import (ACC_UBIAS, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_FORWARD, M_NORM,
+                        M_SYN, N_ACC, P_UBIAS, R_NONE, R_SUBTRACT, R_ZERO)
 
 __all__ = ["cell_forward_scan", "cell_backward_scan", "cell_forward_recurrent",
            "cell_backward_recurrent", "gemm", "add_bias", "sum_rows"]
@@ -140,7 +140,24 @@ def _prim(x, q):
 
 @cuda.jit(device=True)
 def _params(P, n):
-    return (P[0, n], P[1, n], P[2, n], P[3, n], P[4, n], P[5, n], P[6, n], P[7, n])
+    return (P[0, n], P[1, n], P[2, n], P[3, n], P[4, n], P[5, n], P[6, n], P[7, n],
+            P[P_UBIAS, n])
+
+
+@cuda.jit(device=True)
+def _acc(acc, b, n):
+    """The N_ACC partial sums of neuron (b, n), rows ACC_*."""
+    return (acc[0, b, n], acc[1, b, n], acc[2, b, n], acc[3, b, n],
+            acc[4, b, n], acc[5, b, n], acc[6, b, n], acc[ACC_UBIAS, b, n])
+
+
+@cuda.jit(device=True)
+def _store_acc(acc, b, n, c, partials):
+    """Write the sums back: rows alpha, theta, rv and u_bias only when asked
+    for (``partials``, as in cpu.py), the model's rows always."""
+    for j in range(N_ACC):
+        if partials or (j >= 3 and j != ACC_UBIAS):
+            acc[j, b, n] = c[j]
 
 
 # --------------------------------------------------------------------------
@@ -149,12 +166,12 @@ def _params(P, n):
 
 @cuda.jit(device=True)
 def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
-    """Step of one neuron: (S1), (R1), (A2)-(A6), (L1), (L2), (T7), (M1), (M2).
+    """Step of one neuron: (S1), (R1), (A2)-(A6), (L1), (L2), (T7), (M1), (M2), (M6).
     J is the input current (plus any all-to-all recurrence), up..ap the
     previous state, rt the uniform number of the stochastic forward.  Returns
     u, v, s, a (s: the synaptic state, or with norm_input the input current)."""
     reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in, _ = mode
-    al, th, ga, ur, als, rh, ba, rr = p
+    al, th, ga, ur, als, rh, ba, rr, ub = p
     zero = one - one
     if onetoone:                                                          # (R1)
         J = J + rr * vp
@@ -169,12 +186,12 @@ def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
         if not synaptic:
             st = J
         J = (one - al) * J
-    if reset == R_SUBTRACT:                                                        # (A2)
-        ut = al * up + J - ga * vp
-    elif reset == R_ZERO:                                                      # (A3)
-        ut = al * ((one - vp) * up + vp * ur) + J
-    else:                                                                 # (A4)
-        ut = al * up + J
+    if reset == R_SUBTRACT:                                               # (A2), (M6)
+        ut = al * up + J + ub - ga * vp
+    elif reset == R_ZERO:                                                 # (A3), (M6)
+        ut = al * ((one - vp) * up + vp * ur) + J + ub
+    else:                                                                 # (A4), (M6)
+        ut = al * up + J + ub
     at = zero
     if adaptive:                                                          # (L1), (L2)
         at = rh * ap + vp
@@ -217,12 +234,12 @@ def _state_before(u, v, s, a, state0, t, b, n, synaptic, adaptive, zero):
 def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec, rt,
                    p, mode, q, ubn, sbn, abn, c, one):
     """Reverse step t of neuron (b, n): (A7)-(A17), (S2)-(S4), (R2), (R3),
-    (L3)-(L7), (M1).  ubn, sbn, abn are ubar, sbar, abar of step t+1, c the
-    seven partial sums (rows ACC_*); rt the all-to-all term
+    (L3)-(L7), (M1), (M6).  ubn, sbn, abn are ubar, sbar, abar of step t+1, c the
+    N_ACC partial sums (rows ACC_*); rt the all-to-all term
     ``(R^T dI_{t+1})[n]``.  Returns ubar, sbar, abar and dL/dI of step t and
     the updated sums."""
     reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in, ratio = mode
-    al, th, ga, ur, als, rh, ba, rr = p
+    al, th, ga, ur, als, rh, ba, rr, _ = p
     zero = one - one
     ut = u[t, b, n]
     vt = _cast(v[t, b, n], one)           # spikes may be stored as uint8
@@ -253,7 +270,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     if adaptive:                                                          # (L3)
         vbar = vbar + abn
     # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients        (A9), (A14)-(A17)
-    c0, c1, c2, c3, c4, c5, c6 = c
+    c0, c1, c2, c3, c4, c5, c6, c7 = c
     st = s[t, b, n] if (norm or decay_in) else zero                     # (M1), (M3)
     if reset == R_ZERO:
         ub = dut + ph * vbar + al * (one - vt) * ubn                      # (A10b)
@@ -269,6 +286,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
             c0 = c0 + ub * upr                                            # (A14a)
     c1 = c1 - (ph * vbar * (ut / th) if ratio else ph * vbar)           # (A15), (M4)
     c2 = c2 + ubn * vt
+    c7 = c7 + ub                                                          # (M6)
     sb = sbn
     if synaptic:                                                          # (S2), (S4)
         sb = ((one - al) * ub if norm else ub) + als * sbn
@@ -287,7 +305,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
         c5 = c5 - ph * vbar * at
     if onetoone:                                                          # (R3)
         c6 = c6 + ib * vpr
-    return ub, sb, ab, ib, (c0, c1, c2, c3, c4, c5, c6)
+    return ub, sb, ab, ib, (c0, c1, c2, c3, c4, c5, c6, c7)
 
 
 # --------------------------------------------------------------------------
@@ -336,8 +354,7 @@ def _backward_scan_kernel(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     sbn = adj[1, b, n]
     abn = adj[2, b, n]
     # partial sums continue acc (and dI[0] when static), as in cpu.py
-    c = (acc[0, b, n], acc[1, b, n], acc[2, b, n], acc[3, b, n],
-         acc[4, b, n], acc[5, b, n], acc[6, b, n])
+    c = _acc(acc, b, n)
     sum_dI = dI[0, b, n] if static else zero
     for t in range(t1 - 1, t0 - 1, -1):
         rt = rec[t, b, n] if has_rec else zero
@@ -348,9 +365,7 @@ def _backward_scan_kernel(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             sum_dI += Ib
         else:
             dI[t, b, n] = Ib
-    for j in range(7):
-        if j >= 3 or partials:      # rows alpha, theta, rv only when asked for (cpu.py)
-            acc[j, b, n] = c[j]
+    _store_acc(acc, b, n, c, partials)
     adj[0, b, n] = ubn
     adj[1, b, n] = sbn
     adj[2, b, n] = abn
@@ -412,14 +427,11 @@ def _backward_recurrent_kernel(u, v, s, a, state0, dv, du, have, t0, t1, P, R, m
             elif has_next:
                 for j in range(N):
                     rt += dI_next[b, j] * R[j, n]
-            c = (acc[0, b, n], acc[1, b, n], acc[2, b, n], acc[3, b, n],
-                 acc[4, b, n], acc[5, b, n], acc[6, b, n])
+            c = _acc(acc, b, n)
             ub, sb, ab, ib, c = _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv,
                                                has_du, has_rec, rt, _params(P, n), mode, sg,
                                                adj[0, b, n], adj[1, b, n], adj[2, b, n], c, one)
-            for j in range(7):
-                if j >= 3 or partials:  # rows alpha, theta, rv only when asked for (cpu.py)
-                    acc[j, b, n] = c[j]
+            _store_acc(acc, b, n, c, partials)
             adj[0, b, n] = ub
             adj[1, b, n] = sb
             adj[2, b, n] = ab

@@ -24,9 +24,9 @@ import numpy as np
 from numba import njit
 
 from .. import surrogates as _sg
-from .constants import (BLOCK, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_DECAY_IN, M_DETACH,
-                        M_FORWARD, M_NORM, M_ONE, M_RESET, M_SPIKES, M_STRICT, M_SYN,
-                        M_THETA_RATIO, R_NONE, R_SUBTRACT, R_ZERO)
+from .constants import (ACC_UBIAS, BLOCK, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_DECAY_IN,
+                        M_DETACH, M_FORWARD, M_NORM, M_ONE, M_RESET, M_SPIKES, M_STRICT, M_SYN,
+                        M_THETA_RATIO, N_ACC, P_UBIAS, R_NONE, R_SUBTRACT, R_ZERO)
 
 # error_model="numpy": a float division by zero gives inf/nan instead of raising,
 # so the loops carry no zero test and LLVM vectorises them (the surrogate pass
@@ -261,10 +261,10 @@ def _spike_counts(ut, at, th, ba, adaptive, strict, spikes, vt, m):
 
 
 @njit(inline="always", **_JIT)
-def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba, rr,
+def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba, rr, ub,
                   mode, sg, rt, one, x64, G64, m):
     """One time step of a block of m neurons, (S1), (R1), (A2)-(A6), (L1), (L2),
-    (M1), (M2).
+    (M1), (M2), (M6) (ub: the membrane bias).
 
     J holds the input current of the step (plus any all-to-all recurrence) and
     is used as scratch; up, vp, sp, ap hold the previous state and are updated;
@@ -292,15 +292,15 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
                 st[k] = J[k]
         for k in range(m):
             J[k] = (one - al[k]) * J[k]
-    if reset == R_SUBTRACT:                                                        # (A2)
+    if reset == R_SUBTRACT:                                               # (A2), (M6)
         for k in range(m):
-            ut[k] = al[k] * up[k] + J[k] - ga[k] * vp[k]
-    elif reset == R_ZERO:                                                      # (A3)
+            ut[k] = al[k] * up[k] + J[k] + ub[k] - ga[k] * vp[k]
+    elif reset == R_ZERO:                                                 # (A3), (M6)
         for k in range(m):
-            ut[k] = al[k] * ((one - vp[k]) * up[k] + vp[k] * ur[k]) + J[k]
-    else:                                                                 # (A4)
+            ut[k] = al[k] * ((one - vp[k]) * up[k] + vp[k] * ur[k]) + J[k] + ub[k]
+    else:                                                                 # (A4), (M6)
         for k in range(m):
-            ut[k] = al[k] * up[k] + J[k]
+            ut[k] = al[k] * up[k] + J[k] + ub[k]
     # x = u_t - theta_t, kept in the dtype (J is reused as scratch)
     if adaptive:                                                          # (L1), (L2)
         for k in range(m):
@@ -371,6 +371,7 @@ def _forward_tasks(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a, task
         # pays the slicing of ~20 views per step otherwise)
         p0, p1, p2, p3 = P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1]
         p4, p5, p6, p7 = P[4, n0:n1], P[5, n0:n1], P[6, n0:n1], P[7, n0:n1]
+        p8 = P[P_UBIAS, n0:n1]
         for t in range(t0, t1):
             It = I[0, b, n0:n1] if static else I[t, b, n0:n1]
             for k in range(m):
@@ -379,7 +380,7 @@ def _forward_tasks(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a, task
             at = a[t, b, n0:n1] if adaptive else dummy
             rt = rnd[t, b, n0:n1] if stochastic else dummy64
             _forward_step(J, u[t, b, n0:n1], v[t, b, n0:n1], st, at, up, vp, sp, ap,
-                          p0, p1, p2, p3, p4, p5, p6, p7, mode, sg, rt, one, x64, G64, m)
+                          p0, p1, p2, p3, p4, p5, p6, p7, p8, mode, sg, rt, one, x64, G64, m)
 
 
 @njit(**_JIT)
@@ -437,7 +438,7 @@ def _forward_recurrent(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u, v, s,
             at = a[t, b] if adaptive else dummy
             rt = rnd[t, b] if stochastic else dummy64
             _forward_step(J, u[t, b], v[t, b], st, at, up[b], vp[b], sp[b], ap[b],
-                          P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7],
+                          P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], P[P_UBIAS],
                           mode, sg, rt, one, x64, G64, N)
 
 
@@ -446,8 +447,8 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
                    al, th, ga, ur, als, rh, ba, rr, mode, sg, one,
                    ubn, sbn, abn, loc, vbar, ph, x64, m, partials, ib):
     """One reverse step of a block of m neurons, (A7)-(A17), (S2)-(S4), (R2),
-    (R3), (L3)-(L7), (M1).  ubn, sbn, abn hold ubar, sbar, abar of step t+1 on
-    entry and of step t on exit; loc (7, m) accumulates the partial sums; ib
+    (R3), (L3)-(L7), (M1), (M6).  ubn, sbn, abn hold ubar, sbar, abar of step t+1 on
+    entry and of step t on exit; loc (N_ACC, m) accumulates the partial sums; ib
     receives dL/dI_t (S3), (A13); st is the s row of step t (read with
     norm_input).
 
@@ -541,9 +542,9 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
 def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, partials, norm, st,
                th, ratio):
     """ubar_t = eps_t + pv_t + leak_t ubar_{t+1} with pv = phi_t vbar_t, and
-    (when ``partials``) the partial sums of alpha, theta and the reset value
-    (A9), (A10), (A14)-(A16) (with norm_input, dalpha also gets -ubar_t s_t,
-    (M1)); ubn holds ubar_{t+1} on entry, ubar_t on exit."""
+    (when ``partials``) the partial sums of alpha, theta, the reset value and
+    the membrane bias (A9), (A10), (A14)-(A16), (M6) (with norm_input, dalpha
+    also gets -ubar_t s_t, (M1)); ubn holds ubar_{t+1} on entry, ubar_t on exit."""
     l0, l1, l2 = loc[0], loc[1], loc[2]
     if partials:
         if ratio:                                                         # (M4)
@@ -572,6 +573,10 @@ def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, parti
         elif partials:
             for k in range(m):
                 l0[k] += ubn[k] * upr[k]
+    if partials:                                                          # (M6)
+        l7 = loc[ACC_UBIAS]
+        for k in range(m):
+            l7[k] += ubn[k]
 
 
 @njit(inline="always", **_JIT)
@@ -609,9 +614,9 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     decay_in = mode[M_DECAY_IN]
     plain = not (synaptic or adaptive or mode[M_ONE] or has_rec or norm)
     # acc rows (reference.ACC_*): alpha, theta, rv when asked for; alpha_s, rho,
-    # beta_a, r by model
+    # beta_a, r by model; u_bias when asked for
     used = (partials, partials, partials, synaptic == 1, adaptive == 1, adaptive == 1,
-            mode[M_ONE] == 1)
+            mode[M_ONE] == 1, partials)
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
     for task in range(task0, task1):
@@ -626,8 +631,8 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         # time into several calls never changes the order of summation; only
         # the rows the model uses are read and written (a chunked backward
         # calls this once per chunk)
-        loc = np.empty((7, m), u.dtype)
-        for j in range(7):
+        loc = np.empty((N_ACC, m), u.dtype)
+        for j in range(N_ACC):
             if used[j]:
                 for k in range(m):
                     loc[j, k] = acc[j, b, n0 + k]
@@ -675,7 +680,7 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
                     dIt[k] = Ib[k]
         for k in range(m):
             n = n0 + k
-            for j in range(7):
+            for j in range(N_ACC):
                 if used[j]:
                     acc[j, b, n] = loc[j, k]
             adj[0, b, n] = ubn[k]
@@ -719,9 +724,9 @@ def _backward_recurrent(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg
     x64 = np.empty(N)
     zrow = np.zeros(N, u.dtype)
     zspk = np.zeros(N, v.dtype)
-    loc = np.empty((B, 7, N), u.dtype)   # contiguous partial sums continuing acc
+    loc = np.empty((B, N_ACC, N), u.dtype)   # contiguous partial sums continuing acc
     for b in range(B):
-        for j in range(7):
+        for j in range(N_ACC):
             for k in range(N):
                 loc[b, j, k] = acc[j, b, k]
     for t in range(t1 - 1, t0 - 1, -1):
@@ -751,7 +756,7 @@ def _backward_recurrent(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg
             for k in range(N):
                 dIt[k] = ib[k]
     for b in range(B):
-        for j in range(7):
+        for j in range(N_ACC):
             for k in range(N):
                 acc[j, b, k] = loc[b, j, k]
         for k in range(N):
