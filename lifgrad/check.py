@@ -25,9 +25,13 @@ import numpy as np
 from . import surrogates as sgs
 from .config import LIFConfig, LIFParams
 from .functional import lif_backward, lif_forward, spike_dtype
+from .gradcheck import LADDER as FD_STEPS
+from .gradcheck import directional_derivative, gradcheck, normwise_rel
+from .gradcheck import rel_error as _rel
+from .gradcheck import rounding_floor as _fd_floor
 from .network import Dense, Sequential
 
-__all__ = ["CheckResult", "naive_forward", "fd_layer", "fd_zero_surrogate", "closed_form",
+__all__ = ["CheckResult", "naive_forward", "layer_functions", "fd_layer", "fd_zero_surrogate", "closed_form",
            "closed_form_check", "kernel_vs_reference", "fd_network", "run_suite"]
 
 TOL_FD = 1e-6
@@ -48,27 +52,16 @@ class CheckResult(NamedTuple):
         return bool(np.isfinite(self.error) and self.error <= self.tol)
 
 
-def _rel(a, b, atol=0.0):
-    """``|a - b| / max(|a|, |b|, atol)``; ``atol`` keeps a gradient that is
-    exactly zero from turning finite-difference rounding into error 1."""
-    a, b = float(a), float(b)
-    den = max(abs(a), abs(b), atol)
-    return 0.0 if den == 0.0 else abs(a - b) / den
-
-
 def _rel_array(a, b):
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    den = np.max(np.abs(b)) if b.size else 0.0
-    diff = np.max(np.abs(a - b)) if b.size else 0.0
-    return 0.0 if den == 0.0 and diff == 0.0 else diff / max(den, 1e-300)
+    """Normwise ``max|a - b| / max(|a|, |b|)`` (:func:`lifgrad.gradcheck.normwise_rel`)."""
+    return normwise_rel(a, b)[1]
 
 
 # ---------------------------------------------------------------------------
 # Independent ground truth
 # ---------------------------------------------------------------------------
 
-def naive_forward(I, p, config, frozen_v=None):
+def naive_forward(I, p, config, frozen_v=None, freeze_all=False):
     """A deliberately plain simulation of a layer, written apart from the
     reference and used as ground truth: (A2)-(A6), (S1), (R1), (L1), (L2),
     (M1) input scaled by 1 - alpha, (M2) several spikes per step, (M3) the
@@ -76,9 +69,12 @@ def naive_forward(I, p, config, frozen_v=None):
     returned ``v`` is then the output ``v_{t-1}``).
 
     ``p``: dict with alpha, theta, gamma (None = tied), u_reset, alpha_s, rho,
-    beta_a, R, u0, s0, a0.  ``frozen_v`` (T, B, N): use these spikes inside the
+    beta_a, R, u0, s0, a0 and optionally u_bias, the membrane bias (M6).  ``frozen_v`` (T, B, N): use these spikes inside the
     reset instead of the simulated ones (the function whose exact gradient
-    ``detach_reset=True`` computes, (A11))."""
+    ``detach_reset=True`` computes, (A11)); with ``freeze_all`` these spikes
+    replace the simulated ones everywhere (reset, recurrence, adaptation,
+    output): the frozen-spike forward, whose exact gradient is the adjoint
+    with the zero surrogate."""
     T, B, N = I.shape
     gamma = p["theta"] if p.get("gamma") is None else p["gamma"]
     u = np.zeros_like(I)
@@ -102,12 +98,13 @@ def naive_forward(I, p, config, frozen_v=None):
             cur_in = prev_s
         if config.norm_input:
             cur_in = (1 - p["alpha"]) * cur_in
+        bias = p.get("u_bias", 0.0)       # (M6) the membrane bias, straight into u
         if config.reset == "subtract":
-            cur = p["alpha"] * prev_u + cur_in - gamma * r
+            cur = p["alpha"] * prev_u + cur_in + bias - gamma * r
         elif config.reset == "zero":
-            cur = p["alpha"] * (prev_u - r * prev_u + r * p["u_reset"]) + cur_in
+            cur = p["alpha"] * (prev_u - r * prev_u + r * p["u_reset"]) + cur_in + bias
         else:
-            cur = p["alpha"] * prev_u + cur_in
+            cur = p["alpha"] * prev_u + cur_in + bias
         thr = p["theta"]
         if config.adaptive:
             prev_a = p["rho"] * prev_a + prev_v
@@ -123,6 +120,8 @@ def naive_forward(I, p, config, frozen_v=None):
             spk = np.where(cur > thr, 1.0, 0.0)
         else:
             spk = np.where(cur >= thr, 1.0, 0.0)
+        if freeze_all:
+            spk = frozen_v[t]
         u[t], v[t] = cur, spk
         prev_u, prev_v = cur, spk
     if config.delay_output:             # (M5) the output is the spike of the step before
@@ -157,7 +156,26 @@ VARIANTS = {
     # Spyx's RLIF and CuBaLIF: the spike read from the state before the step (M5)
     "delayed-output": dict(delay_output=True, recurrent="all"),
     "delayed-output-synaptic": dict(delay_output=True, synaptic=True, adaptive=True),
+    # Rockpool's LIFTorch/LIFJax membrane bias (M6), a parameter: see VARIANT_PARAMS
+    "membrane-bias": dict(synaptic=True, recurrent="all"),
+    "membrane-bias-rockpool": dict(synaptic=True, decay_input=True, max_spikes=5,
+                                   theta_grad="ratio"),
 }
+
+# variants that are parameter values, not configuration: {variant: {parameter:
+# scale}}; the check problems draw per-neuron values of that scale and check
+# the parameter's gradient too (VARIANTS holds the variant's configuration)
+VARIANT_PARAMS = {
+    "membrane-bias": dict(u_bias=0.3),
+    "membrane-bias-rockpool": dict(u_bias=0.3),
+}
+
+
+def variant_params(model):
+    """The keyword arguments of ``model``'s parameter values for
+    :func:`fd_layer`, :func:`fd_zero_surrogate` and :func:`kernel_vs_reference`
+    (``VARIANT_PARAMS``; empty for the others)."""
+    return dict(VARIANT_PARAMS.get(model, {}))
 
 
 def model_config(model, **kw):
@@ -177,7 +195,7 @@ def _variant_config(model, **kw):
         raise
 
 
-def _layer_problem(rng, T, B, N, gamma_free, config):
+def _layer_problem(rng, T, B, N, gamma_free, config, u_bias=None):
     I = rng.normal(0.35, 0.5, (T, B, N))
     if config.multi_spike:
         I = I * 3.0              # several spikes per step happen
@@ -198,46 +216,15 @@ def _layer_problem(rng, T, B, N, gamma_free, config):
         p["R"] = rng.normal(0.0, 0.3 / np.sqrt(N), (N, N))
     A = rng.normal(size=(T, B, N))
     C = rng.normal(size=(T, B, N))
+    if u_bias is not None:          # a membrane bias of this scale, checked too (M6)
+        p["u_bias"] = rng.normal(0.0, u_bias, N)
     return I, p, A, C
 
 
-FD_STEPS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
-
-
-def _fd_stencil(loss, x, d, h):
-    """Fourth-order central difference of ``loss`` at ``x`` along ``d``."""
-    d1 = loss(x + h * d) - loss(x - h * d)          # differences first: a constant
-    d2 = loss(x + 2 * h * d) - loss(x - 2 * h * d)  # loss gives exactly 0
-    return (8 * d1 - d2) / (12 * h)
-
-
-def _fd_floor(L, h):
-    """Rounding level of the stencil, 1000 eps |L| / h: a directional derivative
-    below it is indistinguishable from zero by finite differences."""
-    return 1e3 * np.finfo(np.float64).eps * (1.0 + abs(L)) / (h or FD_STEPS[-1])
-
-
 def _fd_directional(loss, x, d, h=None, usable=None):
-    """Directional derivative by finite differences, with the step chosen per
-    parameter: the fourth-order stencil is evaluated on a ladder of steps and
-    the step whose estimate agrees best with the next smaller step is used
-    (the analytic gradient plays no part in the choice).  ``h`` fixes the step.
-
-    ``usable()``, if given, is asked after each stencil whether its four
-    evaluations are admissible (no spike flipped); steps that are not are
-    dropped.  Returns None when no step is usable."""
-    steps = FD_STEPS if h is None else (h,)
-    est = []
-    for s in steps:
-        e = _fd_stencil(loss, x, d, s)
-        if usable is None or usable():
-            est.append(e)
-    if not est:
-        return None
-    if len(est) == 1:
-        return est[0]
-    diffs = [abs(a - b) for a, b in zip(est[:-1], est[1:])]
-    return est[int(np.argmin(diffs))]
+    """:func:`lifgrad.gradcheck.directional_derivative` on the ladder of steps
+    (or the step ``h``); the value, or None when no step was usable."""
+    return directional_derivative(loss, x, d, "ladder" if h is None else h, usable)[0]
 
 
 def _fd_names(config, gamma_free):
@@ -255,81 +242,145 @@ def _fd_names(config, gamma_free):
     return names
 
 
-def _layer_fd(config, seed, T, B, N, gamma_free, h, check_flips):
+def _layer_fd(config, seed, T, B, N, gamma_free, h, check_flips, u_bias=None):
     """Shared body of the smooth and zero-surrogate finite-difference checks."""
     rng = np.random.default_rng(seed)
-    I, p, A, C = _layer_problem(rng, T, B, N, gamma_free, config)
+    I, p, A, C = _layer_problem(rng, T, B, N, gamma_free, config, u_bias)
     params = LIFParams(**{k: p[k] for k in ("alpha", "theta", "gamma", "u_reset")},
-                       **{k: p[k] for k in ("alpha_s", "rho", "beta_a", "R") if k in p})
+                       **{k: p[k] for k in ("alpha_s", "rho", "beta_a", "R", "u_bias")
+                          if k in p})
     v, tr = lif_forward(I, params, config, u0=p["u0"], s0=p.get("s0"), a0=p.get("a0"))
     g = lif_backward(tr, params, config, dv=A, du=C)
     frozen = tr.v if config.detach_reset else None    # the cell's spikes (M5: not the output)
+    names = _fd_names(config, gamma_free) + (["u_bias"] if "u_bias" in p else [])   # (M6)
     base = dict(I=I, **p)
 
-    def loss_and_v(vals):
-        uu, vv = naive_forward(vals["I"], vals, config, frozen)
-        return float(np.sum(A * vv) + np.sum(C * uu)), vv
+    def f(*vals):                       # the ground truth: the naive simulation
+        uu, vv = naive_forward(vals[0], dict(base, **dict(zip(names, vals))), config, frozen)
+        return vv, uu
 
-    L0 = loss_and_v(base)[0]
+    def vjp(*vals):                     # lifgrad's adjoint at the point
+        return (v, tr.u), lambda ct: tuple(getattr(g, k) for k in names)
+
+    res = gradcheck(f, [base[k] for k in names], vjp, names=names, cotangents=(A, C),
+                    eps="ladder" if h is None else h, n_directions=2, tries=1,
+                    seed=int(rng.integers(2**31)), spikes=(lambda o: o[0]) if check_flips else None,
+                    raise_exception=False)
+    if res.unchecked:
+        return {}, True
+    L0 = float(np.sum(A * f(*[base[k] for k in names])[0]) + np.sum(C * tr.u))
     out = {}
-    for name in _fd_names(config, gamma_free):
-        errs = []
-        for _ in range(2):
-            d = rng.normal(size=np.shape(base[name]))
-            d /= np.linalg.norm(d)
-
-            flips = [False]
-
-            def loss(x, name=name):
-                vals = dict(base)
-                vals[name] = x
-                L, vv = loss_and_v(vals)
-                if check_flips and not np.array_equal(vv, v):
-                    flips[0] = True
-                return L
-
-            def usable():
-                ok = not flips[0]
-                flips[0] = False
-                return ok
-
-            fd = _fd_directional(loss, base[name], d, h, usable if check_flips else None)
-            if fd is None:
-                return out, True
-            an = float(np.sum(np.asarray(getattr(g, name)) * d))
-            errs.append(_rel(fd, an, atol=_fd_floor(L0, h)))
-        out[name] = max(errs)
+    for r in res.rows:
+        e = _rel(r.numeric, r.analytic, atol=_fd_floor(L0, r.eps))
+        out[r.name] = max(out.get(r.name, 0.0), e)
     return out, False
 
 
-def fd_layer(config, seed=0, T=12, B=2, N=5, gamma_free=False, h=None):
+def fd_layer(config, seed=0, T=12, B=2, N=5, gamma_free=False, h=None, u_bias=None):
     """Smooth-forward adjoint vs finite differences, every parameter (A22).
 
     ``config`` must have ``forward='smooth'``, amplitude 1 and no clip.  For
     ``detach_reset=True`` the reference function freezes the reset spikes.
     Returns ``{parameter: max relative error over two random directions}``.
+    ``u_bias``: the scale of a per-neuron membrane bias (M6), whose gradient is
+    checked too (None: no bias).
     """
     if config.forward != "smooth":
         raise ValueError("fd_layer: config.forward must be 'smooth'")
     if config.surrogate.scale != 1.0 or config.surrogate.clip is not None:
         raise ValueError("fd_layer: the surrogate must have scale 1 and no clip to be exact (A22)")
-    out, _ = _layer_fd(config, seed, T, B, N, gamma_free, h, check_flips=False)
+    out, _ = _layer_fd(config, seed, T, B, N, gamma_free, h, check_flips=False, u_bias=u_bias)
     return out
 
 
-def fd_zero_surrogate(config, seed=0, T=12, B=2, N=5, gamma_free=False, h=None, tries=20):
+def fd_zero_surrogate(config, seed=0, T=12, B=2, N=5, gamma_free=False, h=None, tries=20,
+                      u_bias=None):
     """Hard forward with the zero surrogate vs finite differences of the real
     spiking network (A22).  Steps whose perturbation flips a spike are not
     used; when every step of some direction flips one, another random point is
     tried; raises if ``tries`` points all fail.  Returns
-    ``({parameter: max relative error}, seed used)``."""
+    ``({parameter: max relative error}, seed used)``.  ``u_bias`` as in
+    :func:`fd_layer`."""
     config = config.replace(forward="hard", surrogate=sgs.get("zero"))
     for k in range(tries):
         out, flipped = _layer_fd(config, seed + 1000 * k, T, B, N, gamma_free, h,
-                                 check_flips=True)
+                                 check_flips=True, u_bias=u_bias)
         if not flipped:
             return out, seed + 1000 * k
     raise RuntimeError(f"fd_zero_surrogate: every one of {tries} points flipped a spike")
+
+
+# ---------------------------------------------------------------------------
+# lifgrad's layer as f and vjp for lifgrad.gradcheck
+# ---------------------------------------------------------------------------
+
+PARAM_NAMES = ("alpha", "theta", "gamma", "u_reset", "alpha_s", "rho", "beta_a", "R", "u_bias")
+
+
+def layer_functions(config, params, I, mode="smooth", u0=None, s0=None, a0=None):
+    """``(f, vjp, args, names)`` of one lifgrad LIF layer at input current ``I``
+    for :func:`lifgrad.gradcheck.gradcheck`: the arguments are ``I`` and every parameter the
+    configuration reads (``gamma`` when given), the outputs ``(v, u)``.
+
+    mode:  ``"smooth"``: the smooth forward (``forward='smooth'``) and its adjoint;
+           ``"frozen"``: the hard forward with every spike held at its value at
+           this point (reset, recurrence, adaptation and output), against the
+           adjoint with the zero surrogate, its exact gradient;
+           ``"hard"``: the hard forward and the configuration's surrogate, for
+           ``gradcheck(..., spikes=lambda o: o[0])`` (between flips its finite
+           differences are those of the zero surrogate: a configuration with
+           ``surrogate="zero"`` is then the exact gradient).
+    The forward of ``f`` in the smooth and hard modes is lifgrad's own; the
+    frozen one is ``lifgrad.check.naive_forward``, written apart from it.
+    """
+    if mode not in ("smooth", "frozen", "hard"):
+        raise ValueError(f"mode: expected 'smooth', 'frozen' or 'hard', got {mode!r}")
+    config = config.replace(forward="smooth" if mode == "smooth" else "hard")
+    if mode == "frozen":
+        config = config.replace(surrogate=sgs.get("zero"))
+    p = params._asdict() if isinstance(params, LIFParams) else dict(params)
+    used = ["alpha", "theta", "u_reset", "u_bias"]
+    p.setdefault("u_bias", 0.0)
+    if p.get("gamma") is not None:
+        used.append("gamma")
+    if config.synaptic:
+        used.append("alpha_s")
+    if config.adaptive:
+        used += ["rho", "beta_a"]
+    if config.recurrent is not None:
+        used.append("R")
+    names = ["I"] + used
+    fixed = {k: v for k, v in p.items() if k not in used and k in PARAM_NAMES}
+    state = {k: v for k, v in dict(u0=u0, s0=s0, a0=a0).items() if v is not None}
+
+    def lp(vals):
+        return LIFParams(**fixed, **dict(zip(used, vals)))
+
+    args = [np.asarray(I, np.float64)] + [np.asarray(p[k], np.float64) for k in used]
+    frozen = None
+    if mode == "frozen":
+        _, tr0 = lif_forward(args[0], lp(args[1:]), config, **state)
+        frozen = np.asarray(tr0.v, np.float64)
+
+    def f(I, *vals):
+        if mode == "frozen":
+            pp = {**fixed, **dict(zip(used, vals)), **state}
+            u, v = naive_forward(np.asarray(I, np.float64), pp, config, frozen_v=frozen,
+                                 freeze_all=True)
+            return v, u
+        v, tr = lif_forward(I, lp(vals), config, **state)
+        return v, tr.u
+
+    def vjp(I, *vals):
+        v, tr = lif_forward(I, lp(vals), config, **state)
+
+        def pullback(ct):
+            dv, du = ct
+            g = lif_backward(tr, lp(vals), config, dv=dv, du=du)
+            return (g.I,) + tuple(getattr(g, k) for k in used)
+        return (v, tr.u), pullback
+
+    return f, vjp, args, names
 
 
 # ---------------------------------------------------------------------------
@@ -385,10 +436,11 @@ def _kernel_problem(rng, T, B, N, dtype, scale=1.0):
     return (I * scale).astype(dtype)
 
 
-def kernel_params(rng, N, config, gamma_free=False):
+def kernel_params(rng, N, config, gamma_free=False, u_bias=None):
     """Per-neuron parameters of the kernel comparisons (a scalar's gradient
     would be one heavily cancelling sum): multiples of 1/8, alpha = 0.5 on half
-    the neurons, R on a grid of 1/4 (one-to-one) or 1/8 (all-to-all)."""
+    the neurons, R on a grid of 1/4 (one-to-one) or 1/8 (all-to-all), a
+    membrane bias of scale ``u_bias`` rounded to 1/8 (M6; None: 0)."""
     alpha = np.full(N, 0.5)
     alpha[N // 2:] = rng.uniform(0.5, 1.0, N - N // 2)
     R = None
@@ -398,11 +450,12 @@ def kernel_params(rng, N, config, gamma_free=False):
         R = rng.integers(-1, 2, (N, N)) * 0.125
     return LIFParams(alpha=alpha, theta=np.ones(N), gamma=np.full(N, 0.75) if gamma_free else None,
                      u_reset=np.full(N, 0.25), alpha_s=np.full(N, 0.5), rho=np.full(N, 0.5),
-                     beta_a=np.full(N, 0.25), R=R)
+                     beta_a=np.full(N, 0.25), R=R,
+                     u_bias=0.0 if u_bias is None else np.round(rng.normal(0, u_bias, N) * 8) / 8)
 
 
 def kernel_vs_reference(config, dtype="float64", seed=0, T=16, B=4, N=37, gamma_free=False,
-                        backend="cpu"):
+                        backend="cpu", u_bias=None):
     """Max normwise relative difference between ``backend`` and the NumPy
     reference, over u, v (s, a), and every gradient.  Returns ``{quantity: error}``.
 
@@ -410,7 +463,7 @@ def kernel_vs_reference(config, dtype="float64", seed=0, T=16, B=4, N=37, gamma_
     exactly there (strict vs non-strict firing differs)."""
     rng = np.random.default_rng(seed)
     I = _kernel_problem(rng, T, B, N, dtype, 4.0 if config.multi_spike else 1.0)
-    params = kernel_params(rng, N, config, gamma_free)
+    params = kernel_params(rng, N, config, gamma_free, u_bias)
     dv = rng.normal(size=I.shape).astype(dtype)
     du = rng.normal(size=I.shape).astype(dtype)
     u0 = rng.normal(0, 0.3, (B, N)).astype(dtype)
@@ -468,31 +521,30 @@ def fd_network(surrogate="sigmoid", reset="subtract", static=False, seed=0, h=No
     x = rng.uniform(0, 1, (B, sizes[0])) if static else rng.uniform(0, 1, (T, B, sizes[0]))
     A = rng.normal(size=(T, B, sizes[-1]))
     C = rng.normal(size=(T, B, sizes[-1]))
-    v, tr = net.forward(x, T=T)
-    grads = net.backward(tr, dv=A, du=C, need_input_grad=True)
-    params = dict(net.params)
-    L0 = float(np.sum(A * v) + np.sum(C * tr.layers[-1].trace.u))
+    names = list(net.params) + ["x"]
+
+    def f(*vals):
+        vv, tt = net.forward(vals[-1], dict(zip(names, vals[:-1])), T=T)
+        return vv, tt.layers[-1].trace.u
+
+    def vjp(*vals):
+        pp = dict(zip(names, vals[:-1]))
+        vv, tt = net.forward(vals[-1], pp, T=T)
+
+        def pullback(ct):
+            g = net.backward(tt, dv=ct[0], du=ct[1], params=pp, need_input_grad=True)
+            return tuple(g[k] for k in names)
+        return (vv, tt.layers[-1].trace.u), pullback
+
+    point = [net.params[k] for k in names[:-1]] + [x]
+    res = gradcheck(f, point, vjp, names=names, cotangents=(A, C),
+                    eps="ladder" if h is None else h, n_directions=2,
+                    seed=int(rng.integers(2**31)), raise_exception=False)
+    L0 = float(sum(np.sum(w * o) for w, o in zip((A, C), f(*point))))
     out = {}
-    for name in list(params) + ["x"]:
-        base = x if name == "x" else params[name]
-        errs = []
-        for _ in range(2):
-            d = rng.normal(size=base.shape)
-            d /= np.linalg.norm(d)
-
-            def loss(val, name=name):
-                pp = dict(params)
-                xx = x
-                if name == "x":
-                    xx = val
-                else:
-                    pp[name] = val
-                vv, tt = net.forward(xx, pp, T=T)
-                return float(np.sum(A * vv) + np.sum(C * tt.layers[-1].trace.u))
-
-            errs.append(_rel(_fd_directional(loss, base, d, h), np.sum(grads[name] * d),
-                             atol=_fd_floor(L0, h)))
-        out[name] = max(errs)
+    for r in res.rows:
+        out[r.name] = max(out.get(r.name, 0.0), _rel(r.numeric, r.analytic,
+                                                     atol=_fd_floor(L0, r.eps)))
     return out
 
 
@@ -548,7 +600,8 @@ def run_suite(quick=False, progress=None, models=None):
                                       surrogate=sgs.get(fam))
                 if cfg is None:
                     continue
-                errs = fd_layer(cfg, seed=next(seed), gamma_free=gamma_free)
+                errs = fd_layer(cfg, seed=next(seed), gamma_free=gamma_free,
+                                **variant_params(model))
                 case = _case(model, reset, detach, surrogate=fam,
                              extra="gamma=free" if gamma_free else "")
                 rows += [CheckResult("fd-smooth", case, k, e, TOL_FD) for k, e in errs.items()]
@@ -560,7 +613,8 @@ def run_suite(quick=False, progress=None, models=None):
                 cfg = _variant_config(model, reset=reset, detach_reset=detach, strict=strict)
                 if cfg is None:
                     continue
-                errs, _ = fd_zero_surrogate(cfg, seed=next(seed), gamma_free=gamma_free)
+                errs, _ = fd_zero_surrogate(cfg, seed=next(seed), gamma_free=gamma_free,
+                                            **variant_params(model))
                 case = _case(model, reset, detach, strict, extra="gamma=free" if gamma_free else "")
                 rows += [CheckResult("fd-zero-surrogate", case, k, e, TOL_FD)
                          for k, e in errs.items()]
@@ -583,7 +637,7 @@ def run_suite(quick=False, progress=None, models=None):
                 if cfg is None:
                     continue
                 errs = kernel_vs_reference(cfg, dtype=dtype, gamma_free=(reset == "subtract"),
-                                           T=8 if quick else 16)
+                                           T=8 if quick else 16, **variant_params(model))
                 worst = max(errs, key=errs.get)
                 rows.append(CheckResult(f"kernel-{dtype}",
                                         _case(model, reset, detach, strict, fam, f"fwd={fwd}"),

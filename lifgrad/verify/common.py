@@ -47,6 +47,7 @@ import numpy as np
 
 from ..config import LIFConfig, LIFParams
 from ..functional import lif_backward, lif_forward
+from ..gradcheck import normwise_rel  # noqa: F401  (one normwise error for check, gradcheck, verify)
 
 TOL = 1e-10                 # relative agreement in float64
 ATOL_ULPS = 4096            # absolute floor, in ulps of the loss weights' size
@@ -218,26 +219,6 @@ class CaseReport(NamedTuple):
     @property
     def failing(self) -> list:
         return [r for r in self.rows if r.status == DISAGREES]
-
-
-def normwise_rel(a, b):
-    """``(max|a - b|, max|a - b| / max(|a|, |b|))`` (0 when both are exactly
-    zero; NaN when either holds a NaN; inf for different shapes or an inf)."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    if a.shape != b.shape:
-        return float("inf"), float("inf")
-    if np.isnan(a).any() or np.isnan(b).any():
-        return float("nan"), float("nan")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        if np.array_equal(a, b):
-            return 0.0, 0.0
-        return float("inf"), float("inf")
-    diff = float(np.max(np.abs(a - b))) if a.size else 0.0
-    den = max(float(np.max(np.abs(a))), float(np.max(np.abs(b)))) if a.size else 0.0
-    if diff == 0.0:
-        return 0.0, 0.0
-    return diff, diff / den
 
 
 def _index(shape, flat):
