@@ -1,7 +1,7 @@
 """Verify autograd SNN frameworks against lifgrad's hand-derived gradients.
 
 One adapter per framework (``lifgrad.verify.snntorch``, ``.spikingjelly``, ``.sinabs``,
-``.norse``), each exposing ``ADAPTER``, an instance of the one protocol of
+``.norse``, ``.spyx`` on JAX), each exposing ``ADAPTER``, an instance of the one protocol of
 :mod:`lifgrad.verify.protocol`.  An adapter maps the framework's neurons onto
 lifgrad's cell, runs both on the same input in float64, backpropagates the
 same loss, and reports spike mismatches and the error of every gradient (see
@@ -28,7 +28,9 @@ The protocol, in short (the details are in :mod:`lifgrad.verify.protocol`):
 
 Frameworks on torch derive from :class:`lifgrad.verify.torchpeer.TorchAdapter`,
 which adds what :func:`compare` needs to record a user's torch model
-(``forward``, ``call_outputs``, ``prepare``, ``extra_leaves``).  A new
+(``forward``, ``call_outputs``, ``prepare``, ``extra_leaves``); a JAX
+framework runs its own models for :func:`compare` (``model_chain``,
+``model_gradients``).  A new
 framework is a module with ``ADAPTER`` and a line in
 :data:`lifgrad.verify.protocol.REGISTRY`; ``tests/test_verify_protocol.py``
 holds it to the protocol.  Importing this package does not import torch;

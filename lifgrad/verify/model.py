@@ -15,6 +15,11 @@ lifgrad.  The same loss, ``sum(A * spk) + sum(Bm * mem)`` on the last layer
 output spikes and the gradient of every parameter and of the input are
 compared (:class:`~lifgrad.verify.common.CaseReport`, with the firing rate of
 every layer).
+
+A framework that is not on torch (Spyx, on JAX) runs its own models: its
+adapter's ``model_chain`` gives the chain (NumPy weights, each neuron's
+``LayerMap``) and ``model_gradients`` the framework's autograd; lifgrad's
+side (:func:`_lifgrad_chain`) is the same for both.
 """
 from __future__ import annotations
 
@@ -22,9 +27,10 @@ import numpy as np
 
 from ..functional import lif_backward, lif_forward
 from . import chain as _chain
-from .common import (abs_floor, compare as _compare, coverage, membrane_param_terms, problem,
-                     quiet_framework, reported_membrane, require_torch)
-from .protocol import REGISTRY
+from .common import (LayerCoverage, abs_floor, compare as _compare, coverage,
+                     membrane_param_terms, problem, quiet_framework, reported_membrane,
+                     require_torch)
+from .protocol import REGISTRY, ChainLink, adapter_of
 from .torchpeer import to_numpy as values
 
 LAYOUTS = ("TBN", "BTN")
@@ -32,8 +38,7 @@ LAYOUTS = ("TBN", "BTN")
 
 def _input(x, layout, sequential):
     """The input as a float64 array, ``(T, B, ...)`` for a Sequential."""
-    torch = require_torch()
-    if isinstance(x, torch.Tensor):
+    if hasattr(x, "detach"):                       # a torch tensor
         x = x.detach().cpu().numpy()
     try:
         x = np.asarray(x, np.float64)
@@ -129,6 +134,98 @@ def _check_flow(pairs):
         raise ValueError(f"model: its layers ran for different numbers of steps {sorted(T)}")
 
 
+def _lifgrad_chain(links, h, A, Bm, peer):
+    """lifgrad's side of a model, by the adjoint, layer by layer (A20): the
+    chain ``links`` (:class:`~lifgrad.verify.protocol.ChainLink`, NumPy) run
+    on ``h`` ``(T, B, n_in)``, the loss ``sum A spk + sum Bm mem`` on the last
+    layer.  Returns ``(ours, dL/dh, coverage, out-of-domain, limits, notes)``;
+    ``ours`` holds the spikes, the membrane and the gradients named as in
+    ``peer`` (``grad:input`` is the caller's)."""
+    saved, cov, ood = [], [], []
+    for link in links:
+        m, W = link.map, np.asarray(link.W, np.float64)
+        I = h @ W.T + link.b
+        cfg = m.config.replace(dtype="float64", backend="cpu")
+        v, tr = lif_forward(m.gain * I + m.bias, m.params, cfg, u0=m.u0, s0=m.s0)
+        saved.append((link, m, cfg, h, I, W, tr))
+        if m.spike_scale == 0:                  # a readout: no spikes, no firing rate
+            cov.append(LayerCoverage(link.label, float("nan"), float("nan"), 0))
+        else:
+            cov.append(coverage(link.label, cfg, m.params, tr))
+        if m.domain is not None:
+            why = m.domain(tr, tr.v)
+            if why:
+                ood.append(f"{link.neuron}: {why}")
+        h = v * m.spike_scale
+    ours = {"spikes": h}
+    dv = du = dX = None
+    limits, notes = [], []
+    for k, (link, m, cfg, hin, I, W, tr) in enumerate(reversed(saved)):
+        if k == 0:
+            mem_lg, du, dv = reported_membrane(m, cfg, tr.u, tr.v, A, Bm)
+            ours["mem"] = mem_lg
+        g = lif_backward(tr, m.params, cfg, dv=dv, du=du)
+        if k == 0:
+            g = membrane_param_terms(m, cfg, g, tr.v, Bm)
+        dI = m.gain * g.I
+        d2 = dI.reshape(-1, dI.shape[-1])
+        gW = d2.T @ hin.reshape(-1, hin.shape[-1])
+        ours[f"grad:{link.weight}"] = gW.T if link.transposed else gW
+        if link.bias is not None:
+            ours[f"grad:{link.bias}"] = d2.sum(axis=0)
+        if m.param_grads is not None:
+            for name, val in m.param_grads(g, I, tr).items():
+                for key in (f"grad:{link.neuron}.{name}", f"grad:{link.neuron}.p.{name}"):
+                    if key in peer:
+                        ours[key] = np.asarray(val, np.float64)
+                        break
+        dh = dI @ W
+        if k == len(saved) - 1:
+            dX = dh
+        else:
+            prev = saved[len(saved) - 2 - k][1]
+            dv, du = dh * prev.spike_scale, None
+            limits.extend(prev.hidden_limits)
+        limits.extend(m.limits)
+        notes.extend(m.notes)
+    return ours, dX, cov, ood, limits, notes
+
+
+def _report(fw, links, peer, ours, notes, limits, A, Bm, cov, ood):
+    """The :class:`~lifgrad.verify.common.CaseReport` of a model."""
+    for key in list(ours):
+        if key in peer and np.shape(ours[key]) != np.shape(peer[key]) and \
+                np.size(ours[key]) == np.size(peer[key]):
+            ours[key] = np.reshape(ours[key], np.shape(peer[key]))
+    surr = ", ".join(dict.fromkeys(lk.map.config.surrogate.name for lk in links))
+    n = len(links)
+    return _compare(fw, "model", f"{n} layer{'s' if n > 1 else ''}", surr,
+                    peer, ours, tuple(dict.fromkeys(notes)), tuple(dict.fromkeys(limits)),
+                    abs_floor(A, Bm), cov, "; ".join(ood))
+
+
+def _compare_own(ad, links, model, x, seed, framework_name, layout):
+    """compare() for a model its adapter runs itself (``model_chain``, a JAX
+    framework's Sequential): the same lifgrad side, the framework's
+    gradients from ``ad.model_gradients``."""
+    x = _input(x, layout, True)
+    n_in = links[0].W.shape[1]
+    T, B = x.shape[:2]
+    h = x.reshape(T, B, -1)
+    if h.shape[-1] != n_in:
+        raise ValueError(f"x: {h.shape[-1]} input features per step, the first Linear "
+                         f"({links[0].weight}) takes {n_in}")
+    _, _, A, Bm = problem(seed, T, B, links[-1].W.shape[0])
+    with quiet_framework():
+        peer = ad.model_gradients(model, x, A, Bm)
+    ours, dX, cov, ood, limits, notes = _lifgrad_chain(links, h, A, Bm, peer)
+    ours["grad:input"] = dX.reshape(x.shape)
+    notes = ["the check runs on a float64 copy of the model's parameters (the model is not "
+             "changed)"] + notes
+    return _report(framework_name or ad.name, links, peer, ours, notes, limits, A, Bm, cov,
+                   ood)
+
+
 def compare(model, x, seed=0, framework_name=None, layout="TBN"):
     """Compare every gradient of ``model`` with lifgrad's, on input ``x``.
 
@@ -146,7 +243,17 @@ def compare(model, x, seed=0, framework_name=None, layout="TBN"):
     like the model's parameters (``grad:fc1.weight``, ``grad:lif1.beta``, Norse
     parameter-tuple values as ``grad:lif1.p.v_th``) plus ``grad:input`` and
     ``mem``; its ``coverage`` gives every layer's firing rate.  The model is
-    not changed (the check runs on a float64 CPU copy in eval mode)."""
+    not changed (the check runs on a float64 CPU copy in eval mode).
+
+    A framework whose adapter runs its models itself (``model_chain``: Spyx's
+    ``spyx.nn.Sequential`` of ``flax.nnx.Linear`` layers and neurons, on JAX)
+    is stepped by that framework, its gradients from its own autograd
+    (``model_gradients``), ``x`` read as for a Sequential; torch is not
+    needed."""
+    own = adapter_of(model)
+    links = own.model_chain(model) if own is not None else None
+    if links is not None:
+        return _compare_own(own, links, model, x, seed, framework_name, layout)
     torch = require_torch()
     sequential = isinstance(model, torch.nn.Sequential)
     if sequential:
@@ -182,56 +289,20 @@ def compare(model, x, seed=0, framework_name=None, layout="TBN"):
     h = values(first.inputs)
     T_, B_ = h.shape[:2]
     h = h.reshape(T_, B_, -1)
-    saved, cov, ood = [], [], []
-    for k, (lin, neu, ad, m) in enumerate(pairs):
+    links = []
+    for lin, neu, ad, m in pairs:
         if lin is not None:
-            W = values(lin.module.weight)
-            b = values(lin.module.bias) if lin.module.bias is not None else 0.0
+            bias = lin.module.bias
+            links.append(ChainLink(f"{lin.path}.weight", values(lin.module.weight),
+                                   f"{lin.path}.bias" if bias is not None else None,
+                                   values(bias) if bias is not None else 0.0, neu.path, m,
+                                   label=neu.path or type(neu.module).__name__))
         else:                                   # a neuron with its own input weights
-            W = m.input_weights[1]
-            b = 0.0
-        I = h @ W.T + b
-        cfg = m.config.replace(dtype="float64", backend="cpu")
-        v, tr = lif_forward(m.gain * I + m.bias, m.params, cfg, u0=m.u0, s0=m.s0)
-        saved.append((lin, neu, m, cfg, h, I, W, tr))
-        cov.append(coverage(neu.path or type(neu.module).__name__, cfg, m.params, tr))
-        if m.domain is not None:
-            why = m.domain(tr, tr.v)
-            if why:
-                ood.append(f"{neu.path}: {why}")
-        h = v * m.spike_scale
-    ours = {"spikes": h}
-    dv = du = None
-    limits = []
-    notes = list(cp.notes)
-    for k, (lin, neu, m, cfg, hin, I, W, tr) in enumerate(reversed(saved)):
-        if k == 0:
-            mem_lg, du, dv = reported_membrane(m, cfg, tr.u, tr.v, A, Bm)
-            ours["mem"] = mem_lg
-        g = lif_backward(tr, m.params, cfg, dv=dv, du=du)
-        if k == 0:
-            g = membrane_param_terms(m, cfg, g, tr.v, Bm)
-        dI = m.gain * g.I
-        d2 = dI.reshape(-1, dI.shape[-1])
-        wname = f"{lin.path}.weight" if lin is not None else f"{neu.path}.{m.input_weights[0]}"
-        ours[f"grad:{wname}"] = d2.T @ hin.reshape(-1, hin.shape[-1])
-        if lin is not None and lin.module.bias is not None:
-            ours[f"grad:{lin.path}.bias"] = d2.sum(axis=0)
-        if m.param_grads is not None:
-            for name, val in m.param_grads(g, I, tr).items():
-                for key in (f"grad:{neu.path}.{name}", f"grad:{neu.path}.p.{name}"):
-                    if key in peer:
-                        ours[key] = np.asarray(val, np.float64)
-                        break
-        dh = dI @ W
-        if k == len(saved) - 1:
-            dX = dh
-        else:
-            prev = saved[len(saved) - 2 - k][2]
-            dv, du = dh * prev.spike_scale, None
-            limits.extend(prev.hidden_limits)
-        limits.extend(m.limits)
-        notes.extend(m.notes)
+            links.append(ChainLink(f"{neu.path}.{m.input_weights[0]}", m.input_weights[1], None,
+                                   0.0, neu.path, m,
+                                   label=neu.path or type(neu.module).__name__))
+    ours, dX, cov, ood, limits, notes = _lifgrad_chain(links, h, A, Bm, peer)
+    notes = list(cp.notes) + notes
     # dL/dx through whatever the model did to x before its first layer (a
     # Flatten, a repeat of a static input over the steps): autograd carries
     # lifgrad's dL/d(first layer's input) back to x
@@ -242,12 +313,5 @@ def compare(model, x, seed=0, framework_name=None, layout="TBN"):
         gouts = [torch.as_tensor(dX[t].reshape(tuple(raw[t].shape))) for t in range(len(raw))]
     gx = torch.autograd.grad(list(raw), xt, grad_outputs=gouts, allow_unused=True)[0]
     ours["grad:input"] = gx.numpy() if gx is not None else np.zeros(x.shape)
-    for key in list(ours):
-        if key in peer and np.shape(ours[key]) != np.shape(peer[key]) and \
-                np.size(ours[key]) == np.size(peer[key]):
-            ours[key] = np.reshape(ours[key], np.shape(peer[key]))
     fw = framework_name or ", ".join(dict.fromkeys(p[2].name for p in pairs))
-    surr = ", ".join(dict.fromkeys(p[3].config.surrogate.name for p in pairs))
-    return _compare(fw, "model", f"{len(pairs)} layer{'s' if len(pairs) > 1 else ''}", surr,
-                    peer, ours, tuple(dict.fromkeys(notes)), tuple(dict.fromkeys(limits)),
-                    abs_floor(A, Bm), cov, "; ".join(ood))
+    return _report(fw, links, peer, ours, notes, limits, A, Bm, cov, ood)

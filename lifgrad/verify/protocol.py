@@ -40,8 +40,17 @@ What an adapter defines (``A`` an adapter, ``c`` a :class:`Case`)::
     A.peer_forward(module, I)   one neuron over time on NumPy I -> (spikes, membrane)
 
 and inherits ``case``, ``cases``, ``presets``, ``option``, ``check`` and
-``run``.  ``tests/test_verify_protocol.py`` holds every registered adapter to
-this.
+``run``.  A framework whose models ``compare(model, x)`` cannot record with
+torch hooks (a JAX one) also overrides two methods that default to "not
+mine" (None)::
+
+    A.model_chain(model)        -> [ChainLink]: the model's Linear -> neuron chain,
+                                   NumPy weights and each neuron's LayerMap
+    A.model_gradients(model, x, A, Bm) -> dict  the framework's autograd of the model
+                                   on NumPy x (T, B, ...): spikes, mem, grad:input,
+                                   grad:<parameter path>
+
+``tests/test_verify_protocol.py`` holds every registered adapter to this.
 """
 from __future__ import annotations
 
@@ -61,6 +70,7 @@ REGISTRY = {
     "spikingjelly": ("spikingjelly", "lifgrad.verify.spikingjelly"),
     "norse": ("norse", "lifgrad.verify.norse"),
     "sinabs": ("sinabs", "lifgrad.verify.sinabs"),
+    "spyx": ("spyx", "lifgrad.verify.spyx"),
 }
 
 _SIZES = (("seed", 0), ("T", 20), ("B", 3), ("N", 6))
@@ -128,6 +138,27 @@ class Built(NamedTuple):
     label: tuple
     leaves: Any = None
     notes: tuple = ()
+
+
+class ChainLink(NamedTuple):
+    """One Linear -> neuron pair of a model that its adapter runs itself
+    (:meth:`Adapter.model_chain`): the Linear's weight ``W`` ``(n_out, n_in)``
+    as lifgrad multiplies (``I = h W^T + b``) and bias ``b`` (0.0 for none),
+    under the framework's parameter names ``weight`` and ``bias`` (None: no
+    bias); ``neuron`` the neuron's path, the prefix of its parameters' names
+    (``<neuron>.<name>`` for the names of ``map.param_grads``); ``map`` its
+    :class:`~lifgrad.verify.common.LayerMap`; ``transposed``: the framework
+    stores the weight as ``W^T`` ``(n_in, n_out)`` (flax's ``kernel``);
+    ``label`` names the layer in the report's coverage."""
+
+    weight: str
+    W: np.ndarray
+    bias: str | None
+    b: Any
+    neuron: str
+    map: LayerMap
+    transposed: bool = False
+    label: str = ""
 
 
 class Adapter(abc.ABC):
@@ -234,6 +265,25 @@ class Adapter(abc.ABC):
         """Run one neuron module from its rest state over the T steps of ``I``
         (NumPy ``(T, B, n)``): ``(spikes, membrane)``, NumPy float64 ``(T, B, N)``,
         the membrane as the framework reports it."""
+
+    # -- a user's model that the adapter runs itself (JAX frameworks) ---------------
+
+    def model_chain(self, model) -> list | None:
+        """The chain of ``model`` as ``[ChainLink]`` when this adapter runs the
+        framework's models itself (``compare`` then calls
+        :meth:`model_gradients` instead of recording torch hooks); ``None``
+        (the default): not a model of this kind.  ``ValueError`` or
+        ``TypeError`` naming what is not mapped, before anything runs."""
+        return None
+
+    def model_gradients(self, model, x, A, Bm) -> dict:
+        """The framework's autograd of ``sum A spk + sum Bm mem`` (the last
+        neuron's spikes and membrane) for a model :meth:`model_chain` took, on
+        NumPy ``x`` ``(T, B, ...)``: NumPy ``{"spikes", "mem", "grad:input",
+        "grad:<parameter path>"...}``."""
+        raise TypeError(f"{self.name}: compare() records this framework's models with torch "
+                        f"hooks; model_gradients is for the adapters whose model_chain "
+                        f"takes a model")
 
 
 def adapter(name) -> Adapter:
