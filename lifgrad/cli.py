@@ -6,6 +6,10 @@
     lifgrad verify {FRAMEWORK,all} [--quick] [--json]   (lifgrad.verify.FRAMEWORKS)
         Compare each framework's autograd gradients with lifgrad's, neuron by
         neuron, variant by variant, surrogate by surrogate.
+    lifgrad verify robustness [--quick] [--json]
+        Float32 sweep of every surrogate preset, the frameworks' own backward
+        and lifgrad's phi and G: NaN, Inf, overflow, denormals (exit 1 if
+        lifgrad's give a NaN or an Inf).
     lifgrad verify FILE.py:FACTORY (--input X.npy | --shape T B N) [--layout BTN]
         The same for your own model (FACTORY() returns it).  Exit codes:
         0 agree, 1 disagree, 2 cannot run (framework missing, model unsupported
@@ -120,9 +124,27 @@ def _load_model(target, args):
     return model, x
 
 
+def _cmd_robustness(args):
+    from .verify import robustness
+    t0 = time.perf_counter()
+    progress = None if args.json else (lambda m: print(f"... {m}", file=sys.stderr, flush=True))
+    rows = robustness.float32_sweep(quick=args.quick, progress=progress)
+    code = 0 if robustness.lifgrad_finite(rows) else 1
+    if args.json:
+        json.dump({"rows": [r.as_dict() for r in rows], "exit_code": code,
+                   "seconds": time.perf_counter() - t0}, sys.stdout, indent=1)
+        print()
+    else:
+        print(robustness.format_table(rows))
+        print(f"{time.perf_counter() - t0:.1f} s")
+    return code
+
+
 def _cmd_verify(args):
     from . import verify
     target = args.framework
+    if target == "robustness":
+        return _cmd_robustness(args)
     t0 = time.perf_counter()
     if ":" in target:
         try:
@@ -348,8 +370,10 @@ def build_parser():
     c.set_defaults(func=_cmd_check)
     v = sub.add_parser("verify", help="compare autograd frameworks' gradients with lifgrad's "
                        "(exit 0 agree, 1 disagree, 2 cannot run)")
-    v.add_argument("framework", metavar="{" + ",".join(_frameworks()) + ",all,MODULE:FACTORY}",
-                   help="a framework's curated cases, all of them, or your own model: a .py "
+    v.add_argument("framework", metavar="{" + ",".join(_frameworks()) +
+                   ",all,robustness,MODULE:FACTORY}",
+                   help="a framework's curated cases, all of them, the float32 robustness "
+                        "sweep of the surrogate presets, or your own model: a .py "
                         "file (or importable module) and the function that returns it")
     v.add_argument("--quick", action="store_true", help="a few cases per framework")
     v.add_argument("--json", action="store_true", help="machine-readable output")

@@ -8,6 +8,7 @@ import pytest
 
 from lifgrad import LIFConfig
 from lifgrad import surrogates as sgs
+from lifgrad.verify.surrogate_calls import peer_backward   # each framework called its way
 
 torch = pytest.importorskip("torch", reason="PyTorch and the peers are installed by `make test`")
 pytestmark = pytest.mark.torch
@@ -34,11 +35,10 @@ def _ours(name, v, theta, **params):
     ("MultiGaussian", {}), ("MultiGaussian", dict(sigma=0.4, h=0.3, s=4.0, grad_scale=2.0)),
 ])
 def test_sinabs_presets(name, params, theta):
-    sg = pytest.importorskip("sinabs.activation.surrogate_gradient_fn")
+    pytest.importorskip("sinabs.activation.surrogate_gradient_fn")
     v = _grid(theta)
-    peer = getattr(sg, name)(**params)
-    vt = torch.tensor(v, dtype=torch.float64)
-    want = peer(vt, torch.tensor(theta, dtype=torch.float64)).double().numpy()
+    # sinabs' spike function multiplies the gradient by <Name>(**params)(v, theta)
+    want = peer_backward(f"sinabs.{name}", v, params, "float64", theta=theta).grad
     extra = {} if name in ("Gaussian", "MultiGaussian") else {"threshold": theta}
     got = _ours(f"sinabs.{name}", v, theta, **params, **extra)
     # sinabs' Heaviside is float32 (1/theta rounded): the preset takes the same value
@@ -51,42 +51,29 @@ def test_sinabs_multi_gaussian_with_a_mean_is_refused():
         sgs.get("sinabs.MultiGaussian", mu=0.1)
 
 
-def _float64(fn):
-    """Rockpool's spike function with its float32 cast of the output undone (the
-    adapters run it so; the stock backward then returns float32 gradients)."""
-    class F64(fn):
-        @staticmethod
-        def forward(ctx, x, *args):
-            return fn.forward(ctx, x, *args).to(x.dtype)
-    return F64
-
-
 @pytest.mark.parametrize("theta", THETAS)
 @pytest.mark.parametrize("window", (0.5, 0.2))
 def test_rockpool_step_pwl(theta, window):
-    lt = pytest.importorskip("rockpool.nn.modules.torch.lif_torch")
+    pytest.importorskip("rockpool.nn.modules.torch.lif_torch")
     v = _grid(theta)
-    x = torch.tensor(v, dtype=torch.float64, requires_grad=True)
-    n = _float64(lt.StepPWL).apply(x, torch.tensor(theta, dtype=torch.float64),
-                         torch.tensor(window, dtype=torch.float64),
-                         torch.tensor(2.0 ** 16, dtype=torch.float64))
-    n.sum().backward()
+    # StepPWL.apply(v, theta, window, 2**16) through autograd, its float32 output cast undone
+    peer = peer_backward("rockpool.StepPWL", v, dict(window=window, threshold=theta), "float64")
+    assert peer.grad.dtype == np.float64
     got = _ours("rockpool.StepPWL", v, theta, window=window, threshold=theta)
-    np.testing.assert_allclose(got, x.grad.numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got, peer.grad, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("theta", THETAS)
 @pytest.mark.parametrize("M", (2.0 ** 16, 2.0))
 def test_rockpool_periodic_exponential(theta, M):
-    lt = pytest.importorskip("rockpool.nn.modules.torch.lif_torch")
+    pytest.importorskip("rockpool.nn.modules.torch.lif_torch")
     v = _grid(theta)
-    x = torch.tensor(v, dtype=torch.float64, requires_grad=True)
-    n = _float64(lt.PeriodicExponential).apply(x, torch.tensor(theta, dtype=torch.float64),
-                                     torch.tensor(0.5, dtype=torch.float64),
-                                     torch.tensor(M, dtype=torch.float64))
-    n.sum().backward()
+    # PeriodicExponential.apply(v, theta, 0.5, M) through autograd, float32 output cast undone
+    peer = peer_backward("rockpool.PeriodicExponential", v,
+                         dict(window=0.5, threshold=theta, max_spikes_per_dt=M), "float64")
+    assert peer.grad.dtype == np.float64
     got = _ours("rockpool.PeriodicExponential", v, theta, threshold=theta, max_spikes_per_dt=M)
-    np.testing.assert_allclose(got, x.grad.numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got, peer.grad, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("name,params", [
@@ -101,7 +88,10 @@ def test_spyx_presets(name, params):
     import jax.numpy as jnp
     x = np.concatenate([np.linspace(-3, 3, 601), [-1.0, -0.25, 0.0, 0.25, 1.0]])
     act = getattr(axn, name)(**params)
-    want = np.asarray(jax.vmap(jax.grad(lambda z: act(z)))(jnp.asarray(x, dtype=jnp.float64)))
+    # jax.vmap(jax.grad(act)) in float64
+    peer = peer_backward(f"spyx.{name}", x, params, "float64")
+    assert peer.grad.dtype == np.float64
+    want = peer.grad
     got = sgs.get(f"spyx.{name}", **params).phi(x)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
     # the forward: heaviside(x) = where(x > 0, 1, 0), strict

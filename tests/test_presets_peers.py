@@ -3,33 +3,15 @@
 The peers' surrogate functions are called through autograd in float64 on a
 grid that includes the threshold and the edges of each window."""
 import math
-import warnings
 
 import numpy as np
 import pytest
 
 from lifgrad import surrogates as sgs
+from lifgrad.verify.surrogate_calls import peer_backward   # each framework called its way
 
 torch = pytest.importorskip("torch", reason="PyTorch and the peers are installed by `make test`")
 pytestmark = pytest.mark.torch
-
-
-def _peer(name, params):
-    """The peer's own surrogate function for preset ``name``."""
-    fw, fn = name.split(".")
-    if fw == "snntorch":
-        from snntorch import surrogate as ss
-        return getattr(ss, fn)(**params)
-    if fw == "spikingjelly":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from spikingjelly.activation_based import surrogate as sjs
-        return getattr(sjs, fn)(**params)
-    if fw == "norse":
-        from norse.torch.functional.threshold import threshold
-        alpha = params.get("alpha", dict(sgs.preset(name).defaults)["alpha"])
-        return lambda x: threshold(x, fn, alpha)
-    raise KeyError(fw)
 
 
 # parameter sets per preset: the defaults and one non-default choice
@@ -68,11 +50,9 @@ def test_preset_matches_peer_backward(name, params):
     pre = sgs.preset(name)
     s = pre.surrogate(**params)
     x = _grid(params)
-    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
-    out = _peer(name, params)(xt)
-    out.sum().backward()
-    peer_grad = xt.grad.numpy()
-    spikes = out.detach().numpy()
+    peer = peer_backward(name, x, params, "float64")    # autograd through its spike function
+    assert peer.grad.dtype == np.float64
+    peer_grad, spikes = peer.grad, peer.spikes
     ours = s.phi(x, spikes)                        # the spike operator reads the spike
     np.testing.assert_allclose(ours, peer_grad, rtol=1e-12, atol=1e-14)
     # the framework's comparison at the threshold, x = 0
