@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .surrogates import FAMILIES
+from .surrogates import FAMILIES, flush_subnormal
 
 from .kernels.constants import (M_ADAPT, M_DECAY_IN, M_DETACH, M_FORWARD, M_NORM,  # noqa: E402
                                 M_ONE, M_RESET, M_SPIKES, M_STRICT, M_SYN, N_ACC, N_MODE, N_P,
@@ -61,20 +61,21 @@ ACC_ALPHA, ACC_THETA, ACC_RV, ACC_ALPHA_S, ACC_RHO, ACC_BETA_A, ACC_R, ACC_UBIAS
 def surrogate_phi(x, v, sg):
     """``phi = scale * clip(g(x), lo, hi)``  (A7).
 
-    Evaluated in float64 and rounded once to the layer's dtype (the kernels
-    do the same, so float32 results agree to rounding)."""
+    Evaluated in float64, rounded once to the layer's dtype and subnormals
+    flushed to 0 (the kernels do the same, so float32 results agree to
+    rounding)."""
     code, p0, p1, p2, scale, lo, hi = sg
     x64 = x.astype(np.float64)
     g = FAMILIES[int(code)].g_np(x64, v.astype(np.float64), p0, p1, p2)
-    return (scale * np.clip(g, lo, hi)).astype(x.dtype)
+    return flush_subnormal((scale * np.clip(g, lo, hi)).astype(x.dtype))
 
 
 def surrogate_primitive(x, sg):
     """``G(x)`` (A6), evaluated in float64 and rounded once to the layer's dtype."""
     code, p0, p1, p2 = sg[:4]
     x64 = x.astype(np.float64)
-    return np.asarray(FAMILIES[int(code)].G_np(x64, np.zeros_like(x64), p0, p1, p2),
-                      dtype=x.dtype)
+    return flush_subnormal(np.asarray(FAMILIES[int(code)].G_np(x64, np.zeros_like(x64), p0, p1,
+                                                               p2), dtype=x.dtype))
 
 
 def _previous(arr, t, init):

@@ -127,6 +127,18 @@ _G = _dispatcher("_G", "G")
 
 
 @cuda.jit(device=True)
+def _flush(c, like):
+    """``c`` (of the type of ``like``) or 0 when subnormal, below the type's
+    smallest normal number (``lifgrad.surrogates.flush_subnormal``)."""
+    tiny = _cast(2.2250738585072014e-308, like)      # 0 in float32
+    if tiny == 0:
+        tiny = _cast(1.1754943508222875e-38, like)
+    if abs(c) < tiny:
+        return _cast(0.0, like)
+    return c
+
+
+@cuda.jit(device=True)
 def _phi(x, v, q):
     """``scale * clip(g(x), lo, hi)`` in float64  (A7); q = sg as a tuple."""
     return q[4] * min(max(_g(q[0], x, v, q[1], q[2], q[3]), q[5]), q[6])
@@ -209,7 +221,7 @@ def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
         if spikes > 0 and vt > spikes:
             vt = _cast(spikes, one)
     elif fwd == FWD_SMOOTH:                                                        # (A6)
-        vt = _cast(_prim(float(x), q), one)
+        vt = _flush(_cast(_prim(float(x), q), one), one)
     elif fwd == FWD_STOCHASTIC:                                                        # (T7)
         vt = one if rt < _cast(_prim(float(x), q), one) else zero
     elif strict:                                                          # (A5) strict
@@ -252,7 +264,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
         x = ut - (th + ba * at)
     else:
         x = ut - th
-    ph = _cast(_phi(float(x), float(vt), q), one)
+    ph = _flush(_cast(_phi(float(x), float(vt), q), one), one)
     # vbar_t = delta_t + reset_v_t (+ recurrence, adaptation)            (A8), (A10), (A11)
     if detach or reset == R_NONE:
         vbar = dvt + zero

@@ -83,6 +83,23 @@ _g_multi_gaussian, _G_multi_gaussian = _F["multi_gaussian"]
 
 
 @njit(**_JIT)
+def _flush_subnormal(out, m):
+    """Subnormal values of out[:m] (below the dtype's smallest normal number)
+    set to 0, as ``lifgrad.surrogates.flush_subnormal``."""
+    _flush_like(out, out, m)
+
+
+@njit(**_JIT)
+def _flush_like(out, like, m):
+    """:func:`_flush_subnormal` with the smallest normal number of ``like``'s
+    float dtype (``out`` may be typed as spikes in a branch that stores reals)."""
+    tiny = np.finfo(like.dtype).tiny
+    for k in range(m):
+        if abs(out[k]) < tiny:
+            out[k] = 0
+
+
+@njit(**_JIT)
 def _phi_block(c, a, b, d, scale, lo, hi, x, v, out, m):
     """out[:m] = scale * clip(g(x[:m]), lo, hi) for family code c  (A7), x in
     float64, v the spikes in their storage type (real or uint8; the one family
@@ -187,6 +204,7 @@ def _phi_block(c, a, b, d, scale, lo, hi, x, v, out, m):
     else:
         for k in range(m):
             out[k] = np.nan
+    _flush_subnormal(out, m)
 
 
 @njit(**_JIT)
@@ -318,6 +336,7 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
         _G_block(sg[0], sg[1], sg[2], sg[3], x64, G64, m)
         for k in range(m):
             vt[k] = G64[k]
+        _flush_like(vt, J, m)
     elif fwd == FWD_STOCHASTIC:                                                        # (T7)
         for k in range(m):
             x64[k] = J[k]
