@@ -71,6 +71,7 @@ REGISTRY = {
     "norse": ("norse", "lifgrad.verify.norse"),
     "sinabs": ("sinabs", "lifgrad.verify.sinabs"),
     "spyx": ("spyx", "lifgrad.verify.spyx"),
+    "rockpool": ("rockpool", "lifgrad.verify.rockpool"),
 }
 
 _SIZES = (("seed", 0), ("T", 20), ("B", 3), ("N", 6))

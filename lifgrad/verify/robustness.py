@@ -49,23 +49,7 @@ __all__ = ["Counts", "SweepRow", "x_grid", "parameter_values", "float32_sweep",
 F32_MAX = float(np.finfo(np.float32).max)
 F32_TINY = float(np.finfo(np.float32).tiny)      # smallest normal float32
 
-# the parameters swept per preset (one at a time, the others at their
-# defaults); a preset not listed sweeps its first parameter
-SWEPT = {
-    "snntorch.spike_rate_escape": ("beta", "slope"),
-    "snntorch.SFS": ("slope",),
-    "spikingjelly.PiecewiseLeakyReLU": ("w",),
-    "spikingjelly.SquarewaveFourierSeries": ("T_period",),
-    "spikingjelly.LeakyKReLU": ("k",),
-    "sinabs.SingleExponential": ("grad_width", "threshold"),
-    "sinabs.PeriodicExponential": ("grad_width", "threshold"),
-    "sinabs.Heaviside": ("window", "threshold"),
-    "sinabs.Gaussian": ("sigma",),
-    "sinabs.MultiGaussian": ("sigma",),
-    "rockpool.StepPWL": ("window", "threshold"),
-    "rockpool.PeriodicExponential": ("window", "threshold"),
-    "spyx.boxcar": ("width",),
-}
+from .surrogate_calls import SWEPT  # noqa: E402  (the per-framework table)
 
 LIFGRAD_SOURCES = ("phi ref", "phi kernel", "phi numpy", "G ref", "G kernel", "G numpy")
 _KINDS = ("NaN", "Inf", "overflow", "denormal")

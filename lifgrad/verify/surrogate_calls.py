@@ -51,6 +51,25 @@ FRAMEWORK_MODULES = {"snntorch": "snntorch", "spikingjelly": "spikingjelly",
 _MEMBRANE = ("sinabs", "rockpool")
 
 
+# the parameters swept per preset (one at a time, the others at their
+# defaults); a preset not listed sweeps its first parameter
+SWEPT = {
+    "snntorch.spike_rate_escape": ("beta", "slope"),
+    "snntorch.SFS": ("slope",),
+    "spikingjelly.PiecewiseLeakyReLU": ("w",),
+    "spikingjelly.SquarewaveFourierSeries": ("T_period",),
+    "spikingjelly.LeakyKReLU": ("k",),
+    "sinabs.SingleExponential": ("grad_width", "threshold"),
+    "sinabs.PeriodicExponential": ("grad_width", "threshold"),
+    "sinabs.Heaviside": ("window", "threshold"),
+    "sinabs.Gaussian": ("sigma",),
+    "sinabs.MultiGaussian": ("sigma",),
+    "rockpool.StepPWL": ("window", "threshold"),
+    "rockpool.PeriodicExponential": ("window", "threshold"),
+    "spyx.boxcar": ("width",),
+}
+
+
 class PeerOutput(NamedTuple):
     grad: np.ndarray              # d out / d input, in the dtype the framework returned
     spikes: np.ndarray | None     # the framework's forward at the input (None: no forward)

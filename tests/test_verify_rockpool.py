@@ -1,0 +1,131 @@
+"""Rockpool 3.1.0's LIFTorch against lifgrad (lifgrad.verify.rockpool)."""
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rockpool", reason="needs rockpool (make peers)")
+torch = pytest.importorskip("torch", reason="needs PyTorch")
+
+from rockpool.nn.modules.torch import LIFTorch  # noqa: E402
+from rockpool.nn.modules.torch.lif_torch import StepPWL  # noqa: E402
+
+from lifgrad.verify import rockpool as rp  # noqa: E402
+from lifgrad.verify.common import TOL  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+AD = rp.ADAPTER
+
+
+def _ids(case):
+    return " / ".join((case.neuron, case.variant, case.surrogate))
+
+
+@pytest.mark.parametrize("case", AD.cases(), ids=_ids)
+def test_case_matches(case):
+    rep = AD.run(case)
+    assert rep.passed and rep.status == "agrees", rep.rows
+    assert rep.spike_mismatches == 0 and rep.worst <= TOL
+    names = {r.quantity for r in rep.rows}
+    assert {"grad:input", "grad:threshold", "grad:bias"} <= names
+    assert ("grad:tau_mem" in names) != ("grad:alpha" in names)
+    if "rec" in rp.VARIANTS["LIFTorch"][case.variant]:
+        assert "grad:w_rec" in names
+    assert all(0.05 < c.rate for c in rep.coverage), rep.coverage
+
+
+def test_cases_exercise_several_spikes_and_the_clip():
+    b = AD.build(AD.case("LIFTorch", "max_spikes 3"))
+    spk, _ = AD.peer_forward(b.module, b.I)
+    assert spk.max() == 3 and np.mean(spk >= 2) > 0.05
+    b = AD.build(AD.case("LIFTorch", "defaults"))
+    spk, _ = AD.peer_forward(b.module, b.I)
+    assert spk.max() >= 2                                   # unbounded by default
+
+
+def test_layer_map_fields():
+    m = rp.make_module("has_rec, max_spikes 2, bias")
+    lm = AD.layer_map(m)
+    alpha = math.exp(-rp.DT / rp.TAU_MEM)
+    cfg = lm.config
+    assert cfg.synaptic and cfg.decay_input and cfg.theta_grad == "ratio" and not cfg.strict
+    assert cfg.max_spikes == 2 and cfg.recurrent == "all" and lm.post_reset
+    np.testing.assert_allclose(lm.params.alpha, alpha, rtol=1e-15)
+    np.testing.assert_allclose(lm.params.gamma, alpha * lm.params.theta, rtol=1e-15)
+    np.testing.assert_array_equal(lm.params.R, m.w_rec.detach().numpy().T)
+    np.testing.assert_array_equal(lm.params.u_bias, m.bias.detach().numpy())
+    assert m.tau_mem.dtype == torch.float64 and float(m.tau_mem.detach()) == rp.TAU_MEM
+    assert AD.layer_map(rp.make_module()).config.max_spikes is None      # 2^16: no maximum
+
+
+def _remapped(case, **changes):
+    b = AD.build(case)
+    m = AD.layer_map(b.module)
+    if "params" in changes:
+        changes["params"] = changes["params"](m)
+    if "config" in changes:
+        changes["config"] = changes["config"](m)
+    return AD.check(b, m._replace(**changes))
+
+
+@pytest.mark.parametrize("case,change", [
+    (("LIFTorch", "defaults"), dict(params=lambda m: m.params._replace(gamma=m.params.theta))),
+    (("LIFTorch", "defaults"), dict(config=lambda m: m.config.replace(decay_input=False))),
+    (("LIFTorch", "defaults"), dict(config=lambda m: m.config.replace(theta_grad="shift"))),
+    (("LIFTorch", "max_spikes 3"), dict(config=lambda m: m.config.replace(max_spikes=None))),
+    (("LIFTorch", "has_rec"), dict(params=lambda m: m.params._replace(R=m.params.R.T))),
+    (("LIFTorch", "bias"), dict(params=lambda m: m.params._replace(u_bias=np.zeros(6)))),
+    (("LIFTorch", "defaults"), dict(post_reset=False)),
+], ids=lambda x: str(x) if isinstance(x, tuple) else "")
+def test_wrong_mapping_detected(case, change):
+    assert not _remapped(AD.case(*case), **change).passed
+
+
+def test_wrong_chain_rule_detected():
+    """Without gamma's share alpha dL/dgamma the threshold's gradient disagrees."""
+    b = AD.build(AD.case("LIFTorch", "bias"))
+    m = AD.layer_map(b.module)
+    right = m.param_grads
+
+    def wrong(g, I, tr):
+        out = right(g, I, tr)
+        out["threshold"] = np.asarray(np.sum(g.theta))
+        return out
+    rep = AD.check(b, m._replace(param_grads=wrong))
+    assert [r.quantity for r in rep.failing] == ["grad:threshold"]
+
+
+def test_stock_spike_function_cannot_run_in_float64():
+    """Rockpool's stock StepPWL returns float32 spikes, which its float64
+    recurrence product refuses (a departure the check works around with a
+    dtype-keeping subclass)."""
+    b = AD.build(AD.case("LIFTorch", "max_spikes 1"))
+    b.module.spike_generation_fn = StepPWL.apply
+    with pytest.raises(RuntimeError, match="dtype"):
+        AD.check(b)
+
+
+@pytest.mark.parametrize("kw,word", [
+    (dict(shape=(6, 3)), "n_synapses"),
+    (dict(shape=(3, 3), noise_std=0.1), "noise_std"),
+    (dict(shape=(3, 3), leak_mode="bitshifts"), "leak_mode"),
+    (dict(shape=(3, 3), threshold=np.array([1.0, 0.9, 1.1])), "per-neuron threshold"),
+])
+def test_unsupported_modules_raise(kw, word):
+    m = LIFTorch(**kw)
+    assert AD.is_neuron(m)
+    with pytest.raises(ValueError, match=word):
+        AD.layer_map(m)
+
+
+def test_lifjax_is_refused_by_name():
+    jx = pytest.importorskip("rockpool.nn.modules.jax")
+    m = jx.LIFJax(3)
+    assert AD.is_neuron(m)
+    with pytest.raises(ValueError, match="LIFJax"):
+        AD.layer_map(m)
+
+
+def test_not_a_rockpool_neuron():
+    assert not AD.is_neuron(torch.nn.Linear(2, 2))
