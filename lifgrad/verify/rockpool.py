@@ -1,4 +1,4 @@
-"""Rockpool 3.1.0's ``LIFTorch`` against lifgrad (issue 18).
+"""Rockpool 3.1.0's ``LIFTorch`` and ``LIFJax`` against lifgrad (issue 18).
 
 What ``LIFTorch.forward`` computes per step (read from
 ``rockpool/nn/modules/torch/lif_torch.py``)::
@@ -36,8 +36,11 @@ spike function is checked within a float32 precision limit.
 Refused with the reason: ``n_synapses > 1`` (several synaptic states per
 neuron; lifgrad's cell has one), ``noise_std != 0`` (random), ``leak_mode=
 'bitshifts'`` (not mapped), a spike function other than the two above.
-``LIFJax`` is not covered yet (its inputs are cast to float32 whatever JAX's
-64-bit switch says, so a float64 check needs more than this adapter has).
+``LIFJax`` computes the same cell (window fixed at 0.5) in JAX: the check
+runs it with JAX's 64-bit switch on inside its own calls, on float32-exact
+inputs, since LIFJax casts its input to float32 whatever that switch says
+(so ``dL/dinput`` is rounded to float32, a documented limit; every parameter
+gradient is float64).
 See ``derivations/peers.md`` (Rockpool 3.1.0).
 """
 from __future__ import annotations
@@ -50,7 +53,7 @@ import numpy as np
 from .. import surrogates as _sgs
 from ..config import LIFConfig, LIFParams
 from .common import F32_TOL, LayerMap, Limit, problem, require_torch
-from .protocol import Built
+from .protocol import Built, ChainLink
 from .torchpeer import TorchAdapter
 
 DEFAULT_SURROGATE = "rockpool.StepPWL"
@@ -70,6 +73,12 @@ VARIANTS = {
         "has_rec, max_spikes 2, bias": dict(rec=True, max_spikes=2, bias=True),
         "leak_mode decays": dict(decays=True),
         "leak_mode decays, has_rec": dict(decays=True, rec=True, per_neuron=True),
+    },
+    "LIFJax": {
+        "defaults": dict(),
+        "max_spikes 3": dict(max_spikes=3),
+        "taus per neuron, bias": dict(per_neuron=True, bias=True),
+        "has_rec, max_spikes 2, bias": dict(rec=True, max_spikes=2, bias=True),
     },
 }
 NEURONS = {n: tuple(vs) for n, vs in VARIANTS.items()}
@@ -185,6 +194,39 @@ def make_module(variant="defaults", surrogate=DEFAULT_SURROGATE, N=6, seed=0):
     return m
 
 
+def _jax():
+    import jax
+    return jax
+
+
+def _values(variant, N, seed, neuron):
+    kw = VARIANTS[neuron][variant]
+    rng = np.random.default_rng(seed + 17)
+    per = kw.get("per_neuron", False)
+    return kw, dict(
+        tau_m=np.linspace(3e-3, 6e-3, N) if per else np.full(N, TAU_MEM),
+        tau_s=(np.linspace(1.5e-3, 4e-3, N) if per else np.full(N, TAU_SYN))[:, None],
+        theta=np.full(N, float(kw.get("theta", 1.0))),
+        bias=rng.uniform(-0.1, 0.3, N) if kw.get("bias") else np.zeros(N),
+        w_rec=rng.normal(0, 0.4 / np.sqrt(N), (N, N)) if kw.get("rec") else None)
+
+
+def make_jax_module(variant="defaults", N=6, seed=0):
+    """A float64 ``LIFJax`` of ``variant`` (made under JAX's 64-bit switch,
+    which is restored afterwards)."""
+    jax = _jax()
+    from rockpool.nn.modules.jax import LIFJax
+    kw, v = _values(variant, N, seed, "LIFJax")
+    ctor = dict(tau_mem=v["tau_m"], tau_syn=v["tau_s"], bias=v["bias"], threshold=v["theta"],
+                dt=DT, has_rec=kw.get("rec", False), rng_key=np.array([0, seed], np.uint32))
+    if kw.get("rec"):
+        ctor["w_rec"] = v["w_rec"]
+    if "max_spikes" in kw:
+        ctor["max_spikes_per_dt"] = float(kw["max_spikes"])
+    with jax.enable_x64(True):
+        return LIFJax((N, N), **ctor)
+
+
 class Rockpool(TorchAdapter):
     """Rockpool's ``LIFTorch`` (``StepPWL`` / ``PeriodicExponential``)."""
 
@@ -220,10 +262,11 @@ class Rockpool(TorchAdapter):
     def layer_map(self, module) -> LayerMap:
         """lifgrad's :class:`LayerMap` of a constructed Rockpool ``LIFTorch``."""
         kind = type(module).__name__
+        if kind == "LIFJax":
+            return self._jax_map(module)
         if kind != "LIFTorch":
-            raise ValueError(f"module: Rockpool {kind} is not covered yet: only LIFTorch is "
-                             f"mapped (LIFJax casts its input to float32 whatever JAX's 64-bit "
-                             f"switch says)")
+            raise ValueError(f"module: Rockpool {kind} is not covered yet: only LIFTorch and "
+                             f"LIFJax are mapped")
         if module.n_synapses != 1:
             raise ValueError(f"n_synapses: {module.n_synapses} synaptic states per neuron are not "
                              f"covered: lifgrad's synaptic cell has one")
@@ -233,13 +276,18 @@ class Rockpool(TorchAdapter):
             raise ValueError(f"leak_mode: {module.leak_mode!r} is not covered (taus and decays "
                              f"are)")
         name, keeps = _spike_kind(module.spike_generation_fn)
-        torch = require_torch()
         N = module.size_out
-        with torch.no_grad():
-            alpha = np.broadcast_to(_value(module.alpha.double()), (N,)).copy()
-            beta = np.broadcast_to(_value(module.beta.double()).reshape(-1)
-                                   if np.ndim(_value(module.beta)) else _value(module.beta),
-                                   (N,)).copy()
+        # the decays in float64 from the module's values (Rockpool computes them in
+        # the parameters' dtype: a float32 module's alpha is float32)
+        dt0 = float(_value(module.dt))
+        if module.leak_mode == "taus":
+            alpha = np.exp(-dt0 / np.asarray(_value(module.tau_mem), np.float64))
+            beta = np.exp(-dt0 / np.asarray(_value(module.tau_syn), np.float64))
+        else:
+            alpha = np.asarray(_value(module.alpha), np.float64)
+            beta = np.asarray(_value(module.beta), np.float64)
+        alpha = np.broadcast_to(alpha, (N,)).copy()
+        beta = np.broadcast_to(np.reshape(beta, -1) if np.ndim(beta) else beta, (N,)).copy()
         theta = np.broadcast_to(_value(module.threshold), (N,)).copy()
         bias = np.broadcast_to(_value(module.bias), (N,)).copy()
         sname, sparams = self.surrogate_of(module)
@@ -303,6 +351,192 @@ class Rockpool(TorchAdapter):
                         param_grads=param_grads, notes=tuple(notes), limits=limits,
                         hidden_limits=limits)
 
+    def _jax_map(self, module) -> LayerMap:
+        """The LayerMap of a ``LIFJax``: the same cell as ``LIFTorch``; its
+        surrogate is ``StepPWL`` with the window fixed at 0.5."""
+        if module.n_synapses != 1:
+            raise ValueError(f"n_synapses: {module.n_synapses} synaptic states per neuron are not "
+                             f"covered: lifgrad's synaptic cell has one")
+        if float(module.noise_std) != 0.0:
+            raise ValueError("noise_std: a noisy membrane is random; only noise_std=0 is checked")
+        N = module.size_out
+        dt = float(module.dt)
+        tau_m = np.broadcast_to(np.asarray(module.tau_mem, np.float64), (N,)).copy()
+        tau_s = np.broadcast_to(np.asarray(module.tau_syn, np.float64).reshape(-1), (N,)).copy()
+        theta = np.broadcast_to(np.asarray(module.threshold, np.float64), (N,)).copy()
+        bias = np.broadcast_to(np.asarray(module.bias, np.float64), (N,)).copy()
+        if np.any(theta != theta[0]):
+            raise ValueError("threshold: a per-neuron threshold is not covered: Rockpool's "
+                             "surrogate divides by each neuron's threshold, lifgrad's preset "
+                             "takes one")
+        alpha, beta = np.exp(-dt / tau_m), np.exp(-dt / tau_s)
+        M = float(module.max_spikes_per_dt)
+        max_spikes = None if M >= 2 ** 16 else int(M)
+        if max_spikes is not None and (M != max_spikes or max_spikes > 255):
+            raise ValueError(f"max_spikes_per_dt: {M} is not mapped (a whole number up to 255, "
+                             f"or 2^16 for no maximum)")
+        rec = bool(module.has_rec) if hasattr(module, "has_rec") else False
+        w_rec = np.asarray(module.w_rec, np.float64)
+        rec = rec or bool(np.any(w_rec != 0))
+        config = LIFConfig(reset="subtract", detach_reset=False, strict=False,
+                           surrogate=_sgs.get("rockpool.StepPWL", window=0.5,
+                                              threshold=float(theta[0])),
+                           synaptic=True, decay_input=True, max_spikes=max_spikes,
+                           theta_grad="ratio", recurrent="all" if rec else None)
+        params = LIFParams(alpha=alpha, theta=theta, gamma=alpha * theta, alpha_s=beta,
+                           u_bias=bias, R=w_rec.T.copy() if rec else None)
+        notes = list(_NOTES[:4]) + [
+            "LIFJax's docstring says a neuron spikes when V > V_thr and emits one spike; the "
+            "code fires at V >= theta and emits floor(V/theta) spikes up to max_spikes_per_dt",
+            "LIFJax's surrogate is StepPWL with the window fixed at 0.5 (no learning_window "
+            "or spike_generation_fn argument)",
+            "LIFJax casts its input to float32 (_auto_batch) whatever JAX's 64-bit switch "
+            "says: the check gives it float32-exact inputs (the rest runs in float64) and "
+            "dL/dinput comes back through that cast, rounded to float32",
+            "the check runs LIFJax with JAX's 64-bit switch on inside its own calls only"]
+        limits = (Limit("float32 input", F32_TOL, "LIFJax casts its input to float32, so the "
+                                                  "input gradient is rounded to float32"),)
+
+        def param_grads(g, I, tr):
+            ga = np.asarray(g.alpha) + theta * np.asarray(g.gamma)
+            out = {"tau_mem": ga * alpha * dt / tau_m ** 2,
+                   "tau_syn": (np.asarray(g.alpha_s) * beta * dt / tau_s ** 2)[:, None],
+                   "threshold": np.asarray(g.theta) + alpha * np.asarray(g.gamma),
+                   "bias": np.asarray(g.u_bias)}
+            if rec:
+                out["w_rec"] = np.asarray(g.R).T
+            shapes = {k: np.shape(v) for k, v in module.parameters().items()}
+            return {k: np.reshape(v, shapes[k]) if int(np.prod(shapes[k])) == np.size(v)
+                    else np.reshape(np.sum(v), shapes[k]) for k, v in out.items() if k in shapes}
+        return LayerMap(config, params, gain=1.0, bias=0.0, u0=None, post_reset=True,
+                        param_grads=param_grads, notes=tuple(notes), limits=limits,
+                        hidden_limits=limits)
+
+    def _jax_run(self, module, I, A=None, Bm=None):
+        """LIFJax on NumPy ``I`` ``(T, B, N)`` in float64 (JAX's 64-bit switch on
+        for this call): spikes and record['vmem'], and with loss weights the
+        gradients of ``sum A spk + sum Bm vmem`` by ``jax.grad``."""
+        jax = _jax()
+        import jax.numpy as jnp
+        with jax.enable_x64(True):
+            params = module.parameters()
+            x = jnp.asarray(np.transpose(np.asarray(I, np.float64), (1, 0, 2)))
+
+            def run(p, x):
+                out, _, rec = module.set_attributes(p).reset_state()(x, record=True)
+                return out, rec["vmem"]
+            if A is None:
+                out, vmem = run(params, x)
+                return (np.transpose(np.asarray(out), (1, 0, 2)),
+                        np.transpose(np.asarray(vmem), (1, 0, 2)))
+            At = jnp.asarray(np.transpose(A, (1, 0, 2)))
+            Bt = jnp.asarray(np.transpose(Bm, (1, 0, 2)))
+
+            def loss(p, x):
+                out, vmem = run(p, x)
+                return jnp.sum(At * out) + jnp.sum(Bt * vmem), (out, vmem)
+            (_, (out, vmem)), (gp, gx) = jax.value_and_grad(loss, argnums=(0, 1),
+                                                            has_aux=True)(params, x)
+        peer = {"spikes": np.transpose(np.asarray(out), (1, 0, 2)),
+                "mem": np.transpose(np.asarray(vmem), (1, 0, 2)),
+                "grad:input": np.transpose(np.asarray(gx), (1, 0, 2))}
+        for k, v in gp.items():
+            peer[f"grad:{k}"] = np.asarray(v, np.float64)
+        return peer
+
+    def peer_forward(self, module, I):
+        if type(module).__name__ == "LIFJax":
+            return self._jax_run(module, I)
+        return super().peer_forward(module, I)
+
+    def peer_gradients(self, built: Built) -> dict:
+        if type(built.module).__name__ == "LIFJax":
+            return self._jax_run(built.module, built.I, built.A, built.Bm)
+        return super().peer_gradients(built)
+
+    # -- a user's network -----------------------------------------------------------
+
+    def model_chain(self, model):
+        """The chain of a Rockpool ``Sequential`` (torch) of ``LinearTorch``
+        layers each followed by a ``LIFTorch``: ``[ChainLink]``; ValueError
+        naming what is not mapped.  A JAX ``Sequential`` is refused: every
+        ``LIFJax`` (and ``LinearJax``) casts its input to float32, so a network's
+        currents are rounded to float32 at every layer."""
+        from rockpool.nn.combinators.sequential import SequentialMixin
+        from rockpool.nn.modules import LinearTorch
+        if not isinstance(model, SequentialMixin):
+            raise TypeError(f"model: expected a Rockpool Sequential of LinearTorch and LIFTorch "
+                            f"modules, got {type(model).__module__}.{type(model).__qualname__}")
+        if type(model).__name__ != "TorchSequential":
+            raise ValueError("model: a Rockpool JAX Sequential is not covered: LinearJax and "
+                             "LIFJax cast their inputs to float32, so every layer's current is "
+                             "rounded to float32 and no float64 check of the network is "
+                             "possible (single LIFJax neurons are checked: lifgrad verify "
+                             "rockpool)")
+        links, lin = [], None
+        for name, layer in model._modules.items():
+            if isinstance(layer, LinearTorch):
+                if lin is not None:
+                    raise ValueError(f"model: {lin[0]} (LinearTorch) is followed by another "
+                                     f"Linear ({name}); lifgrad maps chains Linear -> neuron")
+                lin = (name, layer)
+                continue
+            if not self.is_neuron(layer):
+                raise ValueError(f"model.{name}: {type(layer).__qualname__} is not a layer "
+                                 f"lifgrad maps: a chain holds LinearTorch and LIFTorch")
+            try:
+                m = self.layer_map(layer)
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"model.{name}: {e}") from e
+            if lin is None:
+                raise ValueError(f"model: the neuron {name} is not preceded by a LinearTorch")
+            lname, linear = lin
+            W = _value(linear.weight).T.copy()
+            has_b = "bias" in dict(linear.named_parameters())
+            b = _value(linear.bias) if has_b else 0.0
+            links.append(ChainLink(f"{lname}.weight", W, f"{lname}.bias" if has_b else None, b,
+                                   name, m, transposed=True, label=name))
+            lin = None
+        if lin is not None:
+            raise ValueError(f"model: {lin[0]} (LinearTorch) is not followed by a neuron")
+        if not links:
+            raise ValueError("model: no LIFTorch found")
+        return links
+
+    def model_gradients(self, model, x, A, Bm) -> dict:
+        """Rockpool's own autograd of ``sum A spk + sum Bm vmem`` (the last
+        LIFTorch's) on a float64 copy of ``model`` (the same parameter values,
+        dtype-keeping spike functions), ``x`` ``(T, B, n)``."""
+        import copy
+        torch = require_torch()
+        work = copy.deepcopy(model)
+        with _float64_default():
+            work = work.double()
+        orig = dict(model.named_parameters())
+        with torch.no_grad():
+            for n, p in work.named_parameters():
+                p.data = orig[n].detach().to(torch.float64).clone()
+        last = None
+        for name, layer in work._modules.items():
+            if self.is_neuron(layer):
+                self.prepare(layer)
+                last = name
+        xt = torch.tensor(np.transpose(np.asarray(x, np.float64), (1, 0, 2)),
+                          requires_grad=True)
+        with _float64_default():
+            out, _, rec = work.evolve(xt, record=True)
+            spk = out.transpose(0, 1)
+            mem = rec[last]["vmem"].transpose(0, 1)
+            L = (torch.as_tensor(A) * spk).sum() + (torch.as_tensor(Bm) * mem).sum()
+            L.backward()
+        peer = {"spikes": spk.detach().numpy().astype(np.float64),
+                "mem": mem.detach().numpy().astype(np.float64),
+                "grad:input": np.transpose(xt.grad.numpy(), (1, 0, 2))}
+        for n, p in work.named_parameters():
+            peer[f"grad:{n}"] = (p.grad.numpy() if p.grad is not None
+                                 else np.zeros(tuple(p.shape)))
+        return peer
+
     # -- running --------------------------------------------------------------------
 
     def forward(self, module, x):
@@ -311,8 +545,8 @@ class Rockpool(TorchAdapter):
         torch = require_torch()
         if not (isinstance(x, torch.Tensor) and x.ndim == 3):
             raise ValueError("I: expected a torch tensor of shape (T, B, N)")
-        module.reset_state()
-        with _float64_default():
+        with _float64_default():          # reset_state() makes its states in the default dtype
+            module.reset_state()
             out, _, rec = module.evolve(x.transpose(0, 1), record=True)
         return out.transpose(0, 1), rec["vmem"].transpose(0, 1)
 
@@ -332,17 +566,25 @@ class Rockpool(TorchAdapter):
                 module.spike_generation_fn = spike_functions()[name].apply
         except ValueError:
             pass
-        module.reset_state()
+        with _float64_default():          # (on lifgrad's float64 copy)
+            module.reset_state()
 
     def build(self, case) -> Built:
-        module = make_module(case.variant, case.surrogate, N=case.N, seed=case.seed)
-        kw = VARIANTS["LIFTorch"][case.variant]
+        if case.neuron == "LIFJax":
+            if case.surrogate != "rockpool.StepPWL":
+                raise ValueError("surrogate: LIFJax has StepPWL only")
+            module = make_jax_module(case.variant, N=case.N, seed=case.seed)
+        else:
+            module = make_module(case.variant, case.surrogate, N=case.N, seed=case.seed)
+        kw = VARIANTS[case.neuron][case.variant]
         # the drive for a firing rate of ~0.2-0.4 (with dt = 1e-3 the synapse sums ~3 steps)
         mean, std = (0.35, 0.6) if not kw.get("max_spikes") or kw["max_spikes"] == 1 \
             else (0.9, 1.0)
         if "max_spikes" not in kw:
             mean, std = 0.6, 0.9
         _, I, A, Bm = problem(case.seed, case.T, case.B, case.N, mean=mean, std=std)
+        if case.neuron == "LIFJax":
+            I = I.astype(np.float32).astype(np.float64)      # LIFJax casts it to float32
         return Built(case, module, I, A, Bm, (case.neuron, case.variant, case.surrogate))
 
 
