@@ -33,10 +33,14 @@ def test_case_matches(case):
     assert rep.worst <= TOL, rep.rows
     assert rep.status == "agrees", rep.rows
     names = {r.quantity for r in rep.rows}
-    assert {"mem", "grad:input", "grad:spike_threshold"} <= names
+    assert {"mem", "grad:input"} <= names
     if case.neuron != "IAF":
         trained = "grad:alpha_mem" if "train_alphas" in case.variant else "grad:tau_mem"
         assert trained in names
+    if case.neuron == "ExpLeak":                     # no spikes, no threshold
+        assert "grad:spike_threshold" not in names and np.isnan(rep.coverage[0].rate)
+        return
+    assert "grad:spike_threshold" in names
     assert 0.05 < rep.coverage[0].rate < 0.9, rep.coverage
 
 
@@ -48,12 +52,12 @@ def test_every_surrogate_at_another_threshold(surrogate):
 
 
 def test_coverage():
-    assert set(sn.NEURONS) == {"LIF", "LIFSqueeze", "IAF"}
+    assert set(sn.NEURONS) == {"LIF", "LIFSqueeze", "IAF", "ExpLeak"}
     presets = {p for p in sgs.PRESETS if p.startswith("sinabs.")}
     assert presets == {c.surrogate for c in AD.cases()} == set(sn.SURROGATE_PARAMS)
-    kinds = {spk if isinstance(spk, str) else spk[0]
+    kinds = {spk if isinstance(spk, str) or spk is None else spk[0]
              for vs in sn.VARIANTS.values() for spk, _ in vs.values()}
-    assert kinds == {"multi", "single", "max"}
+    assert kinds == {"multi", "single", "max", None}           # None: ExpLeak, no spikes
     assert {kw.get("norm_input", True) for spk, kw in sn.VARIANTS["LIF"].values()} == {True, False}
     assert 0 < len(AD.cases(quick=True)) < len(AD.cases())
 
@@ -110,6 +114,9 @@ def _remapped(case, **changes):
     (("IAF", "MultiSpike tau_syn"),
      dict(params=lambda m: m.params._replace(alpha_s=m.params.alpha_s * 0.99))),
     (("LIF", "MultiSpike subtract_value=0.6"), dict(reset_value=None)),
+    (("ExpLeak", "default"), dict(config=lambda m: m.config.replace(norm_input=True))),
+    (("ExpLeak", "norm_input"),
+     dict(params=lambda m: m.params._replace(alpha=m.params.alpha * 0.99))),
     (("LIF", "SingleSpike MembraneReset"),
      dict(config=lambda m: m.config.replace(detach_reset=False))),
     (("LIF", "SingleSpike MembraneReset"), dict(config=lambda m: m.config.replace(
@@ -151,7 +158,7 @@ def test_stock_spike_function_is_float32_limited():
     (lambda: sl.LIF(tau_mem=2.0, reset_fn=MembraneReset()), "MembraneReset"),
     (lambda: sl.LIF(tau_mem=2.0, min_v_mem=-1.0), "min_v_mem"),
     (lambda: sl.ALIF(tau_mem=2.0, tau_adapt=3.0), "ALIF"),
-    (lambda: sl.ExpLeak(tau_mem=2.0), "ExpLeak"),
+    (lambda: sl.ExpLeak(tau_mem=2.0, min_v_mem=-1.0), "min_v_mem"),
     (lambda: sl.LIFRecurrent(tau_mem=2.0, rec_connect=torch.nn.Linear(3, 3)), "LIFRecurrent"),
 ])
 def test_unsupported_modules_raise(make, word):

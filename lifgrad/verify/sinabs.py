@@ -44,13 +44,15 @@ tau_syn^2`` (or ``alpha_syn`` itself with ``train_alphas``);
 ``MembraneSubtract(subtract_value=c)`` is a free ``gamma = alpha c``.
 
 ``MembraneReset()`` (``reset_value=0``, one spike per step) is the zero
-reset with the mask detached.
+reset with the mask detached.  ``ExpLeak`` (no spikes; its output is the
+membrane ``v = alpha v + x``, ``(1 - alpha) x`` with ``norm_input``) is the
+cell without reset read as a readout (``spike_scale=0``).
 
 Not mapped yet (``layer_map`` refuses them, naming what lifgrad lacks):
 ``MembraneReset(reset_value != 0)`` (added to every neuron, spiking or not)
 and ``MembraneReset`` with several spikes per step, ``min_v_mem`` (a lower clip of the post-reset state),
 ``ALIF`` (its reset subtracts the adaptive threshold, which gets no gradient
-through the spike), ``ExpLeak`` (no spikes), ``LIFRecurrent`` /
+through the spike), ``LIFRecurrent`` /
 ``IAFRecurrent`` (recurrence through an arbitrary module on spike counts), a
 trainable ``spike_threshold`` (sinabs passes it no gradient through the spike
 function; lifgrad's ``dv/dtheta = -phi``).
@@ -65,7 +67,7 @@ import numpy as np
 
 from .. import surrogates as _sgs
 from ..config import LIFConfig, LIFParams
-from .common import F32_TOL, LayerMap, Limit, problem, require_torch
+from .common import F32_TOL, LayerCoverage, LayerMap, Limit, problem, require_torch
 from .protocol import Built
 from .torchpeer import TorchAdapter
 
@@ -94,6 +96,10 @@ _LIF_VARIANTS = {
 }
 VARIANTS = {
     "LIF": _LIF_VARIANTS,
+    "ExpLeak": {"default": (None, dict(norm_input=False)),
+                "norm_input": (None, dict(norm_input=True)),
+                "train_alphas, tau per neuron": (None, dict(train_alphas=True, norm_input=False,
+                                                            tau="per-neuron"))},
     "LIFSqueeze": {"MultiSpike": ("multi", dict()), "SingleSpike": ("single", dict()),
                    "MaxSpike(1) no norm_input": (("max", 1), dict(norm_input=False))},
     "IAF": {"MultiSpike": ("multi", dict()), "SingleSpike": ("single", dict()),
@@ -139,9 +145,6 @@ _UNSUPPORTED = {
             "stores (1 - alpha) i_syn back into its state; lifgrad's adaptive cell has neither "
             "the reset by the adaptive threshold without its spike derivative nor that rescaling",
     "ALIFRecurrent": "ALIF (see ALIF) with a recurrence: not mapped",
-    "ExpLeak": "ExpLeak emits no spikes (its output is the membrane): lifgrad's cell has no "
-               "non-spiking leaky integrator with an output to compare",
-    "ExpLeakSqueeze": "ExpLeak (no spikes): not mapped",
     "LIFRecurrent": "LIFRecurrent feeds its spike counts back through an arbitrary module "
                     "(rec_connect, e.g. a Linear with a bias) into the input before the (1 - "
                     "alpha) scaling; lifgrad's recurrence is a weight R v_{t-1} (R1) and the "
@@ -234,14 +237,15 @@ def _dtype_keeping(spike_fn):
 
 def _kind(module):
     layers, _ = _sn()
-    for name in ("LIFSqueeze", "IAFSqueeze", "LIF", "IAF"):   # subclasses first
+    for name in ("ExpLeakSqueeze", "ExpLeak", "LIFSqueeze", "IAFSqueeze", "LIF", "IAF"):
+        # (subclasses first)
         cls = getattr(layers, name, None)
         if cls is not None and type(module) is cls:
             return name
     name = type(module).__name__
     if name in _UNSUPPORTED and type(module).__module__.startswith("sinabs"):
         raise ValueError(f"module: sinabs {name} is not covered yet: {_UNSUPPORTED[name]}")
-    raise ValueError(f"module: expected a sinabs LIF, LIFSqueeze, IAF or IAFSqueeze, got "
+    raise ValueError(f"module: expected a sinabs LIF, LIFSqueeze, IAF, IAFSqueeze or ExpLeak, got "
                      f"{type(module).__module__}.{type(module).__qualname__}")
 
 
@@ -272,6 +276,18 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, B=3, T=20):
         raise ValueError(f"variant: expected one of {', '.join(VARIANTS[neuron])} for "
                          f"{neuron}, got {variant!r}")
     spike, kw = VARIANTS[neuron][variant]
+    if neuron == "ExpLeak":
+        tau = (np.linspace(1.6, 4.3, N) if kw.get("tau") == "per-neuron" else TAU)
+        m = layers.ExpLeak(tau_mem=torch.tensor(tau, dtype=torch.float64),
+                           norm_input=kw["norm_input"], record_states=True,
+                           train_alphas=kw.get("train_alphas", False)).double()
+        with torch.no_grad():
+            tau_t = torch.tensor(tau, dtype=torch.float64)
+            if m.train_alphas:
+                m.alpha_mem.data = torch.exp(-1.0 / tau_t)
+            else:
+                m.tau_mem.data = tau_t
+        return m
     fns = spike_functions()
     spike_fn = fns[spike] if isinstance(spike, str) else fns["max"](max_num_spikes_per_bin=spike[1])
     theta = kw.get("theta", 1.0)
@@ -387,6 +403,8 @@ class Sinabs(TorchAdapter):
         """lifgrad's :class:`LayerMap` of a constructed sinabs LIF / LIFSqueeze / IAF."""
         _, act = _sn()
         kind = _kind(module)
+        if kind.startswith("ExpLeak"):
+            return self._leak_map(module, kind)
         zero_reset = isinstance(module.reset_fn, act.MembraneReset)
         if zero_reset:
             r = module.reset_fn.reset_value
@@ -514,6 +532,36 @@ class Sinabs(TorchAdapter):
                         param_grads=param_grads, notes=tuple(notes), limits=limits,
                         hidden_limits=limits)
 
+    def _leak_map(self, module, kind) -> LayerMap:
+        """ExpLeak: no spikes, its output is the membrane ``v = alpha v + x`` (``(1 -
+        alpha) x`` with ``norm_input``): lifgrad's cell without a reset and with
+        no output spikes (a readout, as Spyx's LI)."""
+        if module.min_v_mem is not None:
+            raise ValueError("min_v_mem: a lower clip of the membrane (zero gradient where "
+                             "clipped) has no counterpart in lifgrad's cell")
+        torch = require_torch()
+        with torch.no_grad():
+            alpha = _value(module.alpha_mem_calculated.double())
+        tau_name, tau = (("alpha_mem", None) if module.train_alphas
+                         else ("tau_mem", _value(module.tau_mem)))
+        config = LIFConfig(reset="none", surrogate="zero", strict=True,
+                           norm_input=bool(module.norm_input))
+        params = LIFParams(alpha=alpha, theta=0.0)
+        shape = {n: tuple(p.shape) for n, p in module.named_parameters()}
+        notes = ("ExpLeak emits no spikes: its output is the membrane (lifgrad's cell "
+                 "without reset, read as a readout)",
+                 "ExpLeak's docstring gives V(t+1) = alpha V(t) + (1 - alpha) z(t); its "
+                 "default norm_input=False computes V(t+1) = alpha V(t) + z(t)")
+
+        def param_grads(g, I, tr):
+            ga = np.asarray(g.alpha, np.float64)
+            if tau_name == "tau_mem":
+                ga = ga * np.asarray(alpha) / np.asarray(tau) ** 2
+            target = shape[tau_name]
+            return {tau_name: np.reshape(np.sum(ga) if int(np.prod(target)) == 1 else ga,
+                                         target)}
+        return LayerMap(config, params, spike_scale=0.0, param_grads=param_grads, notes=notes)
+
     # -- running --------------------------------------------------------------------
 
     def forward(self, module, x):
@@ -541,7 +589,10 @@ class Sinabs(TorchAdapter):
             mem = module.recordings["v_mem"]
         finally:
             module.record_states = rec
-        return spk.transpose(0, 1), mem.reshape(B, T, -1).transpose(0, 1)
+        spk = spk.transpose(0, 1)
+        if type(module).__name__.startswith("ExpLeak"):
+            spk = torch.zeros_like(spk)          # no spikes: its output is the membrane
+        return spk, mem.reshape(B, T, -1).transpose(0, 1)
 
     def call_input(self, module, args):
         """The input of one call of ``module`` as ``(T, B, n)`` (read by a forward
@@ -554,8 +605,20 @@ class Sinabs(TorchAdapter):
     def call_outputs(self, module, output):
         mem = module.recordings["v_mem"]
         B, T = mem.shape[:2]
-        return (output.reshape(B, T, -1).transpose(0, 1),
-                mem.reshape(B, T, -1).transpose(0, 1))
+        spk = output.reshape(B, T, -1).transpose(0, 1)
+        if type(module).__name__.startswith("ExpLeak"):
+            spk = spk * 0                        # no spikes: its output is the membrane
+        return spk, mem.reshape(B, T, -1).transpose(0, 1)
+
+    def check(self, built, m=None):
+        """As :meth:`Adapter.check`; a layer without spikes (ExpLeak) reports no
+        firing rate."""
+        rep = super().check(built, m)
+        if type(built.module).__name__.startswith("ExpLeak"):
+            rep = rep._replace(coverage=tuple(LayerCoverage(c.layer, float("nan"),
+                                                            float("nan"), 0)
+                                              for c in rep.coverage))
+        return rep
 
     def prepare(self, module):
         """Record the membrane, start from zero, and keep the spikes' dtype (a
