@@ -196,3 +196,26 @@ def test_compare_refuses_a_jax_network():
     net = Sequential(LinearJax((3, 4)), LIFJax(4))
     with pytest.raises(ValueError, match="float32"):
         compare(net, np.ones((5, 2, 3)))
+
+
+def test_compare_torch_sequential_with_liftorch():
+    """A torch.nn.Sequential of torch Linear layers and LIFTorch neurons,
+    recorded with hooks like the other torch frameworks' models."""
+    from lifgrad.verify.model import compare
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(3, 6), LIFTorch(6, tau_mem=4e-3, tau_syn=3e-3, dt=1e-3, bias=0.05),
+        torch.nn.Linear(6, 4), LIFTorch(4, tau_mem=5e-3, tau_syn=2e-3, dt=1e-3, has_rec=True))
+    with torch.no_grad():
+        net[0].weight.mul_(3)
+        net[2].weight.mul_(3)
+    rep = compare(net, np.random.default_rng(1).uniform(0, 2, (4, 20, 3)), layout="BTN")
+    assert rep.status == "agrees" and rep.worst <= TOL and rep.spike_mismatches == 0, rep.rows
+    assert {"grad:1.bias", "grad:3.w_rec", "grad:3.threshold", "grad:0.weight"} <= \
+        {r.quantity for r in rep.rows}
+    assert all(c.rate > 0.05 for c in rep.coverage)
+
+
+def test_max_spikes_above_255_is_mapped():
+    lm = AD.layer_map(rp.make_module("max_spikes 300"))
+    assert lm.config.max_spikes == 300

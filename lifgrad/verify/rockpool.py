@@ -66,6 +66,7 @@ VARIANTS = {
         "defaults": dict(),
         "max_spikes 1": dict(max_spikes=1),
         "max_spikes 3": dict(max_spikes=3),
+        "max_spikes 300": dict(max_spikes=300),
         "taus per neuron": dict(per_neuron=True),
         "bias": dict(bias=True),
         "threshold 0.8, bias": dict(theta=0.8, bias=True),
@@ -96,7 +97,15 @@ _NOTES = (
     "LIFTorch takes (batch, time, channels) and keeps its state across calls (the check "
     "resets it before every run)",
     "record['vmem'] and the spike functions' outputs are float32 whatever the module's dtype "
-    "(the check builds and runs it in float64)",
+    "(the check builds and runs it in float64); reset_state() recreates the states in torch's "
+    "default dtype, so a .double() LIFTorch fails after it unless that default is float64",
+    "after a call the layer keeps only the first sample's state (vmem[0]) and the next call "
+    "copies it to every sample",
+    "the docstrings: StepPWL is called 'piece-wise linear' but is a one-sided step of height "
+    "1/theta (only its threshold derivative is linear in v); PeriodicExponential is described "
+    "as subtracting from the membrane (it is a spike function and subtracts nothing); LIFTorch "
+    "documents one spike at V > V_thr; tau_syn/isyn are documented (Nin,) and are "
+    "(Nout, n_synapses)",
 )
 
 
@@ -298,11 +307,8 @@ class Rockpool(TorchAdapter):
         rec = bool(module._has_rec)
         config = LIFConfig(reset="subtract", detach_reset=False, strict=False,
                            surrogate=_sgs.get(sname, **sparams), synaptic=True, decay_input=True,
-                           max_spikes=max_spikes if max_spikes is None or max_spikes <= 255
-                           else None, theta_grad="ratio", recurrent="all" if rec else None)
-        if max_spikes is not None and max_spikes > 255:
-            raise ValueError(f"max_spikes_per_dt: {max_spikes} between 256 and 2^16 is not "
-                             f"mapped (lifgrad's count type holds 255 or no maximum)")
+                           max_spikes=max_spikes, theta_grad="ratio",
+                           recurrent="all" if rec else None)
         R = _value(module.w_rec).T.copy() if rec else None
         params = LIFParams(alpha=alpha, theta=theta, gamma=alpha * theta, alpha_s=beta,
                            u_bias=bias, R=R)
@@ -372,9 +378,8 @@ class Rockpool(TorchAdapter):
         alpha, beta = np.exp(-dt / tau_m), np.exp(-dt / tau_s)
         M = float(module.max_spikes_per_dt)
         max_spikes = None if M >= 2 ** 16 else int(M)
-        if max_spikes is not None and (M != max_spikes or max_spikes > 255):
-            raise ValueError(f"max_spikes_per_dt: {M} is not mapped (a whole number up to 255, "
-                             f"or 2^16 for no maximum)")
+        if max_spikes is not None and M != max_spikes:
+            raise ValueError(f"max_spikes_per_dt: expected a whole number, got {M}")
         rec = bool(module.has_rec) if hasattr(module, "has_rec") else False
         w_rec = np.asarray(module.w_rec, np.float64)
         rec = rec or bool(np.any(w_rec != 0))
@@ -555,8 +560,9 @@ class Rockpool(TorchAdapter):
         return x.transpose(0, 1)
 
     def call_outputs(self, module, output):
-        raise TypeError("compare(): a Rockpool network is run through evolve(); record it with "
-                        "lifgrad.verify.rockpool (not covered by compare yet)")
+        """``(spikes, vmem)`` ``(T, B, N)`` of one call of a LIFTorch inside a torch
+        model (``prepare`` made it record its membrane)."""
+        return output.transpose(0, 1), module._record_dict["vmem"].transpose(0, 1)
 
     def prepare(self, module):
         fn = module.spike_generation_fn
@@ -566,6 +572,7 @@ class Rockpool(TorchAdapter):
                 module.spike_generation_fn = spike_functions()[name].apply
         except ValueError:
             pass
+        module._record = True             # forward() then keeps record['vmem']
         with _float64_default():          # (on lifgrad's float64 copy)
             module.reset_state()
 
