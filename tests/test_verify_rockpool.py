@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch", reason="needs PyTorch")
 from rockpool.nn.modules.torch import LIFTorch  # noqa: E402
 from rockpool.nn.modules.torch.lif_torch import StepPWL  # noqa: E402
 
+from lifgrad import surrogates as sgs  # noqa: E402
 from lifgrad.verify import rockpool as rp  # noqa: E402
 from lifgrad.verify.common import TOL  # noqa: E402
 
@@ -28,7 +29,7 @@ def test_case_matches(case):
     assert rep.passed and rep.spike_mismatches == 0, rep.rows
     names = {r.quantity for r in rep.rows}
     assert {"grad:input", "grad:threshold", "grad:bias"} <= names
-    assert ("grad:tau_mem" in names) != ("grad:alpha" in names)
+    assert sum(f"grad:{k}" in names for k in ("tau_mem", "alpha", "dash_mem")) == 1
     if "rec" in rp.VARIANTS[case.neuron][case.variant]:
         assert "grad:w_rec" in names
     assert all(0.05 < c.rate for c in rep.coverage), rep.coverage
@@ -82,6 +83,8 @@ def _remapped(case, **changes):
     (("LIFTorch", "has_rec"), dict(params=lambda m: m.params._replace(R=m.params.R.T))),
     (("LIFTorch", "bias"), dict(params=lambda m: m.params._replace(u_bias=np.zeros(6)))),
     (("LIFTorch", "defaults"), dict(post_reset=False)),
+    (("LIFTorch", "learning_window 0.3"), dict(config=lambda m: m.config.replace(
+        surrogate=sgs.get("rockpool.StepPWL", window=0.5, threshold=1.0)))),
 ], ids=lambda x: str(x) if isinstance(x, tuple) else "")
 def test_wrong_mapping_detected(case, change):
     assert not _remapped(AD.case(*case), **change).passed
@@ -101,6 +104,21 @@ def test_wrong_chain_rule_detected():
     assert [r.quantity for r in rep.failing] == ["grad:threshold"]
 
 
+def test_wrong_bitshift_chain_rule_detected():
+    """dL/ddash_mem = dL/dalpha ln2 (1 - alpha): without ln2 it disagrees."""
+    b = AD.build(AD.case("LIFTorch", "leak_mode bitshifts"))
+    m = AD.layer_map(b.module)
+    right = m.param_grads
+
+    def wrong(g, I, tr):
+        out = right(g, I, tr)
+        out["dash_mem"] = out["dash_mem"] / np.log(2.0)
+        return out
+    assert AD.check(b, m).passed
+    rep = AD.check(b, m._replace(param_grads=wrong))
+    assert [r.quantity for r in rep.failing] == ["grad:dash_mem"]
+
+
 def test_stock_spike_function_cannot_run_in_float64():
     """Rockpool's stock StepPWL returns float32 spikes, which its float64
     recurrence product refuses (a departure the check works around with a
@@ -114,7 +132,6 @@ def test_stock_spike_function_cannot_run_in_float64():
 @pytest.mark.parametrize("kw,word", [
     (dict(shape=(6, 3)), "n_synapses"),
     (dict(shape=(3, 3), noise_std=0.1), "noise_std"),
-    (dict(shape=(3, 3), leak_mode="bitshifts"), "leak_mode"),
     (dict(shape=(3, 3), threshold=np.array([1.0, 0.9, 1.1])), "per-neuron threshold"),
 ])
 def test_unsupported_modules_raise(kw, word):

@@ -10,7 +10,9 @@ What ``LIFTorch.forward`` computes per step (read from
     vmem = vmem - n_t theta                              subtract reset
 
 ``alpha = exp(-dt/tau_mem)``, ``beta = exp(-dt/tau_syn)`` (``leak_mode='taus'``,
-or the decays themselves with ``leak_mode='decays'``).  On lifgrad's cell:
+the decays themselves with ``leak_mode='decays'``, or ``alpha = 1 - 2^-dash_mem``,
+``beta = 1 - 2^-dash_syn`` with ``leak_mode='bitshifts'``: ``dL/ddash = dL/dalpha
+ln2 (1 - alpha)``).  On lifgrad's cell:
 a synaptic cell whose synapse decays its input (``decay_input``, M3) with
 ``alpha_s = beta``, the all-to-all recurrence ``R = w_rec^T`` inside the
 synaptic input, the membrane bias ``u_bias = bias`` (M6), several spikes per
@@ -35,7 +37,7 @@ spike function is checked within a float32 precision limit.
 
 Refused with the reason: ``n_synapses > 1`` (several synaptic states per
 neuron; lifgrad's cell has one), ``noise_std != 0`` (random), ``leak_mode=
-'bitshifts'`` (not mapped), a spike function other than the two above.
+a per-neuron threshold, a spike function other than the two above.
 ``LIFJax`` computes the same cell (window fixed at 0.5) in JAX: the check
 runs it with JAX's 64-bit switch on inside its own calls, on float32-exact
 inputs, since LIFJax casts its input to float32 whatever that switch says
@@ -74,6 +76,8 @@ VARIANTS = {
         "has_rec, max_spikes 2, bias": dict(rec=True, max_spikes=2, bias=True),
         "leak_mode decays": dict(decays=True),
         "leak_mode decays, has_rec": dict(decays=True, rec=True, per_neuron=True),
+        "leak_mode bitshifts": dict(bitshifts=True, per_neuron=True),
+        "learning_window 0.3": dict(window=0.3),
     },
     "LIFJax": {
         "defaults": dict(),
@@ -185,10 +189,19 @@ def make_module(variant="defaults", surrogate=DEFAULT_SURROGATE, N=6, seed=0):
         ctor["max_spikes_per_dt"] = torch.tensor(float(kw["max_spikes"]))
     if kw.get("decays"):
         ctor["leak_mode"] = "decays"
+    if kw.get("bitshifts"):
+        ctor["leak_mode"] = "bitshifts"
+    if "window" in kw:
+        ctor["learning_window"] = kw["window"]
     with _float64_default():
         m = lt.LIFTorch(**ctor).double()
     with torch.no_grad():
-        if kw.get("decays"):
+        if kw.get("bitshifts"):          # alpha = 1 - 2^-dash: dash = -log2(1 - alpha)
+            m.dash_mem.data = torch.as_tensor(-np.log2(1 - np.exp(-DT / np.asarray(tau_m))),
+                                              dtype=torch.float64)
+            m.dash_syn.data = torch.as_tensor(-np.log2(1 - np.exp(-DT / np.asarray(tau_s))),
+                                              dtype=torch.float64)
+        elif kw.get("decays"):
             m.alpha.data = torch.as_tensor(np.exp(-DT / np.asarray(tau_m)), dtype=torch.float64)
             m.beta.data = torch.as_tensor(np.exp(-DT / np.asarray(tau_s)), dtype=torch.float64)
         else:
@@ -281,9 +294,9 @@ class Rockpool(TorchAdapter):
                              f"covered: lifgrad's synaptic cell has one")
         if float(_value(module.noise_std)) != 0.0:
             raise ValueError("noise_std: a noisy membrane is random; only noise_std=0 is checked")
-        if module.leak_mode not in ("taus", "decays"):
-            raise ValueError(f"leak_mode: {module.leak_mode!r} is not covered (taus and decays "
-                             f"are)")
+        if module.leak_mode not in ("taus", "decays", "bitshifts"):
+            raise ValueError(f"leak_mode: {module.leak_mode!r} is not covered (taus, decays and "
+                             f"bitshifts are)")
         name, keeps = _spike_kind(module.spike_generation_fn)
         N = module.size_out
         # the decays in float64 from the module's values (Rockpool computes them in
@@ -292,6 +305,9 @@ class Rockpool(TorchAdapter):
         if module.leak_mode == "taus":
             alpha = np.exp(-dt0 / np.asarray(_value(module.tau_mem), np.float64))
             beta = np.exp(-dt0 / np.asarray(_value(module.tau_syn), np.float64))
+        elif module.leak_mode == "bitshifts":        # alpha = 1 - 2^-dash (Xylo)
+            alpha = 1 - 2.0 ** -np.asarray(_value(module.dash_mem), np.float64)
+            beta = 1 - 2.0 ** -np.asarray(_value(module.dash_syn), np.float64)
         else:
             alpha = np.asarray(_value(module.alpha), np.float64)
             beta = np.asarray(_value(module.beta), np.float64)
@@ -330,6 +346,7 @@ class Rockpool(TorchAdapter):
         mode = module.leak_mode
         tau_m = _value(module.tau_mem) if mode == "taus" else None
         tau_s = np.reshape(_value(module.tau_syn), -1) if mode == "taus" else None
+        ln2 = np.log(2.0)
 
         def fit(g, name):
             target = shape[name]
@@ -345,6 +362,9 @@ class Rockpool(TorchAdapter):
             if mode == "taus":
                 out["tau_mem"] = fit(ga * alpha * dt / np.asarray(tau_m) ** 2, "tau_mem")
                 out["tau_syn"] = fit(gb * beta * dt / np.asarray(tau_s) ** 2, "tau_syn")
+            elif mode == "bitshifts":     # d(1 - 2^-dash)/ddash = ln2 2^-dash = ln2 (1 - alpha)
+                out["dash_mem"] = fit(ga * ln2 * (1 - alpha), "dash_mem")
+                out["dash_syn"] = fit(gb * ln2 * (1 - beta), "dash_syn")
             else:
                 out["alpha"] = fit(ga, "alpha")
                 out["beta"] = fit(gb, "beta")
