@@ -25,7 +25,6 @@ import numpy as np
 from . import surrogates as sgs
 from .config import LIFConfig, LIFParams
 from .functional import lif_backward, lif_forward, spike_dtype
-from .gradcheck import LADDER as FD_STEPS
 from .gradcheck import directional_derivative, gradcheck, normwise_rel
 from .gradcheck import rel_error as _rel
 from .gradcheck import rounding_floor as _fd_floor
