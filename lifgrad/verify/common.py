@@ -268,8 +268,12 @@ def abs_floor(*loss_weights):
     return ATOL_ULPS * float(np.finfo(np.float64).eps) * max(size, 1.0)
 
 
-def coverage(layer, cfg, params, trace):
-    """:class:`LayerCoverage` of one lifgrad layer run (``trace`` its Trace)."""
+def coverage(layer, cfg, params, trace, spiking=True):
+    """:class:`LayerCoverage` of one lifgrad layer run (``trace`` its Trace);
+    a layer that emits no spikes (``spiking=False``: a readout, whose map has
+    ``spike_scale = 0``) has no firing rate or window (NaN)."""
+    if not spiking:
+        return LayerCoverage(layer, float("nan"), float("nan"), 0)
     u, v = np.asarray(trace.u, np.float64), np.asarray(trace.v, np.float64)
     N = u.shape[-1]
     P = params.packed(N, np.float64, cfg)
@@ -400,7 +404,7 @@ def check_layer(label, peer, m: LayerMap, I, A, Bm):
             ours[f"grad:{name}"] = np.asarray(val, np.float64).reshape(
                 peer.get(f"grad:{name}", np.asarray(val)).shape)
     cfg = m.config.replace(dtype="float64", backend="cpu")
-    cov = (coverage(label[1], cfg, m.params, tr),)
+    cov = (coverage(label[1], cfg, m.params, tr, m.spike_scale != 0),)
     ood = m.domain(tr, tr.v) if m.domain is not None else ""
     return compare(*label, peer, ours, m.notes, m.limits, abs_floor(A, Bm), cov, ood)
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..functional import lif_backward, lif_forward
 from . import chain as _chain
-from .common import (LayerCoverage, abs_floor, compare as _compare, coverage,
+from .common import (abs_floor, compare as _compare, coverage,
                      membrane_param_terms, problem, quiet_framework, reported_membrane,
                      require_torch)
 from .protocol import REGISTRY, ChainLink, adapter_of
@@ -148,10 +148,7 @@ def _lifgrad_chain(links, h, A, Bm, peer):
         cfg = m.config.replace(dtype="float64", backend="cpu")
         v, tr = lif_forward(m.gain * I + m.bias, m.params, cfg, u0=m.u0, s0=m.s0)
         saved.append((link, m, cfg, h, I, W, tr))
-        if m.spike_scale == 0:                  # a readout: no spikes, no firing rate
-            cov.append(LayerCoverage(link.label, float("nan"), float("nan"), 0))
-        else:
-            cov.append(coverage(link.label, cfg, m.params, tr))
+        cov.append(coverage(link.label, cfg, m.params, tr, m.spike_scale != 0))
         if m.domain is not None:
             why = m.domain(tr, tr.v)
             if why:

@@ -50,6 +50,9 @@ mine" (None)::
                                    on NumPy x (T, B, ...): spikes, mem, grad:input,
                                    grad:<parameter path>
 
+and builds its chain with the inherited ``chain_pairs(layers, is_linear,
+holds)``, the one pairing of Linear layers with the neurons after them.
+
 ``tests/test_verify_protocol.py`` holds every registered adapter to this.
 """
 from __future__ import annotations
@@ -276,6 +279,41 @@ class Adapter(abc.ABC):
         (the default): not a model of this kind.  ``ValueError`` or
         ``TypeError`` naming what is not mapped, before anything runs."""
         return None
+
+    def chain_pairs(self, layers, is_linear, holds) -> list:
+        """The Linear -> neuron pairs of a model an adapter runs itself, for its
+        :meth:`model_chain`: ``layers`` the model's ``(path, module)`` in order
+        (pass-through layers left out), ``is_linear(module)`` the framework's
+        Linear, ``holds`` what a chain may hold (for the error).  Returns
+        ``[(linear path, linear, neuron path, neuron, LayerMap)]``; ValueError
+        naming the layer that breaks the chain or is not mapped."""
+        pairs, lin = [], None
+        for path, layer in layers:
+            if is_linear(layer):
+                if lin is not None:
+                    raise ValueError(f"model: {lin[0]} (Linear) is followed by another Linear "
+                                     f"({path}); lifgrad maps chains Linear -> neuron -> ...")
+                lin = (path, layer)
+                continue
+            if not self.is_neuron(layer):
+                raise ValueError(f"model.{path}: {type(layer).__module__}."
+                                 f"{type(layer).__qualname__} is not a layer lifgrad maps: a "
+                                 f"chain holds {holds}")
+            try:
+                m = self.layer_map(layer)
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"model.{path}: {e}") from e
+            if lin is None:
+                raise ValueError(f"model: the neuron {path} is not preceded by a Linear layer; "
+                                 f"lifgrad maps chains Linear -> neuron -> Linear -> ...")
+            pairs.append((lin[0], lin[1], path, layer, m))
+            lin = None
+        if lin is not None:
+            raise ValueError(f"model: the Linear layer {lin[0]} is not followed by a neuron; "
+                             f"lifgrad maps chains ending in a neuron layer")
+        if not pairs:
+            raise ValueError(f"model: no {self.name} neuron found")
+        return pairs
 
     def model_gradients(self, model, x, A, Bm) -> dict:
         """The framework's autograd of ``sum A spk + sum Bm mem`` (the last

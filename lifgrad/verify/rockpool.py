@@ -56,7 +56,9 @@ from .. import surrogates as _sgs
 from ..config import LIFConfig, LIFParams
 from .common import F32_TOL, LayerMap, Limit, problem, require_torch
 from .protocol import Built, ChainLink
+from .surrogate_calls import rockpool_float64
 from .torchpeer import TorchAdapter
+from .torchpeer import value as _value
 
 DEFAULT_SURROGATE = "rockpool.StepPWL"
 DT = 1e-3
@@ -123,16 +125,8 @@ def _rp():
 def spike_functions():
     """Dtype-keeping subclasses of Rockpool's spike functions, by name."""
     lt = _rp()
-    out = {}
-    for name in ("StepPWL", "PeriodicExponential"):
-        base = getattr(lt, name)
-
-        def fwd(ctx, x, *args, base=base):
-            return base.forward(ctx, x, *args).to(x.dtype)
-        out[name] = type(f"{name}64", (base,), {"forward": staticmethod(fwd),
-                                                "__doc__": f"Rockpool's {name}, spikes in "
-                                                           f"the input's dtype."})
-    return out
+    return {name: rockpool_float64(getattr(lt, name))
+            for name in ("StepPWL", "PeriodicExponential")}
 
 
 def _spike_kind(fn):
@@ -157,11 +151,6 @@ def _float64_default():
         yield
     finally:
         torch.set_default_dtype(old)
-
-
-def _value(t):
-    a = np.asarray(t.detach().cpu().numpy() if hasattr(t, "detach") else t, np.float64)
-    return float(a) if a.ndim == 0 else a
 
 
 def make_module(variant="defaults", surrogate=DEFAULT_SURROGATE, N=6, seed=0):
@@ -498,34 +487,15 @@ class Rockpool(TorchAdapter):
                              "rounded to float32 and no float64 check of the network is "
                              "possible (single LIFJax neurons are checked: lifgrad verify "
                              "rockpool)")
-        links, lin = [], None
-        for name, layer in model._modules.items():
-            if isinstance(layer, LinearTorch):
-                if lin is not None:
-                    raise ValueError(f"model: {lin[0]} (LinearTorch) is followed by another "
-                                     f"Linear ({name}); lifgrad maps chains Linear -> neuron")
-                lin = (name, layer)
-                continue
-            if not self.is_neuron(layer):
-                raise ValueError(f"model.{name}: {type(layer).__qualname__} is not a layer "
-                                 f"lifgrad maps: a chain holds LinearTorch and LIFTorch")
-            try:
-                m = self.layer_map(layer)
-            except (ValueError, TypeError) as e:
-                raise ValueError(f"model.{name}: {e}") from e
-            if lin is None:
-                raise ValueError(f"model: the neuron {name} is not preceded by a LinearTorch")
-            lname, linear = lin
+        pairs = self.chain_pairs(list(model._modules.items()),
+                                 lambda x: isinstance(x, LinearTorch), "LinearTorch and LIFTorch")
+        links = []
+        for lname, linear, name, layer, m in pairs:
             W = _value(linear.weight).T.copy()
             has_b = "bias" in dict(linear.named_parameters())
             b = _value(linear.bias) if has_b else 0.0
             links.append(ChainLink(f"{lname}.weight", W, f"{lname}.bias" if has_b else None, b,
                                    name, m, transposed=True, label=name))
-            lin = None
-        if lin is not None:
-            raise ValueError(f"model: {lin[0]} (LinearTorch) is not followed by a neuron")
-        if not links:
-            raise ValueError("model: no LIFTorch found")
         return links
 
     def model_gradients(self, model, x, A, Bm) -> dict:

@@ -67,9 +67,10 @@ import numpy as np
 
 from .. import surrogates as _sgs
 from ..config import LIFConfig, LIFParams
-from .common import F32_TOL, LayerCoverage, LayerMap, Limit, problem, require_torch
+from .common import F32_TOL, LayerMap, Limit, problem, require_torch
 from .protocol import Built
 from .torchpeer import TorchAdapter
+from .torchpeer import value as _value
 
 DEFAULT_SURROGATE = "sinabs.SingleExponential"
 
@@ -247,12 +248,6 @@ def _kind(module):
         raise ValueError(f"module: sinabs {name} is not covered yet: {_UNSUPPORTED[name]}")
     raise ValueError(f"module: expected a sinabs LIF, LIFSqueeze, IAF, IAFSqueeze or ExpLeak, got "
                      f"{type(module).__module__}.{type(module).__qualname__}")
-
-
-def _value(t):
-    """A parameter or tensor as a float64 NumPy scalar or array (a 0-dim one as a float)."""
-    a = np.asarray(t.detach().cpu().numpy() if hasattr(t, "detach") else t, np.float64)
-    return float(a) if a.ndim == 0 else a
 
 
 def _make_surrogate(name, params=None):
@@ -609,16 +604,6 @@ class Sinabs(TorchAdapter):
         if type(module).__name__.startswith("ExpLeak"):
             spk = spk * 0                        # no spikes: its output is the membrane
         return spk, mem.reshape(B, T, -1).transpose(0, 1)
-
-    def check(self, built, m=None):
-        """As :meth:`Adapter.check`; a layer without spikes (ExpLeak) reports no
-        firing rate."""
-        rep = super().check(built, m)
-        if type(built.module).__name__.startswith("ExpLeak"):
-            rep = rep._replace(coverage=tuple(LayerCoverage(c.layer, float("nan"),
-                                                            float("nan"), 0)
-                                              for c in rep.coverage))
-        return rep
 
     def prepare(self, module):
         """Record the membrane, start from zero, and keep the spikes' dtype (a

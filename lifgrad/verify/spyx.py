@@ -89,7 +89,7 @@ import numpy as np
 
 from .. import surrogates as _sgs
 from ..config import LIFConfig, LIFParams
-from .common import CaseReport, LayerCoverage, LayerMap, problem
+from .common import LayerMap, problem
 from .protocol import Adapter, Built, ChainLink
 
 DEFAULT_SURROGATE = "spyx.superspike"
@@ -560,16 +560,6 @@ class Spyx(Adapter):
         return _autograd(built.module, ("neuron", kind), functools.partial(_scan_neuron, kind),
                          built.I, built.A, built.Bm)
 
-    def check(self, built: Built, m: LayerMap | None = None) -> CaseReport:
-        """As :meth:`Adapter.check`; a layer without spikes (LI) reports no
-        firing rate (its coverage would count the readout's ``u > 0``)."""
-        rep = super().check(built, m)
-        if _kind(built.module) == "LI":
-            rep = rep._replace(coverage=tuple(LayerCoverage(c.layer, float("nan"),
-                                                            float("nan"), 0)
-                                              for c in rep.coverage))
-        return rep
-
     def build(self, case) -> Built:
         module = make_module(case.neuron, case.variant, case.surrogate, N=case.N, seed=case.seed)
         kw = VARIANTS[case.neuron][case.variant]
@@ -597,46 +587,22 @@ class Spyx(Adapter):
             raise TypeError(f"model: expected a spyx.nn.Sequential of flax.nnx.Linear layers "
                             f"and Spyx neurons, got {type(model).__module__}."
                             f"{type(model).__qualname__}")
-        layers = list(model.layers)
-        links, lin = [], None
-        for i, layer in enumerate(layers):
-            path = f"layers.{i}"
-            if isinstance(layer, snn.Flatten):
-                continue
-            if isinstance(layer, nnx.Linear):
-                if lin is not None:
-                    raise ValueError(f"model: {lin[0]} (Linear) is followed by another Linear "
-                                     f"({path}); lifgrad maps chains Linear -> neuron -> ...")
-                lin = (path, layer)
-                continue
-            if not self.is_neuron(layer):
-                raise ValueError(f"model.{path}: {type(layer).__module__}."
-                                 f"{type(layer).__qualname__} is not a layer lifgrad maps: a "
-                                 f"chain holds flax.nnx.Linear, Spyx neurons "
-                                 f"({', '.join(_MAPPED)}) and spyx.nn.Flatten")
-            try:
-                m = self.layer_map(layer)
-            except (ValueError, TypeError) as e:
-                raise ValueError(f"model.{path}: {e}") from e
-            if lin is None:
-                raise ValueError(f"model: the neuron {path} is not preceded by a Linear layer; "
-                                 f"lifgrad maps chains Linear -> neuron -> Linear -> ...")
-            if _kind(layer) == "LI" and any(self.is_neuron(x) for x in layers[i + 1:]):
+        layers = [(f"layers.{i}", x) for i, x in enumerate(model.layers)
+                  if not isinstance(x, snn.Flatten)]
+        pairs = self.chain_pairs(layers, lambda x: isinstance(x, nnx.Linear),
+                                 f"flax.nnx.Linear, Spyx neurons ({', '.join(_MAPPED)}) and "
+                                 f"spyx.nn.Flatten")
+        links = []
+        for k, (lpath, linear, path, layer, m) in enumerate(pairs):
+            if _kind(layer) == "LI" and k < len(pairs) - 1:
                 raise ValueError(f"model.{path}: an LI (no spikes) feeds a later layer; "
                                  f"lifgrad maps LI as the last layer (a readout) only")
-            lpath, linear = lin
             W = np.asarray(_param_value(linear.kernel), np.float64).T
             has_b = getattr(linear, "bias", None) is not None
             b = np.asarray(_param_value(linear.bias), np.float64) if has_b else 0.0
             links.append(ChainLink(f"{lpath}.kernel", W, f"{lpath}.bias" if has_b else None, b,
                                    path, m, transposed=True,
                                    label=f"{path} ({type(layer).__name__})"))
-            lin = None
-        if lin is not None:
-            raise ValueError(f"model: the Linear layer {lin[0]} is not followed by a neuron; "
-                             f"lifgrad maps chains ending in a neuron layer")
-        if not links:
-            raise ValueError("model: no Spyx neuron found")
         return links
 
     def model_gradients(self, model, x, A, Bm) -> dict:

@@ -129,12 +129,15 @@ def _torch_dtype(torch, dtype):
             np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
 
 
-def _rockpool_float64(fn):
-    """Rockpool's spike function with its float32 cast of the output undone."""
+def rockpool_float64(fn):
+    """Rockpool's spike function ``fn`` with its float32 cast of the output
+    undone: the same forward and backward, the spikes in the input's dtype
+    (also the Rockpool adapter's spike functions)."""
     class F64(fn):
         @staticmethod
         def forward(ctx, x, *args):
             return fn.forward(ctx, x, *args).to(x.dtype)
+    F64.__name__ = F64.__qualname__ = f"{fn.__name__}64"
     return F64
 
 
@@ -184,7 +187,7 @@ def peer_backward(name: str, inp, params=None, dtype="float64", theta=None) -> P
         d.update(params)
         f = getattr(lt, fn)
         if dtype == np.float64:
-            f = _rockpool_float64(f)
+            f = rockpool_float64(f)
         args = [torch.tensor(v, dtype=td) for v in (th, d["window"])]
         args.append(torch.tensor(d.get("max_spikes_per_dt", 2.0 ** 16), dtype=td))
         return _autograd(torch, lambda x: f.apply(x, *args), inp, dtype)

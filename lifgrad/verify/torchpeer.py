@@ -33,6 +33,12 @@ def to_numpy(x):
     return np.asarray(x, np.float64)
 
 
+def value(t):
+    """A parameter or tensor as a float64 NumPy scalar or array (a 0-dim one as a float)."""
+    a = to_numpy(t)
+    return float(a) if a.ndim == 0 else a
+
+
 def cast_to_weight(mod, args):
     """Forward pre-hook of a Linear: cast its floating input to the weight's
     dtype (snnTorch's spikes are float32 even in a float64 model)."""
