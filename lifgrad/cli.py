@@ -140,11 +140,50 @@ def _cmd_robustness(args):
     return code
 
 
+def _cmd_backends(args):
+    from .verify import backends
+    t0 = time.perf_counter()
+    progress = None if args.json else (lambda m: print(f"... {m}", file=sys.stderr, flush=True))
+    try:
+        pairs = backends.run(seed=args.seed, progress=progress)
+    except Exception as e:                 # a framework failing inside: not a verdict
+        print(f"lifgrad verify backends: cannot run: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    ran = [p for p in pairs if not p.unavailable]
+    code = 0 if ran and all(p.passed for p in ran) else (1 if ran else 2)
+    if args.report:
+        from .verify import report as _rep
+        text = "```\n" + backends.format_pairs(pairs) + "\n```"
+        path = _rep.write([r for p in ran for r in (p.a, p.b)], args.report,
+                          title="lifgrad verify backends",
+                          command="lifgrad " + " ".join(sys.argv[1:]) if sys.argv[1:] else None,
+                          seconds=time.perf_counter() - t0,
+                          sections=(_rep.Section("Two backends, lifgrad the third party",
+                                                 text),))
+        print(f"report: {path}", file=sys.stderr)
+    if args.json:
+        json.dump({"pairs": [dict(framework=p.framework, backends=list(p.backends),
+                                  variant=p.variant, unavailable=p.unavailable,
+                                  verdicts=p.verdicts, status=p.status,
+                                  a=_report_json(p.a) if p.a else None,
+                                  b=_report_json(p.b) if p.b else None,
+                                  a_vs_b=_report_json(p.ab) if p.ab else None)
+                             for p in pairs],
+                   "exit_code": code, "seconds": time.perf_counter() - t0}, sys.stdout, indent=1)
+        print()
+    else:
+        print(backends.format_pairs(pairs))
+        print(f"{time.perf_counter() - t0:.1f} s")
+    return code
+
+
 def _cmd_verify(args):
     from . import verify
     target = args.framework
     if target == "robustness":
         return _cmd_robustness(args)
+    if target == "backends":
+        return _cmd_backends(args)
     t0 = time.perf_counter()
     if ":" in target:
         try:
@@ -180,6 +219,12 @@ def _cmd_verify(args):
             print(f"lifgrad verify: cannot run: {type(e).__name__}: {e}", file=sys.stderr)
             return 2
     code = _exit_code(reports)
+    if args.report:
+        from .verify import report as _rep
+        path = _rep.write(reports, args.report, title=f"lifgrad verify {target}",
+                          command="lifgrad " + " ".join(sys.argv[1:]) if sys.argv[1:]
+                          else None, seconds=time.perf_counter() - t0)
+        print(f"report: {path}", file=sys.stderr)
     if args.json:
         json.dump({"cases": [_report_json(r) for r in reports],
                    "passed": sum(r.passed for r in reports),
@@ -371,9 +416,10 @@ def build_parser():
     v = sub.add_parser("verify", help="compare autograd frameworks' gradients with lifgrad's "
                        "(exit 0 agree, 1 disagree, 2 cannot run)")
     v.add_argument("framework", metavar="{" + ",".join(_frameworks()) +
-                   ",all,robustness,MODULE:FACTORY}",
+                   ",all,robustness,backends,MODULE:FACTORY}",
                    help="a framework's curated cases, all of them, the float32 robustness "
-                        "sweep of the surrogate presets, or your own model: a .py "
+                        "sweep of the surrogate presets, two backends of one framework "
+                        "with lifgrad as the third party, or your own model: a .py "
                         "file (or importable module) and the function that returns it")
     v.add_argument("--quick", action="store_true", help="a few cases per framework")
     v.add_argument("--json", action="store_true", help="machine-readable output")
@@ -384,6 +430,8 @@ def build_parser():
     v.add_argument("--layout", choices=["TBN", "BTN"], default="TBN",
                    help="how an nn.Sequential reads the input (default TBN: time first)")
     v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--report", metavar="DIR", help="also write DIR/report.md with figures "
+                   "(relative error per case, and per layer over time)")
     v.set_defaults(func=_cmd_verify)
     t = sub.add_parser("train", help="train a network")
     t.add_argument("--dataset", choices=["digits", "fashion-mnist", "mnist"], default=None)

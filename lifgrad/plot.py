@@ -39,7 +39,13 @@ def _save(fig, path):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fig.savefig(path, dpi=DPI, format="png", facecolor="white")
+    tmp = f"{path}.{os.getpid()}.tmp"            # written whole, then renamed
+    try:
+        fig.savefig(tmp, dpi=DPI, format="png", facecolor="white")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     fig.clear()
     return path
 

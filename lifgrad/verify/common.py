@@ -188,6 +188,7 @@ class CaseReport(NamedTuple):
     coverage: tuple = ()
     out_of_domain: str = ""
     spike_where: str = ""
+    profiles: tuple = ()     # ((label, (T,) error at each step), ...): error_over_time
 
     @property
     def worst(self) -> float:
@@ -259,6 +260,30 @@ def judge(quantity, ours, peer, atol=0.0, limits=(), layout=None):
         if rel <= lim.tol:
             return Row(quantity, ab, rel, LIMITED, where(flat), lim.name)
     return Row(quantity, ab, rel, DISAGREES, where(flat))
+
+
+def error_over_time(ours, peer):
+    """The error of a ``(T, ...)`` quantity at each time step, ``(T,)``:
+    ``max_{b,n} |a_t - b_t|`` over the largest magnitude of either array at
+    any step (the normwise error of :func:`judge`, resolved in time, so the
+    largest entry equals the quantity's relative error).  NaN at a step with
+    a NaN or an infinity in either array; zeros when both are exactly zero."""
+    a = np.asarray(ours, np.float64)
+    b = np.asarray(peer, np.float64)
+    if a.shape != b.shape or a.ndim == 0:
+        raise ValueError(f"error_over_time: expected two arrays of one shape (T, ...), got "
+                         f"{a.shape} and {b.shape}")
+    T = a.shape[0]
+    a2, b2 = a.reshape(T, -1), b.reshape(T, -1)
+    bad = ~(np.isfinite(a2) & np.isfinite(b2)) & (a2 != b2)
+    with np.errstate(invalid="ignore"):
+        diff = np.where(bad, 0.0, np.abs(a2 - b2)).max(axis=1) if a2.shape[1] else np.zeros(T)
+    ok = np.isfinite(a2) & np.isfinite(b2)
+    den = max(float(np.max(np.abs(a2[ok]), initial=0.0)), float(np.max(np.abs(b2[ok]),
+                                                                         initial=0.0)))
+    err = diff / den if den > 0 else np.zeros(T)
+    err[bad.any(axis=1)] = np.nan
+    return err
 
 
 def abs_floor(*loss_weights):
@@ -364,11 +389,15 @@ def spike_report(peer_spikes, our_spikes):
 
 
 def compare(framework, neuron, variant, surrogate, peer, ours, notes=(), limits=(), atol=0.0,
-            coverage=(), out_of_domain=""):
+            coverage=(), out_of_domain="", profiles=()):
     """Build a :class:`CaseReport` from ``peer`` and ``ours``: dicts with keys
     ``spikes``, ``mem``, ``grad:<name>``... (numpy arrays).  A quantity the
-    framework has and lifgrad does not is a disagreement."""
+    framework has and lifgrad does not is a disagreement.  The report's
+    ``profiles`` hold the error over time (:func:`error_over_time`) of
+    ``mem`` and ``grad:input`` when they are ``(T, B, N)``, after the
+    caller's ``profiles`` (e.g. every layer's ``dL/d(input)`` of a model)."""
     mism, swhere = spike_report(peer["spikes"], ours["spikes"])
+    profiles = list(profiles)
     rows = []
     for k in peer:
         if k == "spikes":
@@ -379,8 +408,10 @@ def compare(framework, neuron, variant, surrogate, peer, ours, notes=(), limits=
         shape = np.shape(peer[k])
         layout = ("t", "b", "n") if len(shape) == 3 and k in ("mem", "grad:input") else None
         rows.append(judge(k, ours[k], peer[k], atol, limits, layout))
+        if layout and np.shape(ours[k]) == shape:
+            profiles.append((k, error_over_time(ours[k], peer[k])))
     return CaseReport(framework, neuron, variant, surrogate, mism, rows, tuple(notes),
-                      tuple(coverage), out_of_domain, swhere)
+                      tuple(coverage), out_of_domain, swhere, tuple(profiles))
 
 
 def check_layer(label, peer, m: LayerMap, I, A, Bm):

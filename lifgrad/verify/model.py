@@ -27,7 +27,7 @@ import numpy as np
 
 from ..functional import lif_backward, lif_forward
 from . import chain as _chain
-from .common import (abs_floor, compare as _compare, coverage,
+from .common import (abs_floor, compare as _compare, coverage, error_over_time,
                      membrane_param_terms, problem, quiet_framework, reported_membrane,
                      require_torch)
 from .protocol import REGISTRY, ChainLink, adapter_of
@@ -177,6 +177,10 @@ def _lifgrad_chain(links, h, A, Bm, peer):
                         ours[key] = np.asarray(val, np.float64)
                         break
         dh = dI @ W
+        # dL/d(the neuron's input) as the framework sees it, for the report's
+        # error over time per layer (not a compared row)
+        own = m.input_weights is not None and link.weight == f"{link.neuron}.{m.input_weights[0]}"
+        ours[f"layer:{link.label}"] = dh if own else dI
         if k == len(saved) - 1:
             dX = dh
         else:
@@ -188,8 +192,34 @@ def _lifgrad_chain(links, h, A, Bm, peer):
     return ours, dX, cov, ood, limits, notes
 
 
+def _layer_input_grads(torch, L, pairs):
+    """``{"layer:<label>": dL/d(the neuron's input) (T, B, n)}`` from the
+    framework's autograd, for every neuron whose recorded input is part of
+    the graph (a layer whose input the adapter had to copy is left out)."""
+    out = {}
+    for _, neu, _, _ in pairs:
+        raw = [r for r in neu.inputs_raw if getattr(r, "requires_grad", False)]
+        if not raw or len(raw) != len(neu.inputs_raw):
+            continue
+        grads = torch.autograd.grad(L, raw, retain_graph=True, allow_unused=True)
+        if any(g is None for g in grads):
+            continue
+        g = [values(x) for x in grads]
+        arr = g[0] if len(g) == 1 else np.stack(g)
+        if arr.ndim == 3:
+            out[f"layer:{neu.path or type(neu.module).__name__}"] = arr
+    return out
+
+
 def _report(fw, links, peer, ours, notes, limits, A, Bm, cov, ood):
-    """The :class:`~lifgrad.verify.common.CaseReport` of a model."""
+    """The :class:`~lifgrad.verify.common.CaseReport` of a model; its
+    profiles give, for every layer whose ``dL/d(input)`` the framework
+    exposed (``peer["layer:<label>"]``), the error over time."""
+    profiles = []
+    for key in [k for k in peer if k.startswith("layer:")]:
+        val = peer.pop(key)
+        if key in ours and np.shape(ours[key]) == np.shape(val):
+            profiles.append((f"{key[6:]}: dL/d(input)", error_over_time(ours[key], val)))
     for key in list(ours):
         if key in peer and np.shape(ours[key]) != np.shape(peer[key]) and \
                 np.size(ours[key]) == np.size(peer[key]):
@@ -198,7 +228,7 @@ def _report(fw, links, peer, ours, notes, limits, A, Bm, cov, ood):
     n = len(links)
     return _compare(fw, "model", f"{n} layer{'s' if n > 1 else ''}", surr,
                     peer, ours, tuple(dict.fromkeys(notes)), tuple(dict.fromkeys(limits)),
-                    abs_floor(A, Bm), cov, "; ".join(ood))
+                    abs_floor(A, Bm), cov, "; ".join(ood), profiles)
 
 
 def _compare_own(ad, links, model, x, seed, framework_name, layout):
@@ -280,6 +310,7 @@ def compare(model, x, seed=0, framework_name=None, layout="TBN"):
     for name, leaf in cp.extra_leaves.items():
         peer[f"grad:{name}"] = (leaf.grad.numpy() if leaf.grad is not None
                                 else np.zeros(tuple(leaf.shape)))
+    peer.update(_layer_input_grads(torch, L, pairs))
 
     # --- lifgrad, by the adjoint, layer by layer (A20)
     first = pairs[0][0] if pairs[0][0] is not None else pairs[0][1]

@@ -53,6 +53,16 @@ mine" (None)::
 and builds its chain with the inherited ``chain_pairs(layers, is_linear,
 holds)``, the one pairing of Linear layers with the neurons after them.
 
+A framework with two backends of one neuron (``lifgrad verify backends``,
+:mod:`lifgrad.verify.backends`) names them and the variants both run, and
+builds the twins::
+
+    A.backend_pair              (backend A, backend B), () for none
+    A.backend_variants          the variants both backends run
+    A.backend_unavailable()     why the pair cannot run here ("" when it can)
+    A.backend_builds(variant, seed, T, B, N) -> (Built, Built)  one neuron, its
+                                   parameters, input and loss weights in both
+
 ``tests/test_verify_protocol.py`` holds every registered adapter to this.
 """
 from __future__ import annotations
@@ -323,6 +333,23 @@ class Adapter(abc.ABC):
         raise TypeError(f"{self.name}: compare() records this framework's models with torch "
                         f"hooks; model_gradients is for the adapters whose model_chain "
                         f"takes a model")
+
+    # -- two backends of this framework (lifgrad verify backends) ---------------
+
+    backend_pair: tuple = ()        # (backend A, backend B) that compute the same neuron
+    backend_variants: tuple = ()    # the variants both backends run
+
+    def backend_unavailable(self) -> str:
+        """Why :meth:`backend_builds` cannot run on this machine ("" when it
+        can); the arbiter reports it instead of a verdict."""
+        return "" if self.backend_pair else f"{self.name}: no second backend"
+
+    def backend_builds(self, variant, seed=0, T=20, B=3, N=6) -> tuple:
+        """``(Built of backend A, Built of backend B)``: the same neuron with
+        the same parameters in both backends, on the same input and loss
+        weights (:mod:`lifgrad.verify.backends` compares the three)."""
+        raise ValueError(self.backend_unavailable() or
+                         f"{self.name}: backend_builds is not defined")
 
 
 def adapter(name) -> Adapter:

@@ -584,5 +584,46 @@ class Rockpool(TorchAdapter):
             I = I.astype(np.float32).astype(np.float64)      # LIFJax casts it to float32
         return Built(case, module, I, A, Bm, (case.neuron, case.variant, case.surrogate))
 
+    # -- LIFTorch and LIFJax, one neuron in two backends (lifgrad verify backends) ----
+
+    backend_pair = ("LIFTorch", "LIFJax")
+    backend_variants = tuple(VARIANTS["LIFJax"])
+
+    def backend_unavailable(self) -> str:
+        try:
+            _jax()
+        except ImportError as e:
+            return f"LIFJax needs JAX ({e})"
+        return ""
+
+    def backend_builds(self, variant, seed=0, T=20, B=3, N=6) -> tuple:
+        """A ``LIFJax`` of ``variant`` and its ``LIFTorch`` twin (float64, the
+        dtype-keeping StepPWL with LIFJax's window 0.5), every parameter copied
+        from the JAX module; one float32-exact input (LIFJax casts to float32)."""
+        torch = require_torch()
+        jm = make_jax_module(variant, N=N, seed=seed)
+        kw = VARIANTS["LIFJax"][variant]
+        ctor = dict(shape=(N, N), dt=float(jm.dt), has_rec=bool(kw.get("rec", False)),
+                    spike_generation_fn=spike_functions()["StepPWL"], learning_window=0.5)
+        if "max_spikes" in kw:
+            ctor["max_spikes_per_dt"] = torch.tensor(float(kw["max_spikes"]))
+        with _float64_default():
+            tm = _rp().LIFTorch(**ctor).double()
+        with torch.no_grad():
+            for name in ("tau_mem", "tau_syn", "threshold", "bias") + (("w_rec",) if
+                                                                         kw.get("rec") else ()):
+                src = np.array(getattr(jm, name), np.float64)        # a writable copy
+                dst = getattr(tm, name)
+                src = (src.reshape(tuple(dst.shape)) if src.size == dst.numel()
+                       else np.broadcast_to(src, tuple(dst.shape)).copy())
+                dst.data = torch.as_tensor(src, dtype=torch.float64)
+        mean, std = (0.6, 0.9) if "max_spikes" not in kw else (0.9, 1.0)
+        _, I, A, Bm = problem(seed, T, B, N, mean=mean, std=std)
+        I = I.astype(np.float32).astype(np.float64)
+        case_t = self.case("LIFTorch", "defaults", seed=seed, T=T, B=B, N=N)
+        case_j = self.case("LIFJax", variant, seed=seed, T=T, B=B, N=N)
+        return (Built(case_t, tm, I, A, Bm, ("LIFTorch", variant, "rockpool.StepPWL")),
+                Built(case_j, jm, I, A, Bm, ("LIFJax", variant, "rockpool.StepPWL")))
+
 
 ADAPTER = Rockpool()

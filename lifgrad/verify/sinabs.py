@@ -69,7 +69,7 @@ from .. import surrogates as _sgs
 from ..config import LIFConfig, LIFParams
 from .common import F32_TOL, LayerMap, Limit, problem, require_torch
 from .protocol import Built
-from .torchpeer import TorchAdapter
+from .torchpeer import TorchAdapter, cuda_backend_unavailable
 from .torchpeer import value as _value
 
 DEFAULT_SURROGATE = "sinabs.SingleExponential"
@@ -626,6 +626,14 @@ class Sinabs(TorchAdapter):
         _, I, A, Bm = problem(case.seed, case.T, case.B, case.N, mean=mean * theta,
                               std=std * theta)
         return Built(case, module, I, A, Bm, (case.neuron, case.variant, case.surrogate))
+
+
+    # -- two backends (lifgrad verify backends): the CUDA one needs a GPU ----------
+
+    backend_pair = ("sinabs", "sinabs-exodus")
+
+    def backend_unavailable(self) -> str:
+        return cuda_backend_unavailable(self.backend_pair[1], "sinabs_exodus")
 
 
 ADAPTER = Sinabs()

@@ -58,7 +58,7 @@ from .. import surrogates as _sgs
 from ..config import LIFConfig, LIFParams
 from .common import LayerMap, problem, require_torch
 from .protocol import Built
-from .torchpeer import TorchAdapter
+from .torchpeer import TorchAdapter, cuda_backend_unavailable
 
 __all__ = ["ADAPTER", "SpikingJelly", "NEURONS", "VARIANTS", "SURROGATE_PARAMS",
            "DEFAULT_SURROGATE", "make_module"]
@@ -375,6 +375,14 @@ class SpikingJelly(TorchAdapter):
         if self.option(built.case, "mem") == "h":
             m = m._replace(post_reset=False)
         return super().check(built, m)
+
+
+    # -- two backends (lifgrad verify backends): the CUDA one needs a GPU ----------
+
+    backend_pair = ("torch", "cupy")
+
+    def backend_unavailable(self) -> str:
+        return cuda_backend_unavailable(self.backend_pair[1], "cupy")
 
 
 ADAPTER = SpikingJelly()

@@ -118,3 +118,21 @@ class TorchAdapter(Adapter):
             spk, mem = self.case_outputs(built, x)
             return spk, mem, leaves
         return peer_values(run, built.I, built.A, built.Bm)
+
+
+def cuda_backend_unavailable(backend, package):
+    """Why a framework's CUDA-only ``backend`` (importable as ``package``)
+    cannot be compared here: no CUDA device, the package missing, or, on a
+    machine that has both, that its runner is not written (no GPU was lent to
+    develop and test it against)."""
+    import importlib.util
+    torch = require_torch()
+    why = []
+    if not torch.cuda.is_available():
+        why.append("no CUDA device here (torch.cuda.is_available() is False)")
+    if importlib.util.find_spec(package) is None:
+        why.append(f"{package} is not installed")
+    base = f"{backend} runs only on an NVIDIA GPU"
+    if why:
+        return f"{base}: {'; '.join(why)}"
+    return f"{base}: its runner is not written yet (no GPU was available to develop and test it)"
