@@ -60,12 +60,14 @@ def _rel_array(a, b):
 # Independent ground truth
 # ---------------------------------------------------------------------------
 
-def naive_forward(I, p, config, frozen_v=None, freeze_all=False):
+def naive_forward(I, p, config, frozen_v=None, freeze_all=False, frozen_theta=None):
     """A deliberately plain simulation of a layer, written apart from the
     reference and used as ground truth: (A2)-(A6), (S1), (R1), (L1), (L2),
     (M1) input scaled by 1 - alpha, (M2) several spikes per step, (M3) the
     synaptic state decaying its input, (M5) the output one step late (the
-    returned ``v`` is then the output ``v_{t-1}``).
+    returned ``v`` is then the output ``v_{t-1}``), (M7) the reset removing
+    ``k`` times the threshold the spike crossed, (M9) the adaptation as a
+    current into the membrane.
 
     ``p``: dict with alpha, theta, gamma (None = tied), u_reset, alpha_s, rho,
     beta_a, R, u0, s0, a0 and optionally u_bias, the membrane bias (M6).  ``frozen_v`` (T, B, N): use these spikes inside the
@@ -73,9 +75,13 @@ def naive_forward(I, p, config, frozen_v=None, freeze_all=False):
     ``detach_reset=True`` computes, (A11)); with ``freeze_all`` these spikes
     replace the simulated ones everywhere (reset, recurrence, adaptation,
     output): the frozen-spike forward, whose exact gradient is the adjoint
-    with the zero surrogate."""
+    with the zero surrogate.  ``frozen_theta`` (T, B, N): the threshold the
+    spike function compares with (the reset keeps the live one): the function
+    whose exact gradient ``theta_grad='none'`` computes (M8)."""
     T, B, N = I.shape
     gamma = p["theta"] if p.get("gamma") is None else p["gamma"]
+    k = 1.0 if p.get("gamma") is None else p["gamma"]     # (M7): gamma_t = k theta_t
+    athr = config.adaptive and config.adaptation == "threshold"
     u = np.zeros_like(I)
     v = np.zeros_like(I)
     prev_u = np.broadcast_to(p.get("u0", 0.0), (B, N)).astype(I.dtype)
@@ -98,7 +104,11 @@ def naive_forward(I, p, config, frozen_v=None, freeze_all=False):
         if config.norm_input:
             cur_in = (1 - p["alpha"]) * cur_in
         bias = p.get("u_bias", 0.0)       # (M6) the membrane bias, straight into u
-        if config.reset == "subtract":
+        if config.reset == "subtract" and config.reset_by_threshold:
+            # (M7): the threshold that v_{t-1} crossed, adaptation included
+            crossed = p["theta"] + p["beta_a"] * prev_a if athr else p["theta"]
+            cur = p["alpha"] * prev_u + cur_in + bias - k * crossed * r
+        elif config.reset == "subtract":
             cur = p["alpha"] * prev_u + cur_in + bias - gamma * r
         elif config.reset == "zero":
             cur = p["alpha"] * (prev_u - r * prev_u + r * p["u_reset"]) + cur_in + bias
@@ -107,7 +117,12 @@ def naive_forward(I, p, config, frozen_v=None, freeze_all=False):
         thr = p["theta"]
         if config.adaptive:
             prev_a = p["rho"] * prev_a + prev_v
-            thr = p["theta"] + p["beta_a"] * prev_a
+            if athr:
+                thr = p["theta"] + p["beta_a"] * prev_a
+            else:                          # (M9) a current into the membrane
+                cur = cur - p["beta_a"] * prev_a
+        if frozen_theta is not None:       # (M8) the spike's threshold held
+            thr = frozen_theta[t]
         if config.forward == "smooth":
             spk = config.surrogate.G(cur - thr)
         elif config.multi_spike:
@@ -155,6 +170,19 @@ VARIANTS = {
     # Spyx's RLIF and CuBaLIF: the spike read from the state before the step (M5)
     "delayed-output": dict(delay_output=True, recurrent="all"),
     "delayed-output-synaptic": dict(delay_output=True, synaptic=True, adaptive=True),
+    # Spyx's ALIF: the reset removes the adaptive threshold, read one step late (M7), (M5)
+    "adaptive-reset": dict(adaptive=True, reset_by_threshold=True, delay_output=True),
+    # sinabs' ALIF: the same reset, the spike's threshold without gradient, the
+    # synapse decaying its input (M7), (M8), (M3); and with several spikes and an
+    # all-to-all recurrence (ALIFRecurrent)
+    "adaptive-reset-sinabs": dict(adaptive=True, reset_by_threshold=True, theta_grad="none",
+                                  synaptic=True, decay_input=True),
+    "adaptive-reset-multi-spike": dict(adaptive=True, reset_by_threshold=True,
+                                       theta_grad="none", max_spikes=None, recurrent="all"),
+    # Rockpool's aLIFTorch: the adaptation as a current (M9) with (M2)-(M4)
+    "adaptation-current": dict(adaptive=True, adaptation="current", synaptic=True,
+                               decay_input=True, max_spikes=5, theta_grad="ratio"),
+    "adaptation-current-recurrent": dict(adaptive=True, adaptation="current", recurrent="one"),
     # Rockpool's LIFTorch/LIFJax membrane bias (M6), a parameter: see VARIANT_PARAMS
     "membrane-bias": dict(synaptic=True, recurrent="all"),
     "membrane-bias-rockpool": dict(synaptic=True, decay_input=True, max_spikes=5,
@@ -253,9 +281,15 @@ def _layer_fd(config, seed, T, B, N, gamma_free, h, check_flips, u_bias=None):
     frozen = tr.v if config.detach_reset else None    # the cell's spikes (M5: not the output)
     names = _fd_names(config, gamma_free) + (["u_bias"] if "u_bias" in p else [])   # (M6)
     base = dict(I=I, **p)
+    theta_held = None
+    if config.theta_grad == "none":     # (M8): the spike's threshold held at this point
+        theta_held = np.broadcast_to(p["theta"], I.shape).astype(I.dtype)
+        if config.adaptive_threshold:
+            theta_held = theta_held + p["beta_a"] * tr.a
 
     def f(*vals):                       # the ground truth: the naive simulation
-        uu, vv = naive_forward(vals[0], dict(base, **dict(zip(names, vals))), config, frozen)
+        uu, vv = naive_forward(vals[0], dict(base, **dict(zip(names, vals))), config, frozen,
+                               frozen_theta=theta_held)
         return vv, uu
 
     def vjp(*vals):                     # lifgrad's adjoint at the point
@@ -331,6 +365,10 @@ def layer_functions(config, params, I, mode="smooth", u0=None, s0=None, a0=None)
            ``surrogate="zero"`` is then the exact gradient).
     The forward of ``f`` in the smooth and hard modes is lifgrad's own; the
     frozen one is ``lifgrad.check.naive_forward``, written apart from it.
+    ``theta_grad='ratio'`` or ``'none'`` (M4), (M8) are conventions for the
+    spike's threshold derivative, not the smooth forward's: there the smooth
+    mode's finite differences of the threshold's paths differ by design
+    (:func:`fd_layer` holds the spike's threshold for ``'none'``).
     """
     if mode not in ("smooth", "frozen", "hard"):
         raise ValueError(f"mode: expected 'smooth', 'frozen' or 'hard', got {mode!r}")

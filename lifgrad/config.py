@@ -24,6 +24,8 @@ RESETS = ("subtract", "zero", "none")
 FORWARDS = ("hard", "smooth", "stochastic")
 BACKENDS = ("cpu", "reference", "cuda")
 RECURRENT = ("one", "all")
+THETA_GRADS = ("shift", "ratio", "none")            # kernels/constants.py TG_* order
+ADAPTATIONS = ("threshold", "current")
 _RESET_ALIASES = {"hard": "zero"}
 DTYPES = (np.float32, np.float64)
 
@@ -76,7 +78,18 @@ class LIFConfig:
                   decays in the step it arrives (sinabs' tau_syn, Rockpool) (M3)
     theta_grad:   the spike's derivative in theta: 'shift' (default) -phi_t, the
                   step moves with theta; 'ratio' -(u_t/theta) phi_t, the spikes as
-                  a function of u/theta (Rockpool's StepPWL); not with adaptive (M4)
+                  a function of u/theta (Rockpool's StepPWL); not with an adaptive
+                  threshold (M4); 'none' 0, the spike function passes its threshold
+                  (baseline and adaptation) no gradient (sinabs) (M8)
+    reset_by_threshold: the subtractive reset removes gamma_t = k theta_t, k times
+                  the threshold the spike crossed (with an adaptive threshold,
+                  theta + beta_a a_t of that step), with its gradient; k is
+                  LIFParams.gamma when given, 1 when tied (Spyx's and sinabs'
+                  ALIF).  Needs reset='subtract'                              (M7)
+    adaptation:   with adaptive=True, 'threshold' (default): a_t raises the
+                  threshold, theta_t = theta + beta_a a_t (L2); 'current': a_t is a
+                  current into the membrane, u_t -= beta_a a_t, and the threshold
+                  stays theta (Rockpool's aLIFTorch after-hyperpolarisation) (M9)
     delay_output: the layer's output at step t is the cell's spike of step t - 1
                   (0 at t = 0): the spike is read from the state before the
                   step's update (Spyx's neurons).  The cell itself is
@@ -99,6 +112,8 @@ class LIFConfig:
     decay_input: bool = False
     theta_grad: str = "shift"
     delay_output: bool = False
+    reset_by_threshold: bool = False
+    adaptation: str = "threshold"
 
     def __post_init__(self):
         object.__setattr__(self, "reset", _choice("reset", self.reset, RESETS, _RESET_ALIASES))
@@ -127,10 +142,19 @@ class LIFConfig:
         _flag("norm_input", self.norm_input)
         _flag("decay_input", self.decay_input)
         _flag("delay_output", self.delay_output)
-        _choice("theta_grad", self.theta_grad, ("shift", "ratio"))
-        if self.theta_grad == "ratio" and self.adaptive:
+        _choice("theta_grad", self.theta_grad, THETA_GRADS)
+        _flag("reset_by_threshold", self.reset_by_threshold)
+        _choice("adaptation", self.adaptation, ADAPTATIONS)
+        if self.adaptation != "threshold" and not self.adaptive:
+            raise ValueError(f"adaptation={self.adaptation!r}: the adaptation variable exists "
+                             f"only with adaptive=True")
+        if self.theta_grad == "ratio" and self.adaptive_threshold:
             raise ValueError("theta_grad='ratio': the spike's threshold derivative -(u/theta) "
-                             "phi is defined for a fixed threshold, not with adaptive=True")
+                             "phi is defined for a fixed threshold, not with adaptive=True "
+                             "(adaptation='current' keeps the threshold fixed)")
+        if self.reset_by_threshold and self.reset != "subtract":
+            raise ValueError(f"reset_by_threshold=True: only a subtractive reset removes a "
+                             f"threshold; got reset={self.reset!r}")
         if self.decay_input and not self.synaptic:
             raise ValueError("decay_input=True: the input decays in the synaptic state; it "
                              "needs synaptic=True")
@@ -171,6 +195,12 @@ class LIFConfig:
         return self.synaptic or self.norm_input
 
     @property
+    def adaptive_threshold(self) -> bool:
+        """The adaptation raises the threshold, theta_t = theta + beta_a a_t (L2)
+        (adaptive, not as a current (M9))."""
+        return self.adaptive and self.adaptation == "threshold"
+
+    @property
     def multi_spike(self) -> bool:
         """More than one spike per step possible (``max_spikes`` not 1)."""
         return self.max_spikes != 1
@@ -181,7 +211,8 @@ class LIFConfig:
                 int(self.detach_reset), int(self.synaptic), int(self.adaptive),
                 int(self.recurrent == "one"), int(self.norm_input),
                 0 if self.max_spikes is None else self.max_spikes, int(self.decay_input),
-                int(self.theta_grad == "ratio"))
+                THETA_GRADS.index(self.theta_grad), int(self.reset_by_threshold),
+                int(self.adaptive and self.adaptation == "current"))
 
 
 def _as_param(arg, value, n, dtype, lo=-math.inf, hi=math.inf):
@@ -212,7 +243,9 @@ class LIFParams(NamedTuple):
     Each of alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, u_bias is a
     scalar or an array of shape (N,).  ``gamma=None`` ties the reset strength to the
     (baseline) threshold (gamma = theta, the SPEC default), so a learned
-    threshold also moves the reset, (A15).  ``alpha_s`` is read only by a
+    threshold also moves the reset, (A15).  With ``LIFConfig(reset_by_threshold=True)``
+    gamma is a factor instead: the reset removes ``gamma theta_t`` (the
+    threshold the spike crossed), ``gamma=None`` meaning 1 (M7).  ``alpha_s`` is read only by a
     synaptic cell, ``rho`` and ``beta_a`` only by an adaptive one.  ``R`` is
     the recurrent weight: ``(N,)`` for ``recurrent='one'``, ``(N, N)`` for
     ``recurrent='all'`` (``R[i, j]`` from neuron j to neuron i), else unused.
@@ -249,9 +282,13 @@ class LIFParams(NamedTuple):
     def packed(self, n: int, dtype, config) -> np.ndarray:
         """The (N_P, n) parameter matrix of the kernels (rows P_* of ``lifgrad.reference``).
 
-        Validates every parameter the configuration uses."""
+        Validates every parameter the configuration uses.  With
+        ``reset_by_threshold`` the gamma row is the factor k of gamma_t = k
+        theta_t: the value given, or 1 when tied (M7)."""
         P = np.zeros((N_P, n), dtype)
         P[0], P[1], P[2], P[3] = self.resolved(n, dtype)
+        if config.reset_by_threshold and self.gamma is None:
+            P[2] = 1                                                               # (M7)
         if config.multi_spike and np.any(P[1] <= 0):
             raise ValueError(f"theta: several spikes per step (max_spikes="
                              f"{config.max_spikes}) count multiples of theta and need "

@@ -51,7 +51,9 @@ class LIFGrads(NamedTuple):
     for every field: ``None`` when the value is not a parameter of this
     configuration, an array of zeros when it is a parameter with no effect
     under it.  So ``gamma`` is ``None`` when tied to theta (its effect is
-    inside ``theta``, (A15)) and zeros when free under the zero or no reset;
+    inside ``theta``, (A15)) and zeros when free under the zero or no reset
+    (with ``reset_by_threshold`` it is the gradient of the factor k of
+    ``gamma_t = k theta_t``, (M7));
     ``u_reset`` (always a parameter, default 0) is zeros under the subtract or
     no reset; ``u_bias`` (always a parameter, default 0) is
     ``sum_t ubar_t`` (M6); ``alpha_s``/``s0`` are ``None`` unless the cell is synaptic,
@@ -492,13 +494,26 @@ def _state_like(g, shape):
 
 def reduce_grads(parts, params, trace, config):
     """Sum the kernels' per-(b, n) partials into parameter gradients (A14)-(A19),
-    (M6)."""
+    (M6), (M7)."""
     R_ = reference
     acc = parts.acc.sum(axis=1)                       # (N_ACC, N)
     rv = acc[R_.ACC_RV]
     theta_n = acc[R_.ACC_THETA]
+    beta_a_n = acc[R_.ACC_BETA_A]
     zeros = np.zeros_like(rv)
-    if config.reset == "subtract":
+    if config.reset_by_threshold:
+        # the reset removes k theta_t v_t, theta_t = theta + beta_a a_t (M7): its
+        # partials in theta, beta_a and k from sum ubar_{t+1} v_t (a_t)
+        k = parts.P[R_.P_GAMMA]
+        theta_n = theta_n - k * rv
+        dk = -(parts.P[R_.P_THETA] * rv)
+        if config.adaptive_threshold:
+            rva = acc[R_.ACC_RVA]
+            beta_a_n = beta_a_n - k * rva
+            dk = dk - parts.P[R_.P_BETA_A] * rva
+        gamma_n = None if params.tied else dk
+        u_reset_n = zeros
+    elif config.reset == "subtract":
         if params.tied:
             theta_n = theta_n - rv                                        # (A15)
             gamma_n = None
@@ -523,7 +538,7 @@ def reduce_grads(parts, params, trace, config):
         u0=None if parts.dstate0 is None else _state_like(parts.dstate0[0], shapes[0]),
         alpha_s=_like(acc[R_.ACC_ALPHA_S], params.alpha_s) if config.synaptic else None,
         rho=_like(acc[R_.ACC_RHO], params.rho) if config.adaptive else None,
-        beta_a=_like(acc[R_.ACC_BETA_A], params.beta_a) if config.adaptive else None,
+        beta_a=_like(beta_a_n, params.beta_a) if config.adaptive else None,
         R=R,
         s0=_state_like(parts.dstate0[1], shapes[1])
         if config.synaptic and parts.dstate0 is not None else None,

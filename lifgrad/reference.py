@@ -11,8 +11,10 @@ One cell covers every neuron model of lifgrad, switched by flags in ``mode``:
               c = 1, or 1 - alpha with norm_input                              (M1)
               b_u the membrane bias (default 0), a current added to the
               membrane directly, not through the synapse (Rockpool's bias)    (M6)
+              gamma = gamma_{t-1} = k theta_{t-1} with reset_by_threshold     (M7)
+              - beta_a a_t with the adaptation as a current                   (M9)
     a_t     = rho a_{t-1} + v_{t-1}           adaptive (else a_t = 0)          (L1)
-    theta_t = theta + beta_a a_t                                               (L2)
+    theta_t = theta + beta_a a_t              (theta with the current)         (L2)
     v_t     = H(u_t - theta_t)  or  G(u_t - theta_t)                           (A5), (A6)
               or min(floor(u_t / theta_t), M) spikes (max_spikes M)            (M2)
 
@@ -31,14 +33,15 @@ Packed arguments (numbers only, resolved by ``lifgrad.functional``):
 
     P       (N_P, N)  rows alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r,
                       u_bias (N_P = 9)
-    mode    9 ints    reset (0 subtract, 1 zero, 2 none), strict, forward (0 hard,
+    mode    13 ints   reset (0 subtract, 1 zero, 2 none), strict, forward (0 hard,
                       1 smooth, 2 stochastic), detach,
                       synaptic, adaptive, onetoone, norm_input,
                       max spikes per step (1; M; 0 for no maximum), decay_input,
-                      theta_grad ratio
+                      theta_grad (0 shift, 1 ratio, 2 none), reset_by_threshold,
+                      adaptation current
     sg      7 numbers surrogate (code, p0, p1, p2, scale, clip_lo, clip_hi)
     state0  (3, B, N) u_0, s_0, a_0
-    acc     (N_ACC, B, N) partial sums, see ACC_* below (N_ACC = 8)
+    acc     (N_ACC, B, N) partial sums, see ACC_* below (N_ACC = 9)
     adj     (3, B, N) adjoint carried between calls: ubar, sbar, abar at t1
 """
 from __future__ import annotations
@@ -47,15 +50,17 @@ import numpy as np
 
 from .surrogates import FAMILIES, flush_subnormal
 
-from .kernels.constants import (M_ADAPT, M_DECAY_IN, M_DETACH, M_FORWARD, M_NORM,  # noqa: E402
-                                M_ONE, M_RESET, M_SPIKES, M_STRICT, M_SYN, N_ACC, N_MODE, N_P,
-                                R_NONE, R_SUBTRACT, R_ZERO)
+from .kernels.constants import (M_ADAPT, M_ADAPT_CURRENT, M_DECAY_IN, M_DETACH,  # noqa: E402
+                                M_FORWARD, M_NORM, M_ONE, M_RESET, M_RESET_THETA, M_SPIKES,
+                                M_STRICT, M_SYN, M_THETA_GRAD, N_ACC, N_MODE, N_P, R_NONE,
+                                R_SUBTRACT, R_ZERO, TG_NONE, TG_RATIO)
 
 SUBTRACT, ZERO, NONE = R_SUBTRACT, R_ZERO, R_NONE
 # (N_P, N_ACC and the bias rows come from kernels/constants.py, which the kernels read)
 P_ALPHA, P_THETA, P_GAMMA, P_URESET, P_ALPHA_S, P_RHO, P_BETA_A, P_R, P_UBIAS = range(N_P)
 M_SMOOTH = M_FORWARD          # the forward flag: 0 hard, 1 smooth, 2 stochastic
-ACC_ALPHA, ACC_THETA, ACC_RV, ACC_ALPHA_S, ACC_RHO, ACC_BETA_A, ACC_R, ACC_UBIAS = range(N_ACC)
+(ACC_ALPHA, ACC_THETA, ACC_RV, ACC_ALPHA_S, ACC_RHO, ACC_BETA_A, ACC_R, ACC_UBIAS,
+ ACC_RVA) = range(N_ACC)
 
 
 def surrogate_phi(x, v, sg):
@@ -100,12 +105,17 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
     has them, s (synaptic) and a (adaptive).  I: (T, B, N) or (1, B, N) static.
     rnd: (T, B, N) uniform numbers in [0, 1) for the stochastic forward, where
     ``v_t = 1`` if ``rnd_t < G(u_t - theta_t)`` (T7); unused otherwise."""
-    reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in, _ = mode
+    reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in, _, by_theta, \
+        current = mode
     alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r, u_bias = P
     zeros = np.zeros_like(state0[0])
     for t in range(t0, t1):
         u_prev = _previous(u, t, state0[0])
         v_prev = _previous(v, t, zeros)                 # v_0 = 0
+        if adaptive:
+            a_prev = _previous(a, t, state0[2])
+            a_t = rho * a_prev + v_prev                                       # (L1)
+            a[t] = a_t
         J = I[0] if static else I[t]
         if onetoone:
             J = J + r * v_prev                                                # (R1)
@@ -119,15 +129,19 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
             s[t] = s_t               # norm_input: the input current, for dL/dalpha (M1)
         if norm:
             s_t = (1 - alpha) * s_t                                           # (M1)
-        if reset == SUBTRACT:
+        if reset == SUBTRACT and by_theta:     # gamma_{t-1} = k theta_{t-1}            (M7)
+            theta_prev = theta + beta_a * a_prev if adaptive and not current else theta
+            u_t = alpha * u_prev + s_t + u_bias - gamma * theta_prev * v_prev
+        elif reset == SUBTRACT:
             u_t = alpha * u_prev + s_t + u_bias - gamma * v_prev              # (A2), (M6)
         elif reset == ZERO:
             u_t = alpha * ((1 - v_prev) * u_prev + v_prev * u_reset) + s_t + u_bias  # (A3)
         else:
             u_t = alpha * u_prev + s_t + u_bias                               # (A4), (M6)
-        if adaptive:
-            a_t = rho * _previous(a, t, state0[2]) + v_prev                   # (L1)
-            a[t] = a_t
+        if adaptive and current:
+            u_t = u_t - beta_a * a_t                                          # (M9)
+            theta_t = theta
+        elif adaptive:
             theta_t = theta + beta_a * a_t                                    # (L2)
         else:
             theta_t = theta
@@ -161,11 +175,16 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
 
     acc rows: alpha (A14), theta (A15), rv = sum ubar_{t+1} v_t (A15)-(A17),
     alpha_s (S4), rho (L6), beta_a (L7), r (R3), u_bias = sum ubar_t (M6)
-    (with ``partials``, like alpha, theta and rv).
+    (with ``partials``, like alpha, theta and rv), rva = sum ubar_{t+1} v_t a_t
+    (M7, when the reset removes the adaptive threshold).
     """
     has_dv, has_du, has_rec, partials = have
-    reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in, ratio = mode
+    reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in, tgrad, by_theta, \
+        current = mode
     alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r, _ = P
+    # the reset removes k theta_t v_t with the adaptive theta_t                (M7)
+    adapt_reset = reset == SUBTRACT and by_theta and adaptive and not current
+    spike_theta = tgrad != TG_NONE           # the spike passes its threshold a gradient (M8)
     zeros = np.zeros_like(state0[0])
     c_in = (1 - alpha) if norm else 1                                         # (M1)
     ubar_next, sbar_next, abar_next = adj[0].copy(), adj[1].copy(), adj[2].copy()
@@ -177,7 +196,10 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         else:
             Ibar_next = c_in * ubar_next
         # reset_v_t and leak_t, table (A10a-c); detach drops reset_v_t (A11)
-        if reset == SUBTRACT:
+        if reset == SUBTRACT and by_theta:                                    # (M7)
+            leak = alpha
+            reset_v = -gamma * (theta + beta_a * a[t] if adapt_reset else theta) * ubar_next
+        elif reset == SUBTRACT:
             leak = alpha
             reset_v = -gamma * ubar_next
         elif reset == ZERO:
@@ -195,7 +217,8 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             vbar = vbar + rec[t]                                              # (R2)
         if adaptive:
             vbar = vbar + abar_next                                           # (L3)
-            theta_t = theta + beta_a * a[t]
+        if adaptive and not current:
+            theta_t = theta + beta_a * a[t]                                   # (L2)
         else:
             theta_t = theta
         phi = surrogate_phi(u_t - theta_t, v_t, sg)                           # (A7)
@@ -211,10 +234,22 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         else:
             sbar = zeros
             Ibar = c_in * ubar                                                # (A13), (M1)
-        if adaptive:
-            abar = -beta_a * phi * vbar + rho * abar_next                     # (L4)
+        if adaptive and current:                                              # (M9)
+            abar = -beta_a * ubar + rho * abar_next
             acc[ACC_RHO] += abar * _previous(a, t, state0[2])                 # (L6)
-            acc[ACC_BETA_A] -= phi * vbar * a[t]                              # (L7)
+            acc[ACC_BETA_A] -= ubar * a[t]
+        elif adaptive:
+            if spike_theta:
+                abar = -beta_a * phi * vbar + rho * abar_next                 # (L4)
+            else:
+                abar = rho * abar_next                                        # (M8)
+            if adapt_reset:                                                   # (M7)
+                d_abar, rva = adaptive_reset_terms(gamma, beta_a, v_t, ubar_next, a[t])
+                abar = abar + d_abar
+                acc[ACC_RVA] += rva
+            acc[ACC_RHO] += abar * _previous(a, t, state0[2])                 # (L6)
+            if spike_theta:
+                acc[ACC_BETA_A] -= phi * vbar * a[t]                          # (L7)
         else:
             abar = zeros
         u_prev = _previous(u, t, state0[0])
@@ -227,9 +262,9 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         else:
             acc[ACC_ALPHA] += ubar * (u_prev - s[t] if norm else u_prev)      # (A14a), (M1)
         if partials:
-            if ratio:
+            if tgrad == TG_RATIO:
                 acc[ACC_THETA] -= phi * vbar * (u_t / theta)                  # (M4)
-            else:
+            elif spike_theta:
                 acc[ACC_THETA] -= phi * vbar                                  # (A15), (L5)
             acc[ACC_RV] += ubar_next * v_t                                    # (A15)-(A17)
             acc[ACC_UBIAS] += ubar                                            # (M6)
@@ -245,6 +280,15 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         dstate0[0] = alpha * ubar_next                                        # (A18)
         dstate0[1] = alpha_s * sbar_next if synaptic else zeros               # (S5)
         dstate0[2] = rho * abar_next if adaptive else zeros                   # (L8)
+
+
+def adaptive_reset_terms(gamma, beta_a, v_t, ubar_next, a_t):
+    """What the reset by the adaptive threshold (M7), ``u_{t+1} = ... - k
+    (theta + beta_a a_t) v_t`` with ``k = gamma``, adds to the adjoint of
+    ``a_t``: its partial ``-k beta_a v_t`` times ``ubar_{t+1}``; and the term
+    ``ubar_{t+1} v_t a_t`` of the partial sum ``ACC_RVA`` (from which
+    ``reduce_grads`` makes the reset's share of dL/dbeta_a and dL/dk)."""
+    return -gamma * beta_a * v_t * ubar_next, ubar_next * v_t * a_t
 
 
 def cell_forward_recurrent(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u, v, s, a):

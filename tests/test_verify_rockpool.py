@@ -32,6 +32,8 @@ def test_case_matches(case):
     assert sum(f"grad:{k}" in names for k in ("tau_mem", "alpha", "dash_mem")) == 1
     if "rec" in rp.VARIANTS[case.neuron][case.variant]:
         assert "grad:w_rec" in names
+    if case.neuron == "aLIFTorch":
+        assert {"grad:w_ahp", "grad:tau_ahp"} <= names
     assert all(0.05 < c.rate for c in rep.coverage), rep.coverage
     for r in rep.rows:
         if case.neuron == "LIFJax" and r.quantity == "grad:input":
@@ -102,6 +104,35 @@ def test_wrong_chain_rule_detected():
         return out
     rep = AD.check(b, m._replace(param_grads=wrong))
     assert [r.quantity for r in rep.failing] == ["grad:threshold"]
+
+
+def test_alif_maps_onto_the_adaptation_current():
+    """aLIFTorch (M9): iahp = gamma w_ahp a_t, rho = gamma = exp(-dt/tau_ahp),
+    beta_a = -gamma w_ahp, a current into the membrane with the threshold and
+    its reset constant.  The adaptive threshold instead of the current, a
+    flipped beta_a, no decay of a, or chain rules without gamma's share each
+    disagree."""
+    b = AD.build(AD.case("aLIFTorch", "max_spikes 3, tau_ahp, w_ahp per neuron"))
+    m = AD.layer_map(b.module)
+    c, p = m.config, m.params
+    assert c.adaptive and c.adaptation == "current" and c.theta_grad == "ratio"
+    assert not c.reset_by_threshold and c.max_spikes == 3
+    g = np.exp(-rp.DT / b.module.tau_ahp.detach().numpy())
+    np.testing.assert_allclose(p.rho, g, rtol=1e-15)
+    np.testing.assert_allclose(p.beta_a, -g * b.module.w_ahp.detach().numpy(), rtol=1e-15)
+    rep = AD.check(b, m)
+    assert rep.passed and {"grad:w_ahp", "grad:tau_ahp"} <= {r.quantity for r in rep.rows}
+    for w in (m._replace(config=c.replace(adaptation="threshold", theta_grad="shift")),
+              m._replace(params=p._replace(beta_a=-p.beta_a)),
+              m._replace(params=p._replace(rho=np.ones_like(p.rho)))):
+        assert not AD.check(b, w).passed
+    right = m.param_grads
+    tau = b.module.tau_ahp.detach().numpy()
+    for name, wrong in (("w_ahp", lambda g_: -np.asarray(g_.beta_a)),        # no gamma
+                        ("tau_ahp", lambda g_: np.asarray(g_.rho) * g * rp.DT / tau ** 2)):
+        rep = AD.check(b, m._replace(param_grads=lambda g_, I, tr, n=name, f=wrong: dict(
+            right(g_, I, tr), **{n: f(g_)})))
+        assert [r.quantity for r in rep.failing] == [f"grad:{name}"]
 
 
 def test_wrong_bitshift_chain_rule_detected():
@@ -191,6 +222,27 @@ def test_compare_rockpool_network():
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)     # untouched
     assert net[1].vmem.dtype == torch.float32                         # still float32
+
+
+def test_compare_rockpool_network_of_alif():
+    """compare() on a float32 Rockpool Sequential of aLIFTorch layers (M9)."""
+    from rockpool.nn.combinators import Sequential
+    from rockpool.nn.modules import LinearTorch
+    from rockpool.nn.modules.torch.ahp_lif_torch import aLIFTorch
+    from lifgrad.verify.model import compare
+    torch.manual_seed(0)
+    net = Sequential(LinearTorch((3, 5)),
+                     aLIFTorch(5, tau_mem=4e-3, tau_syn=3e-3, dt=1e-3, has_rec=True),
+                     LinearTorch((5, 4)),
+                     aLIFTorch(4, tau_mem=5e-3, tau_syn=2e-3, tau_ahp=7e-3, dt=1e-3, bias=0.1))
+    with torch.no_grad():
+        net[0].weight.mul_(3)
+        net[2].weight.mul_(2)
+    rep = compare(net, np.random.default_rng(1).uniform(0, 2, (20, 4, 3)))
+    assert rep.status == "agrees" and rep.worst <= TOL and rep.spike_mismatches == 0, rep.rows
+    assert {"grad:1_aLIFTorch.w_ahp", "grad:1_aLIFTorch.tau_ahp", "grad:1_aLIFTorch.w_rec",
+            "grad:3_aLIFTorch.w_ahp", "grad:3_aLIFTorch.tau_ahp"} <= {r.quantity for r in rep.rows}
+    assert all(c.rate > 0.05 for c in rep.coverage)
 
 
 def test_compare_detects_a_wrong_mapping_in_a_network(monkeypatch):

@@ -1,4 +1,5 @@
 """sinabs 3.1.3 against lifgrad (lifgrad.verify.sinabs)."""
+import copy
 import math
 
 import numpy as np
@@ -8,8 +9,8 @@ pytest.importorskip("sinabs", reason="needs sinabs (make peers)")
 torch = pytest.importorskip("torch", reason="needs PyTorch")
 
 import sinabs.layers as sl  # noqa: E402
-from sinabs.activation import (MaxSpike, MembraneReset, MembraneSubtract, MultiSpike,  # noqa: E402
-                               PeriodicExponential, SingleSpike)
+from sinabs.activation import (Gaussian, MaxSpike, MembraneReset, MembraneSubtract,  # noqa: E402
+                               MultiSpike, PeriodicExponential, SingleSpike)
 
 from lifgrad import surrogates as sgs  # noqa: E402
 from lifgrad.config import LIFParams  # noqa: E402
@@ -40,6 +41,11 @@ def test_case_matches(case):
     if case.neuron == "ExpLeak":                     # no spikes, no threshold
         assert "grad:spike_threshold" not in names and np.isnan(rep.coverage[0].rate)
         return
+    if case.neuron.startswith("ALIF"):               # b0 a plain tensor unless trainable
+        assert "grad:tau_adapt" in names or "grad:alpha_adapt" in names
+        assert ("grad:b0" in names) == ("trainable" in case.variant)
+        assert 0.05 < rep.coverage[0].rate < 0.9, rep.coverage
+        return
     assert "grad:spike_threshold" in names
     assert 0.05 < rep.coverage[0].rate < 0.9, rep.coverage
 
@@ -52,7 +58,7 @@ def test_every_surrogate_at_another_threshold(surrogate):
 
 
 def test_coverage():
-    assert set(sn.NEURONS) == {"LIF", "LIFSqueeze", "IAF", "ExpLeak"}
+    assert set(sn.NEURONS) == {"LIF", "LIFSqueeze", "IAF", "ExpLeak", "ALIF", "ALIFRecurrent"}
     presets = {p for p in sgs.PRESETS if p.startswith("sinabs.")}
     assert presets == {c.surrogate for c in AD.cases()} == set(sn.SURROGATE_PARAMS)
     kinds = {spk if isinstance(spk, str) or spk is None else spk[0]
@@ -157,7 +163,11 @@ def test_stock_spike_function_is_float32_limited():
                     spike_fn=SingleSpike), "MembraneReset"),
     (lambda: sl.LIF(tau_mem=2.0, reset_fn=MembraneReset()), "MembraneReset"),
     (lambda: sl.LIF(tau_mem=2.0, min_v_mem=-1.0), "min_v_mem"),
-    (lambda: sl.ALIF(tau_mem=2.0, tau_adapt=3.0), "ALIF"),
+    (lambda: sl.ALIF(tau_mem=2.0, tau_adapt=3.0), "SingleExponential on an ALIF"),
+    (lambda: sl.ALIF(tau_mem=2.0, tau_adapt=3.0, surrogate_grad_fn=Gaussian(), min_v_mem=-1.0),
+     "min_v_mem"),
+    (lambda: sl.ALIFRecurrent(tau_mem=2.0, tau_adapt=3.0, surrogate_grad_fn=Gaussian(),
+                              rec_connect=torch.nn.Linear(3, 3)), "rec_connect"),
     (lambda: sl.ExpLeak(tau_mem=2.0, min_v_mem=-1.0), "min_v_mem"),
     (lambda: sl.LIFRecurrent(tau_mem=2.0, rec_connect=torch.nn.Linear(3, 3)), "LIFRecurrent"),
 ])
@@ -182,6 +192,79 @@ def test_wrong_tau_syn_chain_rule_detected():
     assert AD.check(b, m).passed
     rep = AD.check(b, m._replace(param_grads=wrong))
     assert [r.quantity for r in rep.failing] == ["grad:tau_syn"]
+
+
+def test_alif_maps_onto_the_reset_by_the_adaptive_threshold():
+    """ALIF: rho = alpha_adapt, beta_a = adapt_scale (1 - rho), theta = b0, the
+    reset by the adaptive threshold with factor alpha (M7), no threshold
+    gradient through the spike (M8), alpha_s = (1 - alpha) alpha_syn with
+    tau_syn and norm_input.  The spike's threshold derivative -phi, a reset by
+    the constant b0, adapt_scale as beta_a, LIF's (1 - alpha) scaling, and
+    chain rules missing a share each disagree."""
+    b = AD.build(AD.case("ALIF", "SingleSpike trainable b0, adapt_scale", sn.ALIF_SURROGATE))
+    m = AD.layer_map(b.module)
+    c, p = m.config, m.params
+    alpha, rho = math.exp(-1 / sn.TAU), math.exp(-1 / sn.TAU_ADAPT)
+    assert c.adaptive and c.reset_by_threshold and c.theta_grad == "none" and not m.post_reset
+    assert p.gamma == pytest.approx(alpha, rel=1e-15) and p.rho == pytest.approx(rho, rel=1e-15)
+    assert p.beta_a == pytest.approx(sn.ADAPT_SCALE * (1 - rho), rel=1e-14)
+    rep = AD.check(b, m)
+    assert rep.passed and {"grad:b0", "grad:adapt_scale"} <= {r.quantity for r in rep.rows}
+    wrong = [m._replace(config=c.replace(theta_grad="shift")),
+             m._replace(config=c.replace(reset_by_threshold=False),
+                        params=p._replace(gamma=p.alpha * p.theta)),
+             m._replace(params=p._replace(beta_a=sn.ADAPT_SCALE))]
+    bs = AD.build(AD.case("ALIF", "SingleSpike tau_syn", sn.ALIF_SURROGATE))
+    ms = AD.layer_map(bs.module)
+    assert ms.config.synaptic and ms.config.decay_input and not ms.config.norm_input
+    assert AD.check(bs, ms).passed
+    assert not AD.check(bs, ms._replace(                 # LIF's (1 - alpha): not stored
+        config=ms.config.replace(norm_input=True),
+        params=ms.params._replace(alpha_s=ms.params.alpha_s / (1 - ms.params.alpha)))).passed
+    for w in wrong:
+        assert not AD.check(b, w).passed
+    right = m.param_grads
+    for name, wrong_grad in (("adapt_scale", lambda g: np.asarray(g.beta_a)),     # no 1 - rho
+                             ("tau_adapt", lambda g: np.asarray(g.rho) * rho / sn.TAU_ADAPT ** 2)):
+        rep = AD.check(b, m._replace(param_grads=lambda g, I, tr, n=name, f=wrong_grad: dict(
+            right(g, I, tr), **{n: f(g)})))
+        assert [r.quantity for r in rep.failing] == [f"grad:{name}"]
+
+
+def test_alif_recordings_are_aliased():
+    """Departure: each record dict of ALIF is written again by the next step,
+    so recordings['v_mem'][:, t] is the next step's pre-reset membrane (the
+    last one the post-reset state); what the check compares instead."""
+    m = sn.make_module("ALIF", "SingleSpike", sn.ALIF_SURROGATE)
+    b = AD.build(AD.case("ALIF", "SingleSpike", sn.ALIF_SURROGATE))
+    x = torch.tensor(b.I)
+    spk, u = AD.forward(m, x)                            # the pre-reset membrane, step by step
+    sn._fresh_state(m)
+    m(x.transpose(0, 1))
+    rec = m.recordings["v_mem"].transpose(0, 1)
+    assert torch.equal(rec[:-1], u[1:])
+    assert not torch.allclose(rec[-1], u[-1])           # the post-reset state
+    np.testing.assert_allclose((spk[-1] > 0).numpy(), (rec[-1] < u[-1]).numpy())
+
+
+def test_compare_model_with_alif():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(3, 6), sl.ALIF(tau_mem=3.0, tau_adapt=6.0, surrogate_grad_fn=Gaussian()),
+        torch.nn.Linear(6, 4), sl.ALIF(tau_mem=2.5, tau_adapt=5.0, tau_syn=2.0, norm_input=False,
+                                       surrogate_grad_fn=Gaussian(sigma=0.3)))
+    with torch.no_grad():
+        net[0].weight.mul_(4)
+        net[2].weight.mul_(3)
+    rep = compare(net, np.random.default_rng(1).uniform(0, 2, (4, 20, 3)), layout="BTN")
+    assert rep.status == "agrees" and rep.worst <= TOL and rep.spike_mismatches == 0, rep.rows
+    assert {"grad:1.tau_adapt", "grad:3.tau_adapt", "grad:3.tau_syn", "grad:0.weight"} <= \
+        {r.quantity for r in rep.rows}
+    assert all(c.rate > 0.02 for c in rep.coverage), rep.coverage
+    assert "forward" not in net[1].__dict__              # the user's module untouched
+    # sinabs' deep copy of ALIF loses norm_input; lifgrad's copy gets it back
+    assert copy.deepcopy(net[3]).norm_input is True and net[3].norm_input is False
+    assert any("loses norm_input" in n for n in rep.notes), rep.notes
 
 
 def test_trainable_threshold_raises():

@@ -25,7 +25,8 @@ def _ids(case):
 
 _PARAMS = {"IF": set(), "RIF": {"recurrent_w"}, "LIF": {"beta"}, "RLIF": {"beta", "recurrent_w"},
            "CuBaLIF": {"alpha", "beta"}, "RCuBaLIF": {"alpha", "beta", "recurrent_w"},
-           "PSU_LIF": {"beta"}, "AssociativeLIF": {"beta"}, "LI": {"beta"}}
+           "PSU_LIF": {"beta"}, "AssociativeLIF": {"beta"}, "LI": {"beta"},
+           "ALIF": {"beta", "gamma"}}
 
 
 @pytest.mark.parametrize("case", AD.cases(), ids=_ids)
@@ -199,12 +200,26 @@ def test_documented_departures_of_the_activations():
     assert float(jax.grad(lambda b: jnp.clip(b, 0, 1))(1.0)) == 0.5      # clip at its bound
 
 
-def test_alif_is_refused_naming_the_adaptive_reset():
-    m = snn.ALIF((4,), beta=0.9, gamma=0.8, rngs=nnx.Rngs(0))
-    assert AD.is_neuron(m)
-    with pytest.raises(ValueError, match="ALIF") as e:
-        AD.layer_map(m)
-    assert "adaptive threshold theta + T" in str(e.value) and "not covered" in str(e.value)
+def test_alif_maps_onto_the_reset_by_the_adaptive_threshold():
+    """ALIF (M7): rho = clip(gamma), beta_a = 1 - clip(gamma), the tied reset by
+    theta_t, read one step late; a reset by the constant theta, the spike's
+    threshold without gradient, an increment without the (1 - gamma), or
+    dL/dgamma without the beta_a share each disagree."""
+    b = AD.build(AD.case("ALIF", "beta, gamma per neuron"))
+    m = AD.layer_map(b.module)
+    c, p = m.config, m.params
+    assert c.adaptive and c.reset_by_threshold and c.delay_output and c.strict
+    assert p.gamma is None and np.allclose(p.rho + p.beta_a, 1.0)
+    assert AD.check(b, m).passed
+    wrong = [m._replace(config=c.replace(reset_by_threshold=False)),
+             m._replace(config=c.replace(theta_grad="none")),
+             m._replace(params=p._replace(beta_a=np.ones_like(p.beta_a)))]
+    for w in wrong:
+        assert not AD.check(b, w).passed
+    right = m.param_grads
+    rep = AD.check(b, m._replace(param_grads=lambda g, I, tr: dict(
+        right(g, I, tr), gamma=np.asarray(g.rho))))
+    assert [r.quantity for r in rep.failing] == ["grad:gamma"]
 
 
 def test_other_modules_are_refused():
@@ -256,6 +271,8 @@ def _net(kind="LI", dtype=None):
     l2 = nnx.Linear(8, 4, rngs=r, param_dtype=dtype)
     if kind == "LI":
         n1, n2 = snn.LIF((8,), rngs=r), snn.LI((4,), rngs=r)
+    elif kind == "ALIF":
+        n1, n2 = snn.ALIF((8,), beta=0.85, rngs=r), snn.ALIF((4,), rngs=r)
     else:
         n1 = snn.RLIF((8,), beta=0.85, rngs=r, activation=axn.triangular(1.5))
         n1.recurrent_w = nnx.Param(n1.recurrent_w[...] * 0.3)
@@ -263,7 +280,7 @@ def _net(kind="LI", dtype=None):
     return snn.Sequential(snn.Flatten(), l1, n1, l2, n2)
 
 
-@pytest.mark.parametrize("kind", ["LI", "CuBaLIF"])
+@pytest.mark.parametrize("kind", ["LI", "CuBaLIF", "ALIF"])
 def test_compare_sequential_model(kind):
     net = _net(kind)
     x = np.random.default_rng(1).uniform(0, 1.5, (4, 20, 5))
@@ -275,8 +292,10 @@ def test_compare_sequential_model(kind):
     names = {r.quantity for r in rep.rows}
     want = {"grad:input", "mem", "grad:layers.1.kernel", "grad:layers.1.bias", "grad:layers.2.beta",
             "grad:layers.3.kernel", "grad:layers.4.beta"}
-    if kind != "LI":
+    if kind == "CuBaLIF":
         want |= {"grad:layers.2.recurrent_w", "grad:layers.4.alpha"}
+    if kind == "ALIF":
+        want |= {"grad:layers.2.gamma", "grad:layers.4.gamma"}
     assert want <= names, names
     assert rep.coverage[0].rate > 0.02
     if kind == "LI":
@@ -292,8 +311,9 @@ def test_compare_sequential_model(kind):
 
 def test_compare_refuses_unmapped_layers_before_running():
     r = nnx.Rngs(0)
-    net = snn.Sequential(nnx.Linear(3, 4, rngs=r), snn.ALIF((4,), beta=0.9, gamma=0.8, rngs=r))
-    with pytest.raises(ValueError, match="ALIF"):
+    from spyx.experimental import ParallelResetLIF
+    net = snn.Sequential(nnx.Linear(3, 4, rngs=r), ParallelResetLIF((4,), beta=0.9, rngs=r))
+    with pytest.raises(ValueError, match="ParallelResetLIF"):
         compare(net, np.ones((5, 2, 3)))
     net = snn.Sequential(nnx.Linear(3, 4, rngs=r), nnx.Dropout(0.5, rngs=r),
                          snn.LIF((4,), rngs=r))

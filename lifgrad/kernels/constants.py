@@ -12,20 +12,30 @@ EVENT_BLOCK = 256   # rows per block of event_wgrad (a block of u stays in L2; o
 # positions in LIFConfig.mode(), the flags every scan reads (lifgrad.reference
 # names them the same way), and the codes of the forward flag
 (M_RESET, M_STRICT, M_FORWARD, M_DETACH, M_SYN, M_ADAPT, M_ONE, M_NORM, M_SPIKES, M_DECAY_IN,
- M_THETA_RATIO) = range(11)
-N_MODE = 11
+ M_THETA_GRAD, M_RESET_THETA, M_ADAPT_CURRENT) = range(13)
+N_MODE = 13
 # M_NORM: the membrane takes (1 - alpha) s_t instead of s_t (sinabs' norm_input)   (M1)
 # M_SPIKES: at most this many spikes per step, floor(u_t / theta_t); 1 is the
 # Heaviside spike (A5), 0 means no maximum (sinabs MultiSpike)                     (M2)
 # M_DECAY_IN: the synaptic state decays its input in the step it arrives,
 # s_t = alpha_s (s_{t-1} + J_t) (sinabs tau_syn, Rockpool)                          (M3)
-# M_THETA_RATIO: the spike's threshold derivative is -(u_t/theta) phi_t instead of
-# -phi_t (the count as a function of u/theta: Rockpool's StepPWL)                   (M4)
+# M_THETA_GRAD: the spike's threshold derivative, code TG_*: -phi_t (TG_SHIFT),
+# -(u_t/theta) phi_t (TG_RATIO, the count as a function of u/theta: Rockpool's
+# StepPWL, (M4)), or 0 (TG_NONE, the spike function passes its threshold no
+# gradient: sinabs, (M8))
+# M_RESET_THETA: the subtractive reset removes gamma_t = k theta_t, k times the
+# threshold the spike crossed (k = P_GAMMA's row, 1 when tied): Spyx's and
+# sinabs' ALIF                                                                       (M7)
+# M_ADAPT_CURRENT: the adaptation a_t is a current, u_t -= beta_a a_t, and the
+# threshold stays theta (Rockpool's aLIFTorch after-hyperpolarisation)               (M9)
 FWD_HARD, FWD_SMOOTH, FWD_STOCHASTIC = range(3)      # config.FORWARDS order
+TG_SHIFT, TG_RATIO, TG_NONE = range(3)               # config.THETA_GRADS order
 R_SUBTRACT, R_ZERO, R_NONE = range(3)                # LIFConfig.reset_code
 
 # rows of the packed parameters P (N_P, N) and of the partial sums acc (N_ACC, B, N)
-# (lifgrad.reference names them P_* and ACC_*); the last row of each is the
-# membrane bias b_u, added to u_t directly (Rockpool's bias)                        (M6)
-N_P, N_ACC = 9, 8
-P_UBIAS, ACC_UBIAS = 8, 7
+# (lifgrad.reference names them P_* and ACC_*); the last row of P and row 7 of acc
+# are the membrane bias b_u, added to u_t directly (Rockpool's bias)                (M6);
+# acc's last row is sum_t ubar_{t+1} v_t a_t, the reset's share of the adaptation
+# when the reset removes the adaptive threshold (M7)
+N_P, N_ACC = 9, 9
+P_UBIAS, ACC_UBIAS, ACC_RVA = 8, 7, 8

@@ -15,7 +15,7 @@ Thread layout
   (batch row b, neuron n), ``thread = b * N + n``, so consecutive threads
   touch consecutive n of every ``(T, B, N)`` row (coalesced).  The time loop
   runs inside the thread; the state (u, v, s, a forward; ubar, sbar, abar and
-  the N_ACC = 8 partial sums backward) lives in registers.  Like ``cpu.py`` the
+  the N_ACC = 9 partial sums backward) lives in registers.  Like ``cpu.py`` the
   scans start from the trace at ``t0 - 1`` (forward) or from ``adj`` and
   ``acc`` (backward), so splitting time into segments changes no result;
   a static input reads ``I[0]`` and accumulates ``dI[0]``.
@@ -56,8 +56,9 @@ import numpy as np
 from numba import config as _nbconfig, cuda, float32, float64
 
 from .. import surrogates as _sg
-from .constants import (ACC_UBIAS, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_FORWARD, M_NORM,
-                        M_SYN, N_ACC, P_UBIAS, R_NONE, R_SUBTRACT, R_ZERO)
+from .constants import (ACC_RVA, ACC_UBIAS, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_FORWARD,
+                        M_NORM, M_SYN, N_ACC, P_UBIAS, R_NONE, R_SUBTRACT, R_ZERO, TG_NONE,
+                        TG_RATIO)
 
 __all__ = ["cell_forward_scan", "cell_backward_scan", "cell_forward_recurrent",
            "cell_backward_recurrent", "gemm", "add_bias", "sum_rows"]
@@ -160,7 +161,7 @@ def _params(P, n):
 def _acc(acc, b, n):
     """The N_ACC partial sums of neuron (b, n), rows ACC_*."""
     return (acc[0, b, n], acc[1, b, n], acc[2, b, n], acc[3, b, n],
-            acc[4, b, n], acc[5, b, n], acc[6, b, n], acc[ACC_UBIAS, b, n])
+            acc[4, b, n], acc[5, b, n], acc[6, b, n], acc[ACC_UBIAS, b, n], acc[ACC_RVA, b, n])
 
 
 @cuda.jit(device=True)
@@ -178,11 +179,13 @@ def _store_acc(acc, b, n, c, partials):
 
 @cuda.jit(device=True)
 def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
-    """Step of one neuron: (S1), (R1), (A2)-(A6), (L1), (L2), (T7), (M1), (M2), (M6).
+    """Step of one neuron: (S1), (R1), (A2)-(A6), (L1), (L2), (T7), (M1), (M2), (M6),
+    (M7), (M9).
     J is the input current (plus any all-to-all recurrence), up..ap the
     previous state, rt the uniform number of the stochastic forward.  Returns
     u, v, s, a (s: the synaptic state, or with norm_input the input current)."""
-    reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in, _ = mode
+    reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in, _, by_theta, \
+        current = mode
     al, th, ga, ur, als, rh, ba, rr, ub = p
     zero = one - one
     if onetoone:                                                          # (R1)
@@ -198,20 +201,29 @@ def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
         if not synaptic:
             st = J
         J = (one - al) * J
-    if reset == R_SUBTRACT:                                               # (A2), (M6)
+    athr = adaptive != 0 and current == 0   # the adaptation raises the threshold (L2)
+    if reset == R_SUBTRACT and by_theta and athr:                         # (M7), (L2)
+        ut = al * up + J + ub - ga * (th + ba * ap) * vp
+    elif reset == R_SUBTRACT and by_theta:                                # (M7)
+        ut = al * up + J + ub - ga * th * vp
+    elif reset == R_SUBTRACT:                                             # (A2), (M6)
         ut = al * up + J + ub - ga * vp
     elif reset == R_ZERO:                                                 # (A3), (M6)
         ut = al * ((one - vp) * up + vp * ur) + J + ub
     else:                                                                 # (A4), (M6)
         ut = al * up + J + ub
     at = zero
-    if adaptive:                                                          # (L1), (L2)
+    if adaptive and current:                                              # (L1), (M9)
+        at = rh * ap + vp
+        ut = ut - ba * at
+        x = ut - th
+    elif adaptive:                                                        # (L1), (L2)
         at = rh * ap + vp
         x = ut - (th + ba * at)
     else:
         x = ut - th
     if spikes != 1:                                                       # (M2)
-        thk = th + ba * at if adaptive else th
+        thk = th + ba * at if athr else th
         vt = zero
         if strict:
             if ut > thk:
@@ -246,13 +258,16 @@ def _state_before(u, v, s, a, state0, t, b, n, synaptic, adaptive, zero):
 def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec, rt,
                    p, mode, q, ubn, sbn, abn, c, one):
     """Reverse step t of neuron (b, n): (A7)-(A17), (S2)-(S4), (R2), (R3),
-    (L3)-(L7), (M1), (M6).  ubn, sbn, abn are ubar, sbar, abar of step t+1, c the
+    (L3)-(L7), (M1), (M6)-(M9).  ubn, sbn, abn are ubar, sbar, abar of step t+1, c the
     N_ACC partial sums (rows ACC_*); rt the all-to-all term
     ``(R^T dI_{t+1})[n]``.  Returns ubar, sbar, abar and dL/dI of step t and
     the updated sums."""
-    reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in, ratio = mode
+    reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in, tgrad, by_theta, \
+        current = mode
     al, th, ga, ur, als, rh, ba, rr, _ = p
     zero = one - one
+    athr = adaptive != 0 and current == 0   # the adaptation raises the threshold (L2)
+    adapt_reset = by_theta != 0 and athr and reset == R_SUBTRACT         # (M7)
     ut = u[t, b, n]
     vt = _cast(v[t, b, n], one)           # spikes may be stored as uint8
     at = a[t, b, n] if adaptive else zero
@@ -260,7 +275,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     dvt = dv[t, b, n] if has_dv else zero
     dut = du[t, b, n] if has_du else zero
     # phi_t = scale * clip(g(u_t - theta_t)), rounded once               (A7), (L2)
-    if adaptive:
+    if athr:
         x = ut - (th + ba * at)
     else:
         x = ut - th
@@ -268,6 +283,10 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     # vbar_t = delta_t + reset_v_t (+ recurrence, adaptation)            (A8), (A10), (A11)
     if detach or reset == R_NONE:
         vbar = dvt + zero
+    elif reset == R_SUBTRACT and adapt_reset:                             # (M7)
+        vbar = dvt + (-ga * (th + ba * at) * ubn)
+    elif reset == R_SUBTRACT and by_theta:                                # (M7)
+        vbar = dvt + (-ga * th * ubn)
     elif reset == R_SUBTRACT:
         vbar = dvt + (-ga * ubn)
     else:
@@ -282,7 +301,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     if adaptive:                                                          # (L3)
         vbar = vbar + abn
     # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients        (A9), (A14)-(A17)
-    c0, c1, c2, c3, c4, c5, c6, c7 = c
+    c0, c1, c2, c3, c4, c5, c6, c7, c8 = c
     st = s[t, b, n] if (norm or decay_in) else zero                     # (M1), (M3)
     if reset == R_ZERO:
         ub = dut + ph * vbar + al * (one - vt) * ubn                      # (A10b)
@@ -296,7 +315,10 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
             c0 = c0 + ub * (upr - st)                                     # (A14a), (M1)
         else:
             c0 = c0 + ub * upr                                            # (A14a)
-    c1 = c1 - (ph * vbar * (ut / th) if ratio else ph * vbar)           # (A15), (M4)
+    if tgrad == TG_RATIO:                                                 # (M4)
+        c1 = c1 - ph * vbar * (ut / th)
+    elif tgrad != TG_NONE:                                                # (A15); (M8): 0
+        c1 = c1 - ph * vbar
     c2 = c2 + ubn * vt
     c7 = c7 + ub                                                          # (M6)
     sb = sbn
@@ -311,13 +333,24 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     else:
         ib = (one - al) * ub if norm else ub                              # (A13), (M1)
     ab = abn
-    if adaptive:                                                          # (L4), (L6), (L7)
-        ab = -ba * ph * vbar + rh * abn
+    if adaptive and current:                                              # (M9), (L6)
+        ab = -ba * ub + rh * abn
         c4 = c4 + ab * apr
-        c5 = c5 - ph * vbar * at
+        c5 = c5 - ub * at
+    elif adaptive:                                                        # (L4), (L6), (L7)
+        if tgrad != TG_NONE:
+            ab = -ba * ph * vbar + rh * abn
+        else:                                   # the spike's threshold: no gradient (M8)
+            ab = rh * abn
+        if adapt_reset:                         # a_t in the reset of u_{t+1}  (M7)
+            ab = ab - ga * ba * vt * ubn
+            c8 = c8 + ubn * vt * at
+        c4 = c4 + ab * apr
+        if tgrad != TG_NONE:
+            c5 = c5 - ph * vbar * at
     if onetoone:                                                          # (R3)
         c6 = c6 + ib * vpr
-    return ub, sb, ab, ib, (c0, c1, c2, c3, c4, c5, c6, c7)
+    return ub, sb, ab, ib, (c0, c1, c2, c3, c4, c5, c6, c7, c8)
 
 
 # --------------------------------------------------------------------------

@@ -24,9 +24,10 @@ import numpy as np
 from numba import njit
 
 from .. import surrogates as _sg
-from .constants import (ACC_UBIAS, BLOCK, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_DECAY_IN,
-                        M_DETACH, M_FORWARD, M_NORM, M_ONE, M_RESET, M_SPIKES, M_STRICT, M_SYN,
-                        M_THETA_RATIO, N_ACC, P_UBIAS, R_NONE, R_SUBTRACT, R_ZERO)
+from .constants import (ACC_RVA, ACC_UBIAS, BLOCK, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT,
+                        M_ADAPT_CURRENT, M_DECAY_IN, M_DETACH, M_FORWARD, M_NORM, M_ONE,
+                        M_RESET, M_RESET_THETA, M_SPIKES, M_STRICT, M_SYN, M_THETA_GRAD, N_ACC,
+                        P_UBIAS, R_NONE, R_SUBTRACT, R_ZERO, TG_NONE, TG_RATIO, TG_SHIFT)
 
 # error_model="numpy": a float division by zero gives inf/nan instead of raising,
 # so the loops carry no zero test and LLVM vectorises them (the surrogate pass
@@ -282,7 +283,7 @@ def _spike_counts(ut, at, th, ba, adaptive, strict, spikes, vt, m):
 def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba, rr, ub,
                   mode, sg, rt, one, x64, G64, m):
     """One time step of a block of m neurons, (S1), (R1), (A2)-(A6), (L1), (L2),
-    (M1), (M2), (M6) (ub: the membrane bias).
+    (M1), (M2), (M6) (ub: the membrane bias), (M7), (M9).
 
     J holds the input current of the step (plus any all-to-all recurrence) and
     is used as scratch; up, vp, sp, ap hold the previous state and are updated;
@@ -291,6 +292,7 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
     reset, strict, fwd = mode[M_RESET], mode[M_STRICT], mode[M_FORWARD]
     synaptic, adaptive, onetoone = mode[M_SYN], mode[M_ADAPT], mode[M_ONE]
     norm, spikes, decay_in = mode[M_NORM], mode[M_SPIKES], mode[M_DECAY_IN]
+    by_theta, current = mode[M_RESET_THETA], mode[M_ADAPT_CURRENT]
     if onetoone:                                                          # (R1)
         for k in range(m):
             J[k] = J[k] + rr[k] * vp[k]
@@ -310,7 +312,13 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
                 st[k] = J[k]
         for k in range(m):
             J[k] = (one - al[k]) * J[k]
-    if reset == R_SUBTRACT:                                               # (A2), (M6)
+    if reset == R_SUBTRACT and by_theta and adaptive and not current:     # (M7), (L2)
+        for k in range(m):      # gamma_{t-1} = k theta_{t-1}, ap still a_{t-1}
+            ut[k] = al[k] * up[k] + J[k] + ub[k] - ga[k] * (th[k] + ba[k] * ap[k]) * vp[k]
+    elif reset == R_SUBTRACT and by_theta:                                # (M7)
+        for k in range(m):
+            ut[k] = al[k] * up[k] + J[k] + ub[k] - ga[k] * th[k] * vp[k]
+    elif reset == R_SUBTRACT:                                             # (A2), (M6)
         for k in range(m):
             ut[k] = al[k] * up[k] + J[k] + ub[k] - ga[k] * vp[k]
     elif reset == R_ZERO:                                                 # (A3), (M6)
@@ -320,7 +328,13 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
         for k in range(m):
             ut[k] = al[k] * up[k] + J[k] + ub[k]
     # x = u_t - theta_t, kept in the dtype (J is reused as scratch)
-    if adaptive:                                                          # (L1), (L2)
+    if adaptive and current:                                              # (L1), (M9)
+        for k in range(m):
+            at[k] = rh[k] * ap[k] + vp[k]
+            ap[k] = at[k]
+            ut[k] = ut[k] - ba[k] * at[k]
+            J[k] = ut[k] - th[k]
+    elif adaptive:                                                        # (L1), (L2)
         for k in range(m):
             at[k] = rh[k] * ap[k] + vp[k]
             ap[k] = at[k]
@@ -329,7 +343,7 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
         for k in range(m):
             J[k] = ut[k] - th[k]
     if spikes != 1:                                                       # (M2)
-        _spike_counts(ut, at, th, ba, adaptive, strict, spikes, vt, m)
+        _spike_counts(ut, at, th, ba, adaptive == 1 and current == 0, strict, spikes, vt, m)
     elif fwd == FWD_SMOOTH:                                                        # (A6)
         for k in range(m):
             x64[k] = J[k]
@@ -466,7 +480,7 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
                    al, th, ga, ur, als, rh, ba, rr, mode, sg, one,
                    ubn, sbn, abn, loc, vbar, ph, x64, m, partials, ib):
     """One reverse step of a block of m neurons, (A7)-(A17), (S2)-(S4), (R2),
-    (R3), (L3)-(L7), (M1), (M6).  ubn, sbn, abn hold ubar, sbar, abar of step t+1 on
+    (R3), (L3)-(L7), (M1), (M6)-(M9).  ubn, sbn, abn hold ubar, sbar, abar of step t+1 on
     entry and of step t on exit; loc (N_ACC, m) accumulates the partial sums; ib
     receives dL/dI_t (S3), (A13); st is the s row of step t (read with
     norm_input).
@@ -477,9 +491,12 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     reset, detach = mode[M_RESET], mode[M_DETACH]
     synaptic, adaptive, onetoone = mode[M_SYN], mode[M_ADAPT], mode[M_ONE]
     norm, decay_in = mode[M_NORM], mode[M_DECAY_IN]
+    tgrad, by_theta, current = mode[M_THETA_GRAD], mode[M_RESET_THETA], mode[M_ADAPT_CURRENT]
+    athr = adaptive == 1 and current == 0      # the adaptation raises the threshold (L2)
+    adapt_reset = by_theta == 1 and athr and reset == R_SUBTRACT          # (M7)
     scale, lo, hi = sg[4], sg[5], sg[6]
     # phi_t = scale * clip(g(u_t - theta_t))                            (A7), (L2)
-    if adaptive:
+    if athr:
         for k in range(m):
             x64[k] = ut[k] - (th[k] + ba[k] * at[k])
     else:
@@ -490,6 +507,12 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     if detach or reset == R_NONE:
         for k in range(m):
             vbar[k] = dvt[k] + (one - one)
+    elif reset == R_SUBTRACT and adapt_reset:                             # (M7)
+        for k in range(m):
+            vbar[k] = dvt[k] + (-ga[k] * (th[k] + ba[k] * at[k]) * ubn[k])
+    elif reset == R_SUBTRACT and by_theta:                                # (M7)
+        for k in range(m):
+            vbar[k] = dvt[k] + (-ga[k] * th[k] * ubn[k])
     elif reset == R_SUBTRACT:
         for k in range(m):
             vbar[k] = dvt[k] + (-ga[k] * ubn[k])
@@ -515,18 +538,38 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     if adaptive:                                                          # (L3)
         for k in range(m):
             vbar[k] = vbar[k] + abn[k]
+    if athr:
         l4, l5 = loc[4], loc[5]                                           # (L4), (L6), (L7)
-        for k in range(m):
-            abn[k] = -ba[k] * ph[k] * vbar[k] + rh[k] * abn[k]
+        if tgrad != TG_NONE:
+            for k in range(m):
+                abn[k] = -ba[k] * ph[k] * vbar[k] + rh[k] * abn[k]
+        else:                                   # the spike's threshold: no gradient (M8)
+            for k in range(m):
+                abn[k] = rh[k] * abn[k]
+        if adapt_reset:                         # a_t in the reset of u_{t+1}  (M7)
+            l8 = loc[ACC_RVA]
+            for k in range(m):
+                abn[k] = abn[k] - ga[k] * ba[k] * vt[k] * ubn[k]
+            for k in range(m):
+                l8[k] += ubn[k] * vt[k] * at[k]
         for k in range(m):
             l4[k] += abn[k] * apr[k]
-        for k in range(m):
-            l5[k] -= ph[k] * vbar[k] * at[k]
+        if tgrad != TG_NONE:
+            for k in range(m):
+                l5[k] -= ph[k] * vbar[k] * at[k]
     # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients       (A9), (A14)-(A17)
     for k in range(m):
         vbar[k] = ph[k] * vbar[k]
     _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, vbar, m, partials,
-               norm, st, th, mode[M_THETA_RATIO])
+               norm, st, th, tgrad)
+    if adaptive and current:                    # a_t a current into u_t    (M9), (L6)
+        l4, l5 = loc[4], loc[5]
+        for k in range(m):
+            abn[k] = -ba[k] * ubn[k] + rh[k] * abn[k]
+        for k in range(m):
+            l4[k] += abn[k] * apr[k]
+        for k in range(m):
+            l5[k] -= ubn[k] * at[k]
     if synaptic:                                                          # (S2), (S4), (M1)
         l3 = loc[3]
         if norm:
@@ -559,17 +602,18 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
 
 @njit(inline="always", **_JIT)
 def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, partials, norm, st,
-               th, ratio):
+               th, tgrad):
     """ubar_t = eps_t + pv_t + leak_t ubar_{t+1} with pv = phi_t vbar_t, and
     (when ``partials``) the partial sums of alpha, theta, the reset value and
     the membrane bias (A9), (A10), (A14)-(A16), (M6) (with norm_input, dalpha
-    also gets -ubar_t s_t, (M1)); ubn holds ubar_{t+1} on entry, ubar_t on exit."""
+    also gets -ubar_t s_t, (M1); the spike's theta term by ``tgrad``, (M4),
+    (M8)); ubn holds ubar_{t+1} on entry, ubar_t on exit."""
     l0, l1, l2 = loc[0], loc[1], loc[2]
     if partials:
-        if ratio:                                                         # (M4)
+        if tgrad == TG_RATIO:                                             # (M4)
             for k in range(m):
                 l1[k] -= pv[k] * (ut[k] / th[k])
-        else:                                                             # (A15)
+        elif tgrad == TG_SHIFT:                                           # (A15)
             for k in range(m):
                 l1[k] -= pv[k]
         for k in range(m):
@@ -619,7 +663,7 @@ def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, o
         for k in range(m):
             ph[k] = ph[k] * (dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k])
     _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, ph, m, partials, 0, ph,
-               th, mode[M_THETA_RATIO])
+               th, mode[M_THETA_GRAD])
 
 
 @njit(**_JIT)
@@ -631,11 +675,13 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     has_dv, has_du, has_rec, partials = have[0], have[1], have[2], have[3]
     synaptic, adaptive, norm = mode[M_SYN], mode[M_ADAPT], mode[M_NORM]
     decay_in = mode[M_DECAY_IN]
-    plain = not (synaptic or adaptive or mode[M_ONE] or has_rec or norm)
+    plain = not (synaptic or adaptive or mode[M_ONE] or has_rec or norm or mode[M_RESET_THETA])
     # acc rows (reference.ACC_*): alpha, theta, rv when asked for; alpha_s, rho,
-    # beta_a, r by model; u_bias when asked for
+    # beta_a, r by model; u_bias when asked for; rva with the reset by the
+    # adaptive threshold (M7)
     used = (partials, partials, partials, synaptic == 1, adaptive == 1, adaptive == 1,
-            mode[M_ONE] == 1, partials)
+            mode[M_ONE] == 1, partials,
+            adaptive == 1 and mode[M_RESET_THETA] == 1 and mode[M_ADAPT_CURRENT] == 0)
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
     for task in range(task0, task1):

@@ -59,6 +59,14 @@ def working_copy(model):
     except Exception as e:          # a module that cannot be copied (open handles, ...)
         raise TypeError(f"model: cannot be copied for the check ({type(e).__name__}: {e}); "
                         f"lifgrad works on a copy so that your model stays as it is") from e
+    # a framework's own deep copy may lose a setting (sinabs' ALIF drops
+    # norm_input): the adapter's repair_copy(original, copy) puts it back
+    for (path, m0), (_, m1) in zip(model.named_modules(), work.named_modules()):
+        ad = _adapter_of(m0)
+        if ad is not None and type(m0) is type(m1) and hasattr(ad, "repair_copy"):
+            note = ad.repair_copy(m0, m1)
+            if note:
+                notes.append(f"{path or type(m0).__name__}: {note}")
     # a deep copy drops the hooks registered on parameter tensors (Norse's
     # recurrent cells zero the autapses' gradient with one); give them back
     for (_, p0), (_, p1) in zip(model.named_parameters(), work.named_parameters()):

@@ -1,4 +1,4 @@
-"""Rockpool 3.1.0's ``LIFTorch`` and ``LIFJax`` against lifgrad (issue 18).
+"""Rockpool 3.1.0's ``LIFTorch``, ``aLIFTorch`` and ``LIFJax`` against lifgrad (issue 18).
 
 What ``LIFTorch.forward`` computes per step (read from
 ``rockpool/nn/modules/torch/lif_torch.py``)::
@@ -26,6 +26,21 @@ Rockpool's parameters::
     dL/dtheta  = g.theta + alpha g.gamma             (g.theta holds -sum Bm n of the membrane)
     dL/dbeta   = g.alpha_s                           dL/dtau_syn = dL/dbeta beta dt / tau_syn^2
     dL/dbias   = g.u_bias                            dL/dw_rec   = g.R^T
+
+``aLIFTorch`` (``ahp_lif_torch.py``) is ``LIFTorch`` plus an after-
+hyperpolarisation current driven by the neuron's own spikes::
+
+    iahp = gamma (iahp + w_ahp spikes_{t-1})             gamma = exp(-dt/tau_ahp)
+    vmem = alpha vmem + isyn + iahp + noise + bias       (iahp an extra synapse of the sum)
+
+With lifgrad's adaptation variable ``a_t = rho a_{t-1} + v_{t-1}`` (L1),
+``rho = gamma``, the current is ``iahp_t = gamma w_ahp a_t``: lifgrad's
+adaptation as a current (``adaptation='current'``, M9), ``u_t -= beta_a a_t``
+with ``beta_a = -gamma w_ahp``, the threshold unchanged (so the count's
+``theta_grad='ratio'`` still holds).  Its chain rules::
+
+    dL/dw_ahp  = -gamma g.beta_a
+    dL/dgamma  = g.rho - w_ahp g.beta_a                  dL/dtau_ahp = dL/dgamma gamma dt / tau_ahp^2
 
 float64: Rockpool's parameters, states and recordings are created float32
 (``cast_fn`` to ``torch.float``, ``torch.zeros`` of the default dtype), and
@@ -63,6 +78,7 @@ from .torchpeer import value as _value
 DEFAULT_SURROGATE = "rockpool.StepPWL"
 DT = 1e-3
 TAU_MEM, TAU_SYN = 4.3e-3, 2.7e-3          # not float32-exact: the float64 rewrite matters
+TAU_AHP = 6.1e-3                           # aLIFTorch's after-hyperpolarisation
 
 # variant -> keywords of make_module
 VARIANTS = {
@@ -80,6 +96,16 @@ VARIANTS = {
         "leak_mode decays, has_rec": dict(decays=True, rec=True, per_neuron=True),
         "leak_mode bitshifts": dict(bitshifts=True, per_neuron=True),
         "learning_window 0.3": dict(window=0.3),
+    },
+    # the after-hyperpolarisation current (M9); w_ahp: Rockpool's default -0.9 or
+    # per neuron, tau_ahp scalar or per neuron
+    "aLIFTorch": {
+        "defaults": dict(),
+        "max_spikes 1": dict(max_spikes=1),
+        "max_spikes 3, tau_ahp, w_ahp per neuron": dict(max_spikes=3, ahp_per_neuron=True),
+        "has_rec, max_spikes 2, bias": dict(rec=True, max_spikes=2, bias=True,
+                                            ahp_per_neuron=True),
+        "leak_mode decays": dict(decays=True, ahp_per_neuron=True),
     },
     "LIFJax": {
         "defaults": dict(),
@@ -112,6 +138,16 @@ _NOTES = (
     "as subtracting from the membrane (it is a spike function and subtracts nothing); LIFTorch "
     "documents one spike at V > V_thr; tau_syn/isyn are documented (Nin,) and are "
     "(Nout, n_synapses)",
+)
+
+
+_AHP_NOTES = (
+    "aLIFTorch's after-hyperpolarisation iahp = gamma (iahp + w_ahp spikes_{t-1}) is lifgrad's "
+    "adaptation as a current (adaptation='current', M9): rho = gamma = exp(-dt/tau_ahp), "
+    "beta_a = -gamma w_ahp, u_t -= beta_a a_t; the threshold and its reset stay constant",
+    "aLIFTorch's docstring adds I_ahp to I_syn (I_syn += I_ahp, which would then decay with "
+    "tau_syn); the code sums iahp into the membrane as an extra synapse and keeps it out of "
+    "isyn; it documents w_ahp as a (Nout, Nin) matrix and tau_ahp as (Nin,): both are (Nout,)",
 )
 
 
@@ -153,18 +189,21 @@ def _float64_default():
         torch.set_default_dtype(old)
 
 
-def make_module(variant="defaults", surrogate=DEFAULT_SURROGATE, N=6, seed=0):
-    """A float64 ``LIFTorch`` of ``variant`` (:data:`VARIANTS`) with the preset's
-    dtype-keeping spike function."""
+def make_module(variant="defaults", surrogate=DEFAULT_SURROGATE, N=6, seed=0,
+                neuron="LIFTorch"):
+    """A float64 ``LIFTorch`` (or ``aLIFTorch``) of ``variant`` (:data:`VARIANTS`)
+    with the preset's dtype-keeping spike function."""
     torch = require_torch()
     lt = _rp()
-    if variant not in VARIANTS["LIFTorch"]:
-        raise ValueError(f"variant: expected one of {', '.join(VARIANTS['LIFTorch'])}, "
+    if neuron not in ("LIFTorch", "aLIFTorch"):
+        raise ValueError(f"neuron: expected LIFTorch or aLIFTorch, got {neuron!r}")
+    if variant not in VARIANTS[neuron]:
+        raise ValueError(f"variant: expected one of {', '.join(VARIANTS[neuron])}, "
                          f"got {variant!r}")
     if surrogate not in ("rockpool.StepPWL", "rockpool.PeriodicExponential"):
         raise ValueError(f"surrogate: expected rockpool.StepPWL or rockpool.PeriodicExponential, "
                          f"got {surrogate!r}")
-    kw = VARIANTS["LIFTorch"][variant]
+    kw = VARIANTS[neuron][variant]
     rng = np.random.default_rng(seed + 17)
     per = kw.get("per_neuron", False)
     tau_m = np.linspace(3e-3, 6e-3, N) if per else TAU_MEM
@@ -183,8 +222,18 @@ def make_module(variant="defaults", surrogate=DEFAULT_SURROGATE, N=6, seed=0):
     if "window" in kw:
         ctor["learning_window"] = kw["window"]
     with _float64_default():
-        m = lt.LIFTorch(**ctor).double()
+        if neuron == "aLIFTorch":
+            from rockpool.nn.modules.torch.ahp_lif_torch import aLIFTorch
+            m = aLIFTorch(**ctor).double()
+        else:
+            m = lt.LIFTorch(**ctor).double()
     with torch.no_grad():
+        if neuron == "aLIFTorch":          # tau_ahp, w_ahp: written in float64
+            per_ahp = kw.get("ahp_per_neuron", False)
+            m.tau_ahp.data = torch.as_tensor(np.linspace(3e-3, 9e-3, N) if per_ahp
+                                             else np.full(N, TAU_AHP), dtype=torch.float64)
+            m.w_ahp.data = torch.as_tensor(rng.uniform(-1.2, -0.2, N) if per_ahp
+                                           else np.full(N, -0.9), dtype=torch.float64)
         if kw.get("bitshifts"):          # alpha = 1 - 2^-dash: dash = -log2(1 - alpha)
             m.dash_mem.data = torch.as_tensor(-np.log2(1 - np.exp(-DT / np.asarray(tau_m))),
                                               dtype=torch.float64)
@@ -239,7 +288,8 @@ def make_jax_module(variant="defaults", N=6, seed=0):
 
 
 class Rockpool(TorchAdapter):
-    """Rockpool's ``LIFTorch`` (``StepPWL`` / ``PeriodicExponential``)."""
+    """Rockpool's ``LIFTorch`` and ``aLIFTorch`` (``StepPWL`` /
+    ``PeriodicExponential``), and ``LIFJax``."""
 
     name = "rockpool"
     neurons = NEURONS
@@ -247,6 +297,7 @@ class Rockpool(TorchAdapter):
     preset_case = ("LIFTorch", "max_spikes 3")
     quick = (("LIFTorch", "defaults", DEFAULT_SURROGATE),
              ("LIFTorch", "has_rec, max_spikes 2, bias", DEFAULT_SURROGATE),
+             ("aLIFTorch", "has_rec, max_spikes 2, bias", DEFAULT_SURROGATE),
              ("LIFTorch", "max_spikes 3", "rockpool.PeriodicExponential"))
     option_defaults = {}
 
@@ -271,13 +322,14 @@ class Rockpool(TorchAdapter):
         return f"rockpool.{name}", params
 
     def layer_map(self, module) -> LayerMap:
-        """lifgrad's :class:`LayerMap` of a constructed Rockpool ``LIFTorch``."""
+        """lifgrad's :class:`LayerMap` of a constructed Rockpool ``LIFTorch`` or
+        ``aLIFTorch``."""
         kind = type(module).__name__
         if kind == "LIFJax":
             return self._jax_map(module)
-        if kind != "LIFTorch":
-            raise ValueError(f"module: Rockpool {kind} is not covered yet: only LIFTorch and "
-                             f"LIFJax are mapped")
+        if kind not in ("LIFTorch", "aLIFTorch"):
+            raise ValueError(f"module: Rockpool {kind} is not covered yet: only LIFTorch, "
+                             f"aLIFTorch and LIFJax are mapped")
         if module.n_synapses != 1:
             raise ValueError(f"n_synapses: {module.n_synapses} synaptic states per neuron are not "
                              f"covered: lifgrad's synaptic cell has one")
@@ -310,14 +362,24 @@ class Rockpool(TorchAdapter):
         if max_spikes is not None and M != max_spikes:
             raise ValueError(f"max_spikes_per_dt: expected a whole number, got {M}")
         rec = bool(module._has_rec)
+        ahp = kind == "aLIFTorch"
+        adapt = {}
+        if ahp:     # iahp_t = gamma w_ahp a_t: the adaptation as a current (M9)
+            g_ahp = np.broadcast_to(np.exp(-dt0 / np.asarray(_value(module.tau_ahp), np.float64)),
+                                    (N,)).copy()
+            w_ahp = np.broadcast_to(np.asarray(_value(module.w_ahp), np.float64), (N,)).copy()
+            adapt = dict(rho=g_ahp, beta_a=-g_ahp * w_ahp)
         config = LIFConfig(reset="subtract", detach_reset=False, strict=False,
                            surrogate=_sgs.get(sname, **sparams), synaptic=True, decay_input=True,
                            max_spikes=max_spikes, theta_grad="ratio",
-                           recurrent="all" if rec else None)
+                           recurrent="all" if rec else None, adaptive=ahp,
+                           adaptation="current" if ahp else "threshold")
         R = _value(module.w_rec).T.copy() if rec else None
         params = LIFParams(alpha=alpha, theta=theta, gamma=alpha * theta, alpha_s=beta,
-                           u_bias=bias, R=R)
+                           u_bias=bias, R=R, **adapt)
         notes = list(_NOTES)
+        if ahp:
+            notes += list(_AHP_NOTES)
         if _sgs.preset(sname).note:
             notes.append(f"{sname}: {_sgs.preset(sname).note}")
         if max_spikes is None:
@@ -361,6 +423,12 @@ class Rockpool(TorchAdapter):
             out["bias"] = fit(g.u_bias, "bias")
             if rec:
                 out["w_rec"] = fit(np.asarray(g.R).T, "w_rec")
+            if ahp:                 # rho = gamma, beta_a = -gamma w_ahp (M9)
+                gba = np.asarray(g.beta_a, np.float64)
+                out["w_ahp"] = fit(-g_ahp * gba, "w_ahp")
+                dgam = np.asarray(g.rho, np.float64) - w_ahp * gba
+                out["tau_ahp"] = fit(dgam * g_ahp * dt / np.asarray(
+                    np.broadcast_to(_value(module.tau_ahp), (N,)), np.float64) ** 2, "tau_ahp")
             return {k: v for k, v in out.items() if k in shape}
         return LayerMap(config, params, gain=1.0, bias=0.0, u0=None, post_reset=True,
                         param_grads=param_grads, notes=tuple(notes), limits=limits,
@@ -572,7 +640,8 @@ class Rockpool(TorchAdapter):
                 raise ValueError("surrogate: LIFJax has StepPWL only")
             module = make_jax_module(case.variant, N=case.N, seed=case.seed)
         else:
-            module = make_module(case.variant, case.surrogate, N=case.N, seed=case.seed)
+            module = make_module(case.variant, case.surrogate, N=case.N, seed=case.seed,
+                                 neuron=case.neuron)
         kw = VARIANTS[case.neuron][case.variant]
         # the drive for a firing rate of ~0.2-0.4 (with dt = 1e-3 the synapse sums ~3 steps)
         mean, std = (0.35, 0.6) if not kw.get("max_spikes") or kw["max_spikes"] == 1 \

@@ -48,14 +48,52 @@ reset with the mask detached.  ``ExpLeak`` (no spikes; its output is the
 membrane ``v = alpha v + x``, ``(1 - alpha) x`` with ``norm_input``) is the
 cell without reset read as a readout (``spike_scale=0``).
 
+``ALIF`` (``sinabs/layers/functional/alif.py``, ``alif_forward_single``)::
+
+    i_t   = alpha_syn (i_{t-1} + x_t)  (tau_syn; else x_t),  times (1 - alpha) with
+            norm_input, and stored so: the next step decays (1 - alpha) alpha_syn i
+    v_t   = alpha V_{t-1} + i_t
+    B_t   = b0 + adapt_scale b_{t-1}                    the threshold of the step
+    n_t   = spike_fn(v_t, B_t)                          no gradient to B_t
+    V_t   = v_t - B_t n_t                               MembraneSubtract: B_t with its gradient
+    b_t   = rho b_{t-1} + (1 - rho) n_t                 rho = exp(-1/tau_adapt)
+
+is lifgrad's adaptive cell with ``a_t = b_{t-1} / (1 - rho)`` (L1): ``rho =
+alpha_adapt``, ``beta_a = adapt_scale (1 - rho)`` (an exact
+reparametrisation), ``theta = b0``; the reset removes the adaptive threshold
+(``reset_by_threshold``, M7) decayed by the next step, factor ``gamma =
+alpha``; the spike function's threshold gets no gradient (``theta_grad=
+'none'``, M8); with ``tau_syn`` and ``norm_input`` the stored ``(1 - alpha)``
+makes the synapse ``alpha_s = (1 - alpha) alpha_syn`` with ``decay_input``
+(M3) and no further scaling (without ``tau_syn`` it is ``norm_input``, M1).
+Chain rules::
+
+    dL/dalpha_mem   = g.alpha + g.gamma [- alpha_syn g.alpha_s  (tau_syn, norm_input)]
+    dL/dalpha_syn   = (1 - alpha) g.alpha_s  (norm_input)   or  g.alpha_s
+    dL/dalpha_adapt = g.rho - adapt_scale g.beta_a
+    dL/dadapt_scale = (1 - rho) g.beta_a        dL/db0 = g.theta   (when trainable)
+
+(times ``alpha / tau^2`` for the ``tau_*`` parameters).  sinabs' recordings
+of ALIF are aliased (each step's record dict is written again by the next
+step: ``recordings['v_mem'][:, t]`` holds the *next* step's pre-reset
+membrane); the adapter runs ALIF on the input with one silent step in front
+(a zero input from rest changes no state), so that the record of step ``t``
+holds ``v_t``, the pre-reset membrane, which the loss reads
+(``post_reset=False``).  ``ALIFRecurrent`` with a bias-free ``nn.Linear`` as
+``rec_connect`` adds ``W n_{t-1}`` to the input: lifgrad's all-to-all ``R =
+W`` (R1).  The threshold-scaled surrogates (``SingleExponential``, ALIF's
+default, ``PeriodicExponential``, ``Heaviside``) are refused on ALIF: sinabs
+calls them with ``B_t``, which changes every step, and lifgrad's surrogate
+parameters are constants; ``Gaussian`` and ``MultiGaussian`` are mapped.
+
 Not mapped yet (``layer_map`` refuses them, naming what lifgrad lacks):
 ``MembraneReset(reset_value != 0)`` (added to every neuron, spiking or not)
 and ``MembraneReset`` with several spikes per step, ``min_v_mem`` (a lower clip of the post-reset state),
-``ALIF`` (its reset subtracts the adaptive threshold, which gets no gradient
-through the spike), ``LIFRecurrent`` /
+ALIF with a threshold-scaled surrogate, ``LIFRecurrent`` /
 ``IAFRecurrent`` (recurrence through an arbitrary module on spike counts), a
-trainable ``spike_threshold`` (sinabs passes it no gradient through the spike
-function; lifgrad's ``dv/dtheta = -phi``).
+trainable LIF ``spike_threshold`` (sinabs passes it no gradient through the
+spike function: lifgrad's ``theta_grad='none'`` (M8), which the ALIF map
+uses for a trainable ``b0``, is not yet wired into the LIF map).
 See ``derivations/peers.md`` (sinabs 3.1.3).
 """
 from __future__ import annotations
@@ -95,8 +133,24 @@ _LIF_VARIANTS = {
     "MaxSpike(1) MembraneReset no norm_input": (("max", 1), dict(membrane_reset=True,
                                                                 norm_input=False)),
 }
+# ALIF: keywords as for LIF, plus train_threshold (b0 and adapt_scale as
+# nn.Parameters) and rec (ALIFRecurrent's bias-free Linear)
+_ALIF_VARIANTS = {
+    "SingleSpike": ("single", dict()),
+    "SingleSpike no norm_input": ("single", dict(norm_input=False)),
+    "SingleSpike tau_syn": ("single", dict(tau_syn=True)),
+    "SingleSpike tau_syn no norm_input": ("single", dict(tau_syn=True, norm_input=False)),
+    "MultiSpike tau per neuron": ("multi", dict(tau="per-neuron")),
+    "MaxSpike(2) tau_syn train_alphas": (("max", 2), dict(tau_syn=True, train_alphas=True)),
+    "SingleSpike subtract_value=0.6": ("single", dict(subtract_value=0.6)),
+    "SingleSpike MembraneReset": ("single", dict(membrane_reset=True)),
+    "SingleSpike trainable b0, adapt_scale": ("single", dict(train_threshold=True)),
+}
 VARIANTS = {
     "LIF": _LIF_VARIANTS,
+    "ALIF": _ALIF_VARIANTS,
+    "ALIFRecurrent": {"SingleSpike": ("single", dict(rec=True)),
+                      "MultiSpike tau_syn": ("multi", dict(rec=True, tau_syn=True))},
     "ExpLeak": {"default": (None, dict(norm_input=False)),
                 "norm_input": (None, dict(norm_input=True)),
                 "train_alphas, tau per neuron": (None, dict(train_alphas=True, norm_input=False,
@@ -111,6 +165,10 @@ NEURONS = {n: tuple(vs) for n, vs in VARIANTS.items()}
 
 TAU = 2.7               # not float32-exact: the float64 rewrite after .double() matters
 TAU_SYN = 1.9
+TAU_ADAPT = 5.3         # ALIF's adaptation
+ADAPT_SCALE = 1.8       # ALIF's default adapt_scale
+ALIF_SURROGATE = "sinabs.Gaussian"       # the cases' surrogate on ALIF (see _alif_map)
+_ALIF_KINDS = ("ALIF", "ALIFRecurrent")
 
 # Parameters the surrogate cases construct (sinabs' own names; non-default
 # where the default would make the check weak).
@@ -126,7 +184,10 @@ _WITH_THRESHOLD = ("sinabs.SingleExponential", "sinabs.PeriodicExponential", "si
 
 # input (mean, std): with norm_input the membrane settles at the input, without
 # it at input / (1 - alpha); IAF integrates
-_INPUT = {True: (1.2, 2.5), False: (0.35, 0.6), "IAF": (0.3, 0.8)}
+_INPUT = {True: (1.2, 2.5), False: (0.35, 0.6), "IAF": (0.3, 0.8),
+          # ALIF: (norm_input, tau_syn); its threshold rises by adapt_scale (1 - rho) a spike
+          ("ALIF", True, False): (1.6, 2.5), ("ALIF", False, False): (0.5, 0.7),
+          ("ALIF", True, True): (2.2, 3.0), ("ALIF", False, True): (0.35, 0.6)}
 
 _COMMON_NOTES = (
     "sinabs fires at v >= theta (lifgrad strict=False); MultiSpike counts trunc(v/theta) "
@@ -140,12 +201,27 @@ _COMMON_NOTES = (
     "check zeroes it before every run)",
 )
 
+_ALIF_NOTES = (
+    "ALIF's adaptation b = rho b + (1 - rho) n is lifgrad's a_t = b_{t-1} / (1 - rho) with "
+    "beta_a = adapt_scale (1 - rho) (L1), (L2); its threshold b0 + adapt_scale b is read "
+    "before the step's update",
+    "ALIF's MembraneSubtract removes that adaptive threshold, with its gradient into b "
+    "(lifgrad's reset_by_threshold, M7, factor alpha: the removal decays with the next step); "
+    "the spike function passes the threshold no gradient (theta_grad='none', M8)",
+    "ALIF's recordings are aliased: the record dict of each step is written again by the next "
+    "step, so recordings['v_mem'][:, t] holds the next step's pre-reset membrane (the last one "
+    "the post-reset state); the check runs ALIF with one silent step in front and reads the "
+    "pre-reset membrane of every step from them",
+    "ALIF's docstring gives V(t+1) = alpha V(t) + (1 - alpha) sum w.s(t) and V -> V - b0, b -> 0 "
+    "on a spike; the code subtracts the adaptive threshold b0 + adapt_scale b and leaves b to "
+    "rise by (1 - rho)",
+)
+_ALIF_SYN_NOTE = ("ALIF with tau_syn and norm_input stores (1 - alpha) i_syn back into its "
+                  "state (LIF scales only what it adds to v_mem): the synapse decays by "
+                  "(1 - alpha) alpha_syn per step, lifgrad's decay_input with alpha_s = "
+                  "(1 - alpha) alpha_syn and no further scaling")
+
 _UNSUPPORTED = {
-    "ALIF": "sinabs' ALIF subtracts its adaptive threshold b0 + adapt_scale b in the reset and "
-            "passes the threshold no gradient through the spike function, and with norm_input "
-            "stores (1 - alpha) i_syn back into its state; lifgrad's adaptive cell has neither "
-            "the reset by the adaptive threshold without its spike derivative nor that rescaling",
-    "ALIFRecurrent": "ALIF (see ALIF) with a recurrence: not mapped",
     "LIFRecurrent": "LIFRecurrent feeds its spike counts back through an arbitrary module "
                     "(rec_connect, e.g. a Linear with a bias) into the input before the (1 - "
                     "alpha) scaling; lifgrad's recurrence is a weight R v_{t-1} (R1) and the "
@@ -238,7 +314,8 @@ def _dtype_keeping(spike_fn):
 
 def _kind(module):
     layers, _ = _sn()
-    for name in ("ExpLeakSqueeze", "ExpLeak", "LIFSqueeze", "IAFSqueeze", "LIF", "IAF"):
+    for name in ("ExpLeakSqueeze", "ExpLeak", "LIFSqueeze", "IAFSqueeze", "LIF", "IAF",
+                 "ALIF", "ALIFRecurrent"):
         # (subclasses first)
         cls = getattr(layers, name, None)
         if cls is not None and type(module) is cls:
@@ -246,7 +323,8 @@ def _kind(module):
     name = type(module).__name__
     if name in _UNSUPPORTED and type(module).__module__.startswith("sinabs"):
         raise ValueError(f"module: sinabs {name} is not covered yet: {_UNSUPPORTED[name]}")
-    raise ValueError(f"module: expected a sinabs LIF, LIFSqueeze, IAF, IAFSqueeze or ExpLeak, got "
+    raise ValueError(f"module: expected a sinabs LIF, LIFSqueeze, IAF, IAFSqueeze, ExpLeak, ALIF "
+                     f"or ALIFRecurrent, got "
                      f"{type(module).__module__}.{type(module).__qualname__}")
 
 
@@ -299,6 +377,8 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, B=3, T=20):
         m = layers.IAF(**common).double()
         _float64_tau_syn(m, syn, False)
         return m
+    if neuron in _ALIF_KINDS:
+        return _make_alif(neuron, kw, common, syn, N)
     tau = (np.linspace(1.6, 4.3, N) if kw.get("tau") == "per-neuron" else TAU)
     lif_kw = dict(tau_mem=torch.tensor(tau, dtype=torch.float64),
                   norm_input=kw.get("norm_input", True),
@@ -315,6 +395,53 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, B=3, T=20):
             m.tau_mem.data = tau_t
     _float64_tau_syn(m, syn, m.train_alphas)
     return m
+
+
+def _make_alif(neuron, kw, common, syn, N):
+    """A float64 sinabs ALIF (ALIFRecurrent with a bias-free float64 Linear)."""
+    torch = require_torch()
+    layers, _ = _sn()
+    per = kw.get("tau") == "per-neuron"
+    tau = np.linspace(1.6, 4.3, N) if per else TAU
+    tau_a = np.linspace(3.0, 8.0, N) if per else TAU_ADAPT
+    common = dict(common)
+    scale = ADAPT_SCALE
+    if kw.get("train_threshold"):           # registered as the parameters b0, adapt_scale
+        common["spike_threshold"] = torch.nn.Parameter(common["spike_threshold"])
+        scale = torch.nn.Parameter(torch.tensor(ADAPT_SCALE, dtype=torch.float64))
+    akw = dict(tau_mem=torch.tensor(tau, dtype=torch.float64),
+               tau_adapt=torch.tensor(tau_a, dtype=torch.float64), adapt_scale=scale,
+               norm_input=kw.get("norm_input", True), train_alphas=kw.get("train_alphas", False),
+               **common)
+    if neuron == "ALIFRecurrent":
+        lin = torch.nn.Linear(N, N, bias=False, dtype=torch.float64)
+        with torch.no_grad():
+            lin.weight.data = torch.as_tensor(np.random.default_rng(7).normal(
+                0.0, 0.5 / np.sqrt(N), (N, N)), dtype=torch.float64)
+        m = layers.ALIFRecurrent(rec_connect=lin, **akw).double()
+    else:
+        m = layers.ALIF(**akw).double()
+    with torch.no_grad():                 # created float32 by sinabs: write them in float64
+        for name, val in (("mem", tau), ("adapt", tau_a)):
+            t = torch.tensor(val, dtype=torch.float64)
+            if m.train_alphas:
+                getattr(m, f"alpha_{name}").data = torch.exp(-1.0 / t)
+            else:
+                getattr(m, f"tau_{name}").data = t
+    _float64_tau_syn(m, syn, m.train_alphas)
+    return m
+
+
+def _alif_run(module, xb):
+    """sinabs' ALIF (ALIFRecurrent) on ``xb`` ``(B, T, ...)`` with one silent
+    step in front (a zero input from rest leaves every state at zero, and sends
+    no spike through ``rec_connect``): its spikes ``(B, T, ...)``; the
+    pre-reset membrane of each step, which sinabs' aliased recordings hold one
+    record early, is kept in ``module._lifgrad_mem``."""
+    torch = require_torch()
+    spk = type(module).forward(module, torch.cat([torch.zeros_like(xb[:, :1]), xb], 1))
+    module._lifgrad_mem = module.recordings["v_mem"][:, :-1]
+    return spk[:, 1:]
 
 
 def _float64_tau_syn(m, syn, train_alphas):
@@ -349,8 +476,31 @@ class Sinabs(TorchAdapter):
     quick = (("LIF", "MultiSpike", DEFAULT_SURROGATE),
              ("LIF", "SingleSpike no norm_input", DEFAULT_SURROGATE),
              ("IAF", "MaxSpike(1)", DEFAULT_SURROGATE),
+             ("ALIF", "SingleSpike tau_syn", ALIF_SURROGATE),
              ("LIF", "MultiSpike", "sinabs.PeriodicExponential"))
     option_defaults = {}
+
+    def repair_copy(self, original, copy):
+        """sinabs' deep copy rebuilds a layer from ``_param_dict``, which for ALIF
+        lacks ``norm_input`` (the copy gets the default True): set it back on
+        the copy; returns a note ("" when nothing was repaired)."""
+        if type(original).__name__ in _ALIF_KINDS and copy.norm_input != original.norm_input:
+            copy.norm_input = original.norm_input
+            return (f"sinabs' deep copy of {type(original).__name__} loses norm_input "
+                    f"(ALIF._param_dict omits it; the copy had True): set back to "
+                    f"{original.norm_input} on lifgrad's copy")
+        return ""
+
+    def cases(self, quick=False) -> list:
+        """The protocol's cases, ALIF's run with ``ALIF_SURROGATE`` (its default
+        SingleExponential is scaled by the adaptive threshold: refused) and
+        once with MultiGaussian."""
+        out = [self.case(c.neuron, c.variant, ALIF_SURROGATE)
+               if c.neuron in _ALIF_KINDS and c.surrogate == DEFAULT_SURROGATE else c
+               for c in super().cases(quick)]
+        if not quick:
+            out.append(self.case("ALIF", "SingleSpike", "sinabs.MultiGaussian"))
+        return out
 
     def is_neuron(self, module):
         layers, _ = _sn()
@@ -385,6 +535,12 @@ class Sinabs(TorchAdapter):
                 raise ValueError(f"surrogate_grad_fn: {cls.__name__}.{pname} must be a number, "
                                  f"got {val!r}")
             params[pname] = float(val)
+        if name in _WITH_THRESHOLD and sf is not module and type(module).__name__ in _ALIF_KINDS:
+            raise ValueError(f"surrogate_grad_fn: {cls.__name__} on an ALIF is not covered: "
+                             f"sinabs calls it with the adaptive threshold b0 + adapt_scale b, "
+                             f"which scales its width (period, height) every step; lifgrad's "
+                             f"surrogate parameters are constants.  Gaussian and MultiGaussian "
+                             f"(functions of v - threshold alone) are mapped")
         if name in _WITH_THRESHOLD and sf is not module:
             theta = _value(module.spike_threshold)
             if np.ndim(theta):
@@ -400,6 +556,8 @@ class Sinabs(TorchAdapter):
         kind = _kind(module)
         if kind.startswith("ExpLeak"):
             return self._leak_map(module, kind)
+        if kind in _ALIF_KINDS:
+            return self._alif_map(module, kind)
         zero_reset = isinstance(module.reset_fn, act.MembraneReset)
         if zero_reset:
             r = module.reset_fn.reset_value
@@ -527,6 +685,131 @@ class Sinabs(TorchAdapter):
                         param_grads=param_grads, notes=tuple(notes), limits=limits,
                         hidden_limits=limits)
 
+    def _alif_map(self, module, kind) -> LayerMap:
+        """ALIF / ALIFRecurrent: lifgrad's adaptive cell with the reset by the
+        adaptive threshold (M7) and no threshold gradient through the spike
+        (M8); see the module docstring."""
+        _, act = _sn()
+        torch = require_torch()
+        zero_reset = isinstance(module.reset_fn, act.MembraneReset)
+        max_spikes, keeps = _spike_kind(module.spike_fn)
+        if zero_reset and (module.reset_fn.reset_value != 0 or max_spikes != 1):
+            raise ValueError("reset_fn: only MembraneReset(reset_value=0) with one spike per "
+                             "step is mapped (see LIF)")
+        if not zero_reset and not isinstance(module.reset_fn, act.MembraneSubtract):
+            raise ValueError(f"reset_fn: {type(module.reset_fn).__name__} is not covered: "
+                             f"only MembraneSubtract and MembraneReset(reset_value=0) are mapped")
+        sub = None if zero_reset else module.reset_fn.subtract_value
+        if sub is not None and (isinstance(sub, bool) or not isinstance(sub, (int, float))):
+            raise ValueError(f"reset_fn: MembraneSubtract(subtract_value={sub!r}): expected a "
+                             f"number (a tensor value is not mapped)")
+        if module.min_v_mem is not None:
+            raise ValueError("min_v_mem: a lower clip of the post-reset membrane (zero gradient "
+                             "where clipped) has no counterpart in lifgrad's cell")
+        if module.b0 is None:
+            raise ValueError("spike_threshold: None is not supported")
+        theta = _value(module.b0)
+        if np.any(np.asarray(theta) <= 0):
+            raise ValueError(f"spike_threshold: expected > 0, got {theta}")
+        sname, sparams = self.surrogate_of(module)
+        sg = _sgs.get(sname, **sparams)
+        norm = bool(module.norm_input)
+        with torch.no_grad():
+            alpha = _value(module.alpha_mem_calculated.double())
+            rho = _value(module.alpha_adapt_calculated.double())
+            alpha_syn = (None if module.alpha_syn_calculated is None
+                         else _value(module.alpha_syn_calculated.double()))
+        scale = _value(module.adapt_scale) if hasattr(module.adapt_scale, "detach") \
+            else float(module.adapt_scale)
+        params_of = dict(module.named_parameters())
+        pre = "alpha" if module.train_alphas else "tau"
+        taus = {k: (None if module.train_alphas else _value(getattr(module, f"tau_{k}")))
+                for k in ("mem", "adapt", "syn") if getattr(module, f"{pre}_{k}", None)
+                is not None}
+        syn = alpha_syn is not None
+        # the stored (1 - alpha) i_syn makes the synapse decay (1 - alpha) alpha_syn
+        alpha_s = None if not syn else ((1 - np.asarray(alpha)) * alpha_syn if norm else alpha_syn)
+        R = None
+        if kind == "ALIFRecurrent":
+            lin = module.rec_connect
+            if not isinstance(lin, torch.nn.Linear) or lin.bias is not None:
+                raise ValueError(f"rec_connect: {type(lin).__name__} is not covered: a bias-free "
+                                 f"torch.nn.Linear (lifgrad's R v_{{t-1}}, R1) is mapped; a bias "
+                                 f"would enter from the second step on")
+            R = _value(lin.weight).copy()
+        by_theta = not zero_reset and sub is None
+        config = LIFConfig(reset="zero" if zero_reset else "subtract", detach_reset=zero_reset,
+                           strict=False, surrogate=sg, norm_input=norm and not syn,
+                           max_spikes=max_spikes, synaptic=syn, decay_input=syn, adaptive=True,
+                           reset_by_threshold=by_theta, theta_grad="none",
+                           recurrent="all" if R is not None else None)
+        a = np.asarray(alpha)
+        gamma = a if by_theta else (None if zero_reset else a * float(sub))
+        params = LIFParams(alpha=alpha, theta=theta, gamma=gamma, rho=rho,
+                           beta_a=scale * (1 - np.asarray(rho)), R=R,
+                           **({"alpha_s": alpha_s} if syn else {}))
+        notes = list(_COMMON_NOTES[:1]) + list(_ALIF_NOTES)
+        if syn and norm:
+            notes.append(_ALIF_SYN_NOTE)
+        if zero_reset:
+            notes.append("MembraneReset: v (n == 0) + reset_value, the mask (spikes == 0) "
+                         "without gradient (lifgrad's zero reset, detached)")
+        elif sub is not None:
+            notes.append(f"MembraneSubtract(subtract_value={sub}) removes {sub} per spike, not "
+                         f"the adaptive threshold: gamma = alpha * {sub}")
+        if R is not None:
+            notes.append("ALIFRecurrent adds rec_connect(n_{t-1}) to the input before the "
+                         "synapse: lifgrad's R = rec_connect.weight (recurrent='all')")
+        if _sgs.preset(sname).note:
+            notes.append(f"{sname}: {_sgs.preset(sname).note}")
+        limits = ()
+        if not keeps:
+            notes.append("sinabs' stock spike functions return float32 (.float()); "
+                         "lifgrad.verify's copy runs a dtype-keeping subclass")
+            limits = (Limit("float32 spike", F32_TOL, "sinabs' spike functions return float32"),)
+        shape = {n: tuple(p.shape) for n, p in params_of.items()}
+
+        def fit(g, name):
+            g = np.asarray(g, np.float64)
+            return np.reshape(np.sum(g) if int(np.prod(shape[name])) == 1 else g, shape[name])
+
+        def chain(g, k):             # dL/d(alpha_k) -> the parameter sinabs trains
+            if module.train_alphas:
+                return fit(g, f"alpha_{k}")
+            dec = {"mem": alpha, "adapt": rho, "syn": alpha_syn}[k]
+            return fit(np.asarray(g) * np.asarray(dec) / np.asarray(taus[k]) ** 2, f"tau_{k}")
+
+        def param_grads(g, I, tr):
+            out = {n: np.zeros(sh) for n, sh in shape.items()}
+            # each term reduced on its own (a scalar's gradient is already summed)
+            mem = chain(g.alpha, "mem")
+            if by_theta:                                 # gamma = alpha (M7)
+                mem = mem + chain(g.gamma, "mem")
+            elif not zero_reset:                         # gamma = alpha sub
+                mem = mem + chain(float(sub) * np.asarray(g.gamma), "mem")
+            if syn:
+                gs = np.asarray(g.alpha_s, np.float64)
+                if norm:                                 # alpha_s = (1 - alpha) alpha_syn
+                    mem = mem - chain(alpha_syn * gs, "mem")
+                    gs = (1 - np.asarray(alpha)) * gs
+                key = "alpha_syn" if module.train_alphas else "tau_syn"
+                out[key] = chain(gs, "syn")
+            out["alpha_mem" if module.train_alphas else "tau_mem"] = mem
+            # rho = alpha_adapt, beta_a = adapt_scale (1 - rho)
+            out["alpha_adapt" if module.train_alphas else "tau_adapt"] = \
+                chain(g.rho, "adapt") - chain(scale * np.asarray(g.beta_a), "adapt")
+            if "adapt_scale" in shape:
+                out["adapt_scale"] = fit((1 - np.asarray(rho)) * np.asarray(g.beta_a),
+                                         "adapt_scale")
+            if "b0" in shape:
+                out["b0"] = fit(g.theta, "b0")
+            if R is not None:
+                out["rec_connect.weight"] = np.asarray(g.R, np.float64)
+            return out
+        return LayerMap(config, params, gain=1.0, bias=0.0, u0=None, post_reset=False,
+                        param_grads=param_grads, notes=tuple(notes), limits=limits,
+                        hidden_limits=limits)
+
     def _leak_map(self, module, kind) -> LayerMap:
         """ExpLeak: no spikes, its output is the membrane ``v = alpha v + x`` (``(1 -
         alpha) x`` with ``norm_input``): lifgrad's cell without a reset and with
@@ -579,9 +862,22 @@ class Sinabs(TorchAdapter):
                     spk = module(xb.reshape(B * T, *xb.shape[2:])).reshape(B, T, -1)
                 finally:
                     module.batch_size, module.num_timesteps = bs, nt
+            elif type(module).__name__ in _ALIF_KINDS:
+                # through module(...) so that hooks see the call; the silent
+                # step in front because its recordings are aliased (_alif_run)
+                own = module.__dict__.get("forward")
+                module.forward = functools.partial(_alif_run, module)
+                try:
+                    spk = module(xb)
+                finally:
+                    if own is None:
+                        del module.forward
+                    else:
+                        module.forward = own
             else:
                 spk = module(xb)
-            mem = module.recordings["v_mem"]
+            mem = getattr(module, "_lifgrad_mem", None) \
+                if type(module).__name__ in _ALIF_KINDS else module.recordings["v_mem"]
         finally:
             module.record_states = rec
         spk = spk.transpose(0, 1)
@@ -598,7 +894,8 @@ class Sinabs(TorchAdapter):
         return x.transpose(0, 1).reshape(x.shape[1], x.shape[0], -1)
 
     def call_outputs(self, module, output):
-        mem = module.recordings["v_mem"]
+        mem = module._lifgrad_mem if type(module).__name__ in _ALIF_KINDS \
+            else module.recordings["v_mem"]
         B, T = mem.shape[:2]
         spk = output.reshape(B, T, -1).transpose(0, 1)
         if type(module).__name__.startswith("ExpLeak"):
@@ -614,6 +911,10 @@ class Sinabs(TorchAdapter):
                 module.spike_fn = _dtype_keeping(module.spike_fn)
             except ValueError:
                 pass                         # layer_map has refused it already
+        if type(module).__name__ in _ALIF_KINDS:
+            # run with a silent step in front: the recordings then hold every
+            # step's pre-reset membrane (they are aliased, see _alif_run)
+            module.forward = functools.partial(_alif_run, module)
         _fresh_state(module)
 
     def build(self, case) -> Built:
@@ -621,6 +922,8 @@ class Sinabs(TorchAdapter):
                              T=case.T)
         _, kw = VARIANTS[case.neuron][case.variant]
         key = "IAF" if case.neuron == "IAF" else kw.get("norm_input", True)
+        if case.neuron in _ALIF_KINDS:
+            key = ("ALIF", kw.get("norm_input", True), kw.get("tau_syn", False))
         mean, std = _INPUT[key]
         theta = kw.get("theta", 1.0)
         _, I, A, Bm = problem(case.seed, case.T, case.B, case.N, mean=mean * theta,

@@ -65,6 +65,16 @@ Chain rules to Spyx's parameters (``d clip`` the derivative of ``jnp.clip``:
                                                                      gamma = beta theta)
     dL/dalpha       = g.alpha_s d clip(alpha)                       (CuBaLIF, RCuBaLIF)
     dL/drecurrent_w = g.R^T
+    dL/dgamma       = (g.rho - g.beta_a) d clip(gamma)              (ALIF: rho = gamma,
+                                                                     beta_a = 1 - gamma)
+
+ALIF is lifgrad's adaptive cell read one step late: with ``T_t = (1 - gamma)
+a_t`` its adaptation ``T = gamma T + (1 - gamma) s`` is (L1) with ``rho =
+gamma`` and ``beta_a = 1 - gamma`` (an exact reparametrisation: the chain rule
+above), the threshold ``theta + T`` is (L2), and the reset removes that very
+threshold, ``s (theta + T)``, with its gradient into ``T``: lifgrad's
+``reset_by_threshold`` (M7) with the tied factor 1.  The membrane of the loss
+is the ``V`` half of its state ``[V, T]``.
 
 ``threshold`` is a Python number in Spyx, or a per-neuron array where
 ``spyx.nir`` builds the neuron (both mapped); it is not learned: no gradient.
@@ -74,11 +84,9 @@ The surrogate is read from the activation's closure (the factories of
 any other function are refused (``spyx.custom`` is a documented deviation:
 its default backward is the identity).
 
-Not mapped (``layer_map`` refuses them, naming what lifgrad lacks): ``ALIF``
-(its reset subtracts the adaptive threshold ``theta + T``, which carries a
-gradient to ``T``; lifgrad's adaptive cell subtracts a constant ``gamma``),
-the other stateful modules of ``spyx`` (``ParallelResetLIF``, the stochastic
-and phasor neurons, SSMs).  See ``derivations/peers.md`` (Spyx 1.0.0).
+Not mapped (``layer_map`` refuses them, naming what lifgrad lacks): the
+other stateful modules of ``spyx`` (``ParallelResetLIF``, the stochastic and
+phasor neurons, SSMs).  See ``derivations/peers.md`` (Spyx 1.0.0).
 """
 from __future__ import annotations
 
@@ -117,6 +125,11 @@ VARIANTS = {
     "AssociativeLIF": {"beta per neuron": dict(beta="per-neuron"),
                        "beta_from_snntorch(0.9)": dict(beta="snn")},
     "LI": {"beta scalar": dict(beta="scalar"), "beta per neuron": dict(beta="per-neuron")},
+    # gamma: the adaptation's decay (Spyx's own random per-neuron init when None)
+    "ALIF": {"beta, gamma scalar": dict(beta="scalar", gamma="scalar"),
+             "beta, gamma per neuron": dict(beta="per-neuron", gamma="per-neuron"),
+             "gamma at the clip bounds": dict(beta="per-neuron", gamma="bounds"),
+             "gamma initialised by Spyx, threshold 0.8": dict(beta="scalar", theta=0.8)},
 }
 NEURONS = {n: tuple(vs) for n, vs in VARIANTS.items()}
 
@@ -125,10 +138,11 @@ _DELAYED = ("IF", "LIF", "RIF", "RLIF", "CuBaLIF", "RCuBaLIF")
 _SYNAPTIC = ("CuBaLIF", "RCuBaLIF")
 _RECURRENT = ("RIF", "RLIF", "RCuBaLIF")
 _NO_RESET = ("PSU_LIF", "AssociativeLIF")
-_MAPPED = _DELAYED + _NO_RESET + ("LI",)
+_MAPPED = _DELAYED + _NO_RESET + ("LI", "ALIF")
 
 BETA = 0.8              # a scalar beta
 ALPHA = 0.6             # a scalar CuBaLIF alpha
+GAMMA = 0.7             # a scalar ALIF gamma (the adaptation's decay)
 
 # Parameters the surrogate cases construct (Spyx's names; non-default where the
 # default would not show that the parameter is read).  superspike with no
@@ -144,7 +158,7 @@ SURROGATE_PARAMS = {
 # input (mean, std) per neuron, times theta
 _INPUT = {"IF": (0.3, 0.8), "LIF": (0.35, 0.6), "RIF": (0.3, 0.8), "RLIF": (0.35, 0.6),
           "CuBaLIF": (0.1, 0.5), "RCuBaLIF": (0.1, 0.5), "PSU_LIF": (0.12, 0.6),
-          "AssociativeLIF": (0.12, 0.6), "LI": (0.3, 1.0)}
+          "AssociativeLIF": (0.12, 0.6), "LI": (0.3, 1.0), "ALIF": (0.5, 0.8)}
 
 _COMMON_NOTES = {
     "delayed": (
@@ -167,12 +181,14 @@ _CLIP_NOTE = ("beta (and CuBaLIF's alpha) enter as jnp.clip(p, 0, 1): JAX gives 
               "derivative 1/2 at the bounds 0 and 1, so a decay of exactly 1 (or 0) gets half "
               "its gradient (0 outside [0, 1]); the mapping reproduces it")
 
-_UNSUPPORTED = {
-    "ALIF": "ALIF's reset subtracts its adaptive threshold theta + T (V = beta V + x - s "
-            "(theta + T)), with a gradient into T; lifgrad's adaptive cell (L1) subtracts a "
-            "constant gamma per spike, so the reset by the adaptive threshold has no "
-            "counterpart in lifgrad's cell",
-}
+_UNSUPPORTED = {}
+_ALIF_NOTES = (
+    "ALIF's adaptation T = gamma T + (1 - gamma) s is lifgrad's a_t with rho = gamma and "
+    "beta_a = 1 - gamma (T = (1 - gamma) a); its threshold theta + T, read one step late like "
+    "the other neurons' spike",
+    "ALIF's reset subtracts that adaptive threshold, s (theta + T), with a gradient into T "
+    "(lifgrad's reset_by_threshold, M7); gamma enters as jnp.clip(gamma, 0, 1) like beta",
+)
 
 
 # --------------------------------------------------------------------------- JAX
@@ -332,6 +348,8 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, seed=0):
         args["alpha"] = ALPHA
     if neuron == "AssociativeLIF" and kw.get("beta") == "snn":
         args["beta"] = float(snn.AssociativeLIF.beta_from_snntorch(0.9))
+    if neuron == "ALIF" and kw.get("gamma") == "scalar":
+        args["gamma"] = GAMMA
     m = cls(shape, rngs=rngs, **args)
     if kw.get("beta") in ("per-neuron", "bounds"):
         beta = rng.uniform(0.3, 0.95, N)
@@ -340,6 +358,11 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, seed=0):
         m.beta = nnx.Param(jnp.asarray(beta))
     if kw.get("alpha") == "per-neuron":
         m.alpha = nnx.Param(jnp.asarray(rng.uniform(0.3, 0.9, N)))
+    if kw.get("gamma") in ("per-neuron", "bounds"):
+        gamma = rng.uniform(0.4, 0.95, N)
+        if kw["gamma"] == "bounds":
+            gamma[0], gamma[1] = 1.0, 0.0
+        m.gamma = nnx.Param(jnp.asarray(gamma))
     if neuron in _RECURRENT:
         m.recurrent_w = nnx.Param(jnp.asarray(rng.normal(0.0, 0.25, (N, N))))
     return m
@@ -348,9 +371,9 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, seed=0):
 # --------------------------------------------------------------------------- running
 
 def _membrane(kind, state):
-    """The membrane ``V`` of a Spyx state (CuBaLIF's is ``[V, I]``)."""
+    """The membrane ``V`` of a Spyx state (CuBaLIF's is ``[V, I]``, ALIF's ``[V, T]``)."""
     _, jnp, _, _, _ = _jax()
-    if kind in _SYNAPTIC:
+    if kind in _SYNAPTIC or kind == "ALIF":
         return jnp.split(state, 2, -1)[0]
     return state
 
@@ -436,7 +459,7 @@ def _autograd(model, key, run, x, A, Bm):
 
 class Spyx(Adapter):
     """Spyx's ``IF``, ``LIF``, ``RIF``, ``RLIF``, ``CuBaLIF``, ``RCuBaLIF``,
-    ``PSU_LIF``, ``AssociativeLIF`` and ``LI`` (JAX, Flax NNX)."""
+    ``PSU_LIF``, ``AssociativeLIF``, ``LI`` and ``ALIF`` (JAX, Flax NNX)."""
 
     name = "spyx"
     neurons = NEURONS
@@ -447,6 +470,7 @@ class Spyx(Adapter):
              ("RLIF", "beta per neuron", DEFAULT_SURROGATE),
              ("PSU_LIF", "beta per neuron", DEFAULT_SURROGATE),
              ("LI", "beta per neuron", DEFAULT_SURROGATE),
+             ("ALIF", "beta, gamma per neuron", DEFAULT_SURROGATE),
              ("LIF", "beta per neuron", "spyx.arctan"))
     option_defaults = {}
 
@@ -475,8 +499,6 @@ class Spyx(Adapter):
     def layer_map(self, module) -> LayerMap:
         """lifgrad's :class:`LayerMap` of a constructed Spyx neuron."""
         kind = _kind(module)
-        if kind == "ALIF":
-            raise ValueError(f"module: Spyx ALIF is not covered: {_UNSUPPORTED['ALIF']}")
         notes, shape = [], {}
         _, _, nnx, _, _ = _jax()
         for key, v in nnx.to_flat_state(nnx.state(module, nnx.Param)):
@@ -505,10 +527,16 @@ class Spyx(Adapter):
         cfg = dict(reset="subtract", detach_reset=False, strict=True, surrogate=sg)
         pkw = dict(alpha=beta, theta=theta)
         dalpha = None
-        if kind in _DELAYED:
+        dgamma = None
+        if kind in _DELAYED or kind == "ALIF":
             cfg["delay_output"] = True
             notes += list(_COMMON_NOTES["delayed"])
-        else:
+        if kind == "ALIF":              # (L1), (L2), the reset by the threshold (M7)
+            rho, dgamma = _clipped(_param_value(module.gamma))
+            cfg.update(adaptive=True, reset_by_threshold=True)
+            pkw.update(rho=rho, beta_a=1 - np.asarray(rho) if np.ndim(rho) else 1 - rho)
+            notes += list(_ALIF_NOTES)
+        elif kind not in _DELAYED:
             cfg["reset"] = "none"
             notes += list(_COMMON_NOTES["none"])
         if kind in _SYNAPTIC:
@@ -542,6 +570,10 @@ class Spyx(Adapter):
                                        shape["alpha"])
             if "recurrent_w" in shape:
                 out["recurrent_w"] = np.asarray(g.R, np.float64).T
+            if kind == "ALIF":          # rho = clip(gamma), beta_a = 1 - clip(gamma)
+                out["gamma"] = _sum_to((np.asarray(g.rho, np.float64)
+                                        - np.asarray(g.beta_a, np.float64)) * dgamma,
+                                       shape["gamma"])
             return out
         return LayerMap(config, params, param_grads=param_grads, notes=tuple(notes))
 
