@@ -12,7 +12,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 
 $(VENV)/.stamp-base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -e ".[dev]"
+	$(PIP) install -e ".[dev,sweep]"
 	touch $@
 
 # The CPU kernels compiled ahead of time for this machine (lifgrad/kernels/aot.py,

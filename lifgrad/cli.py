@@ -14,10 +14,19 @@
         The same for your own model (FACTORY() returns it).  Exit codes:
         0 agree, 1 disagree, 2 cannot run (framework missing, model unsupported
         or outside lifgrad's domain).
-    lifgrad train --dataset {digits,fashion-mnist,mnist} [--data-dir DIR] [--config FILE] ...
-        Train a network; metrics, checkpoints and figures go to --out.
+    lifgrad train --dataset {digits,fashion-mnist,mnist,yinyang,randman,shd,ssc,nmnist}
+                  [--data-dir DIR] [--config FILE] ...
+        Train a network; metrics, checkpoints and figures go to --out.  The
+        temporal data sets (randman, shd, ssc, nmnist) default to --encoder
+        events and are binned into --T steps.
     lifgrad evaluate CHECKPOINT_DIR
         Test accuracy of a saved checkpoint.
+    lifgrad sweep [--config FILE] [--grid FIELD=V1,V2 ...] [--random SPEC.json --n N
+                  --seed S] --out DIR [--workers N | --scheduler tcp://HOST:PORT]
+                  [--threads N] [--retry-failed] [--quiet]
+        A grid or random search over TrainConfig fields (lifgrad.sweep); one
+        record per run, resumable, a table and a figure in --out.  Exit 1 if a
+        run failed.
     lifgrad theory compare [--samples N] [--json]
         Every gradient estimator (surrogate families, straight-through, spike
         operator, smooth forward, REINFORCE) against the exact gradient of the
@@ -240,15 +249,18 @@ def _cmd_verify(args):
 
 _TRAIN_OPTIONS = {
     # flag: (TrainConfig field, type, help)
-    "--data-dir": ("data_dir", str, "folder with MNIST-format IDX files"),
+    "--data-dir": ("data_dir", str, "folder of the data files: MNIST-format IDX files, "
+                   "shd_train.h5 + shd_test.h5 (ssc_*), or N-MNIST's Train/ and Test/"),
     "--hidden": ("hidden", int, "hidden layer sizes, e.g. --hidden 256 128"),
-    "--model": ("model", str, "lif | synaptic | adaptive | recurrent (hidden layers)"),
+    "--model": ("model", str, "lif | synaptic | adaptive | recurrent | recurrent_adaptive "
+                "(hidden layers)"),
     "--reset": ("reset", str, "subtract | zero | none"),
     "--surrogate": ("surrogate", str, "surrogate name or preset (e.g. atan, snntorch.sigmoid)"),
     "--alpha": ("alpha", float, "membrane decay per step"),
     "--theta": ("theta", float, "threshold"),
     "--T": ("T", int, "time steps"),
-    "--encoder": ("encoder", str, "static | poisson | latency"),
+    "--encoder": ("encoder", str, "static | poisson | latency | events (spike-train data "
+                  "sets: randman, shd, ssc, nmnist; their default)"),
     "--loss": ("loss", str, "ce_membrane | ce_rate | ce_count | ce_max_membrane | mse_count | mse_membrane"),
     "--optimizer": ("optimizer", str, "adam | adamw | sgd"),
     "--lr": ("lr", float, "learning rate"),
@@ -281,6 +293,9 @@ def _train_config(args):
         with open(args.config) as f:
             base = json.load(f)
     base["dataset"] = args.dataset or base.get("dataset", "digits")
+    from .data import TEMPORAL
+    if base["dataset"] in TEMPORAL and args.encoder is None and "encoder" not in base:
+        base["encoder"] = "events"          # spike trains are the input as they are
     for flag, (field, _, _) in _TRAIN_OPTIONS.items():
         val = getattr(args, field)
         if val is not None:
@@ -308,11 +323,41 @@ def _cmd_train(args):
     return 0
 
 
+def _cmd_sweep(args):
+    from . import sweep
+    try:
+        base = {}
+        if args.config:
+            with open(args.config) as f:
+                base = json.load(f)
+        base.pop("out", None)               # each run writes to --out/runs/<run id>/
+        from .data import TEMPORAL          # as for train: spike-train data default to events
+        if base.get("dataset", "digits") in TEMPORAL and "encoder" not in base:
+            base["encoder"] = "events"
+        random = None
+        if args.random:
+            with open(args.random) as f:
+                random = json.load(f)
+        res = sweep.run(base, grid=sweep.parse_grid(args.grid or []), random=random,
+                        n_random=args.n, seed=args.seed, out=args.out,
+                        scheduler=args.scheduler, workers=args.workers, threads=args.threads,
+                        retry_failed=args.retry_failed, progress=not args.quiet)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        print(f"lifgrad sweep: {e}", file=sys.stderr)
+        return 2
+    n_bad = len(res.failed)
+    print(f"{len(res.records)} runs ({res.ran} ran, {res.skipped} done before), "
+          f"{len(res.records) - n_bad} ok, {n_bad} failed, {res.wall_seconds:.1f} s")
+    print(f"table: {res.table_md} (and {os.path.basename(res.table_csv)}); "
+          f"figure: {res.figure}")
+    return 1 if n_bad else 0
+
+
 def _cmd_evaluate(args):
-    from . import data, train
+    from . import train
     try:
         cfg, net, _, meta = train.load_checkpoint(args.checkpoint)
-        ds = data.load(cfg.dataset, args.data_dir or cfg.data_dir, seed=cfg.seed)
+        ds = train.load_dataset(cfg, args.data_dir)
     except (ValueError, FileNotFoundError) as e:
         print(f"lifgrad evaluate: {e}", file=sys.stderr)
         return 2
@@ -434,7 +479,8 @@ def build_parser():
                    "(relative error per case, and per layer over time)")
     v.set_defaults(func=_cmd_verify)
     t = sub.add_parser("train", help="train a network")
-    t.add_argument("--dataset", choices=["digits", "fashion-mnist", "mnist"], default=None)
+    t.add_argument("--dataset", choices=["digits", "fashion-mnist", "mnist", "yinyang", "randman",
+                                         "shd", "ssc", "nmnist"], default=None)
     t.add_argument("--config", help="JSON file of TrainConfig fields (flags override it)")
     for flag, (field, typ, hlp) in _TRAIN_OPTIONS.items():
         extra = {"nargs": "+"} if field == "hidden" else (
@@ -444,6 +490,24 @@ def build_parser():
     t.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
+    sw = sub.add_parser("sweep", help="grid or random search over TrainConfig fields "
+                        "(exit 1 if a run failed, 2 if the sweep is invalid)")
+    sw.add_argument("--config", help="JSON file of TrainConfig fields, the base of every run "
+                    "(as for train; its out is ignored)")
+    sw.add_argument("--grid", action="append", metavar="FIELD=V1,V2,...",
+                    help="values of a field (JSON or strings; repeat for a product)")
+    sw.add_argument("--random", metavar="SPEC.json", help='random search space: {"lr": '
+                    '{"loguniform": [1e-4, 1e-2]}, "surrogate": {"choice": ["atan"]}, ...}')
+    sw.add_argument("--n", type=int, default=None, help="random configurations to draw")
+    sw.add_argument("--seed", type=int, default=0, help="of the random search (default 0)")
+    sw.add_argument("--out", required=True, help="sweep folder (a re-run resumes it)")
+    sw.add_argument("--workers", type=int, default=None,
+                    help="local processes (default one per CPU; 0: in this process)")
+    sw.add_argument("--scheduler", default=None, help="Dask scheduler address tcp://HOST:PORT")
+    sw.add_argument("--threads", type=int, default=None, help="lifgrad threads per run")
+    sw.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    sw.add_argument("--quiet", action="store_true", help="no line per run")
+    sw.set_defaults(func=_cmd_sweep)
     e = sub.add_parser("evaluate", help="test accuracy of a checkpoint")
     e.add_argument("checkpoint", help="output folder of a training run")
     e.add_argument("--data-dir", default=None)

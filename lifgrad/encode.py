@@ -2,14 +2,15 @@
 
 ``static`` returns the data itself ``(B, N)``: the network treats it as the
 same current at every step and computes its first layer once (A21).  The
-others return ``(T, B, N)`` arrays.  Random encoders take a
+others return ``(T, B, N)`` arrays; ``events`` takes data that already are
+spike trains ``(B, T, N)`` (the temporal data sets) and puts time first.  Random encoders take a
 ``numpy.random.Generator`` (seeded by the caller), so runs are reproducible.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["static", "poisson", "latency", "delta", "ENCODERS", "get"]
+__all__ = ["static", "poisson", "latency", "delta", "events", "ENCODERS", "get"]
 
 
 def _data(x):
@@ -88,7 +89,21 @@ def delta(x_seq, threshold=0.1, off_spike=False):
     return out
 
 
-ENCODERS = {"static": static, "poisson": poisson, "latency": latency}
+def events(x, T=None, rng=None, dtype=np.float32):
+    """Temporal data, already spikes per step: ``(B, T, N)`` to the network's
+    time-first ``(T, B, N)``, as ``dtype``.  ``T``, when given, must be the
+    data's number of steps."""
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(f"x: expected spike trains (B, T, N), got shape {x.shape}; static "
+                         f"data (B, N) take an encoder: static, poisson or latency")
+    if T is not None and x.shape[1] != T:
+        raise ValueError(f"T: the data have {x.shape[1]} steps, the run has T={T} (T must "
+                         f"equal the data's number of steps)")
+    return np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)
+
+
+ENCODERS = {"static": static, "poisson": poisson, "latency": latency, "events": events}
 
 
 def get(name):

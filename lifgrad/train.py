@@ -33,7 +33,13 @@ from .config import LIFConfig
 from .network import Dense, Readout, Sequential
 
 __all__ = ["TrainConfig", "build_network", "fit", "evaluate", "load_checkpoint",
-           "TrainingDiverged", "History"]
+           "TrainingDiverged", "History", "load_dataset", "check_dataset"]
+
+
+# model name -> the hidden layers' LIFConfig fields
+_MODELS = {"lif": {}, "synaptic": dict(synaptic=True), "adaptive": dict(adaptive=True),
+           "recurrent": dict(recurrent="all"),
+           "recurrent_adaptive": dict(recurrent="all", adaptive=True)}
 
 
 class History(list):
@@ -52,7 +58,7 @@ class TrainConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     hidden: tuple = (128,)
-    model: str = "lif"                 # lif | synaptic | adaptive | recurrent
+    model: str = "lif"                 # lif | synaptic | adaptive | recurrent | recurrent_adaptive
     readout: bool = False              # non-spiking leaky-integrator output layer
     alpha: float = 0.95
     theta: float = 1.0
@@ -62,7 +68,7 @@ class TrainConfig:
     surrogate_params: dict = field(default_factory=dict)
     learn: tuple = ()
     T: int = 25
-    encoder: str = "static"
+    encoder: str = "static"            # static | poisson | latency; events: temporal data (n, T, N)
     loss: str = "ce_membrane"
     loss_params: dict = field(default_factory=dict)
     optimizer: str = "adam"
@@ -87,6 +93,9 @@ class TrainConfig:
     memory_budget_mb: float | None = None  # or choose K for this much trace memory (MiB):
                                         # checkpoint.every_for_budget(net, T, batch_size, ...)
     out: str = "runs/run"
+    data_options: dict = field(default_factory=dict)   # data.load(dataset, ..., **options)
+    neuron_params: dict = field(default_factory=dict)  # hidden layers' Dense(...) neuron
+                                        # parameters: alpha_s, rho, beta_a (the model's own)
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=1)
@@ -104,8 +113,9 @@ class TrainConfig:
         return cls(**d)
 
     def validate(self):
-        if self.model not in ("lif", "synaptic", "adaptive", "recurrent"):
-            raise ValueError(f"model: expected lif, synaptic, adaptive or recurrent, got {self.model!r}")
+        if self.model not in _MODELS:
+            raise ValueError(f"model: expected one of {', '.join(_MODELS)}, got {self.model!r}")
+        _check_neuron_params(self.model, self.neuron_params)
         for k in ("T", "batch_size", "epochs"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -113,6 +123,9 @@ class TrainConfig:
         if not self.hidden or any((not isinstance(h, int)) or h < 1 for h in self.hidden):
             raise ValueError(f"hidden: expected positive integer sizes, got {self.hidden!r}")
         _encode.get(self.encoder)
+        if not isinstance(self.data_options, dict):
+            raise ValueError(f"data_options: expected a dict of data.load options, got "
+                             f"{self.data_options!r}")
         _losses.get(self.loss)
         if self.readout and self.loss not in ("ce_membrane", "ce_max_membrane", "mse_membrane"):
             raise ValueError(f"loss: {self.loss!r} reads spikes; a readout layer has only a "
@@ -149,6 +162,23 @@ class TrainConfig:
         return self
 
 
+def _check_neuron_params(model, params):
+    """``neuron_params`` may set the hidden cells' own parameters: ``alpha_s``
+    (synaptic), ``rho`` and ``beta_a`` (adaptive), finite numbers."""
+    if not isinstance(params, dict):
+        raise ValueError(f"neuron_params: expected a dict, got {params!r}")
+    cell = _MODELS[model]
+    own = (("alpha_s",) if cell.get("synaptic") else ()) + (
+        ("rho", "beta_a") if cell.get("adaptive") else ())
+    bad = sorted(set(params) - set(own))
+    if bad:
+        raise ValueError(f"neuron_params: {bad} not used by model {model!r}; valid: "
+                         f"{list(own) or 'none'}")
+    for k, v in params.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"neuron_params[{k!r}]: expected a finite number, got {v!r}")
+
+
 def build_network(cfg: TrainConfig, n_in, n_out):
     """The Sequential a configuration describes."""
     sur = _sg.get(cfg.surrogate, **dict(cfg.surrogate_params))
@@ -156,8 +186,7 @@ def build_network(cfg: TrainConfig, n_in, n_out):
     # its training steps run in lifgrad.device
     backend = "cpu" if cfg.backend == "cuda" else cfg.backend
     base = dict(reset=cfg.reset, detach_reset=cfg.detach_reset, surrogate=sur, backend=backend)
-    model = {"lif": {}, "synaptic": dict(synaptic=True), "adaptive": dict(adaptive=True),
-             "recurrent": dict(recurrent="all")}[cfg.model]
+    model = _MODELS[cfg.model]
     sizes = [n_in, *cfg.hidden, n_out]
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -169,7 +198,8 @@ def build_network(cfg: TrainConfig, n_in, n_out):
         conf = LIFConfig(**base, **({} if last else model))
         learn = tuple(k for k in cfg.learn if last is False or k in ("alpha", "theta"))
         layers.append(Dense(a, b, conf, alpha=cfg.alpha, theta=cfg.theta, learn=learn,
-                            autapses=False if conf.recurrent else True))
+                            autapses=False if conf.recurrent else True,
+                            **({} if last else dict(cfg.neuron_params))))
     return Sequential(layers, seed=cfg.seed, dtype=cfg.dtype)
 
 
@@ -189,7 +219,36 @@ def _schedule(cfg):
     return _optim.ConstantLR(cfg.lr)
 
 
+def load_dataset(cfg, data_dir=None):
+    """The data set ``cfg`` names, with ``cfg.data_options``; a temporal one
+    (``data.TEMPORAL``) is generated or binned with ``T=cfg.T`` steps."""
+    opts = dict(cfg.data_options)
+    if cfg.dataset in _data.TEMPORAL:
+        opts.setdefault("T", cfg.T)
+    return _data.load(cfg.dataset, data_dir or cfg.data_dir, seed=cfg.seed, **opts)
+
+
+def check_dataset(cfg, ds):
+    """The rule for temporal data (``x`` of shape (n, T, N)): encoder
+    ``"events"`` (the spike trains are the input, time first) and ``cfg.T``
+    equal to the data's T.  Static data take any other encoder."""
+    if ds.temporal:
+        if cfg.encoder != "events":
+            raise ValueError(f"encoder: the {ds.name} data set is spike trains (n, T, N) = "
+                             f"{tuple(ds.x_train.shape)}; use encoder='events', not "
+                             f"{cfg.encoder!r}")
+        if ds.n_steps != cfg.T:
+            raise ValueError(f"T: the {ds.name} data have {ds.n_steps} steps; set T="
+                             f"{ds.n_steps} (T must equal the data's number of steps)")
+    elif cfg.encoder == "events":
+        raise ValueError(f"encoder: 'events' takes spike trains (n, T, N); the {ds.name} data "
+                         f"set is static {tuple(ds.x_train.shape)}: use static, poisson or "
+                         f"latency")
+
+
 def _encode_batch(cfg, x, rng):
+    if cfg.encoder == "events":                 # temporal data: (B, T, N) -> (T, B, N)
+        return _encode.events(x, cfg.T, dtype=cfg.dtype)
     enc = _encode.get(cfg.encoder)
     return enc(x, cfg.T, rng) if cfg.encoder != "static" else enc(x)
 
@@ -303,7 +362,8 @@ def fit(cfg: TrainConfig, dataset=None, resume=False, progress=None, stop_after=
     depend on them).
     """
     cfg.validate()
-    ds = dataset if dataset is not None else _data.load(cfg.dataset, cfg.data_dir, seed=cfg.seed)
+    ds = dataset if dataset is not None else load_dataset(cfg)
+    check_dataset(cfg, ds)
     xtr, ytr = ds.x_train, ds.y_train
     if cfg.max_train:
         xtr, ytr = xtr[:cfg.max_train], ytr[:cfg.max_train]

@@ -85,7 +85,7 @@ def test_metrics_files_and_checkpoint_round_trip(tmp_path):
 
 
 def test_bad_training_config_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="model: expected lif, synaptic"):
+    with pytest.raises(ValueError, match="model: expected one of lif, synaptic"):
         fit(_cfg(tmp_path, model="lstm"), progress=False)
     with pytest.raises(ValueError, match="a readout layer has only a membrane"):
         fit(_cfg(tmp_path, loss="ce_count"), progress=False)

@@ -1,11 +1,7 @@
-"""Data sets (nothing is downloaded) and seeded batching.
-
-* ``digits``: scikit-learn's bundled 8x8 handwritten digits (1797 images),
-  the embedded default; a fixed, stratified 20 % test split.
-* ``fashion-mnist`` / ``mnist``: any folder of MNIST-format IDX files
-  (``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``,
-  ``t10k-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]``).
-  Fashion-MNIST defaults to Debian's ``dataset-fashion-mnist`` location.
+"""MNIST-format IDX files: ``fashion-mnist`` / ``mnist`` from any folder of
+``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``,
+``t10k-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]``.
+Fashion-MNIST defaults to Debian's ``dataset-fashion-mnist`` location.
 
 Images are flattened and scaled to [0, 1] (float32); labels are int64.
 """
@@ -14,44 +10,17 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Dataset", "load", "load_digits", "load_idx_folder", "read_idx", "batches",
-           "DEFAULT_DIRS"]
+from .dataset import Dataset
+
+__all__ = ["read_idx", "load_idx_folder", "DEFAULT_DIRS"]
 
 DEFAULT_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist",
                 "mnist": "/usr/share/datasets/mnist"}
 _FILES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
           "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
-
-
-class Dataset(NamedTuple):
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    n_classes: int
-
-    @property
-    def n_features(self):
-        return self.x_train.shape[1]
-
-
-def load_digits(test_fraction=0.2, seed=0):
-    """scikit-learn's digits, pixel values / 16, stratified split with ``seed``."""
-    from sklearn.datasets import load_digits as _ld
-    from sklearn.model_selection import train_test_split
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction: expected a number in (0, 1), got {test_fraction!r}")
-    d = _ld()
-    x = (d.data / 16.0).astype(np.float32)
-    y = d.target.astype(np.int64)
-    xtr, xte, ytr, yte = train_test_split(x, y, test_size=test_fraction, random_state=seed,
-                                          stratify=y)
-    return Dataset("digits", xtr, ytr, xte, yte, 10)
 
 
 def read_idx(path):
@@ -119,26 +88,3 @@ def _missing_message(name, folder, missing=None):
         msg += (", or install Debian's package: apt-get install dataset-fashion-mnist "
                 f"(files in {DEFAULT_DIRS['fashion-mnist']})")
     return msg + ". Nothing is downloaded."
-
-
-def load(name="digits", data_dir=None, seed=0):
-    """Load a data set by name: 'digits', 'fashion-mnist' or 'mnist'."""
-    if name == "digits":
-        return load_digits(seed=seed)
-    if name in ("fashion-mnist", "mnist"):
-        return load_idx_folder(data_dir or DEFAULT_DIRS[name], name)
-    raise ValueError(f"dataset: unknown name {name!r}; valid: digits, fashion-mnist, mnist")
-
-
-def batches(x, y, batch_size, rng=None, drop_last=False):
-    """Yield ``(x_batch, y_batch)``; shuffled by ``rng`` (a numpy Generator) if given."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
-    n = len(x)
-    if len(y) != n:
-        raise ValueError(f"y: expected {n} labels (one per sample of x), got {len(y)}")
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    stop = n - n % batch_size if drop_last else n
-    for i in range(0, stop, batch_size):
-        idx = order[i:i + batch_size]
-        yield x[idx], y[idx]
