@@ -150,6 +150,32 @@ def test_wrong_bitshift_chain_rule_detected():
     assert [r.quantity for r in rep.failing] == ["grad:dash_mem"]
 
 
+def test_bitshift_module_maps_onto_the_rounded_decays():
+    """LIFBitshiftTorch: alpha = 1 - 2^-round(log2(tau/dt)), no gradient to the
+    time constants; the smooth exp(-dt/tau), or a tau chain rule, disagrees."""
+    b = AD.build(AD.case("LIFBitshiftTorch", "taus per neuron, has_rec, bias"))
+    m = AD.layer_map(b.module)
+    tau = b.module.tau_mem.detach().numpy()
+    dash = np.maximum(np.round(np.log2(tau / rp.DT)), 0)
+    assert np.array_equal(m.params.alpha, 1 - 2.0 ** -dash) and m.config.max_spikes == 31
+    assert len(set(dash)) > 1 and AD.check(b, m).passed
+    smooth = np.exp(-rp.DT / tau)
+    assert not np.allclose(smooth, m.params.alpha, rtol=1e-3)
+    assert not AD.check(b, m._replace(params=m.params._replace(
+        alpha=smooth, gamma=smooth * m.params.theta))).passed
+    right = m.param_grads
+
+    def wrong(g, I, tr):             # LIFTorch's leak_mode='taus' chain rule
+        out = right(g, I, tr)
+        out["tau_mem"] = np.asarray(g.alpha) * m.params.alpha * rp.DT / tau ** 2
+        return out
+    rep = AD.check(b, m._replace(param_grads=wrong))
+    assert [r.quantity for r in rep.failing] == ["grad:tau_mem"]
+    from rockpool.nn.modules.torch.lif_bitshift_torch import LIFBitshiftTorch
+    with pytest.raises(ValueError, match="leak_mode"):
+        AD.layer_map(LIFBitshiftTorch((3, 3), leak_mode="bitshifts"))
+
+
 def test_stock_spike_function_cannot_run_in_float64():
     """Rockpool's stock StepPWL returns float32 spikes, which its float64
     recurrence product refuses (a departure the check works around with a
@@ -243,6 +269,26 @@ def test_compare_rockpool_network_of_alif():
     assert {"grad:1_aLIFTorch.w_ahp", "grad:1_aLIFTorch.tau_ahp", "grad:1_aLIFTorch.w_rec",
             "grad:3_aLIFTorch.w_ahp", "grad:3_aLIFTorch.tau_ahp"} <= {r.quantity for r in rep.rows}
     assert all(c.rate > 0.05 for c in rep.coverage)
+
+
+def test_compare_rockpool_network_of_bitshift_neurons():
+    from lifgrad.verify.model import compare
+    from rockpool.nn.combinators import Sequential
+    from rockpool.nn.modules import LinearTorch
+    from rockpool.nn.modules.torch.lif_bitshift_torch import LIFBitshiftTorch
+    torch.manual_seed(0)
+    net = Sequential(LinearTorch((3, 8)),
+                     LIFBitshiftTorch(8, tau_mem=4e-3, tau_syn=3e-3, has_rec=True, dt=1e-3,
+                                      max_spikes_per_dt=3),
+                     LinearTorch((8, 4)), LIFBitshiftTorch(4, tau_mem=5e-3, tau_syn=2e-3, dt=1e-3))
+    with torch.no_grad():
+        net[0].weight.mul_(3)
+        net[2].weight.mul_(2)
+    rep = compare(net, np.random.default_rng(1).uniform(0, 2, (4, 20, 3)), layout="BTN")
+    assert rep.status == "agrees" and rep.spike_mismatches == 0 and rep.worst <= TOL, rep.rows
+    assert {"grad:1_LIFBitshiftTorch.w_rec", "grad:3_LIFBitshiftTorch.tau_mem"} <= \
+        {r.quantity for r in rep.rows}
+    assert all(c.rate > 0.05 for c in rep.coverage), rep.coverage
 
 
 def test_compare_detects_a_wrong_mapping_in_a_network(monkeypatch):

@@ -35,7 +35,9 @@ def test_case_matches(case):
     assert rep.status == "agrees", rep.rows
     names = {r.quantity for r in rep.rows}
     assert {"mem", "grad:input"} <= names
-    if case.neuron != "IAF":
+    if case.neuron.endswith("Recurrent"):
+        assert "grad:rec_connect.weight" in names
+    if not case.neuron.startswith("IAF"):
         trained = "grad:alpha_mem" if "train_alphas" in case.variant else "grad:tau_mem"
         assert trained in names
     if case.neuron == "ExpLeak":                     # no spikes, no threshold
@@ -58,7 +60,8 @@ def test_every_surrogate_at_another_threshold(surrogate):
 
 
 def test_coverage():
-    assert set(sn.NEURONS) == {"LIF", "LIFSqueeze", "IAF", "ExpLeak", "ALIF", "ALIFRecurrent"}
+    assert set(sn.NEURONS) == {"LIF", "LIFSqueeze", "IAF", "ExpLeak", "ALIF", "ALIFRecurrent",
+                               "LIFRecurrent", "IAFRecurrent"}
     presets = {p for p in sgs.PRESETS if p.startswith("sinabs.")}
     assert presets == {c.surrogate for c in AD.cases()} == set(sn.SURROGATE_PARAMS)
     kinds = {spk if isinstance(spk, str) or spk is None else spk[0]
@@ -169,7 +172,9 @@ def test_stock_spike_function_is_float32_limited():
     (lambda: sl.ALIFRecurrent(tau_mem=2.0, tau_adapt=3.0, surrogate_grad_fn=Gaussian(),
                               rec_connect=torch.nn.Linear(3, 3)), "rec_connect"),
     (lambda: sl.ExpLeak(tau_mem=2.0, min_v_mem=-1.0), "min_v_mem"),
-    (lambda: sl.LIFRecurrent(tau_mem=2.0, rec_connect=torch.nn.Linear(3, 3)), "LIFRecurrent"),
+    (lambda: sl.LIFRecurrent(tau_mem=2.0, rec_connect=torch.nn.Linear(3, 3)), "rec_connect"),
+    (lambda: sl.IAFRecurrent(rec_connect=torch.nn.Sequential(torch.nn.Linear(3, 3, bias=False))),
+     "rec_connect"),
 ])
 def test_unsupported_modules_raise(make, word):
     mod = make()
@@ -267,11 +272,63 @@ def test_compare_model_with_alif():
     assert any("loses norm_input" in n for n in rep.notes), rep.notes
 
 
-def test_trainable_threshold_raises():
-    m = sl.LIF(tau_mem=2.0)
-    m.spike_threshold.requires_grad_(True)
-    with pytest.raises(ValueError, match="spike_threshold"):
-        AD.layer_map(m)
+@pytest.mark.parametrize("case", [("LIF", "SingleSpike trainable threshold, tau per neuron"),
+                                  ("IAF", "MaxSpike(2) trainable threshold")])
+def test_trainable_threshold(case):
+    """A trainable spike_threshold: no gradient through the spike (M8), the
+    reset's alpha g.gamma and the membrane's share; the spike's -phi (or
+    ratio), or a chain rule without the reset's share, disagrees."""
+    b = AD.build(AD.case(*case))
+    m = AD.layer_map(b.module)
+    assert b.module.spike_threshold.requires_grad and m.config.theta_grad == "none"
+    rep = AD.check(b, m)
+    assert rep.passed and "grad:spike_threshold" in {r.quantity for r in rep.rows}
+    assert abs(AD.peer_gradients(b)["grad:spike_threshold"]) > 1.0
+    for tg in ("shift", "ratio"):
+        rep = AD.check(b, m._replace(config=m.config.replace(theta_grad=tg)))
+        assert [r.quantity for r in rep.failing] == ["grad:spike_threshold"], rep.rows
+    right = m.param_grads
+    rep = AD.check(b, m._replace(param_grads=lambda g, I, tr: dict(
+        right(g, I, tr), spike_threshold=np.asarray(np.sum(g.theta)))))
+    assert [r.quantity for r in rep.failing] == ["grad:spike_threshold"]
+
+
+@pytest.mark.parametrize("neuron", ["LIFRecurrent", "IAFRecurrent"])
+def test_lif_recurrent_maps_onto_the_all_to_all_recurrence(neuron):
+    """LIFRecurrent / IAFRecurrent with a bias-free Linear: R = weight (not its
+    transpose), the pre-reset membrane from the aliased recordings; R^T, R = 0
+    or the post-reset reading disagree."""
+    variant = next(iter(sn.VARIANTS[neuron]))
+    b = AD.build(AD.case(neuron, variant))
+    m = AD.layer_map(b.module)
+    assert m.config.recurrent == "all" and not m.post_reset
+    assert np.array_equal(m.params.R, b.module.rec_connect.weight.detach().numpy())
+    rep = AD.check(b, m)
+    assert rep.passed and "grad:rec_connect.weight" in {r.quantity for r in rep.rows}
+    for wrong in (m._replace(params=m.params._replace(R=m.params.R.T.copy())),
+                  m._replace(post_reset=True),
+                  m._replace(params=m.params._replace(R=np.zeros_like(m.params.R)))):
+        assert not AD.check(b, wrong).passed
+    # the recordings are aliased: record t holds the pre-reset membrane of step t + 1
+    x = torch.tensor(b.I)
+    spk, u = AD.forward(b.module, x)
+    sn._fresh_state(b.module)
+    b.module(x.transpose(0, 1))
+    rec = b.module.recordings["v_mem"].transpose(0, 1)
+    assert torch.equal(rec[:-1], u[1:]) and not torch.allclose(rec[-1], u[-1])
+
+
+def test_compare_model_with_lif_recurrent_cannot_copy_it():
+    """Departure: sinabs' StatefulLayer.__deepcopy__ rebuilds the layer from
+    _param_dict (sharing rec_connect) and then getattr()s every named parameter,
+    'rec_connect.weight' included, which fails: compare() (which works on a
+    copy) says so; the single layer is checked by lifgrad verify sinabs."""
+    net = torch.nn.Sequential(torch.nn.Linear(3, 6), sl.LIFRecurrent(
+        tau_mem=3.0, rec_connect=torch.nn.Linear(6, 6, bias=False)))
+    with pytest.raises(AttributeError, match="rec_connect.weight"):
+        copy.deepcopy(net[1])
+    with pytest.raises(TypeError, match="cannot be copied"):
+        compare(net, np.ones((2, 5, 3)), layout="BTN")
 
 
 def test_unsupported_model_is_refused_before_running():

@@ -50,6 +50,14 @@ every parameter again in float64, and runs it with dtype-keeping subclasses
 of ``StepPWL`` / ``PeriodicExponential`` (same forward and backward); a stock
 spike function is checked within a float32 precision limit.
 
+``LIFBitshiftTorch`` (``lif_bitshift_torch.py``) is ``LIFTorch`` whose
+``alpha`` / ``beta`` properties round the time constants to bitshifts,
+``alpha = 1 - 2^-dash``, ``dash = max(round(log2(tau_mem / dt)), 0)`` (``beta``
+likewise), ``max_spikes_per_dt`` 31 by default: the same map with those
+decays; ``dash`` is an integer, a step function of ``tau``, so ``tau_mem`` /
+``tau_syn`` get no gradient (``dL/dtau = 0``, their ``.grad`` stays None);
+only its ``leak_mode='taus'`` is mapped.
+
 Refused with the reason: ``n_synapses > 1`` (several synaptic states per
 neuron; lifgrad's cell has one), ``noise_std != 0`` (random), ``leak_mode=
 a per-neuron threshold, a spike function other than the two above.
@@ -107,6 +115,12 @@ VARIANTS = {
                                             ahp_per_neuron=True),
         "leak_mode decays": dict(decays=True, ahp_per_neuron=True),
     },
+    # LIFTorch with decays 1 - 2^-round(log2(tau/dt)); its max_spikes_per_dt defaults to 31
+    "LIFBitshiftTorch": {
+        "defaults": dict(),
+        "taus per neuron, has_rec, bias": dict(per_neuron=True, rec=True, bias=True),
+        "max_spikes 1, threshold 0.8": dict(max_spikes=1, theta=0.8),
+    },
     "LIFJax": {
         "defaults": dict(),
         "max_spikes 3": dict(max_spikes=3),
@@ -148,6 +162,17 @@ _AHP_NOTES = (
     "aLIFTorch's docstring adds I_ahp to I_syn (I_syn += I_ahp, which would then decay with "
     "tau_syn); the code sums iahp into the membrane as an extra synapse and keeps it out of "
     "isyn; it documents w_ahp as a (Nout, Nin) matrix and tau_ahp as (Nin,): both are (Nout,)",
+)
+
+
+_BITSHIFT_NOTES = (
+    "LIFBitshiftTorch is LIFTorch with the decays alpha = 1 - 2^-dash_mem, beta = 1 - "
+    "2^-dash_syn, dash = max(round(log2(tau / dt)), 0) (its alpha / beta properties): "
+    "integer bitshifts, a step function of tau_mem / tau_syn, so the time constants get no "
+    "gradient (they are trainable parameters whose .grad stays None); max_spikes_per_dt "
+    "defaults to 31",
+    "LIFBitshiftTorch's Bitshift autograd function (gradient tau) is defined but unused; the "
+    "constructor rewrites tau_mem / tau_syn to -dt / ln(alpha) of the rounded decay",
 )
 
 
@@ -195,8 +220,9 @@ def make_module(variant="defaults", surrogate=DEFAULT_SURROGATE, N=6, seed=0,
     with the preset's dtype-keeping spike function."""
     torch = require_torch()
     lt = _rp()
-    if neuron not in ("LIFTorch", "aLIFTorch"):
-        raise ValueError(f"neuron: expected LIFTorch or aLIFTorch, got {neuron!r}")
+    if neuron not in ("LIFTorch", "aLIFTorch", "LIFBitshiftTorch"):
+        raise ValueError(f"neuron: expected LIFTorch, LIFBitshiftTorch or aLIFTorch, got "
+                         f"{neuron!r}")
     if variant not in VARIANTS[neuron]:
         raise ValueError(f"variant: expected one of {', '.join(VARIANTS[neuron])}, "
                          f"got {variant!r}")
@@ -225,6 +251,9 @@ def make_module(variant="defaults", surrogate=DEFAULT_SURROGATE, N=6, seed=0,
         if neuron == "aLIFTorch":
             from rockpool.nn.modules.torch.ahp_lif_torch import aLIFTorch
             m = aLIFTorch(**ctor).double()
+        elif neuron == "LIFBitshiftTorch":
+            from rockpool.nn.modules.torch.lif_bitshift_torch import LIFBitshiftTorch
+            m = LIFBitshiftTorch(**ctor).double()
         else:
             m = lt.LIFTorch(**ctor).double()
     with torch.no_grad():
@@ -288,7 +317,7 @@ def make_jax_module(variant="defaults", N=6, seed=0):
 
 
 class Rockpool(TorchAdapter):
-    """Rockpool's ``LIFTorch`` and ``aLIFTorch`` (``StepPWL`` /
+    """Rockpool's ``LIFTorch``, ``LIFBitshiftTorch`` and ``aLIFTorch`` (``StepPWL`` /
     ``PeriodicExponential``), and ``LIFJax``."""
 
     name = "rockpool"
@@ -327,9 +356,14 @@ class Rockpool(TorchAdapter):
         kind = type(module).__name__
         if kind == "LIFJax":
             return self._jax_map(module)
-        if kind not in ("LIFTorch", "aLIFTorch"):
+        if kind not in ("LIFTorch", "aLIFTorch", "LIFBitshiftTorch"):
             raise ValueError(f"module: Rockpool {kind} is not covered yet: only LIFTorch, "
-                             f"aLIFTorch and LIFJax are mapped")
+                             f"LIFBitshiftTorch, aLIFTorch and LIFJax are mapped")
+        shift = kind == "LIFBitshiftTorch"
+        if shift and module.leak_mode != "taus":
+            raise ValueError(f"leak_mode: LIFBitshiftTorch with leak_mode={module.leak_mode!r} "
+                             f"is not covered: its alpha / beta properties round the time "
+                             f"constants, which only leak_mode='taus' holds as parameters")
         if module.n_synapses != 1:
             raise ValueError(f"n_synapses: {module.n_synapses} synaptic states per neuron are not "
                              f"covered: lifgrad's synaptic cell has one")
@@ -343,7 +377,10 @@ class Rockpool(TorchAdapter):
         # the decays in float64 from the module's values (Rockpool computes them in
         # the parameters' dtype: a float32 module's alpha is float32)
         dt0 = float(_value(module.dt))
-        if module.leak_mode == "taus":
+        if shift:       # alpha = 1 - 2^-max(round(log2(tau_mem/dt)), 0): the module's own
+            alpha = np.asarray(_value(module.alpha), np.float64)
+            beta = np.asarray(_value(module.beta), np.float64)
+        elif module.leak_mode == "taus":
             alpha = np.exp(-dt0 / np.asarray(_value(module.tau_mem), np.float64))
             beta = np.exp(-dt0 / np.asarray(_value(module.tau_syn), np.float64))
         elif module.leak_mode == "bitshifts":        # alpha = 1 - 2^-dash (Xylo)
@@ -380,6 +417,8 @@ class Rockpool(TorchAdapter):
         notes = list(_NOTES)
         if ahp:
             notes += list(_AHP_NOTES)
+        if shift:
+            notes += list(_BITSHIFT_NOTES)
         if _sgs.preset(sname).note:
             notes.append(f"{sname}: {_sgs.preset(sname).note}")
         if max_spikes is None:
@@ -410,7 +449,10 @@ class Rockpool(TorchAdapter):
             out = {}
             ga = np.asarray(g.alpha) + theta * np.asarray(g.gamma)
             gb = np.asarray(g.alpha_s)
-            if mode == "taus":
+            if shift:                 # alpha a step function of tau_mem: no gradient
+                out["tau_mem"] = np.zeros(shape["tau_mem"])
+                out["tau_syn"] = np.zeros(shape["tau_syn"])
+            elif mode == "taus":
                 out["tau_mem"] = fit(ga * alpha * dt / np.asarray(tau_m) ** 2, "tau_mem")
                 out["tau_syn"] = fit(gb * beta * dt / np.asarray(tau_s) ** 2, "tau_syn")
             elif mode == "bitshifts":     # d(1 - 2^-dash)/ddash = ln2 2^-dash = ln2 (1 - alpha)

@@ -86,14 +86,29 @@ default, ``PeriodicExponential``, ``Heaviside``) are refused on ALIF: sinabs
 calls them with ``B_t``, which changes every step, and lifgrad's surrogate
 parameters are constants; ``Gaussian`` and ``MultiGaussian`` are mapped.
 
+A trainable ``spike_threshold`` of LIF / IAF (``requires_grad=True``): the
+spike functions pass it no gradient, so the map has ``theta_grad='none'``
+(M8) on every LIF / IAF; it is learnt through the reset (``gamma = alpha
+theta``) and the recorded post-reset membrane::
+
+    dL/dspike_threshold = g.theta + alpha g.gamma     (g.theta: the membrane's -sum Bm n)
+
+(``g.theta`` alone with ``MembraneSubtract(subtract_value=...)``, zero with
+``MembraneReset``).  ``LIFRecurrent`` / ``IAFRecurrent`` with a bias-free
+``nn.Linear`` as ``rec_connect`` add ``W n_{t-1}`` to the input before the
+synapse and the ``(1 - alpha)`` scaling: lifgrad's all-to-all ``R = W`` (R1),
+``dL/dW = g.R``; their recordings are aliased as ALIF's (``lif_recurrent``
+appends each step's state dict, which the next step writes again), so they
+run with the silent step in front and the loss reads the pre-reset membrane.
+sinabs' ``StatefulLayer.__deepcopy__`` fails on them (it ``getattr`` s
+``'rec_connect.weight'``), so a model holding one cannot be copied by
+``compare``.
+
 Not mapped yet (``layer_map`` refuses them, naming what lifgrad lacks):
 ``MembraneReset(reset_value != 0)`` (added to every neuron, spiking or not)
-and ``MembraneReset`` with several spikes per step, ``min_v_mem`` (a lower clip of the post-reset state),
-ALIF with a threshold-scaled surrogate, ``LIFRecurrent`` /
-``IAFRecurrent`` (recurrence through an arbitrary module on spike counts), a
-trainable LIF ``spike_threshold`` (sinabs passes it no gradient through the
-spike function: lifgrad's ``theta_grad='none'`` (M8), which the ALIF map
-uses for a trainable ``b0``, is not yet wired into the LIF map).
+and ``MembraneReset`` with several spikes per step, ``min_v_mem`` (a lower
+clip of the post-reset state), ALIF with a threshold-scaled surrogate, a ``rec_connect`` other than a
+bias-free ``nn.Linear``.
 See ``derivations/peers.md`` (sinabs 3.1.3).
 """
 from __future__ import annotations
@@ -132,6 +147,9 @@ _LIF_VARIANTS = {
     "SingleSpike MembraneReset": ("single", dict(membrane_reset=True)),
     "MaxSpike(1) MembraneReset no norm_input": (("max", 1), dict(membrane_reset=True,
                                                                 norm_input=False)),
+    "MultiSpike trainable threshold": ("multi", dict(train_threshold=True)),
+    "SingleSpike trainable threshold, tau per neuron": ("single", dict(train_threshold=True,
+                                                                       tau="per-neuron")),
 }
 # ALIF: keywords as for LIF, plus train_threshold (b0 and adapt_scale as
 # nn.Parameters) and rec (ALIFRecurrent's bias-free Linear)
@@ -151,6 +169,12 @@ VARIANTS = {
     "ALIF": _ALIF_VARIANTS,
     "ALIFRecurrent": {"SingleSpike": ("single", dict(rec=True)),
                       "MultiSpike tau_syn": ("multi", dict(rec=True, tau_syn=True))},
+    # a bias-free nn.Linear as rec_connect (R1)
+    "LIFRecurrent": {"MultiSpike": ("multi", dict(rec=True)),
+                     "SingleSpike tau_syn no norm_input, trainable threshold": (
+                         "single", dict(rec=True, tau_syn=True, norm_input=False,
+                                        train_threshold=True))},
+    "IAFRecurrent": {"MaxSpike(2)": (("max", 2), dict(rec=True))},
     "ExpLeak": {"default": (None, dict(norm_input=False)),
                 "norm_input": (None, dict(norm_input=True)),
                 "train_alphas, tau per neuron": (None, dict(train_alphas=True, norm_input=False,
@@ -159,7 +183,8 @@ VARIANTS = {
                    "MaxSpike(1) no norm_input": (("max", 1), dict(norm_input=False))},
     "IAF": {"MultiSpike": ("multi", dict()), "SingleSpike": ("single", dict()),
             "MaxSpike(1)": (("max", 1), dict()), "MultiSpike theta=0.8": ("multi", dict(theta=0.8)),
-            "MultiSpike tau_syn": ("multi", dict(tau_syn=True))},
+            "MultiSpike tau_syn": ("multi", dict(tau_syn=True)),
+            "MaxSpike(2) trainable threshold": (("max", 2), dict(train_threshold=True))},
 }
 NEURONS = {n: tuple(vs) for n, vs in VARIANTS.items()}
 
@@ -169,6 +194,9 @@ TAU_ADAPT = 5.3         # ALIF's adaptation
 ADAPT_SCALE = 1.8       # ALIF's default adapt_scale
 ALIF_SURROGATE = "sinabs.Gaussian"       # the cases' surrogate on ALIF (see _alif_map)
 _ALIF_KINDS = ("ALIF", "ALIFRecurrent")
+# the layers whose recordings are aliased (each step's record dict is written
+# again by the next step): run with a silent step in front (_alif_run)
+_ALIASED = _ALIF_KINDS + ("LIFRecurrent", "IAFRecurrent")
 
 # Parameters the surrogate cases construct (sinabs' own names; non-default
 # where the default would make the check weak).
@@ -221,14 +249,11 @@ _ALIF_SYN_NOTE = ("ALIF with tau_syn and norm_input stores (1 - alpha) i_syn bac
                   "(1 - alpha) alpha_syn per step, lifgrad's decay_input with alpha_s = "
                   "(1 - alpha) alpha_syn and no further scaling")
 
-_UNSUPPORTED = {
-    "LIFRecurrent": "LIFRecurrent feeds its spike counts back through an arbitrary module "
-                    "(rec_connect, e.g. a Linear with a bias) into the input before the (1 - "
-                    "alpha) scaling; lifgrad's recurrence is a weight R v_{t-1} (R1) and the "
-                    "adapter has no mapping from rec_connect yet (sinabs' recordings of it are "
-                    "also aliased)",
-    "IAFRecurrent": "IAFRecurrent: a recurrence through an arbitrary module, not mapped yet",
-}
+_UNSUPPORTED = {}    # sinabs layers recognised as neurons but refused by name
+_ALIASED_NOTE = ("LIFRecurrent's (IAFRecurrent's) recordings are aliased as ALIF's: each step's "
+                 "record dict is written again by the next step (recordings['v_mem'][:, t] is "
+                 "the next step's pre-reset membrane); the check runs it with one silent step in "
+                 "front and reads the pre-reset membrane of every step (post_reset=False)")
 
 
 def _sn():
@@ -315,7 +340,7 @@ def _dtype_keeping(spike_fn):
 def _kind(module):
     layers, _ = _sn()
     for name in ("ExpLeakSqueeze", "ExpLeak", "LIFSqueeze", "IAFSqueeze", "LIF", "IAF",
-                 "ALIF", "ALIFRecurrent"):
+                 "ALIF", "ALIFRecurrent", "LIFRecurrent", "IAFRecurrent"):
         # (subclasses first)
         cls = getattr(layers, name, None)
         if cls is not None and type(module) is cls:
@@ -323,8 +348,8 @@ def _kind(module):
     name = type(module).__name__
     if name in _UNSUPPORTED and type(module).__module__.startswith("sinabs"):
         raise ValueError(f"module: sinabs {name} is not covered yet: {_UNSUPPORTED[name]}")
-    raise ValueError(f"module: expected a sinabs LIF, LIFSqueeze, IAF, IAFSqueeze, ExpLeak, ALIF "
-                     f"or ALIFRecurrent, got "
+    raise ValueError(f"module: expected a sinabs LIF, LIFSqueeze, LIFRecurrent, IAF, IAFSqueeze, "
+                     f"IAFRecurrent, ExpLeak, ALIF or ALIFRecurrent, got "
                      f"{type(module).__module__}.{type(module).__qualname__}")
 
 
@@ -373,9 +398,16 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, B=3, T=20):
     syn = kw.get("tau_syn", False)
     if syn:
         common["tau_syn"] = torch.tensor(TAU_SYN, dtype=torch.float64)
+    rec = _rec_linear(N) if kw.get("rec") else None
+    if neuron == "IAFRecurrent":
+        m = layers.IAFRecurrent(rec_connect=rec, **common).double()
+        _float64_tau_syn(m, syn, False)
+        m.spike_threshold.requires_grad_(bool(kw.get("train_threshold")))
+        return m
     if neuron == "IAF":
         m = layers.IAF(**common).double()
         _float64_tau_syn(m, syn, False)
+        m.spike_threshold.requires_grad_(bool(kw.get("train_threshold")))
         return m
     if neuron in _ALIF_KINDS:
         return _make_alif(neuron, kw, common, syn, N)
@@ -385,6 +417,8 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, B=3, T=20):
                   train_alphas=kw.get("train_alphas", False), **common)
     if neuron == "LIFSqueeze":
         m = layers.LIFSqueeze(batch_size=B, **lif_kw).double()
+    elif neuron == "LIFRecurrent":
+        m = layers.LIFRecurrent(rec_connect=rec, **lif_kw).double()
     else:
         m = layers.LIF(**lif_kw).double()
     with torch.no_grad():                 # created float32 by sinabs: write them in float64
@@ -394,6 +428,7 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, B=3, T=20):
         else:
             m.tau_mem.data = tau_t
     _float64_tau_syn(m, syn, m.train_alphas)
+    m.spike_threshold.requires_grad_(bool(kw.get("train_threshold")))
     return m
 
 
@@ -414,11 +449,7 @@ def _make_alif(neuron, kw, common, syn, N):
                norm_input=kw.get("norm_input", True), train_alphas=kw.get("train_alphas", False),
                **common)
     if neuron == "ALIFRecurrent":
-        lin = torch.nn.Linear(N, N, bias=False, dtype=torch.float64)
-        with torch.no_grad():
-            lin.weight.data = torch.as_tensor(np.random.default_rng(7).normal(
-                0.0, 0.5 / np.sqrt(N), (N, N)), dtype=torch.float64)
-        m = layers.ALIFRecurrent(rec_connect=lin, **akw).double()
+        m = layers.ALIFRecurrent(rec_connect=_rec_linear(N), **akw).double()
     else:
         m = layers.ALIF(**akw).double()
     with torch.no_grad():                 # created float32 by sinabs: write them in float64
@@ -432,6 +463,16 @@ def _make_alif(neuron, kw, common, syn, N):
     return m
 
 
+def _rec_linear(N):
+    """The cases' recurrence: a bias-free float64 ``nn.Linear(N, N)``."""
+    torch = require_torch()
+    lin = torch.nn.Linear(N, N, bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        lin.weight.data = torch.as_tensor(np.random.default_rng(7).normal(
+            0.0, 0.5 / np.sqrt(N), (N, N)), dtype=torch.float64)
+    return lin
+
+
 def _alif_run(module, xb):
     """sinabs' ALIF (ALIFRecurrent) on ``xb`` ``(B, T, ...)`` with one silent
     step in front (a zero input from rest leaves every state at zero, and sends
@@ -442,6 +483,18 @@ def _alif_run(module, xb):
     spk = type(module).forward(module, torch.cat([torch.zeros_like(xb[:, :1]), xb], 1))
     module._lifgrad_mem = module.recordings["v_mem"][:, :-1]
     return spk[:, 1:]
+
+
+def _rec_weight(module):
+    """lifgrad's ``R`` (R1) of a recurrent sinabs layer: its ``rec_connect``
+    must be a bias-free ``torch.nn.Linear`` (ValueError otherwise)."""
+    torch = require_torch()
+    lin = module.rec_connect
+    if not isinstance(lin, torch.nn.Linear) or lin.bias is not None:
+        raise ValueError(f"rec_connect: {type(lin).__name__} is not covered: a bias-free "
+                         f"torch.nn.Linear (lifgrad's R v_{{t-1}}, R1) is mapped; a bias "
+                         f"would enter from the second step on")
+    return _value(lin.weight).copy()
 
 
 def _float64_tau_syn(m, syn, train_alphas):
@@ -466,8 +519,10 @@ def _fresh_state(module):
 
 
 class Sinabs(TorchAdapter):
-    """sinabs' ``LIF``, ``LIFSqueeze``, ``IAF`` (``IAFSqueeze``) with
-    ``MembraneSubtract`` and ``MultiSpike`` / ``SingleSpike`` / ``MaxSpike``."""
+    """sinabs' ``LIF``, ``LIFSqueeze``, ``LIFRecurrent``, ``IAF`` (``IAFSqueeze``,
+    ``IAFRecurrent``), ``ALIF``, ``ALIFRecurrent``, ``ExpLeak`` with
+    ``MembraneSubtract`` / ``MembraneReset`` and ``MultiSpike`` / ``SingleSpike``
+    / ``MaxSpike``."""
 
     name = "sinabs"
     neurons = NEURONS
@@ -586,10 +641,6 @@ class Sinabs(TorchAdapter):
         th = module.spike_threshold
         if th is None:
             raise ValueError("spike_threshold: None is not supported")
-        if th.requires_grad:
-            raise ValueError("spike_threshold: a trainable threshold is not mapped: sinabs' spike "
-                             "functions pass it no gradient (only the reset and the recorded "
-                             "membrane do), lifgrad's spike has dv/dtheta = -phi")
         theta = _value(th)
         if np.any(np.asarray(theta) <= 0):
             raise ValueError(f"spike_threshold: expected > 0, got {theta}")
@@ -597,7 +648,8 @@ class Sinabs(TorchAdapter):
         sname, sparams = self.surrogate_of(module)
         sg = _sgs.get(sname, **sparams)
         torch = require_torch()
-        if kind in ("IAF", "IAFSqueeze"):
+        R = _rec_weight(module) if kind.endswith("Recurrent") else None
+        if kind in ("IAF", "IAFSqueeze", "IAFRecurrent"):
             alpha, norm, tau_name, tau = 1.0, False, None, None
         else:
             norm = bool(module.norm_input)
@@ -622,17 +674,23 @@ class Sinabs(TorchAdapter):
                                  f"{alpha_s}")
         # each spike removes `sub` (default theta) after the step; the next decay
         # makes lifgrad's reset strength gamma = alpha sub
+        by_theta = not zero_reset and sub is None
         sub = theta if sub is None else float(sub)
         # MembraneReset(0): v (n == 0), the mask without gradient: the zero reset,
         # detached, to 0
         config = LIFConfig(reset="zero" if zero_reset else "subtract", detach_reset=zero_reset,
                            strict=False, surrogate=sg, norm_input=norm, max_spikes=max_spikes,
-                           synaptic=syn, decay_input=syn)
+                           synaptic=syn, decay_input=syn, theta_grad="none",
+                           recurrent="all" if R is not None else None)
         params = LIFParams(alpha=alpha, theta=theta,
                            gamma=np.asarray(alpha) * np.asarray(sub)
-                           if np.ndim(alpha) or np.ndim(sub) else alpha * sub,
+                           if np.ndim(alpha) or np.ndim(sub) else alpha * sub, R=R,
                            **({"alpha_s": alpha_s} if syn else {}))
         notes = list(_COMMON_NOTES)
+        if th.requires_grad:
+            notes.append("a trainable spike_threshold: the spike function passes it no gradient "
+                         "(lifgrad's theta_grad='none', M8); it is learnt through the reset "
+                         "(gamma = alpha theta) and the recorded post-reset membrane only")
         if syn:
             notes.append("tau_syn: sinabs' synaptic current is i_t = alpha_syn (i_{t-1} + x_t), "
                          "the input decaying in its own step (lifgrad's decay_input, M3), "
@@ -655,6 +713,10 @@ class Sinabs(TorchAdapter):
             limits = (Limit("float32 spike", F32_TOL, "sinabs' spike functions return float32"),)
         if kind in ("LIFSqueeze", "IAFSqueeze"):
             notes.append(f"{kind} reads (B*T, ...) batch-major (row b*T + t)")
+        if R is not None:
+            notes += [f"{kind} adds rec_connect(n_{{t-1}}) to the input before the synapse "
+                      f"(and norm_input's (1 - alpha)): lifgrad's R = rec_connect.weight "
+                      f"(recurrent='all')", _ALIASED_NOTE]
 
         shape = {}
         for n, p in module.named_parameters():
@@ -666,6 +728,16 @@ class Sinabs(TorchAdapter):
 
         def param_grads(g, I, tr, alpha=alpha, sub=sub, tau=tau, tau_name=tau_name):
             out = {n: np.zeros(s) for n, s in shape.items()}     # not trainable: no gradient
+            if R is not None:
+                out["rec_connect.weight"] = np.asarray(g.R, np.float64)
+            if th.requires_grad:
+                # the spike passes theta nothing (M8): g.theta holds a post-reset
+                # membrane's -sum Bm n; the reset's gamma = alpha theta adds alpha g.gamma
+                # (each term reduced on its own: a scalar theta's g.theta is summed)
+                gt = fit(np.asarray(g.theta, np.float64), "spike_threshold")
+                if by_theta:
+                    gt = gt + fit(np.asarray(alpha) * np.asarray(g.gamma), "spike_threshold")
+                out["spike_threshold"] = gt
             if syn_name is not None:
                 gs = np.asarray(g.alpha_s, np.float64)
                 if syn_name == "tau_syn":
@@ -679,7 +751,8 @@ class Sinabs(TorchAdapter):
                 ga = ga * np.asarray(alpha) / np.asarray(tau) ** 2
             out[tau_name] = fit(ga, tau_name)
             return out
-        return LayerMap(config, params, gain=1.0, bias=0.0, u0=None, post_reset=True,
+        # the recurrent layers' membrane is read before the reset (aliased recordings)
+        return LayerMap(config, params, gain=1.0, bias=0.0, u0=None, post_reset=R is None,
                         reset_value=None if zero_reset or module.reset_fn.subtract_value is None
                         else sub,
                         param_grads=param_grads, notes=tuple(notes), limits=limits,
@@ -729,14 +802,7 @@ class Sinabs(TorchAdapter):
         syn = alpha_syn is not None
         # the stored (1 - alpha) i_syn makes the synapse decay (1 - alpha) alpha_syn
         alpha_s = None if not syn else ((1 - np.asarray(alpha)) * alpha_syn if norm else alpha_syn)
-        R = None
-        if kind == "ALIFRecurrent":
-            lin = module.rec_connect
-            if not isinstance(lin, torch.nn.Linear) or lin.bias is not None:
-                raise ValueError(f"rec_connect: {type(lin).__name__} is not covered: a bias-free "
-                                 f"torch.nn.Linear (lifgrad's R v_{{t-1}}, R1) is mapped; a bias "
-                                 f"would enter from the second step on")
-            R = _value(lin.weight).copy()
+        R = _rec_weight(module) if kind == "ALIFRecurrent" else None
         by_theta = not zero_reset and sub is None
         config = LIFConfig(reset="zero" if zero_reset else "subtract", detach_reset=zero_reset,
                            strict=False, surrogate=sg, norm_input=norm and not syn,
@@ -862,7 +928,7 @@ class Sinabs(TorchAdapter):
                     spk = module(xb.reshape(B * T, *xb.shape[2:])).reshape(B, T, -1)
                 finally:
                     module.batch_size, module.num_timesteps = bs, nt
-            elif type(module).__name__ in _ALIF_KINDS:
+            elif type(module).__name__ in _ALIASED:
                 # through module(...) so that hooks see the call; the silent
                 # step in front because its recordings are aliased (_alif_run)
                 own = module.__dict__.get("forward")
@@ -877,7 +943,7 @@ class Sinabs(TorchAdapter):
             else:
                 spk = module(xb)
             mem = getattr(module, "_lifgrad_mem", None) \
-                if type(module).__name__ in _ALIF_KINDS else module.recordings["v_mem"]
+                if type(module).__name__ in _ALIASED else module.recordings["v_mem"]
         finally:
             module.record_states = rec
         spk = spk.transpose(0, 1)
@@ -894,7 +960,7 @@ class Sinabs(TorchAdapter):
         return x.transpose(0, 1).reshape(x.shape[1], x.shape[0], -1)
 
     def call_outputs(self, module, output):
-        mem = module._lifgrad_mem if type(module).__name__ in _ALIF_KINDS \
+        mem = module._lifgrad_mem if type(module).__name__ in _ALIASED \
             else module.recordings["v_mem"]
         B, T = mem.shape[:2]
         spk = output.reshape(B, T, -1).transpose(0, 1)
@@ -911,7 +977,7 @@ class Sinabs(TorchAdapter):
                 module.spike_fn = _dtype_keeping(module.spike_fn)
             except ValueError:
                 pass                         # layer_map has refused it already
-        if type(module).__name__ in _ALIF_KINDS:
+        if type(module).__name__ in _ALIASED:
             # run with a silent step in front: the recordings then hold every
             # step's pre-reset membrane (they are aliased, see _alif_run)
             module.forward = functools.partial(_alif_run, module)
@@ -921,7 +987,7 @@ class Sinabs(TorchAdapter):
         module = make_module(case.neuron, case.variant, case.surrogate, N=case.N, B=case.B,
                              T=case.T)
         _, kw = VARIANTS[case.neuron][case.variant]
-        key = "IAF" if case.neuron == "IAF" else kw.get("norm_input", True)
+        key = "IAF" if case.neuron.startswith("IAF") else kw.get("norm_input", True)
         if case.neuron in _ALIF_KINDS:
             key = ("ALIF", kw.get("norm_input", True), kw.get("tau_syn", False))
         mean, std = _INPUT[key]
