@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 # submodules reachable as attributes (``lg.network``, ``lg.losses``, ...),
 # imported on first use so that ``import lifgrad`` stays light
 _SUBMODULES = ("network", "losses", "optim", "encode", "data", "train", "theory", "check",
-               "gradcheck", "sweep", "plot", "nir", "reference", "functional", "config", "parallel", "products",
+               "gradcheck", "diagnose", "sweep", "plot", "nir", "reference", "functional", "config", "parallel", "products",
                "workspace", "device", "verify", "kernels")
 
 

@@ -14,6 +14,11 @@
         The same for your own model (FACTORY() returns it).  Exit codes:
         0 agree, 1 disagree, 2 cannot run (framework missing, model unsupported
         or outside lifgrad's domain).
+    lifgrad diagnose (--framework F --neuron X [--option k=v ...] | MODULE:FACTORY
+                      | --zoo N --seed S) [--json]
+        Find the lifgrad configuration that reproduces a peer neuron or model
+        by probes, verify it, and list where it departs from its arguments
+        (lifgrad.diagnose).  Exit 0 identified and verified, 1 not, 2 cannot run.
     lifgrad train --dataset {digits,fashion-mnist,mnist,yinyang,randman,shd,ssc,nmnist}
                   [--data-dir DIR] [--config FILE] ...
         Train a network; metrics, checkpoints and figures go to --out.  The
@@ -478,6 +483,8 @@ def build_parser():
     v.add_argument("--report", metavar="DIR", help="also write DIR/report.md with figures "
                    "(relative error per case, and per layer over time)")
     v.set_defaults(func=_cmd_verify)
+    from .diagnose_cli import add_parser as _add_diagnose   # lifgrad diagnose (its own module)
+    _add_diagnose(sub)
     t = sub.add_parser("train", help="train a network")
     t.add_argument("--dataset", choices=["digits", "fashion-mnist", "mnist", "yinyang", "randman",
                                          "shd", "ssc", "nmnist"], default=None)
