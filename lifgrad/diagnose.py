@@ -46,7 +46,7 @@ import numpy as np
 from .diagnose_departures import (Departure, compare_with_documentation, compare_with_map,
                                   read_arguments)
 from .diagnose_gradients import surrogate_grid
-from .diagnose_probes import BlackBox, Cell, IdentificationError, identify
+from .diagnose_probes import BlackBox, Cell, IdentificationError, drive, identify
 
 __all__ = ["diagnose", "Diagnosis", "LayerDiagnosis", "Departure", "IdentificationError",
            "find_neurons"]
@@ -399,39 +399,11 @@ def _is_torch(obj):
 
 # ------------------------------------------------------------------ verification
 
-def _drive(box, cell, seed, T, B):
-    """A fresh random problem around the identified threshold: input ``(T, B, N)``
-    (a mean drive and noise per row, so that the membrane crosses the threshold
-    often but rarely by more than one threshold in a step), loss weights."""
-    from .diagnose_probes import _simulate
-    from .verify.common import problem
-    n = cell.n
-    rng, _, A, Bm = problem(seed, T, B, n)
-    imp = np.zeros((4, 1, n))
-    imp[0] = 1.0
-    lin = dict(alpha=cell.alpha, alpha_s=cell.alpha_s, c=cell.c)
-    h = _simulate(lin, imp, 4)[:, 0]                     # impulse response, 4 steps
-    rest = _simulate(dict(lin, u0=cell.u0, s0=cell.s0, u_bias=cell.u_bias),
-                     np.zeros((T, 1, n)), T)[-1, 0]
-    gap = np.abs(cell.theta - rest) + 1e-3 * np.maximum(np.abs(cell.theta), 1.0)
-    level = gap / np.sum(h, axis=0)
-    mean = np.array([0.8, 0.45, 1.25, 0.65, 1.0, 0.9])[:B] if B <= 6 else \
-        rng.uniform(0.4, 1.3, B)
-    std = np.array([0.9, 1.2, 0.6, 0.8, 0.5, 1.0])[:B] if B <= 6 else rng.uniform(0.5, 1.2, B)
-    z = rng.normal(size=(T, B, n))
-    I = level * (mean[None, :, None] + std[None, :, None] * z)
-    cap = 0.9 * gap / np.abs(h[0])                       # at most 0.9 of the gap per step
-    I = np.clip(I, -4 * cap, cap)
-    if cell.input_float32:
-        I = I.astype(np.float32).astype(np.float64)
-    return I, A, Bm
-
-
 def verify_cell(box, cell, seed=0, T=20, B=4, limits=(), notes=()):
     """lifgrad's cell against the framework on a fresh random problem:
     :class:`lifgrad.verify.common.CaseReport` (spikes, membrane, ``dL/dI``)."""
     from .verify.common import check_layer
-    I, A, Bm = _drive(box, cell, seed, T, B)
+    I, A, Bm = drive(box, cell, seed, T, B)
     out = box.gradient(I, A, Bm)
     peer = {"spikes": out["spikes"], "mem": out["mem"], "grad:input": out["grad:input"]}
     m = cell.layer_map(limits=limits, notes=notes)

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from .diagnose_probes import BP, M_NONE, _kick, _rows
+from .diagnose_shape import BP, M_NONE, _kick, _rows
 from .diagnose_surrogate import fit as _fit_surrogate, phi_of
 
 __all__ = ["surrogate_grid", "surrogate_probe", "detach_probe"]

@@ -43,8 +43,8 @@ class ParameterFit(NamedTuple):
 
 
 def _problem(cell, seed, T, B):
-    from .diagnose import _drive
-    I, A, Bm = _drive(None, cell, seed, T, B)
+    from .diagnose_probes import drive
+    I, A, Bm = drive(None, cell, seed, T, B)
     return I, A, Bm
 
 

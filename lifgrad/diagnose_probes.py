@@ -40,9 +40,7 @@ from .diagnose_surrogate import SurrogateFit, shortest_between
 
 __all__ = ["BlackBox", "Cell", "IdentificationError", "identify", "TP", "BP"]
 
-TP, BP = 8, 128          # the probes' shape: steps, rows (experiments)
-LIN_TOL = 1e-9           # relative: linearity, time invariance, exponential fits
-M_NONE = 65536           # a spike maximum this large is "no maximum" (Rockpool's 2^16)
+from .diagnose_shape import BP, LIN_TOL, M_NONE, TP, _kick, _rows  # noqa: F401
 
 
 class IdentificationError(ValueError):
@@ -179,10 +177,6 @@ class Cell(NamedTuple):
 
 
 # ------------------------------------------------------------------ helpers
-
-def _rows(n, fill=0.0):
-    return np.full((TP, BP, n), fill, np.float64)
-
 
 def _conv(h, I):
     """The linear response ``sum_k h_{t-k} I_k`` of every row: h ``(T, N)``, I ``(T, B, N)``."""
@@ -461,11 +455,6 @@ def _counts(box, r, h, theta, delay, G, ev):
 
 
 # ------------------------------------------------------------------ probe 5: reset
-
-def _kick(theta, r, h):
-    """An input at step 1 that keeps every later membrane far below threshold."""
-    return -4.0 * (2 * np.abs(theta) + np.max(np.abs(r), axis=0) + 1e-3) / h[0]
-
 
 def _reset(box, r, h, theta, delay, G, roots, ev):
     n = box.n
@@ -765,3 +754,30 @@ def identify(box: BlackBox) -> Cell:
         unident.append(("detach", ev["detach"]))
     cell = cell._replace(detach=detach, unidentified=tuple(unident))
     return cell
+
+
+def drive(box, cell, seed, T, B):
+    """A fresh random problem around the identified threshold: input ``(T, B, N)``
+    (a mean drive and noise per row, so that the membrane crosses the threshold
+    often but rarely by more than one threshold in a step), loss weights."""
+    from .verify.common import problem
+    n = cell.n
+    rng, _, A, Bm = problem(seed, T, B, n)
+    imp = np.zeros((4, 1, n))
+    imp[0] = 1.0
+    lin = dict(alpha=cell.alpha, alpha_s=cell.alpha_s, c=cell.c)
+    h = _simulate(lin, imp, 4)[:, 0]                     # impulse response, 4 steps
+    rest = _simulate(dict(lin, u0=cell.u0, s0=cell.s0, u_bias=cell.u_bias),
+                     np.zeros((T, 1, n)), T)[-1, 0]
+    gap = np.abs(cell.theta - rest) + 1e-3 * np.maximum(np.abs(cell.theta), 1.0)
+    level = gap / np.sum(h, axis=0)
+    mean = np.array([0.8, 0.45, 1.25, 0.65, 1.0, 0.9])[:B] if B <= 6 else \
+        rng.uniform(0.4, 1.3, B)
+    std = np.array([0.9, 1.2, 0.6, 0.8, 0.5, 1.0])[:B] if B <= 6 else rng.uniform(0.5, 1.2, B)
+    z = rng.normal(size=(T, B, n))
+    I = level * (mean[None, :, None] + std[None, :, None] * z)
+    cap = 0.9 * gap / np.abs(h[0])                       # at most 0.9 of the gap per step
+    I = np.clip(I, -4 * cap, cap)
+    if cell.input_float32:
+        I = I.astype(np.float32).astype(np.float64)
+    return I, A, Bm
