@@ -165,7 +165,7 @@ class _Layer:
         nxt = self.no_row if self.next_row is None else self.next_row
         arrays.kernels(cfg).cell_backward_recurrent(
             u, v, s, a, state0, dv, du, have + (self.next_row is not None, self.layer.partials),
-            lead, lead + L, self.P, self.R, cfg.mode(), cfg.surrogate.kernel_args(), dI, nxt,
+            lead, lead + L, self.P, self.R, cfg.mode(), cfg.kernel_sg(), dI, nxt,
             self.acc, self.adj, dstate0)                                        # (R2)
         self.next_row = arrays.row_copy(dI[lead])
         self.dR = arrays.recurrent_grad(dI, v, lead, t0, self.dR, cfg)         # (R3)

@@ -184,6 +184,15 @@ VARIANTS = {
                                decay_input=True, max_spikes=5, theta_grad="ratio"),
     "adaptation-current-recurrent": dict(adaptive=True, adaptation="current", recurrent="one"),
     # Rockpool's LIFTorch/LIFJax membrane bias (M6), a parameter: see VARIANT_PARAMS
+    # sinabs' ALIF with a threshold-scaled surrogate (evaluated at b0 + adapt_scale b),
+    # Rockpool's LIFTorch with per-neuron thresholds: the surrogate at the live
+    # threshold theta_t (M10) on (M7), (M8), (M3) and on (M2)-(M4)
+    "live-threshold-sinabs": dict(adaptive=True, reset_by_threshold=True, theta_grad="none",
+                                  synaptic=True, decay_input=True, surrogate_threshold="live",
+                                  surrogate="sinabs.SingleExponential"),
+    "live-threshold-rockpool": dict(synaptic=True, decay_input=True, max_spikes=5,
+                                    theta_grad="ratio", surrogate_threshold="live",
+                                    surrogate="rockpool.StepPWL"),
     "membrane-bias": dict(synaptic=True, recurrent="all"),
     "membrane-bias-rockpool": dict(synaptic=True, decay_input=True, max_spikes=5,
                                    theta_grad="ratio"),
@@ -208,7 +217,7 @@ def variant_params(model):
 def model_config(model, **kw):
     """A LIFConfig for one of ``MODELS`` or ``VARIANTS`` with further fields
     ``kw``."""
-    return LIFConfig(**{**MODELS, **VARIANTS}[model], **kw)
+    return LIFConfig(**{**{**MODELS, **VARIANTS}[model], **kw})
 
 
 def _variant_config(model, **kw):
@@ -334,7 +343,9 @@ def fd_zero_surrogate(config, seed=0, T=12, B=2, N=5, gamma_free=False, h=None, 
     tried; raises if ``tries`` points all fail.  Returns
     ``({parameter: max relative error}, seed used)``.  ``u_bias`` as in
     :func:`fd_layer`."""
-    config = config.replace(forward="hard", surrogate=sgs.get("zero"))
+    # the zero surrogate has no threshold: a live one (M10) is the constant one
+    config = config.replace(forward="hard", surrogate=sgs.get("zero"),
+                            surrogate_threshold="constant")
     for k in range(tries):
         out, flipped = _layer_fd(config, seed + 1000 * k, T, B, N, gamma_free, h,
                                  check_flips=True, u_bias=u_bias)
@@ -601,6 +612,9 @@ def _case(model, reset, detach, strict=None, surrogate=None, extra=""):
 
 
 MODEL_SURROGATES = ("sigmoid", "atan", "gaussian")      # families for non-plain models
+# the presets with a threshold parameter, for the live-threshold variants (M10)
+LIVE_SURROGATES = ("sinabs.SingleExponential", "sinabs.PeriodicExponential", "sinabs.Heaviside",
+                   "rockpool.StepPWL", "rockpool.PeriodicExponential")
 
 
 def run_suite(quick=False, progress=None, models=None):
@@ -617,7 +631,9 @@ def run_suite(quick=False, progress=None, models=None):
     all_fams = tuple(f.name for f in sgs.FAMILIES)
 
     def fams_for(model, smooth):
-        if model == "lif":
+        if VARIANTS.get(model, {}).get("surrogate_threshold") == "live":
+            fams = () if smooth else LIVE_SURROGATES    # presets with a threshold (M10)
+        elif model == "lif":
             fams = SMOOTH_FAMILIES if smooth else all_fams
         else:
             fams = MODEL_SURROGATES + (() if smooth else ("spike_operator",))
@@ -665,7 +681,7 @@ def run_suite(quick=False, progress=None, models=None):
     for dtype, model in itertools.product(("float64", "float32"), models):
         for reset, detach, strict, fam in itertools.product(resets, (False, True), (False, True),
                                                             fams_for(model, False)):
-            fwds = ("hard", "smooth") if sgs.family(fam).G is not None else ("hard",)
+            fwds = ("hard", "smooth") if sgs.get(fam).has_primitive else ("hard",)
             for fwd in fwds:
                 if fwd == "smooth" and strict:
                     continue                     # strict only matters for the hard forward

@@ -26,6 +26,7 @@ BACKENDS = ("cpu", "reference", "cuda")
 RECURRENT = ("one", "all")
 THETA_GRADS = ("shift", "ratio", "none")            # kernels/constants.py TG_* order
 ADAPTATIONS = ("threshold", "current")
+SURROGATE_THRESHOLDS = ("constant", "live")
 _RESET_ALIASES = {"hard": "zero"}
 DTYPES = (np.float32, np.float64)
 
@@ -95,6 +96,13 @@ class LIFConfig:
                   step's update (Spyx's neurons).  The cell itself is
                   unchanged; lif_forward returns, and lif_backward's dv is
                   about, the delayed output (M5)
+    surrogate_threshold: 'constant' (default): the surrogate preset's ``threshold``
+                  parameter is the number it was built with; 'live': it is the
+                  neuron's own threshold theta_t of the step (per neuron, with the
+                  adaptation when adaptive), phi_t = phi(u_t - theta_t; theta_t)
+                  (sinabs' ALIF, Rockpool's per-neuron threshold).  A coefficient
+                  of the adjoint, not differentiated; needs a peer preset with a
+                  ``threshold`` parameter and forward='hard'               (M10)
     """
 
     reset: str = "subtract"
@@ -114,6 +122,7 @@ class LIFConfig:
     delay_output: bool = False
     reset_by_threshold: bool = False
     adaptation: str = "threshold"
+    surrogate_threshold: str = "constant"
 
     def __post_init__(self):
         object.__setattr__(self, "reset", _choice("reset", self.reset, RESETS, _RESET_ALIASES))
@@ -172,6 +181,17 @@ class LIFConfig:
             if self.reset == "zero":
                 raise ValueError(f"max_spikes={ms!r}: several spikes per step need reset="
                                  f"'subtract' or 'none' (a zero reset forgets the count)")
+        _choice("surrogate_threshold", self.surrogate_threshold, SURROGATE_THRESHOLDS)
+        live = None
+        if self.surrogate_threshold == "live":
+            if self.forward != "hard":
+                raise ValueError(f"surrogate_threshold='live' with forward={self.forward!r}: "
+                                 f"the live threshold is a coefficient of the adjoint; a "
+                                 f"smooth or stochastic forward G(u - theta_t; theta_t) would "
+                                 f"depend on theta_t through the surrogate too, a derivative "
+                                 f"the adjoint does not take: refused (M10)")
+            live = _sg.live_threshold(self.surrogate)
+        object.__setattr__(self, "_live", live)
         if self.forward in ("smooth", "stochastic") and not self.surrogate.has_primitive:
             raise ValueError(f"forward={self.forward!r} needs a surrogate with a primitive; "
                              f"{self.surrogate.name!r} has none")
@@ -212,7 +232,14 @@ class LIFConfig:
                 int(self.recurrent == "one"), int(self.norm_input),
                 0 if self.max_spikes is None else self.max_spikes, int(self.decay_input),
                 THETA_GRADS.index(self.theta_grad), int(self.reset_by_threshold),
-                int(self.adaptive and self.adaptation == "current"))
+                int(self.adaptive and self.adaptation == "current"),
+                self._live[1] if self._live else 0)
+
+    def kernel_sg(self) -> tuple:
+        """The surrogate's kernel arguments (``Surrogate.kernel_args``); with
+        ``surrogate_threshold='live'`` its values at threshold 1, which the
+        kernels scale by each neuron's theta_t as ``mode()`` says (M10)."""
+        return self._live[0] if self._live else self.surrogate.kernel_args()
 
 
 def _as_param(arg, value, n, dtype, lo=-math.inf, hi=math.inf):

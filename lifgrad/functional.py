@@ -121,7 +121,7 @@ def forward_scan(config, I, static, t0, t1, state0, P, rnd, u, v, s, a, kernels=
         I, state0, rnd, u, v, s, a = rows
         P = np.tile(P, (1, B))
     kernels.cell_forward_scan(I, static, t0, t1, state0, P, config.mode(),
-                              config.surrogate.kernel_args(), rnd, u, v, s, a)
+                              config.kernel_sg(), rnd, u, v, s, a)
 
 
 def cell_forward(config, I, static, t0, t1, state0, P, RT, rnd, u, v, s, a, kernels=None):
@@ -135,7 +135,7 @@ def cell_forward(config, I, static, t0, t1, state0, P, RT, rnd, u, v, s, a, kern
         return
     kernels = _backend(config) if kernels is None else kernels
     kernels.cell_forward_recurrent(I, static, t0, t1, state0, P, RT, config.mode(),
-                                   config.surrogate.kernel_args(), rnd, u, v, s, a)   # (R1)
+                                   config.kernel_sg(), rnd, u, v, s, a)   # (R1)
 
 
 def backward_scan(config, u, v, s, a, state0, dv, du, rec, have, static, t0, t1, P,
@@ -150,7 +150,7 @@ def backward_scan(config, u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         P = np.tile(P, (1, B))
     kernels.cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static,
                                t0, t1, P, config.mode(),
-                               config.surrogate.kernel_args(), dI, acc, adj, dstate0)
+                               config.kernel_sg(), dI, acc, adj, dstate0)
 
 
 def _float_dtype(arg, a, config):
@@ -377,7 +377,7 @@ def backward_impl(trace, P, R, config, dv, du):
         _backend(config).cell_backward_recurrent(
             trace.u, trace.v, s, a, trace.state0, dvv, duu,
             (dv is not None, du is not None, False, True), 0, T, P, R, config.mode(),
-            config.surrogate.kernel_args(), dI, np.zeros((1, 1), dtype), acc, adj,
+            config.kernel_sg(), dI, np.zeros((1, 1), dtype), acc, adj,
             dstate0)                                                      # (R2)
         dR = recurrent_grad(dI, trace.v, 0, 0, None, config)              # (R3)
         if static:

@@ -17,6 +17,8 @@ One cell covers every neuron model of lifgrad, switched by flags in ``mode``:
     theta_t = theta + beta_a a_t              (theta with the current)         (L2)
     v_t     = H(u_t - theta_t)  or  G(u_t - theta_t)                           (A5), (A6)
               or min(floor(u_t / theta_t), M) spikes (max_spikes M)            (M2)
+    phi_t   = scale * clip(g(u_t - theta_t)), the surrogate's threshold
+              parameter theta_t itself with a live surrogate threshold        (A7), (M10)
 
 An all-to-all recurrence ``I_t = W x_t + b + R v_{t-1}`` couples neurons
 within a step: :func:`cell_forward_recurrent` / :func:`cell_backward_recurrent`
@@ -33,12 +35,13 @@ Packed arguments (numbers only, resolved by ``lifgrad.functional``):
 
     P       (N_P, N)  rows alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r,
                       u_bias (N_P = 9)
-    mode    13 ints   reset (0 subtract, 1 zero, 2 none), strict, forward (0 hard,
+    mode    14 ints   reset (0 subtract, 1 zero, 2 none), strict, forward (0 hard,
                       1 smooth, 2 stochastic), detach,
                       synaptic, adaptive, onetoone, norm_input,
                       max spikes per step (1; M; 0 for no maximum), decay_input,
                       theta_grad (0 shift, 1 ratio, 2 none), reset_by_threshold,
-                      adaptation current
+                      adaptation current, live surrogate threshold (0 off, else
+                      the slots' base-3 code, M10)
     sg      7 numbers surrogate (code, p0, p1, p2, scale, clip_lo, clip_hi)
     state0  (3, B, N) u_0, s_0, a_0
     acc     (N_ACC, B, N) partial sums, see ACC_* below (N_ACC = 9)
@@ -75,6 +78,30 @@ def surrogate_phi(x, v, sg):
     return flush_subnormal((scale * np.clip(g, lo, hi)).astype(x.dtype))
 
 
+def live_slots(sg, live, theta_t):
+    """``(p0, p1, p2, scale)`` of the surrogate at the threshold ``theta_t``
+    (float64): slot k times theta_t, divided by it or as it is, by the base-3
+    digit k of ``live`` (1, 2, 0) (M10)."""
+    out = []
+    for k in range(4):
+        e = (live // 3 ** k) % 3
+        out.append(sg[k + 1] * theta_t if e == 1 else sg[k + 1] / theta_t if e == 2
+                   else sg[k + 1])
+    return out
+
+
+def surrogate_phi_live(x, v, sg, live, theta_t):
+    """``phi = scale * clip(g(x; theta_t))`` with the surrogate's threshold
+    replaced by each neuron's ``theta_t`` (``surrogate_threshold='live'``),
+    (M10), rounded like :func:`surrogate_phi`."""
+    code, lo, hi = sg[0], sg[5], sg[6]
+    x64 = x.astype(np.float64)
+    th = np.broadcast_to(np.asarray(theta_t).astype(np.float64), x64.shape)
+    p0, p1, p2, scale = live_slots(sg, live, th)
+    g = FAMILIES[int(code)].g_np(x64, v.astype(np.float64), p0, p1, p2)
+    return flush_subnormal((scale * np.clip(g, lo, hi)).astype(x.dtype))
+
+
 def surrogate_primitive(x, sg):
     """``G(x)`` (A6), evaluated in float64 and rounded once to the layer's dtype."""
     code, p0, p1, p2 = sg[:4]
@@ -106,7 +133,7 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
     rnd: (T, B, N) uniform numbers in [0, 1) for the stochastic forward, where
     ``v_t = 1`` if ``rnd_t < G(u_t - theta_t)`` (T7); unused otherwise."""
     reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in, _, by_theta, \
-        current = mode
+        current, _ = mode
     alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r, u_bias = P
     zeros = np.zeros_like(state0[0])
     for t in range(t0, t1):
@@ -180,7 +207,7 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     """
     has_dv, has_du, has_rec, partials = have
     reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in, tgrad, by_theta, \
-        current = mode
+        current, live = mode
     alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r, _ = P
     # the reset removes k theta_t v_t with the adaptive theta_t                (M7)
     adapt_reset = reset == SUBTRACT and by_theta and adaptive and not current
@@ -221,7 +248,10 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             theta_t = theta + beta_a * a[t]                                   # (L2)
         else:
             theta_t = theta
-        phi = surrogate_phi(u_t - theta_t, v_t, sg)                           # (A7)
+        if live:                                                              # (M10)
+            phi = surrogate_phi_live(u_t - theta_t, v_t, sg, live, theta_t)
+        else:
+            phi = surrogate_phi(u_t - theta_t, v_t, sg)                       # (A7)
         ubar = (du[t] if has_du else zeros) + phi * vbar + leak * ubar_next   # (A9)
         if synaptic:
             sbar = c_in * ubar + alpha_s * sbar_next                          # (S2), (M1)

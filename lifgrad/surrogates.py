@@ -465,6 +465,8 @@ class Surrogate:
     scale: float = 1.0
     clip: float | None = None
     preset: str | None = field(default=None, compare=False)   # the peer preset it came from
+    # the peer parameters it was built from, ((name, value), ...) (live thresholds, M10)
+    peer: tuple | None = field(default=None, compare=False)
 
     @property
     def family(self) -> Family:
@@ -521,7 +523,7 @@ class Surrogate:
     def with_scale(self, scale: float) -> "Surrogate":
         """The same surrogate with amplitude ``scale`` (the preset it came from kept)."""
         out = get(self.name, scale=scale, clip=self.clip, **dict(self.named_params()))
-        return Surrogate(out.name, out.params, out.scale, out.clip, self.preset)
+        return Surrogate(out.name, out.params, out.scale, out.clip, self.preset, self.peer)
 
     def named_params(self):
         return tuple((p.name, v) for p, v in zip(self.family.params, self.params))
@@ -621,7 +623,8 @@ class Preset:
         valid.update(peer_params)
         fam, params, pscale = self.build(**valid)
         out = get(fam, scale=amplitude * pscale, clip=clip, **params)
-        return Surrogate(out.name, out.params, out.scale, out.clip, self.name)
+        return Surrogate(out.name, out.params, out.scale, out.clip, self.name,
+                         tuple(sorted(valid.items())))
 
 
 _SQRT2 = math.sqrt(2.0)
@@ -797,6 +800,55 @@ DEVIATIONS = {
     "spyx.custom": "user-defined (its default backward is the identity: the gradient is g*x, "
                    "not the straight-through estimator the docstring names)",
 }
+
+
+def live_threshold(sur: Surrogate):
+    """The kernel arguments of ``sur`` evaluated at the neuron's own threshold
+    (``LIFConfig(surrogate_threshold='live')``, (M10)): ``(sg, code)`` where
+    ``sg`` is :meth:`Surrogate.kernel_args` at threshold 1 and ``code`` says,
+    in base 3 (slot 0 lowest), how each of ``p0, p1, p2, scale`` follows the
+    threshold theta_t: 0 not at all, 1 times theta_t, 2 divided by theta_t.
+
+    Only a peer preset with a ``threshold`` parameter has a threshold to
+    replace; each slot must be proportional to theta, to 1/theta or constant
+    (read off the preset at thresholds 1 and 2).  ``sg`` holds the preset's
+    values at threshold 1 (its own threshold is replaced), its amplitude kept."""
+    pre = PRESETS.get(sur.preset) if sur.preset else None
+    if pre is None or sur.peer is None or "threshold" not in dict(pre.defaults):
+        with_theta = ", ".join(n for n, p in sorted(PRESETS.items())
+                               if "threshold" in dict(p.defaults))
+        raise ValueError(f"surrogate_threshold='live': the surrogate {sur} has no threshold "
+                         f"parameter to replace by the neuron's; it needs a peer preset with "
+                         f"one ({with_theta})")
+    peer = dict(sur.peer)
+
+    def slots(th):
+        fam, params, pscale = pre.build(**dict(peer, threshold=th))
+        vals = [float(params.get(p.name, p.default)) for p in family(fam).params]
+        return fam, (vals + [0.0] * 3)[:3] + [float(pscale)]
+
+    (f1, v1), (f2, v2) = slots(1.0), slots(2.0)
+    v0 = slots(float(peer["threshold"]))[1]
+    code = 0
+    args = list(sur.kernel_args())
+    # the slots at threshold 1; the amplitude (sur.scale over the preset's own) kept
+    args[1:4] = v1[:3]
+    args[4] = v1[3] if sur.scale == v0[3] else v1[3] * (sur.scale / v0[3])
+    for k, (a, b) in enumerate(zip(v1, v2)):
+        if a == b:
+            e = 0
+        elif b == 2 * a:
+            e = 1
+        elif a == 2 * b:
+            e = 2
+        else:
+            raise ValueError(f"surrogate_threshold='live': {sur.preset}'s slot {k} is not "
+                             f"proportional to the threshold, its inverse or constant")
+        code += e * 3 ** k
+    if f1 != f2 or code == 0:
+        raise ValueError(f"surrogate_threshold='live': {sur.preset} does not depend on its "
+                         f"threshold in a form the kernels evaluate")
+    return tuple(args), code
 
 
 def preset(name: str) -> Preset:

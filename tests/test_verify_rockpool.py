@@ -189,7 +189,6 @@ def test_stock_spike_function_cannot_run_in_float64():
 @pytest.mark.parametrize("kw,word", [
     (dict(shape=(6, 3)), "n_synapses"),
     (dict(shape=(3, 3), noise_std=0.1), "noise_std"),
-    (dict(shape=(3, 3), threshold=np.array([1.0, 0.9, 1.1])), "per-neuron threshold"),
 ])
 def test_unsupported_modules_raise(kw, word):
     m = LIFTorch(**kw)

@@ -166,7 +166,6 @@ def test_stock_spike_function_is_float32_limited():
                     spike_fn=SingleSpike), "MembraneReset"),
     (lambda: sl.LIF(tau_mem=2.0, reset_fn=MembraneReset()), "MembraneReset"),
     (lambda: sl.LIF(tau_mem=2.0, min_v_mem=-1.0), "min_v_mem"),
-    (lambda: sl.ALIF(tau_mem=2.0, tau_adapt=3.0), "SingleExponential on an ALIF"),
     (lambda: sl.ALIF(tau_mem=2.0, tau_adapt=3.0, surrogate_grad_fn=Gaussian(), min_v_mem=-1.0),
      "min_v_mem"),
     (lambda: sl.ALIFRecurrent(tau_mem=2.0, tau_adapt=3.0, surrogate_grad_fn=Gaussian(),

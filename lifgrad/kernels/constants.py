@@ -12,8 +12,8 @@ EVENT_BLOCK = 256   # rows per block of event_wgrad (a block of u stays in L2; o
 # positions in LIFConfig.mode(), the flags every scan reads (lifgrad.reference
 # names them the same way), and the codes of the forward flag
 (M_RESET, M_STRICT, M_FORWARD, M_DETACH, M_SYN, M_ADAPT, M_ONE, M_NORM, M_SPIKES, M_DECAY_IN,
- M_THETA_GRAD, M_RESET_THETA, M_ADAPT_CURRENT) = range(13)
-N_MODE = 13
+ M_THETA_GRAD, M_RESET_THETA, M_ADAPT_CURRENT, M_SG_LIVE) = range(14)
+N_MODE = 14
 # M_NORM: the membrane takes (1 - alpha) s_t instead of s_t (sinabs' norm_input)   (M1)
 # M_SPIKES: at most this many spikes per step, floor(u_t / theta_t); 1 is the
 # Heaviside spike (A5), 0 means no maximum (sinabs MultiSpike)                     (M2)
@@ -28,6 +28,10 @@ N_MODE = 13
 # sinabs' ALIF                                                                       (M7)
 # M_ADAPT_CURRENT: the adaptation a_t is a current, u_t -= beta_a a_t, and the
 # threshold stays theta (Rockpool's aLIFTorch after-hyperpolarisation)               (M9)
+# M_SG_LIVE: 0, or the surrogate evaluated at the neuron's threshold theta_t
+# (surrogate_threshold='live'): slot k of (p0, p1, p2, scale) is sg's value times
+# theta_t (digit 1), divided by it (digit 2) or as it is (digit 0), the digits in
+# base 3, slot 0 the lowest (sinabs' ALIF, Rockpool's per-neuron threshold)        (M10)
 FWD_HARD, FWD_SMOOTH, FWD_STOCHASTIC = range(3)      # config.FORWARDS order
 TG_SHIFT, TG_RATIO, TG_NONE = range(3)               # config.THETA_GRADS order
 R_SUBTRACT, R_ZERO, R_NONE = range(3)                # LIFConfig.reset_code

@@ -146,6 +146,27 @@ def _phi(x, v, q):
 
 
 @cuda.jit(device=True)
+def _live_slot(val, e, th):
+    if e == 1:
+        return val * th
+    if e == 2:
+        return val / th
+    return val
+
+
+@cuda.jit(device=True)
+def _phi_live(x, v, q, live, th):
+    """:func:`_phi` with slot k of (p0, p1, p2, scale) times th, divided by th or
+    as it is by the base-3 digit k of ``live`` (M10); twin of
+    ``scan_kernels._live_slots``."""
+    q0 = _live_slot(q[1], live % 3, th)
+    q1 = _live_slot(q[2], (live // 3) % 3, th)
+    q2 = _live_slot(q[3], (live // 9) % 3, th)
+    q3 = _live_slot(q[4], (live // 27) % 3, th)
+    return q3 * min(max(_g(q[0], x, v, q0, q1, q2), q[5]), q[6])
+
+
+@cuda.jit(device=True)
 def _prim(x, q):
     """``G(x)`` in float64  (A6)."""
     return _G(q[0], x, 0.0, q[1], q[2], q[3])
@@ -185,7 +206,7 @@ def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
     previous state, rt the uniform number of the stochastic forward.  Returns
     u, v, s, a (s: the synaptic state, or with norm_input the input current)."""
     reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in, _, by_theta, \
-        current = mode
+        current, _ = mode
     al, th, ga, ur, als, rh, ba, rr, ub = p
     zero = one - one
     if onetoone:                                                          # (R1)
@@ -263,7 +284,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     ``(R^T dI_{t+1})[n]``.  Returns ubar, sbar, abar and dL/dI of step t and
     the updated sums."""
     reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in, tgrad, by_theta, \
-        current = mode
+        current, live = mode
     al, th, ga, ur, als, rh, ba, rr, _ = p
     zero = one - one
     athr = adaptive != 0 and current == 0   # the adaptation raises the threshold (L2)
@@ -279,7 +300,11 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
         x = ut - (th + ba * at)
     else:
         x = ut - th
-    ph = _flush(_cast(_phi(float(x), float(vt), q), one), one)
+    if live != 0:                       # the surrogate at theta_t itself   (M10)
+        tk = (th + ba * at) if athr else th
+        ph = _flush(_cast(_phi_live(float(x), float(vt), q, live, float(tk)), one), one)
+    else:
+        ph = _flush(_cast(_phi(float(x), float(vt), q), one), one)
     # vbar_t = delta_t + reset_v_t (+ recurrence, adaptation)            (A8), (A10), (A11)
     if detach or reset == R_NONE:
         vbar = dvt + zero

@@ -26,7 +26,8 @@ from numba import njit
 from .. import surrogates as _sg
 from .constants import (ACC_RVA, ACC_UBIAS, BLOCK, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT,
                         M_ADAPT_CURRENT, M_DECAY_IN, M_DETACH, M_FORWARD, M_NORM, M_ONE,
-                        M_RESET, M_RESET_THETA, M_SPIKES, M_STRICT, M_SYN, M_THETA_GRAD, N_ACC,
+                        M_RESET, M_RESET_THETA, M_SG_LIVE, M_SPIKES, M_STRICT, M_SYN,
+                        M_THETA_GRAD, N_ACC,
                         P_UBIAS, R_NONE, R_SUBTRACT, R_ZERO, TG_NONE, TG_RATIO, TG_SHIFT)
 
 # error_model="numpy": a float division by zero gives inf/nan instead of raising,
@@ -502,7 +503,15 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     else:
         for k in range(m):
             x64[k] = ut[k] - th[k]
-    _phi_block(sg[0], sg[1], sg[2], sg[3], scale, lo, hi, x64, vt, ph, m)
+    live = mode[M_SG_LIVE]
+    if live != 0:                        # the surrogate at theta_t itself   (M10)
+        for k in range(m):
+            tk = float(th[k] + ba[k] * at[k]) if athr else float(th[k])
+            q0, q1, q2, q3 = _live_slots(sg, live, tk)
+            _phi_block(sg[0], q0, q1, q2, q3, lo, hi, x64[k:k + 1], vt[k:k + 1],
+                       ph[k:k + 1], 1)
+    else:
+        _phi_block(sg[0], sg[1], sg[2], sg[3], scale, lo, hi, x64, vt, ph, m)
     # vbar_t = delta_t + reset_v_t (+ recurrence, adaptation)           (A8), (A10), (A11)
     if detach or reset == R_NONE:
         for k in range(m):
@@ -601,6 +610,23 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
 
 
 @njit(inline="always", **_JIT)
+def _live_slots(sg, live, th):
+    """(p0, p1, p2, scale) at the threshold th (float64): slot k of sg times
+    th, divided by th or as it is by the base-3 digit k of ``live`` (M10);
+    twin of ``reference.live_slots``."""
+    q0, q1, q2, q3 = sg[1], sg[2], sg[3], sg[4]
+    e = live % 3
+    q0 = q0 * th if e == 1 else (q0 / th if e == 2 else q0)
+    e = (live // 3) % 3
+    q1 = q1 * th if e == 1 else (q1 / th if e == 2 else q1)
+    e = (live // 9) % 3
+    q2 = q2 * th if e == 1 else (q2 / th if e == 2 else q2)
+    e = (live // 27) % 3
+    q3 = q3 * th if e == 1 else (q3 / th if e == 2 else q3)
+    return q0, q1, q2, q3
+
+
+@njit(inline="always", **_JIT)
 def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, partials, norm, st,
                th, tgrad):
     """ubar_t = eps_t + pv_t + leak_t ubar_{t+1} with pv = phi_t vbar_t, and
@@ -675,7 +701,8 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     has_dv, has_du, has_rec, partials = have[0], have[1], have[2], have[3]
     synaptic, adaptive, norm = mode[M_SYN], mode[M_ADAPT], mode[M_NORM]
     decay_in = mode[M_DECAY_IN]
-    plain = not (synaptic or adaptive or mode[M_ONE] or has_rec or norm or mode[M_RESET_THETA])
+    plain = not (synaptic or adaptive or mode[M_ONE] or has_rec or norm or mode[M_RESET_THETA]
+                 or mode[M_SG_LIVE])
     # acc rows (reference.ACC_*): alpha, theta, rv when asked for; alpha_s, rho,
     # beta_a, r by model; u_bias when asked for; rva with the reset by the
     # adaptive threshold (M7)

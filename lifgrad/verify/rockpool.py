@@ -59,8 +59,11 @@ decays; ``dash`` is an integer, a step function of ``tau``, so ``tau_mem`` /
 only its ``leak_mode='taus'`` is mapped.
 
 Refused with the reason: ``n_synapses > 1`` (several synaptic states per
-neuron; lifgrad's cell has one), ``noise_std != 0`` (random), ``leak_mode=
-a per-neuron threshold, a spike function other than the two above.
+neuron; lifgrad's cell has one), ``noise_std != 0`` (random), a ``leak_mode``
+other than taus, decays and bitshifts, a spike function other than the two
+above.  A per-neuron threshold is mapped with ``surrogate_threshold='live'``
+(M10): ``StepPWL`` and ``PeriodicExponential`` divide by each neuron's own
+threshold (LIFTorch, aLIFTorch, LIFJax's ``step_pwl``).
 ``LIFJax`` computes the same cell (window fixed at 0.5) in JAX: the check
 runs it with JAX's 64-bit switch on inside its own calls, on float32-exact
 inputs, since LIFJax casts its input to float32 whatever that switch says
@@ -104,6 +107,10 @@ VARIANTS = {
         "leak_mode decays, has_rec": dict(decays=True, rec=True, per_neuron=True),
         "leak_mode bitshifts": dict(bitshifts=True, per_neuron=True),
         "learning_window 0.3": dict(window=0.3),
+        # per-neuron thresholds: the surrogate divides by each neuron's (M10)
+        "threshold per neuron": dict(theta="per-neuron"),
+        "threshold per neuron, has_rec, max_spikes 3, bias": dict(theta="per-neuron", rec=True,
+                                                                   max_spikes=3, bias=True),
     },
     # the after-hyperpolarisation current (M9); w_ahp: Rockpool's default -0.9 or
     # per neuron, tau_ahp scalar or per neuron
@@ -114,6 +121,7 @@ VARIANTS = {
         "has_rec, max_spikes 2, bias": dict(rec=True, max_spikes=2, bias=True,
                                             ahp_per_neuron=True),
         "leak_mode decays": dict(decays=True, ahp_per_neuron=True),
+        "threshold per neuron": dict(theta="per-neuron", ahp_per_neuron=True),
     },
     # LIFTorch with decays 1 - 2^-round(log2(tau/dt)); its max_spikes_per_dt defaults to 31
     "LIFBitshiftTorch": {
@@ -126,6 +134,7 @@ VARIANTS = {
         "max_spikes 3": dict(max_spikes=3),
         "taus per neuron, bias": dict(per_neuron=True, bias=True),
         "has_rec, max_spikes 2, bias": dict(rec=True, max_spikes=2, bias=True),
+        "threshold per neuron, bias": dict(theta="per-neuron", bias=True),
     },
 }
 NEURONS = {n: tuple(vs) for n, vs in VARIANTS.items()}
@@ -236,6 +245,8 @@ def make_module(variant="defaults", surrogate=DEFAULT_SURROGATE, N=6, seed=0,
     # per neuron: (N, n_synapses) = (N, 1), as Rockpool's tau_syn shape
     tau_s = np.linspace(1.5e-3, 4e-3, N)[:, None] if per else TAU_SYN
     theta = kw.get("theta", 1.0)
+    if theta == "per-neuron":
+        theta = np.linspace(0.7, 1.3, N)
     bias = rng.uniform(-0.1, 0.3, N) if kw.get("bias") else None
     ctor = dict(shape=(N, N), dt=DT, has_rec=kw.get("rec", False),
                 spike_generation_fn=spike_functions()[surrogate.split(".")[1]])
@@ -295,7 +306,8 @@ def _values(variant, N, seed, neuron):
     return kw, dict(
         tau_m=np.linspace(3e-3, 6e-3, N) if per else np.full(N, TAU_MEM),
         tau_s=(np.linspace(1.5e-3, 4e-3, N) if per else np.full(N, TAU_SYN))[:, None],
-        theta=np.full(N, float(kw.get("theta", 1.0))),
+        theta=(np.linspace(0.7, 1.3, N) if kw.get("theta") == "per-neuron"
+               else np.full(N, float(kw.get("theta", 1.0)))),
         bias=rng.uniform(-0.1, 0.3, N) if kw.get("bias") else np.zeros(N),
         w_rec=rng.normal(0, 0.4 / np.sqrt(N), (N, N)) if kw.get("rec") else None)
 
@@ -330,6 +342,15 @@ class Rockpool(TorchAdapter):
              ("LIFTorch", "max_spikes 3", "rockpool.PeriodicExponential"))
     option_defaults = {}
 
+    def cases(self, quick=False) -> list:
+        """The protocol's cases and, in full, PeriodicExponential with per-neuron
+        thresholds (the surrogate at each neuron's threshold, M10)."""
+        out = super().cases(quick)
+        if not quick:
+            out.append(self.case("LIFTorch", "threshold per neuron, has_rec, max_spikes 3, bias",
+                                 "rockpool.PeriodicExponential"))
+        return out
+
     def is_neuron(self, module):
         return type(module).__module__.startswith("rockpool.nn.modules") and \
             type(module).__name__ in ("LIFTorch", "LIFJax", "LIFExodus", "LIFBitshiftTorch",
@@ -343,12 +364,17 @@ class Rockpool(TorchAdapter):
             params["max_spikes_per_dt"] = _value(module.max_spikes_per_dt)
         if np.ndim(params["threshold"]):
             th = np.asarray(params["threshold"])
-            if np.any(th != th[0]):
-                raise ValueError("threshold: a per-neuron threshold is not covered: Rockpool's "
-                                 "surrogate divides by each neuron's threshold, lifgrad's preset "
-                                 "takes one")
-            params["threshold"] = float(th[0])
+            # a per-neuron threshold: each neuron's surrogate divides by its own, lifgrad's
+            # surrogate_threshold='live' (M10); the preset's threshold is then replaced
+            params["threshold"] = 1.0 if np.any(th != th[0]) else float(th[0])
         return f"rockpool.{name}", params
+
+    @staticmethod
+    def live_threshold(module):
+        """A per-neuron threshold (not all equal): Rockpool's spike functions
+        evaluate the surrogate with each neuron's threshold (M10)."""
+        th = np.asarray(_value(module.threshold))
+        return bool(th.ndim and np.any(th != th.reshape(-1)[0]))
 
     def layer_map(self, module) -> LayerMap:
         """lifgrad's :class:`LayerMap` of a constructed Rockpool ``LIFTorch`` or
@@ -410,7 +436,9 @@ class Rockpool(TorchAdapter):
                            surrogate=_sgs.get(sname, **sparams), synaptic=True, decay_input=True,
                            max_spikes=max_spikes, theta_grad="ratio",
                            recurrent="all" if rec else None, adaptive=ahp,
-                           adaptation="current" if ahp else "threshold")
+                           adaptation="current" if ahp else "threshold",
+                           surrogate_threshold="live" if self.live_threshold(module)
+                           else "constant")
         R = _value(module.w_rec).T.copy() if rec else None
         params = LIFParams(alpha=alpha, theta=theta, gamma=alpha * theta, alpha_s=beta,
                            u_bias=bias, R=R, **adapt)
@@ -490,10 +518,7 @@ class Rockpool(TorchAdapter):
         tau_s = np.broadcast_to(np.asarray(module.tau_syn, np.float64).reshape(-1), (N,)).copy()
         theta = np.broadcast_to(np.asarray(module.threshold, np.float64), (N,)).copy()
         bias = np.broadcast_to(np.asarray(module.bias, np.float64), (N,)).copy()
-        if np.any(theta != theta[0]):
-            raise ValueError("threshold: a per-neuron threshold is not covered: Rockpool's "
-                             "surrogate divides by each neuron's threshold, lifgrad's preset "
-                             "takes one")
+        live = bool(np.any(theta != theta[0]))   # each neuron's surrogate divides by its own (M10)
         alpha, beta = np.exp(-dt / tau_m), np.exp(-dt / tau_s)
         M = float(module.max_spikes_per_dt)
         max_spikes = None if M >= 2 ** 16 else int(M)
@@ -504,9 +529,10 @@ class Rockpool(TorchAdapter):
         rec = rec or bool(np.any(w_rec != 0))
         config = LIFConfig(reset="subtract", detach_reset=False, strict=False,
                            surrogate=_sgs.get("rockpool.StepPWL", window=0.5,
-                                              threshold=float(theta[0])),
+                                              threshold=1.0 if live else float(theta[0])),
                            synaptic=True, decay_input=True, max_spikes=max_spikes,
-                           theta_grad="ratio", recurrent="all" if rec else None)
+                           theta_grad="ratio", recurrent="all" if rec else None,
+                           surrogate_threshold="live" if live else "constant")
         params = LIFParams(alpha=alpha, theta=theta, gamma=alpha * theta, alpha_s=beta,
                            u_bias=bias, R=w_rec.T.copy() if rec else None)
         notes = list(_NOTES[:4]) + [

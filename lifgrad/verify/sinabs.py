@@ -82,9 +82,10 @@ holds ``v_t``, the pre-reset membrane, which the loss reads
 (``post_reset=False``).  ``ALIFRecurrent`` with a bias-free ``nn.Linear`` as
 ``rec_connect`` adds ``W n_{t-1}`` to the input: lifgrad's all-to-all ``R =
 W`` (R1).  The threshold-scaled surrogates (``SingleExponential``, ALIF's
-default, ``PeriodicExponential``, ``Heaviside``) are refused on ALIF: sinabs
-calls them with ``B_t``, which changes every step, and lifgrad's surrogate
-parameters are constants; ``Gaussian`` and ``MultiGaussian`` are mapped.
+default, ``PeriodicExponential``, ``Heaviside``), which sinabs calls with
+``B_t`` (a per-step, per-neuron threshold), are mapped with
+``surrogate_threshold='live'`` (M10), as on a LIF / IAF with a per-neuron
+``spike_threshold``; ``Gaussian`` and ``MultiGaussian`` take no threshold.
 
 A trainable ``spike_threshold`` of LIF / IAF (``requires_grad=True``): the
 spike functions pass it no gradient, so the map has ``theta_grad='none'``
@@ -107,8 +108,8 @@ sinabs' ``StatefulLayer.__deepcopy__`` fails on them (it ``getattr`` s
 Not mapped yet (``layer_map`` refuses them, naming what lifgrad lacks):
 ``MembraneReset(reset_value != 0)`` (added to every neuron, spiking or not)
 and ``MembraneReset`` with several spikes per step, ``min_v_mem`` (a lower
-clip of the post-reset state), ALIF with a threshold-scaled surrogate, a ``rec_connect`` other than a
-bias-free ``nn.Linear``.
+clip of the post-reset state), a ``rec_connect`` other than a bias-free
+``nn.Linear``.
 See ``derivations/peers.md`` (sinabs 3.1.3).
 """
 from __future__ import annotations
@@ -150,6 +151,8 @@ _LIF_VARIANTS = {
     "MultiSpike trainable threshold": ("multi", dict(train_threshold=True)),
     "SingleSpike trainable threshold, tau per neuron": ("single", dict(train_threshold=True,
                                                                        tau="per-neuron")),
+    # a per-neuron threshold: the threshold-scaled surrogates take each neuron's (M10)
+    "MultiSpike threshold per neuron": ("multi", dict(theta="per-neuron")),
 }
 # ALIF: keywords as for LIF, plus train_threshold (b0 and adapt_scale as
 # nn.Parameters) and rec (ALIFRecurrent's bias-free Linear)
@@ -209,6 +212,14 @@ SURROGATE_PARAMS = {
 }
 # the presets that take the neuron's threshold (sinabs calls g(v, theta))
 _WITH_THRESHOLD = ("sinabs.SingleExponential", "sinabs.PeriodicExponential", "sinabs.Heaviside")
+# the threshold-scaled surrogates at a threshold that changes (ALIF's b0 + adapt_scale b)
+# or differs per neuron: lifgrad's surrogate_threshold='live' (M10)
+LIVE_CASES = (("ALIF", "SingleSpike", "sinabs.SingleExponential"),
+              ("ALIF", "SingleSpike tau_syn", "sinabs.PeriodicExponential"),
+              ("ALIF", "SingleSpike trainable b0, adapt_scale", "sinabs.Heaviside"),
+              ("ALIF", "MultiSpike tau per neuron", "sinabs.SingleExponential"),
+              ("ALIFRecurrent", "MultiSpike tau_syn", "sinabs.Heaviside"),
+              ("LIF", "MultiSpike threshold per neuron", "sinabs.PeriodicExponential"))
 
 # input (mean, std): with norm_input the membrane settles at the input, without
 # it at input / (1 - alpha); IAF integrates
@@ -389,6 +400,8 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, B=3, T=20):
     fns = spike_functions()
     spike_fn = fns[spike] if isinstance(spike, str) else fns["max"](max_num_spikes_per_bin=spike[1])
     theta = kw.get("theta", 1.0)
+    if theta == "per-neuron":
+        theta = np.linspace(0.7, 1.4, N)
     common = dict(spike_threshold=torch.tensor(theta, dtype=torch.float64), spike_fn=spike_fn,
                   surrogate_grad_fn=_make_surrogate(surrogate), record_states=True)
     if "subtract_value" in kw:
@@ -547,14 +560,15 @@ class Sinabs(TorchAdapter):
         return ""
 
     def cases(self, quick=False) -> list:
-        """The protocol's cases, ALIF's run with ``ALIF_SURROGATE`` (its default
-        SingleExponential is scaled by the adaptive threshold: refused) and
-        once with MultiGaussian."""
+        """The protocol's cases, ALIF's run with ``ALIF_SURROGATE``, once with
+        MultiGaussian, and the threshold-scaled surrogates at the live
+        threshold (``LIVE_CASES``, M10)."""
         out = [self.case(c.neuron, c.variant, ALIF_SURROGATE)
                if c.neuron in _ALIF_KINDS and c.surrogate == DEFAULT_SURROGATE else c
                for c in super().cases(quick)]
         if not quick:
             out.append(self.case("ALIF", "SingleSpike", "sinabs.MultiGaussian"))
+            out += [self.case(*c) for c in LIVE_CASES]
         return out
 
     def is_neuron(self, module):
@@ -590,20 +604,24 @@ class Sinabs(TorchAdapter):
                 raise ValueError(f"surrogate_grad_fn: {cls.__name__}.{pname} must be a number, "
                                  f"got {val!r}")
             params[pname] = float(val)
-        if name in _WITH_THRESHOLD and sf is not module and type(module).__name__ in _ALIF_KINDS:
-            raise ValueError(f"surrogate_grad_fn: {cls.__name__} on an ALIF is not covered: "
-                             f"sinabs calls it with the adaptive threshold b0 + adapt_scale b, "
-                             f"which scales its width (period, height) every step; lifgrad's "
-                             f"surrogate parameters are constants.  Gaussian and MultiGaussian "
-                             f"(functions of v - threshold alone) are mapped")
         if name in _WITH_THRESHOLD and sf is not module:
-            theta = _value(module.spike_threshold)
-            if np.ndim(theta):
-                raise ValueError(f"spike_threshold: a per-neuron threshold with {cls.__name__}: "
-                                 f"the surrogate is called with the threshold and lifgrad's "
-                                 f"preset takes one value")
-            params["threshold"] = theta
+            if self.live_threshold(module, name):
+                params["threshold"] = 1.0     # replaced by each neuron's theta_t (M10)
+            else:
+                params["threshold"] = _value(module.spike_threshold)
         return name, params
+
+    @staticmethod
+    def live_threshold(module, name):
+        """sinabs calls the threshold-scaled surrogates with the neuron's
+        threshold as it is: on ALIF the adaptive ``b0 + adapt_scale b`` of the
+        step, on LIF / IAF a per-neuron ``spike_threshold``; lifgrad evaluates
+        them at each neuron's theta_t (``surrogate_threshold='live'``, M10)."""
+        if name not in _WITH_THRESHOLD:
+            return False
+        if type(module).__name__ in _ALIF_KINDS:
+            return True
+        return bool(np.ndim(_value(module.spike_threshold)))
 
     def layer_map(self, module) -> LayerMap:
         """lifgrad's :class:`LayerMap` of a constructed sinabs LIF / LIFSqueeze / IAF."""
@@ -647,6 +665,7 @@ class Sinabs(TorchAdapter):
         max_spikes, keeps = _spike_kind(module.spike_fn)
         sname, sparams = self.surrogate_of(module)
         sg = _sgs.get(sname, **sparams)
+        live = "live" if self.live_threshold(module, sname) else "constant"
         torch = require_torch()
         R = _rec_weight(module) if kind.endswith("Recurrent") else None
         if kind in ("IAF", "IAFSqueeze", "IAFRecurrent"):
@@ -681,7 +700,8 @@ class Sinabs(TorchAdapter):
         config = LIFConfig(reset="zero" if zero_reset else "subtract", detach_reset=zero_reset,
                            strict=False, surrogate=sg, norm_input=norm, max_spikes=max_spikes,
                            synaptic=syn, decay_input=syn, theta_grad="none",
-                           recurrent="all" if R is not None else None)
+                           recurrent="all" if R is not None else None,
+                           surrogate_threshold=live)
         params = LIFParams(alpha=alpha, theta=theta,
                            gamma=np.asarray(alpha) * np.asarray(sub)
                            if np.ndim(alpha) or np.ndim(sub) else alpha * sub, R=R,
@@ -745,11 +765,12 @@ class Sinabs(TorchAdapter):
                 out[syn_name] = fit(gs, syn_name)
             if tau_name is None:
                 return out
-            # dL/dalpha_mem: the decay (and 1 - alpha of norm_input) plus gamma = alpha sub
-            ga = np.asarray(g.alpha, np.float64) + np.asarray(sub) * np.asarray(g.gamma)
-            if tau_name == "tau_mem":
-                ga = ga * np.asarray(alpha) / np.asarray(tau) ** 2
-            out[tau_name] = fit(ga, tau_name)
+            # dL/dalpha_mem: the decay (and 1 - alpha of norm_input) plus gamma = alpha sub,
+            # each term reduced on its own (a scalar alpha's g.alpha is summed already,
+            # a per-neuron threshold makes g.gamma per neuron)
+            ca = np.asarray(alpha) / np.asarray(tau) ** 2 if tau_name == "tau_mem" else 1.0
+            out[tau_name] = (fit(np.asarray(g.alpha, np.float64) * ca, tau_name)
+                             + fit(np.asarray(sub) * np.asarray(g.gamma) * ca, tau_name))
             return out
         # the recurrent layers' membrane is read before the reset (aliased recordings)
         return LayerMap(config, params, gain=1.0, bias=0.0, u0=None, post_reset=R is None,
@@ -786,6 +807,7 @@ class Sinabs(TorchAdapter):
             raise ValueError(f"spike_threshold: expected > 0, got {theta}")
         sname, sparams = self.surrogate_of(module)
         sg = _sgs.get(sname, **sparams)
+        live = "live" if self.live_threshold(module, sname) else "constant"
         norm = bool(module.norm_input)
         with torch.no_grad():
             alpha = _value(module.alpha_mem_calculated.double())
@@ -808,7 +830,8 @@ class Sinabs(TorchAdapter):
                            strict=False, surrogate=sg, norm_input=norm and not syn,
                            max_spikes=max_spikes, synaptic=syn, decay_input=syn, adaptive=True,
                            reset_by_threshold=by_theta, theta_grad="none",
-                           recurrent="all" if R is not None else None)
+                           recurrent="all" if R is not None else None,
+                           surrogate_threshold=live)
         a = np.asarray(alpha)
         gamma = a if by_theta else (None if zero_reset else a * float(sub))
         params = LIFParams(alpha=alpha, theta=theta, gamma=gamma, rho=rho,
@@ -992,6 +1015,7 @@ class Sinabs(TorchAdapter):
             key = ("ALIF", kw.get("norm_input", True), kw.get("tau_syn", False))
         mean, std = _INPUT[key]
         theta = kw.get("theta", 1.0)
+        theta = 1.0 if theta == "per-neuron" else theta     # the mean of 0.7 .. 1.4, roughly
         _, I, A, Bm = problem(case.seed, case.T, case.B, case.N, mean=mean * theta,
                               std=std * theta)
         return Built(case, module, I, A, Bm, (case.neuron, case.variant, case.surrogate))
