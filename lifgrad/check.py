@@ -60,14 +60,16 @@ def _rel_array(a, b):
 # Independent ground truth
 # ---------------------------------------------------------------------------
 
-def naive_forward(I, p, config, frozen_v=None, freeze_all=False, frozen_theta=None):
+def naive_forward(I, p, config, frozen_v=None, freeze_all=False, frozen_theta=None,
+                  clip_mask=False):
     """A deliberately plain simulation of a layer, written apart from the
     reference and used as ground truth: (A2)-(A6), (S1), (R1), (L1), (L2),
     (M1) input scaled by 1 - alpha, (M2) several spikes per step, (M3) the
     synaptic state decaying its input, (M5) the output one step late (the
     returned ``v`` is then the output ``v_{t-1}``), (M7) the reset removing
     ``k`` times the threshold the spike crossed, (M9) the adaptation as a
-    current into the membrane.
+    current into the membrane, (M11) the decayed post-reset membrane clipped
+    from below at ``alpha u_min`` (``config.u_min``).
 
     ``p``: dict with alpha, theta, gamma (None = tied), u_reset, alpha_s, rho,
     beta_a, R, u0, s0, a0 and optionally u_bias, the membrane bias (M6).  ``frozen_v`` (T, B, N): use these spikes inside the
@@ -77,7 +79,9 @@ def naive_forward(I, p, config, frozen_v=None, freeze_all=False, frozen_theta=No
     output): the frozen-spike forward, whose exact gradient is the adjoint
     with the zero surrogate.  ``frozen_theta`` (T, B, N): the threshold the
     spike function compares with (the reset keeps the live one): the function
-    whose exact gradient ``theta_grad='none'`` computes (M8)."""
+    whose exact gradient ``theta_grad='none'`` computes (M8).  ``clip_mask``:
+    also return where the clip holds (M11), ``(u, v, held)``: a finite
+    difference that moves it crosses the clip's kink."""
     T, B, N = I.shape
     gamma = p["theta"] if p.get("gamma") is None else p["gamma"]
     k = 1.0 if p.get("gamma") is None else p["gamma"]     # (M7): gamma_t = k theta_t
@@ -88,6 +92,7 @@ def naive_forward(I, p, config, frozen_v=None, freeze_all=False, frozen_theta=No
     prev_s = np.broadcast_to(p.get("s0", 0.0), (B, N)).astype(I.dtype)
     prev_a = np.broadcast_to(p.get("a0", 0.0), (B, N)).astype(I.dtype)
     prev_v = np.zeros((B, N), I.dtype)
+    held = np.zeros(I.shape)
     for t in range(T):
         r = prev_v if frozen_v is None else (frozen_v[t - 1] if t > 0 else np.zeros_like(prev_v))
         cur_in = I[t]
@@ -104,7 +109,19 @@ def naive_forward(I, p, config, frozen_v=None, freeze_all=False, frozen_theta=No
         if config.norm_input:
             cur_in = (1 - p["alpha"]) * cur_in
         bias = p.get("u_bias", 0.0)       # (M6) the membrane bias, straight into u
-        if config.reset == "subtract" and config.reset_by_threshold:
+        if config.u_min is not None:      # (M11): what the last step left, decayed, clipped
+            if config.reset == "subtract" and config.reset_by_threshold:
+                crossed = p["theta"] + p["beta_a"] * prev_a if athr else p["theta"]
+                kept = p["alpha"] * prev_u - k * crossed * r
+            elif config.reset == "subtract":
+                kept = p["alpha"] * prev_u - gamma * r
+            elif config.reset == "zero":
+                kept = p["alpha"] * (prev_u - r * prev_u + r * p["u_reset"])
+            else:
+                kept = p["alpha"] * prev_u
+            held[t] = kept <= p["alpha"] * config.u_min
+            cur = np.maximum(kept, p["alpha"] * config.u_min) + cur_in + bias
+        elif config.reset == "subtract" and config.reset_by_threshold:
             # (M7): the threshold that v_{t-1} crossed, adaptation included
             crossed = p["theta"] + p["beta_a"] * prev_a if athr else p["theta"]
             cur = p["alpha"] * prev_u + cur_in + bias - k * crossed * r
@@ -140,7 +157,7 @@ def naive_forward(I, p, config, frozen_v=None, freeze_all=False, frozen_theta=No
         prev_u, prev_v = cur, spk
     if config.delay_output:             # (M5) the output is the spike of the step before
         v = np.concatenate([np.zeros_like(v[:1]), v[:-1]])
-    return u, v
+    return (u, v, held) if clip_mask else (u, v)
 
 
 MODELS = {
@@ -193,6 +210,14 @@ VARIANTS = {
     "live-threshold-rockpool": dict(synaptic=True, decay_input=True, max_spikes=5,
                                     theta_grad="ratio", surrogate_threshold="live",
                                     surrogate="rockpool.StepPWL"),
+    # sinabs' min_v_mem: the decayed post-reset membrane clipped at alpha u_min (M11),
+    # on the plain cell (every reset), on sinabs' ALIF (M7), (M8), (M3), and with several
+    # spikes, norm_input and an all-to-all recurrence (sinabs' LIFRecurrent)
+    "min-membrane": dict(u_min=0.125),
+    "min-membrane-alif": dict(adaptive=True, reset_by_threshold=True, theta_grad="none",
+                              synaptic=True, decay_input=True, u_min=0.125),
+    "min-membrane-recurrent": dict(max_spikes=None, norm_input=True, recurrent="all",
+                                   u_min=-0.125),
     "membrane-bias": dict(synaptic=True, recurrent="all"),
     "membrane-bias-rockpool": dict(synaptic=True, decay_input=True, max_spikes=5,
                                    theta_grad="ratio"),
@@ -296,18 +321,28 @@ def _layer_fd(config, seed, T, B, N, gamma_free, h, check_flips, u_bias=None):
         if config.adaptive_threshold:
             theta_held = theta_held + p["beta_a"] * tr.a
 
+    clip = config.u_min is not None
+
     def f(*vals):                       # the ground truth: the naive simulation
-        uu, vv = naive_forward(vals[0], dict(base, **dict(zip(names, vals))), config, frozen,
-                               frozen_theta=theta_held)
-        return vv, uu
+        out = naive_forward(vals[0], dict(base, **dict(zip(names, vals))), config, frozen,
+                            frozen_theta=theta_held, clip_mask=clip)
+        # with the clip (M11), where it holds as a third output of no weight:
+        # a step that moves it crosses the kink and is not used, as a spike flip
+        return (out[1], out[0]) + out[2:]
+
+    held0 = f(*[base[k] for k in names])[2:]
 
     def vjp(*vals):                     # lifgrad's adjoint at the point
-        return (v, tr.u), lambda ct: tuple(getattr(g, k) for k in names)
+        return (v, tr.u) + held0, lambda ct: tuple(getattr(g, k) for k in names)
 
-    res = gradcheck(f, [base[k] for k in names], vjp, names=names, cotangents=(A, C),
+    flips = None
+    if check_flips or clip:
+        flips = (lambda o: o[0]) if not clip else (lambda o: o[2]) if not check_flips \
+            else (lambda o: np.concatenate([np.ravel(o[0]), np.ravel(o[2])]))
+    res = gradcheck(f, [base[k] for k in names], vjp, names=names,
+                    cotangents=(A, C) + ((np.zeros(A.shape),) if clip else ()),
                     eps="ladder" if h is None else h, n_directions=2, tries=1,
-                    seed=int(rng.integers(2**31)), spikes=(lambda o: o[0]) if check_flips else None,
-                    raise_exception=False)
+                    seed=int(rng.integers(2**31)), spikes=flips, raise_exception=False)
     if res.unchecked:
         return {}, True
     L0 = float(np.sum(A * f(*[base[k] for k in names])[0]) + np.sum(C * tr.u))

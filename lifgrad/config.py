@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import surrogates as _sg
-from .kernels.constants import N_P, P_UBIAS
+from .kernels.constants import N_P, P_UBIAS, P_UMIN
 
 __all__ = ["LIFConfig", "LIFParams", "RESETS", "FORWARDS", "BACKENDS",
            "alpha_from_tau", "tau_from_alpha"]
@@ -103,6 +103,10 @@ class LIFConfig:
                   (sinabs' ALIF, Rockpool's per-neuron threshold).  A coefficient
                   of the adjoint, not differentiated; needs a peer preset with a
                   ``threshold`` parameter and forward='hard'               (M10)
+    u_min:        None (default), or a number: the post-reset membrane is clipped
+                  from below at u_min before it decays, u_t = max(alpha u_{t-1} -
+                  reset, alpha u_min) + c s_t + b_u, zero gradient where clipped
+                  (sinabs' ``min_v_mem``).  A constant, not differentiated  (M11)
     """
 
     reset: str = "subtract"
@@ -123,6 +127,7 @@ class LIFConfig:
     reset_by_threshold: bool = False
     adaptation: str = "threshold"
     surrogate_threshold: str = "constant"
+    u_min: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "reset", _choice("reset", self.reset, RESETS, _RESET_ALIASES))
@@ -192,6 +197,13 @@ class LIFConfig:
                                  f"the adjoint does not take: refused (M10)")
             live = _sg.live_threshold(self.surrogate)
         object.__setattr__(self, "_live", live)
+        if self.u_min is not None:
+            um = self.u_min
+            if isinstance(um, (bool, np.bool_)) or not isinstance(um, (int, float, np.integer,
+                                                                       np.floating)) \
+                    or not math.isfinite(um):
+                raise ValueError(f"u_min: expected None or a finite number, got {um!r}")
+            object.__setattr__(self, "u_min", float(um))
         if self.forward in ("smooth", "stochastic") and not self.surrogate.has_primitive:
             raise ValueError(f"forward={self.forward!r} needs a surrogate with a primitive; "
                              f"{self.surrogate.name!r} has none")
@@ -233,7 +245,7 @@ class LIFConfig:
                 0 if self.max_spikes is None else self.max_spikes, int(self.decay_input),
                 THETA_GRADS.index(self.theta_grad), int(self.reset_by_threshold),
                 int(self.adaptive and self.adaptation == "current"),
-                self._live[1] if self._live else 0)
+                self._live[1] if self._live else 0, int(self.u_min is not None))
 
     def kernel_sg(self) -> tuple:
         """The surrogate's kernel arguments (``Surrogate.kernel_args``); with
@@ -335,6 +347,8 @@ class LIFParams(NamedTuple):
                                  f"{'None' if self.R is None else np.shape(self.R)}")
             P[7] = _as_param("R", self.R, n, dtype)[0]
         P[P_UBIAS] = _as_param("u_bias", self.u_bias, n, dtype)[0]                 # (M6)
+        if config.u_min is not None:
+            P[P_UMIN] = config.u_min                                               # (M11)
         return P
 
     def recurrent_matrix(self, n: int, dtype, config):

@@ -13,6 +13,8 @@ One cell covers every neuron model of lifgrad, switched by flags in ``mode``:
               membrane directly, not through the synapse (Rockpool's bias)    (M6)
               gamma = gamma_{t-1} = k theta_{t-1} with reset_by_threshold     (M7)
               - beta_a a_t with the adaptation as a current                   (M9)
+              clip: max(alpha u_{t-1} - gamma v_{t-1}, alpha u_min) + c s_t + b_u,
+              the leak and reset terms (any reset) clipped at alpha u_min   (M11)
     a_t     = rho a_{t-1} + v_{t-1}           adaptive (else a_t = 0)          (L1)
     theta_t = theta + beta_a a_t              (theta with the current)         (L2)
     v_t     = H(u_t - theta_t)  or  G(u_t - theta_t)                           (A5), (A6)
@@ -34,14 +36,14 @@ Tags: ``derivations/lif_adjoint.md`` (A*), ``synaptic.md`` (S*),
 Packed arguments (numbers only, resolved by ``lifgrad.functional``):
 
     P       (N_P, N)  rows alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r,
-                      u_bias (N_P = 9)
-    mode    14 ints   reset (0 subtract, 1 zero, 2 none), strict, forward (0 hard,
+                      u_bias, u_min (N_P = 10)
+    mode    15 ints   reset (0 subtract, 1 zero, 2 none), strict, forward (0 hard,
                       1 smooth, 2 stochastic), detach,
                       synaptic, adaptive, onetoone, norm_input,
                       max spikes per step (1; M; 0 for no maximum), decay_input,
                       theta_grad (0 shift, 1 ratio, 2 none), reset_by_threshold,
                       adaptation current, live surrogate threshold (0 off, else
-                      the slots' base-3 code, M10)
+                      the slots' base-3 code, M10), clip at u_min (M11)
     sg      7 numbers surrogate (code, p0, p1, p2, scale, clip_lo, clip_hi)
     state0  (3, B, N) u_0, s_0, a_0
     acc     (N_ACC, B, N) partial sums, see ACC_* below (N_ACC = 9)
@@ -60,7 +62,7 @@ from .kernels.constants import (M_ADAPT, M_ADAPT_CURRENT, M_DECAY_IN, M_DETACH, 
 
 SUBTRACT, ZERO, NONE = R_SUBTRACT, R_ZERO, R_NONE
 # (N_P, N_ACC and the bias rows come from kernels/constants.py, which the kernels read)
-P_ALPHA, P_THETA, P_GAMMA, P_URESET, P_ALPHA_S, P_RHO, P_BETA_A, P_R, P_UBIAS = range(N_P)
+P_ALPHA, P_THETA, P_GAMMA, P_URESET, P_ALPHA_S, P_RHO, P_BETA_A, P_R, P_UBIAS, P_UMIN = range(N_P)
 M_SMOOTH = M_FORWARD          # the forward flag: 0 hard, 1 smooth, 2 stochastic
 (ACC_ALPHA, ACC_THETA, ACC_RV, ACC_ALPHA_S, ACC_RHO, ACC_BETA_A, ACC_R, ACC_UBIAS,
  ACC_RVA) = range(N_ACC)
@@ -133,8 +135,8 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
     rnd: (T, B, N) uniform numbers in [0, 1) for the stochastic forward, where
     ``v_t = 1`` if ``rnd_t < G(u_t - theta_t)`` (T7); unused otherwise."""
     reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in, _, by_theta, \
-        current, _ = mode
-    alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r, u_bias = P
+        current, _, clip = mode
+    alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r, u_bias, u_min = P
     zeros = np.zeros_like(state0[0])
     for t in range(t0, t1):
         u_prev = _previous(u, t, state0[0])
@@ -156,7 +158,10 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
             s[t] = s_t               # norm_input: the input current, for dL/dalpha (M1)
         if norm:
             s_t = (1 - alpha) * s_t                                           # (M1)
-        if reset == SUBTRACT and by_theta:     # gamma_{t-1} = k theta_{t-1}            (M7)
+        if clip:                               # the decayed post-reset state clipped (M11)
+            L = leak_reset(mode, P, u_prev, v_prev, a_prev if adaptive else zeros)
+            u_t = np.maximum(L, alpha * u_min) + s_t + u_bias
+        elif reset == SUBTRACT and by_theta:   # gamma_{t-1} = k theta_{t-1}            (M7)
             theta_prev = theta + beta_a * a_prev if adaptive and not current else theta
             u_t = alpha * u_prev + s_t + u_bias - gamma * theta_prev * v_prev
         elif reset == SUBTRACT:
@@ -207,8 +212,8 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     """
     has_dv, has_du, has_rec, partials = have
     reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in, tgrad, by_theta, \
-        current, live = mode
-    alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r, _ = P
+        current, live, clip = mode
+    alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r, _, u_min = P
     # the reset removes k theta_t v_t with the adaptive theta_t                (M7)
     adapt_reset = reset == SUBTRACT and by_theta and adaptive and not current
     spike_theta = tgrad != TG_NONE           # the spike passes its threshold a gradient (M8)
@@ -217,6 +222,10 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     ubar_next, sbar_next, abar_next = adj[0].copy(), adj[1].copy(), adj[2].copy()
     for t in range(t1 - 1, t0 - 1, -1):
         u_t, v_t = u[t], v[t]
+        # the clip's mask k_{t+1}: what reaches u_t through the leak and the reset
+        # of step t+1 (ubk = k_{t+1} ubar_{t+1}); the input path is not clipped (M11)
+        ubk = clip_mask(mode, P, u_t, v_t, a[t] if adaptive else zeros, ubar_next) \
+            if clip else ubar_next
         # dL/dI_{t+1}: what the recurrence of step t+1 sends back to v_t
         if synaptic:
             Ibar_next = alpha_s * sbar_next if decay_in else sbar_next        # (M3)
@@ -225,13 +234,13 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         # reset_v_t and leak_t, table (A10a-c); detach drops reset_v_t (A11)
         if reset == SUBTRACT and by_theta:                                    # (M7)
             leak = alpha
-            reset_v = -gamma * (theta + beta_a * a[t] if adapt_reset else theta) * ubar_next
+            reset_v = -gamma * (theta + beta_a * a[t] if adapt_reset else theta) * ubk
         elif reset == SUBTRACT:
             leak = alpha
-            reset_v = -gamma * ubar_next
+            reset_v = -gamma * ubk
         elif reset == ZERO:
             leak = alpha * (1 - v_t)
-            reset_v = alpha * (u_reset - u_t) * ubar_next
+            reset_v = alpha * (u_reset - u_t) * ubk
         else:
             leak = alpha
             reset_v = zeros
@@ -252,7 +261,7 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             phi = surrogate_phi_live(u_t - theta_t, v_t, sg, live, theta_t)
         else:
             phi = surrogate_phi(u_t - theta_t, v_t, sg)                       # (A7)
-        ubar = (du[t] if has_du else zeros) + phi * vbar + leak * ubar_next   # (A9)
+        ubar = (du[t] if has_du else zeros) + phi * vbar + leak * ubk         # (A9), (M11)
         if synaptic:
             sbar = c_in * ubar + alpha_s * sbar_next                          # (S2), (M1)
             if decay_in:                                                      # (M3)
@@ -274,7 +283,7 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             else:
                 abar = rho * abar_next                                        # (M8)
             if adapt_reset:                                                   # (M7)
-                d_abar, rva = adaptive_reset_terms(gamma, beta_a, v_t, ubar_next, a[t])
+                d_abar, rva = adaptive_reset_terms(gamma, beta_a, v_t, ubk, a[t])
                 abar = abar + d_abar
                 acc[ACC_RVA] += rva
             acc[ACC_RHO] += abar * _previous(a, t, state0[2])                 # (L6)
@@ -286,6 +295,11 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         v_prev = _previous(v, t, zeros)
         if not partials:
             pass
+        elif clip:                 # alpha u_min where clipped, k_t             (M11)
+            k_t = leak_reset(mode, P, u_prev, v_prev,
+                             _previous(a, t, state0[2]) if adaptive else zeros) > alpha * u_min
+            d_alpha = ((1 - v_prev) * u_prev + v_prev * u_reset) if reset == ZERO else u_prev
+            acc[ACC_ALPHA] += ubar * (np.where(k_t, d_alpha, u_min) - (s[t] if norm else 0))
         elif reset == ZERO:
             acc[ACC_ALPHA] += ubar * ((1 - v_prev) * u_prev + v_prev * u_reset
                                       - (s[t] if norm else 0))                # (A14b), (M1)
@@ -296,7 +310,7 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
                 acc[ACC_THETA] -= phi * vbar * (u_t / theta)                  # (M4)
             elif spike_theta:
                 acc[ACC_THETA] -= phi * vbar                                  # (A15), (L5)
-            acc[ACC_RV] += ubar_next * v_t                                    # (A15)-(A17)
+            acc[ACC_RV] += ubk * v_t                                          # (A15)-(A17)
             acc[ACC_UBIAS] += ubar                                            # (M6)
         if onetoone:
             acc[ACC_R] += Ibar * v_prev                                       # (R3)
@@ -307,9 +321,37 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         ubar_next, sbar_next, abar_next = ubar, sbar, abar
     adj[0], adj[1], adj[2] = ubar_next, sbar_next, abar_next
     if t0 == 0:
-        dstate0[0] = alpha * ubar_next                                        # (A18)
+        dstate0[0] = alpha * (clip_mask(mode, P, state0[0], zeros, zeros, ubar_next)
+                              if clip else ubar_next)                         # (A18), (M11)
         dstate0[1] = alpha_s * sbar_next if synaptic else zeros               # (S5)
         dstate0[2] = rho * abar_next if adaptive else zeros                   # (L8)
+
+
+def leak_reset(mode, P, u_prev, v_prev, a_prev):
+    """The leak and reset terms of ``u_t`` that the clip acts on (M11):
+    ``alpha u_{t-1} - gamma v_{t-1}`` (subtract; ``- k theta_{t-1} v_{t-1}``
+    with (M7)), ``alpha ((1 - v) u + v u_reset)`` (zero), ``alpha u_{t-1}``
+    (none); ``a_prev`` is a_{t-1}, read by (M7) with the adaptive threshold."""
+    reset, adaptive, by_theta, current = mode[M_RESET], mode[M_ADAPT], mode[M_RESET_THETA], \
+        mode[M_ADAPT_CURRENT]
+    alpha, theta, gamma, u_reset, beta_a = P[P_ALPHA], P[P_THETA], P[P_GAMMA], P[P_URESET], \
+        P[P_BETA_A]
+    if reset == SUBTRACT and by_theta:
+        theta_prev = theta + beta_a * a_prev if adaptive and not current else theta
+        return alpha * u_prev - gamma * theta_prev * v_prev
+    if reset == SUBTRACT:
+        return alpha * u_prev - gamma * v_prev
+    if reset == ZERO:
+        return alpha * ((1 - v_prev) * u_prev + v_prev * u_reset)
+    return alpha * u_prev
+
+
+def clip_mask(mode, P, u_prev, v_prev, a_prev, ubar):
+    """``k_t ubar`` with the clip's mask ``k_t = 1[leak_reset > alpha u_min]``
+    (strictly: the clipped value's derivative at the corner is 0, as torch's
+    relu'(0)), (M11)."""
+    L = leak_reset(mode, P, u_prev, v_prev, a_prev)
+    return np.where(L > P[P_ALPHA] * P[P_UMIN], ubar, 0).astype(ubar.dtype)
 
 
 def adaptive_reset_terms(gamma, beta_a, v_t, ubar_next, a_t):

@@ -165,12 +165,13 @@ def test_stock_spike_function_is_float32_limited():
     (lambda: sl.LIF(tau_mem=2.0, reset_fn=MembraneReset(reset_value=0.3),
                     spike_fn=SingleSpike), "MembraneReset"),
     (lambda: sl.LIF(tau_mem=2.0, reset_fn=MembraneReset()), "MembraneReset"),
-    (lambda: sl.LIF(tau_mem=2.0, min_v_mem=-1.0), "min_v_mem"),
-    (lambda: sl.ALIF(tau_mem=2.0, tau_adapt=3.0, surrogate_grad_fn=Gaussian(), min_v_mem=-1.0),
+    # min_v_mem is mapped (M11), above 0 refused (sinabs leaves the initial state unclipped)
+    (lambda: sl.LIF(tau_mem=2.0, min_v_mem=0.5), "min_v_mem"),
+    (lambda: sl.ALIF(tau_mem=2.0, tau_adapt=3.0, surrogate_grad_fn=Gaussian(), min_v_mem=0.5),
      "min_v_mem"),
     (lambda: sl.ALIFRecurrent(tau_mem=2.0, tau_adapt=3.0, surrogate_grad_fn=Gaussian(),
                               rec_connect=torch.nn.Linear(3, 3)), "rec_connect"),
-    (lambda: sl.ExpLeak(tau_mem=2.0, min_v_mem=-1.0), "min_v_mem"),
+    (lambda: sl.ExpLeak(tau_mem=2.0, min_v_mem=0.25), "min_v_mem"),
     (lambda: sl.LIFRecurrent(tau_mem=2.0, rec_connect=torch.nn.Linear(3, 3)), "rec_connect"),
     (lambda: sl.IAFRecurrent(rec_connect=torch.nn.Sequential(torch.nn.Linear(3, 3, bias=False))),
      "rec_connect"),
@@ -331,7 +332,7 @@ def test_compare_model_with_lif_recurrent_cannot_copy_it():
 
 
 def test_unsupported_model_is_refused_before_running():
-    net = torch.nn.Sequential(torch.nn.Linear(3, 4), sl.LIF(tau_mem=2.0, min_v_mem=-1.0))
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), sl.LIF(tau_mem=2.0, min_v_mem=0.5))
     with pytest.raises(ValueError, match="min_v_mem"):
         compare(net, np.ones((2, 5, 3)), layout="BTN")
 

@@ -12,8 +12,8 @@ EVENT_BLOCK = 256   # rows per block of event_wgrad (a block of u stays in L2; o
 # positions in LIFConfig.mode(), the flags every scan reads (lifgrad.reference
 # names them the same way), and the codes of the forward flag
 (M_RESET, M_STRICT, M_FORWARD, M_DETACH, M_SYN, M_ADAPT, M_ONE, M_NORM, M_SPIKES, M_DECAY_IN,
- M_THETA_GRAD, M_RESET_THETA, M_ADAPT_CURRENT, M_SG_LIVE) = range(14)
-N_MODE = 14
+ M_THETA_GRAD, M_RESET_THETA, M_ADAPT_CURRENT, M_SG_LIVE, M_CLIP) = range(15)
+N_MODE = 15
 # M_NORM: the membrane takes (1 - alpha) s_t instead of s_t (sinabs' norm_input)   (M1)
 # M_SPIKES: at most this many spikes per step, floor(u_t / theta_t); 1 is the
 # Heaviside spike (A5), 0 means no maximum (sinabs MultiSpike)                     (M2)
@@ -32,6 +32,9 @@ N_MODE = 14
 # (surrogate_threshold='live'): slot k of (p0, p1, p2, scale) is sg's value times
 # theta_t (digit 1), divided by it (digit 2) or as it is (digit 0), the digits in
 # base 3, slot 0 the lowest (sinabs' ALIF, Rockpool's per-neuron threshold)        (M10)
+# M_CLIP: the decayed post-reset membrane is clipped from below at alpha u_min,
+# u_t = max(alpha u_{t-1} - reset, alpha u_min) + c s_t + b_u, u_min in P's row
+# P_UMIN (LIFConfig.u_min; sinabs' min_v_mem)                                       (M11)
 FWD_HARD, FWD_SMOOTH, FWD_STOCHASTIC = range(3)      # config.FORWARDS order
 TG_SHIFT, TG_RATIO, TG_NONE = range(3)               # config.THETA_GRADS order
 R_SUBTRACT, R_ZERO, R_NONE = range(3)                # LIFConfig.reset_code
@@ -41,5 +44,6 @@ R_SUBTRACT, R_ZERO, R_NONE = range(3)                # LIFConfig.reset_code
 # are the membrane bias b_u, added to u_t directly (Rockpool's bias)                (M6);
 # acc's last row is sum_t ubar_{t+1} v_t a_t, the reset's share of the adaptation
 # when the reset removes the adaptive threshold (M7)
-N_P, N_ACC = 9, 9
-P_UBIAS, ACC_UBIAS, ACC_RVA = 8, 7, 8
+# P's row P_UMIN: the clip's u_min (M11), read only with M_CLIP
+N_P, N_ACC = 10, 9
+P_UBIAS, ACC_UBIAS, ACC_RVA, P_UMIN = 8, 7, 8, 9

@@ -56,9 +56,9 @@ import numpy as np
 from numba import config as _nbconfig, cuda, float32, float64
 
 from .. import surrogates as _sg
-from .constants import (ACC_RVA, ACC_UBIAS, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_FORWARD,
-                        M_NORM, M_SYN, N_ACC, P_UBIAS, R_NONE, R_SUBTRACT, R_ZERO, TG_NONE,
-                        TG_RATIO)
+from .constants import (ACC_RVA, ACC_UBIAS, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_CLIP,
+                        M_FORWARD, M_NORM, M_RESET, M_SYN, N_ACC, P_UBIAS, P_UMIN, R_NONE,
+                        R_SUBTRACT, R_ZERO, TG_NONE, TG_RATIO)
 
 __all__ = ["cell_forward_scan", "cell_backward_scan", "cell_forward_recurrent",
            "cell_backward_recurrent", "gemm", "add_bias", "sum_rows"]
@@ -175,7 +175,35 @@ def _prim(x, q):
 @cuda.jit(device=True)
 def _params(P, n):
     return (P[0, n], P[1, n], P[2, n], P[3, n], P[4, n], P[5, n], P[6, n], P[7, n],
-            P[P_UBIAS, n])
+            P[P_UBIAS, n], P[P_UMIN, n])
+
+
+@cuda.jit(device=True)
+def _leak1(reset, by_theta, athr, al, up, vp, ga, th, ba, ap, ur, one):
+    """The leak and reset terms of u_t that the clip acts on (M11), twin of
+    ``reference.leak_reset``."""
+    if reset == R_SUBTRACT and by_theta:
+        if athr:
+            return al * up - ga * (th + ba * ap) * vp
+        return al * up - ga * th * vp
+    if reset == R_SUBTRACT:
+        return al * up - ga * vp
+    if reset == R_ZERO:
+        return al * ((one - vp) * up + vp * ur)
+    return al * up
+
+
+@cuda.jit(device=True)
+def _dstate0_u(P, state0, reset, clip, ubn, b, n, one):
+    """dL/du_0 = alpha k_0 ubar_1, k_0 the clip's mask at step 1 (A18), (M11)."""
+    al = P[0, n]
+    if clip:
+        zero = one - one
+        L = _leak1(reset, 0, False, al, state0[0, b, n], zero, P[2, n], P[1, n], P[6, n],
+                   zero, P[3, n], one)
+        if not (L > al * P[P_UMIN, n]):
+            return al * zero
+    return al * ubn
 
 
 @cuda.jit(device=True)
@@ -206,8 +234,8 @@ def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
     previous state, rt the uniform number of the stochastic forward.  Returns
     u, v, s, a (s: the synaptic state, or with norm_input the input current)."""
     reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in, _, by_theta, \
-        current, _ = mode
-    al, th, ga, ur, als, rh, ba, rr, ub = p
+        current, _, clip = mode
+    al, th, ga, ur, als, rh, ba, rr, ub, mn = p
     zero = one - one
     if onetoone:                                                          # (R1)
         J = J + rr * vp
@@ -223,7 +251,10 @@ def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
             st = J
         J = (one - al) * J
     athr = adaptive != 0 and current == 0   # the adaptation raises the threshold (L2)
-    if reset == R_SUBTRACT and by_theta and athr:                         # (M7), (L2)
+    if clip:                             # the decayed post-reset state clipped  (M11)
+        ut = max(_leak1(reset, by_theta, athr, al, up, vp, ga, th, ba, ap, ur, one),
+                 al * mn) + J + ub
+    elif reset == R_SUBTRACT and by_theta and athr:                       # (M7), (L2)
         ut = al * up + J + ub - ga * (th + ba * ap) * vp
     elif reset == R_SUBTRACT and by_theta:                                # (M7)
         ut = al * up + J + ub - ga * th * vp
@@ -284,8 +315,8 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     ``(R^T dI_{t+1})[n]``.  Returns ubar, sbar, abar and dL/dI of step t and
     the updated sums."""
     reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in, tgrad, by_theta, \
-        current, live = mode
-    al, th, ga, ur, als, rh, ba, rr, _ = p
+        current, live, clip = mode
+    al, th, ga, ur, als, rh, ba, rr, _, mn = p
     zero = one - one
     athr = adaptive != 0 and current == 0   # the adaptation raises the threshold (L2)
     adapt_reset = by_theta != 0 and athr and reset == R_SUBTRACT         # (M7)
@@ -295,6 +326,12 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     upr, vpr, spr, apr = _state_before(u, v, s, a, state0, t, b, n, synaptic, adaptive, zero)
     dvt = dv[t, b, n] if has_dv else zero
     dut = du[t, b, n] if has_du else zero
+    uk = ubn                    # k_{t+1} ubar_{t+1}; kc the mask k_t        (M11)
+    kc = True
+    if clip:
+        if not (_leak1(reset, by_theta, athr, al, ut, vt, ga, th, ba, at, ur, one) > al * mn):
+            uk = zero
+        kc = _leak1(reset, by_theta, athr, al, upr, vpr, ga, th, ba, apr, ur, one) > al * mn
     # phi_t = scale * clip(g(u_t - theta_t)), rounded once               (A7), (L2)
     if athr:
         x = ut - (th + ba * at)
@@ -309,13 +346,13 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     if detach or reset == R_NONE:
         vbar = dvt + zero
     elif reset == R_SUBTRACT and adapt_reset:                             # (M7)
-        vbar = dvt + (-ga * (th + ba * at) * ubn)
+        vbar = dvt + (-ga * (th + ba * at) * uk)
     elif reset == R_SUBTRACT and by_theta:                                # (M7)
-        vbar = dvt + (-ga * th * ubn)
+        vbar = dvt + (-ga * th * uk)
     elif reset == R_SUBTRACT:
-        vbar = dvt + (-ga * ubn)
+        vbar = dvt + (-ga * uk)
     else:
-        vbar = dvt + al * (ur - ut) * ubn
+        vbar = dvt + al * (ur - ut) * uk
     if onetoone:                                                          # (R2), (M1)
         if synaptic:
             vbar = vbar + rr * (als * sbn if decay_in else sbn)           # (M3)
@@ -328,7 +365,15 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients        (A9), (A14)-(A17)
     c0, c1, c2, c3, c4, c5, c6, c7, c8 = c
     st = s[t, b, n] if (norm or decay_in) else zero                     # (M1), (M3)
-    if reset == R_ZERO:
+    if clip:                                                              # (M11)
+        if reset == R_ZERO:
+            ub = dut + ph * vbar + al * (one - vt) * uk
+            d = (one - vpr) * upr + vpr * ur if kc else mn
+        else:
+            ub = dut + ph * vbar + al * uk
+            d = upr if kc else mn
+        c0 = c0 + ub * (d - st if norm else d)
+    elif reset == R_ZERO:
         ub = dut + ph * vbar + al * (one - vt) * ubn                      # (A10b)
         if norm:
             c0 = c0 + ub * ((one - vpr) * upr + vpr * ur - st)            # (A14b), (M1)
@@ -344,7 +389,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
         c1 = c1 - ph * vbar * (ut / th)
     elif tgrad != TG_NONE:                                                # (A15); (M8): 0
         c1 = c1 - ph * vbar
-    c2 = c2 + ubn * vt
+    c2 = c2 + uk * vt
     c7 = c7 + ub                                                          # (M6)
     sb = sbn
     if synaptic:                                                          # (S2), (S4)
@@ -368,8 +413,8 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
         else:                                   # the spike's threshold: no gradient (M8)
             ab = rh * abn
         if adapt_reset:                         # a_t in the reset of u_{t+1}  (M7)
-            ab = ab - ga * ba * vt * ubn
-            c8 = c8 + ubn * vt * at
+            ab = ab - ga * ba * vt * uk
+            c8 = c8 + uk * vt * at
         c4 = c4 + ab * apr
         if tgrad != TG_NONE:
             c5 = c5 - ph * vbar * at
@@ -442,7 +487,7 @@ def _backward_scan_kernel(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     if static:
         dI[0, b, n] = sum_dI
     if t0 == 0:
-        dstate0[0, b, n] = p[0] * ubn                                     # (A18)
+        dstate0[0, b, n] = _dstate0_u(P, state0, mode[M_RESET], mode[M_CLIP], ubn, b, n, one)
         dstate0[1, b, n] = p[4] * sbn if synaptic else zero               # (S5)
         dstate0[2, b, n] = p[5] * abn if adaptive else zero               # (L8)
 
@@ -509,7 +554,8 @@ def _backward_recurrent_kernel(u, v, s, a, state0, dv, du, have, t0, t1, P, R, m
         cuda.syncthreads()      # dI_t of the whole row before step t-1
     if t0 == 0:
         for n in range(cuda.threadIdx.x, N, cuda.blockDim.x):
-            dstate0[0, b, n] = P[0, n] * adj[0, b, n]                     # (A18)
+            dstate0[0, b, n] = _dstate0_u(P, state0, mode[M_RESET], mode[M_CLIP], adj[0, b, n],
+                                          b, n, one)                      # (A18), (M11)
             dstate0[1, b, n] = P[4, n] * adj[1, b, n] if synaptic else zero   # (S5)
             dstate0[2, b, n] = P[5, n] * adj[2, b, n] if adaptive else zero   # (L8)
 

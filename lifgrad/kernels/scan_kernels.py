@@ -27,8 +27,8 @@ from .. import surrogates as _sg
 from .constants import (ACC_RVA, ACC_UBIAS, BLOCK, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT,
                         M_ADAPT_CURRENT, M_DECAY_IN, M_DETACH, M_FORWARD, M_NORM, M_ONE,
                         M_RESET, M_RESET_THETA, M_SG_LIVE, M_SPIKES, M_STRICT, M_SYN,
-                        M_THETA_GRAD, N_ACC,
-                        P_UBIAS, R_NONE, R_SUBTRACT, R_ZERO, TG_NONE, TG_RATIO, TG_SHIFT)
+                        M_THETA_GRAD, M_CLIP, N_ACC,
+                        P_UBIAS, P_UMIN, R_NONE, R_SUBTRACT, R_ZERO, TG_NONE, TG_RATIO, TG_SHIFT)
 
 # error_model="numpy": a float division by zero gives inf/nan instead of raising,
 # so the loops carry no zero test and LLVM vectorises them (the surrogate pass
@@ -281,7 +281,22 @@ def _spike_counts(ut, at, th, ba, adaptive, strict, spikes, vt, m):
 
 
 @njit(inline="always", **_JIT)
-def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba, rr, ub,
+def _leak1(reset, by_theta, athr, al, up, vp, ga, th, ba, ap, ur, one):
+    """The leak and reset terms of u_t that the clip acts on (M11), twin of
+    ``reference.leak_reset`` (one neuron; vp in the dtype)."""
+    if reset == R_SUBTRACT and by_theta:
+        if athr:
+            return al * up - ga * (th + ba * ap) * vp
+        return al * up - ga * th * vp
+    if reset == R_SUBTRACT:
+        return al * up - ga * vp
+    if reset == R_ZERO:
+        return al * ((one - vp) * up + vp * ur)
+    return al * up
+
+
+@njit(inline="always", **_JIT)
+def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba, rr, ub, mn,
                   mode, sg, rt, one, x64, G64, m):
     """One time step of a block of m neurons, (S1), (R1), (A2)-(A6), (L1), (L2),
     (M1), (M2), (M6) (ub: the membrane bias), (M7), (M9).
@@ -313,7 +328,12 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
                 st[k] = J[k]
         for k in range(m):
             J[k] = (one - al[k]) * J[k]
-    if reset == R_SUBTRACT and by_theta and adaptive and not current:     # (M7), (L2)
+    if mode[M_CLIP]:                     # the decayed post-reset state clipped  (M11)
+        athr = adaptive == 1 and current == 0
+        for k in range(m):
+            ut[k] = max(_leak1(reset, by_theta, athr, al[k], up[k], vp[k], ga[k], th[k],
+                               ba[k], ap[k], ur[k], one), al[k] * mn[k]) + J[k] + ub[k]
+    elif reset == R_SUBTRACT and by_theta and adaptive and not current:   # (M7), (L2)
         for k in range(m):      # gamma_{t-1} = k theta_{t-1}, ap still a_{t-1}
             ut[k] = al[k] * up[k] + J[k] + ub[k] - ga[k] * (th[k] + ba[k] * ap[k]) * vp[k]
     elif reset == R_SUBTRACT and by_theta:                                # (M7)
@@ -405,7 +425,7 @@ def _forward_tasks(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a, task
         # pays the slicing of ~20 views per step otherwise)
         p0, p1, p2, p3 = P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1]
         p4, p5, p6, p7 = P[4, n0:n1], P[5, n0:n1], P[6, n0:n1], P[7, n0:n1]
-        p8 = P[P_UBIAS, n0:n1]
+        p8, p9 = P[P_UBIAS, n0:n1], P[P_UMIN, n0:n1]
         for t in range(t0, t1):
             It = I[0, b, n0:n1] if static else I[t, b, n0:n1]
             for k in range(m):
@@ -414,7 +434,8 @@ def _forward_tasks(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a, task
             at = a[t, b, n0:n1] if adaptive else dummy
             rt = rnd[t, b, n0:n1] if stochastic else dummy64
             _forward_step(J, u[t, b, n0:n1], v[t, b, n0:n1], st, at, up, vp, sp, ap,
-                          p0, p1, p2, p3, p4, p5, p6, p7, p8, mode, sg, rt, one, x64, G64, m)
+                          p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, mode, sg, rt, one, x64, G64,
+                          m)
 
 
 @njit(**_JIT)
@@ -473,13 +494,13 @@ def _forward_recurrent(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u, v, s,
             rt = rnd[t, b] if stochastic else dummy64
             _forward_step(J, u[t, b], v[t, b], st, at, up[b], vp[b], sp[b], ap[b],
                           P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], P[P_UBIAS],
-                          mode, sg, rt, one, x64, G64, N)
+                          P[P_UMIN], mode, sg, rt, one, x64, G64, N)
 
 
 @njit(**_JIT)
 def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
-                   al, th, ga, ur, als, rh, ba, rr, mode, sg, one,
-                   ubn, sbn, abn, loc, vbar, ph, x64, m, partials, ib):
+                   al, th, ga, ur, als, rh, ba, rr, mn, mode, sg, one,
+                   ubn, sbn, abn, loc, vbar, ph, x64, m, partials, ib, ukn, kc):
     """One reverse step of a block of m neurons, (A7)-(A17), (S2)-(S4), (R2),
     (R3), (L3)-(L7), (M1), (M6)-(M9).  ubn, sbn, abn hold ubar, sbar, abar of step t+1 on
     entry and of step t on exit; loc (N_ACC, m) accumulates the partial sums; ib
@@ -488,7 +509,9 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
 
     Every loop stores to one array: a loop that stores to several (or reads
     an array it may store to through another name) is not vectorised by LLVM,
-    which cannot prove the arrays distinct.  vbar ends holding phi_t vbar_t."""
+    which cannot prove the arrays distinct.  vbar ends holding phi_t vbar_t.
+    With the clip (M11), ukn receives k_{t+1} ubar_{t+1}, what the leak and the
+    reset of step t+1 carry back, and kc the mask k_t (0/1) of step t."""
     reset, detach = mode[M_RESET], mode[M_DETACH]
     synaptic, adaptive, onetoone = mode[M_SYN], mode[M_ADAPT], mode[M_ONE]
     norm, decay_in = mode[M_NORM], mode[M_DECAY_IN]
@@ -496,6 +519,18 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     athr = adaptive == 1 and current == 0      # the adaptation raises the threshold (L2)
     adapt_reset = by_theta == 1 and athr and reset == R_SUBTRACT          # (M7)
     scale, lo, hi = sg[4], sg[5], sg[6]
+    clip = mode[M_CLIP]
+    uk = ubn
+    if clip:                    # k_{t+1} ubar_{t+1} and k_t                   (M11)
+        for k in range(m):
+            L = _leak1(reset, by_theta, athr, al[k], ut[k], one * vt[k], ga[k], th[k], ba[k],
+                       at[k], ur[k], one)
+            ukn[k] = ubn[k] if L > al[k] * mn[k] else one - one
+        for k in range(m):
+            L = _leak1(reset, by_theta, athr, al[k], upr[k], one * vpr[k], ga[k], th[k], ba[k],
+                       apr[k], ur[k], one)
+            kc[k] = one if L > al[k] * mn[k] else one - one
+        uk = ukn
     # phi_t = scale * clip(g(u_t - theta_t))                            (A7), (L2)
     if athr:
         for k in range(m):
@@ -518,16 +553,16 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
             vbar[k] = dvt[k] + (one - one)
     elif reset == R_SUBTRACT and adapt_reset:                             # (M7)
         for k in range(m):
-            vbar[k] = dvt[k] + (-ga[k] * (th[k] + ba[k] * at[k]) * ubn[k])
+            vbar[k] = dvt[k] + (-ga[k] * (th[k] + ba[k] * at[k]) * uk[k])
     elif reset == R_SUBTRACT and by_theta:                                # (M7)
         for k in range(m):
-            vbar[k] = dvt[k] + (-ga[k] * th[k] * ubn[k])
+            vbar[k] = dvt[k] + (-ga[k] * th[k] * uk[k])
     elif reset == R_SUBTRACT:
         for k in range(m):
-            vbar[k] = dvt[k] + (-ga[k] * ubn[k])
+            vbar[k] = dvt[k] + (-ga[k] * uk[k])
     else:
         for k in range(m):
-            vbar[k] = dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k]
+            vbar[k] = dvt[k] + al[k] * (ur[k] - ut[k]) * uk[k]
     if onetoone:                                                          # (R2)
         if synaptic and decay_in:                                         # (M3)
             for k in range(m):
@@ -558,9 +593,9 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
         if adapt_reset:                         # a_t in the reset of u_{t+1}  (M7)
             l8 = loc[ACC_RVA]
             for k in range(m):
-                abn[k] = abn[k] - ga[k] * ba[k] * vt[k] * ubn[k]
+                abn[k] = abn[k] - ga[k] * ba[k] * vt[k] * uk[k]
             for k in range(m):
-                l8[k] += ubn[k] * vt[k] * at[k]
+                l8[k] += uk[k] * vt[k] * at[k]
         for k in range(m):
             l4[k] += abn[k] * apr[k]
         if tgrad != TG_NONE:
@@ -570,7 +605,7 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     for k in range(m):
         vbar[k] = ph[k] * vbar[k]
     _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, vbar, m, partials,
-               norm, st, th, tgrad)
+               norm, st, th, tgrad, clip, uk, kc, mn)
     if adaptive and current:                    # a_t a current into u_t    (M9), (L6)
         l4, l5 = loc[4], loc[5]
         for k in range(m):
@@ -628,12 +663,13 @@ def _live_slots(sg, live, th):
 
 @njit(inline="always", **_JIT)
 def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, partials, norm, st,
-               th, tgrad):
+               th, tgrad, clip, uk, kc, mn):
     """ubar_t = eps_t + pv_t + leak_t ubar_{t+1} with pv = phi_t vbar_t, and
     (when ``partials``) the partial sums of alpha, theta, the reset value and
     the membrane bias (A9), (A10), (A14)-(A16), (M6) (with norm_input, dalpha
     also gets -ubar_t s_t, (M1); the spike's theta term by ``tgrad``, (M4),
-    (M8)); ubn holds ubar_{t+1} on entry, ubar_t on exit."""
+    (M8)); ubn holds ubar_{t+1} on entry, ubar_t on exit.  With the clip
+    (``clip``), uk is k_{t+1} ubar_{t+1} and kc the mask k_t (M11)."""
     l0, l1, l2 = loc[0], loc[1], loc[2]
     if partials:
         if tgrad == TG_RATIO:                                             # (M4)
@@ -643,8 +679,22 @@ def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, parti
             for k in range(m):
                 l1[k] -= pv[k]
         for k in range(m):
-            l2[k] += ubn[k] * vt[k]
-    if reset == R_ZERO:                                                        # (A10b), (A14b)
+            l2[k] += uk[k] * vt[k]
+    if clip:                                                              # (M11)
+        if reset == R_ZERO:
+            for k in range(m):
+                ubn[k] = dut[k] + pv[k] + al[k] * (one - vt[k]) * uk[k]
+        else:
+            for k in range(m):
+                ubn[k] = dut[k] + pv[k] + al[k] * uk[k]
+        if partials:
+            for k in range(m):
+                if kc[k] != 0:
+                    d = (one - vpr[k]) * upr[k] + vpr[k] * ur[k] if reset == R_ZERO else upr[k]
+                else:
+                    d = mn[k]
+                l0[k] += ubn[k] * (d - st[k] if norm else d)
+    elif reset == R_ZERO:                                                    # (A10b), (A14b)
         for k in range(m):
             ubn[k] = dut[k] + pv[k] + al[k] * (one - vt[k]) * ubn[k]
         if partials and norm:
@@ -689,7 +739,7 @@ def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, o
         for k in range(m):
             ph[k] = ph[k] * (dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k])
     _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, ph, m, partials, 0, ph,
-               th, mode[M_THETA_GRAD])
+               th, mode[M_THETA_GRAD], 0, ubn, ph, ph)
 
 
 @njit(**_JIT)
@@ -702,7 +752,7 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     synaptic, adaptive, norm = mode[M_SYN], mode[M_ADAPT], mode[M_NORM]
     decay_in = mode[M_DECAY_IN]
     plain = not (synaptic or adaptive or mode[M_ONE] or has_rec or norm or mode[M_RESET_THETA]
-                 or mode[M_SG_LIVE])
+                 or mode[M_SG_LIVE] or mode[M_CLIP])
     # acc rows (reference.ACC_*): alpha, theta, rv when asked for; alpha_s, rho,
     # beta_a, r by model; u_bias when asked for; rva with the reset by the
     # adaptive threshold (M7)
@@ -740,6 +790,9 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         zspk = np.zeros(m, v.dtype)     # v_0 = 0 in the spikes' storage type
         p0, p1, p2, p3 = P[0, n0:n1], P[1, n0:n1], P[2, n0:n1], P[3, n0:n1]   # once per task
         p4, p5, p6, p7 = P[4, n0:n1], P[5, n0:n1], P[6, n0:n1], P[7, n0:n1]
+        p9 = P[P_UMIN, n0:n1]
+        ukn = np.empty(m, u.dtype)      # k_{t+1} ubar_{t+1}, k_t of the clip (M11)
+        kc = np.empty(m, u.dtype)
         for t in range(t1 - 1, t0 - 1, -1):
             at = a[t, b, n0:n1] if adaptive else zrow
             upr = u[t - 1, b, n0:n1] if t > 0 else state0[0, b, n0:n1]
@@ -760,8 +813,9 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
                                      partials)
             else:
                 _backward_step(u[t, b, n0:n1], v[t, b, n0:n1], at, st, upr, vpr, spr, apr,
-                               dvt, dut, rt, has_rec, p0, p1, p2, p3, p4, p5, p6, p7, mode, sg,
-                               one, ubn, sbn, abn, loc, vbar, ph, x64, m, partials, ib)
+                               dvt, dut, rt, has_rec, p0, p1, p2, p3, p4, p5, p6, p7, p9, mode,
+                               sg, one, ubn, sbn, abn, loc, vbar, ph, x64, m, partials, ib, ukn,
+                               kc)
             Ib = ubn if plain else ib                                     # (S3), (A13)
             if static:                                                    # (A21)
                 for k in range(m):
@@ -783,7 +837,13 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             if static:
                 dI[0, b, n] = a_dI[k]
             if t0 == 0:
-                dstate0[0, b, n] = P[0, n] * ubn[k]                       # (A18)
+                u0k = ubn[k]
+                if mode[M_CLIP] and not (_leak1(mode[M_RESET], 0, False, P[0, n],
+                                                state0[0, b, n], one - one, P[2, n], P[1, n],
+                                                P[6, n], one - one, P[3, n], one)
+                                         > P[0, n] * P[P_UMIN, n]):
+                    u0k = one - one                                       # (M11)
+                dstate0[0, b, n] = P[0, n] * u0k                          # (A18)
                 dstate0[1, b, n] = P[4, n] * sbn[k] if synaptic else 0.0  # (S5)
                 dstate0[2, b, n] = P[5, n] * abn[k] if adaptive else 0.0  # (L8)
 
@@ -816,6 +876,8 @@ def _backward_recurrent(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg
     x64 = np.empty(N)
     zrow = np.zeros(N, u.dtype)
     zspk = np.zeros(N, v.dtype)
+    ukn = np.empty(N, u.dtype)
+    kc = np.empty(N, u.dtype)
     loc = np.empty((B, N_ACC, N), u.dtype)   # contiguous partial sums continuing acc
     for b in range(B):
         for j in range(N_ACC):
@@ -842,8 +904,9 @@ def _backward_recurrent(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg
             st = s[t, b] if (norm or decay_in) else zrow
             _backward_step(u[t, b], v[t, b], at, st, upr, vpr, spr, apr,
                            dvt, dut, rec[b], has_rec,
-                           P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], mode, sg, one,
-                           ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, N, partials, ib)
+                           P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], P[P_UMIN], mode, sg,
+                           one, ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, N, partials, ib,
+                           ukn, kc)
             dIt = dI[t, b]                                                # (S3), (A13)
             for k in range(N):
                 dIt[k] = ib[k]
@@ -859,6 +922,12 @@ def _backward_recurrent(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg
                 adj[2, b, k] = abn[b, k]
         if t0 == 0:
             for k in range(N):
-                dstate0[0, b, k] = P[0, k] * ubn[b, k]                    # (A18)
+                u0k = ubn[b, k]
+                if mode[M_CLIP] and not (_leak1(mode[M_RESET], 0, False, P[0, k],
+                                                state0[0, b, k], one - one, P[2, k], P[1, k],
+                                                P[6, k], one - one, P[3, k], one)
+                                         > P[0, k] * P[P_UMIN, k]):
+                    u0k = one - one                                       # (M11)
+                dstate0[0, b, k] = P[0, k] * u0k                          # (A18)
                 dstate0[1, b, k] = P[4, k] * sbn[b, k] if synaptic else 0.0   # (S5)
                 dstate0[2, b, k] = P[5, k] * abn[b, k] if adaptive else 0.0   # (L8)

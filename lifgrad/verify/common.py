@@ -332,25 +332,48 @@ def reported_membrane(m: LayerMap, cfg, u, v, A, Bm):
     A post-reset membrane is ``u - theta v`` (subtract: the framework removes
     its threshold at once; the decay of that removal is what makes lifgrad's
     ``gamma = alpha theta``) or ``(1 - v) u + v u_reset`` (zero).  With
-    ``detach_reset`` the spike inside that expression is detached too."""
-    if not m.post_reset or cfg.reset == "none":
+    ``detach_reset`` the spike inside that expression is detached too.  With
+    ``cfg.u_min`` (M11) the post-reset membrane is recorded clipped,
+    ``max(w, u_min)``, its derivative 0 where clipped (strictly: ``w > u_min``
+    passes, as torch's relu'(0) = 0), the reset none included."""
+    clip = m.post_reset and cfg.u_min is not None
+    if not m.post_reset or (cfg.reset == "none" and not clip):
         return u, Bm, A * m.spike_scale
     P = m.params.packed(u.shape[-1], np.float64, cfg)
     keep = 0.0 if cfg.detach_reset else 1.0
+    if cfg.reset == "none":
+        w, du, dv = u, Bm, 0.0 * Bm
+    elif cfg.reset == "subtract":
+        theta = P[1] if m.reset_value is None else m.reset_value
+        w, du, dv = u - theta * v, Bm, -keep * theta * Bm
+    else:
+        ur = P[3]
+        w, du, dv = (1 - v) * u + v * ur, Bm * (1 - v), keep * Bm * (ur - u)
+    if clip:                                                              # (M11)
+        k = w > cfg.u_min
+        w, du, dv = np.where(k, w, cfg.u_min), du * k, dv * k
+    return w, du, A * m.spike_scale + dv
+
+
+def clipped_membrane_mask(m: LayerMap, cfg, u, v):
+    """1 where the recorded post-reset membrane is not clipped (M11), else 0
+    (1 without the clip)."""
+    if not (m.post_reset and cfg.u_min is not None) or cfg.reset == "none":
+        return 1.0
+    P = m.params.packed(u.shape[-1], np.float64, cfg)
     if cfg.reset == "subtract":
         theta = P[1] if m.reset_value is None else m.reset_value
-        return u - theta * v, Bm, A * m.spike_scale - keep * theta * Bm
-    ur = P[3]
-    return (1 - v) * u + v * ur, Bm * (1 - v), A * m.spike_scale + keep * Bm * (ur - u)
+        return (u - theta * v > cfg.u_min).astype(np.float64)
+    return ((1 - v) * u + v * P[3] > cfg.u_min).astype(np.float64)
 
 
-def membrane_param_terms(m: LayerMap, cfg, g, v, Bm):
+def membrane_param_terms(m: LayerMap, cfg, g, v, Bm, u=None):
     """Add to lifgrad's gradients what a post-reset membrane in the loss adds
     directly: ``d(u - theta v)/dtheta = -v`` (subtract) and
     ``d((1 - v) u + v u_reset)/du_reset = v`` (zero), summed like the parameter."""
     if not m.post_reset or cfg.reset == "none":
         return g
-    term = np.sum(Bm * v, axis=(0, 1))
+    term = np.sum(Bm * v * clipped_membrane_mask(m, cfg, u, v), axis=(0, 1))     # (M11)
     if cfg.reset == "subtract" and m.reset_value is not None:
         return g                     # a constant removed, not theta
     if cfg.reset == "subtract":
@@ -367,7 +390,8 @@ def lifgrad_side(m: LayerMap, I, A, Bm):
     cfg = m.config.replace(dtype="float64", backend="cpu")
     v, tr = lif_forward(I_lg, m.params, cfg, u0=m.u0, s0=m.s0)
     mem, du, dv = reported_membrane(m, cfg, tr.u, v, A, Bm)
-    g = membrane_param_terms(m, cfg, lif_backward(tr, m.params, cfg, dv=dv, du=du), v, Bm)
+    g = membrane_param_terms(m, cfg, lif_backward(tr, m.params, cfg, dv=dv, du=du), v, Bm,
+                             tr.u)
     dI = m.gain * g.I
     return v * m.spike_scale, mem, dI, g, tr
 

@@ -163,7 +163,7 @@ def _lifgrad_chain(links, h, A, Bm, peer):
             ours["mem"] = mem_lg
         g = lif_backward(tr, m.params, cfg, dv=dv, du=du)
         if k == 0:
-            g = membrane_param_terms(m, cfg, g, tr.v, Bm)
+            g = membrane_param_terms(m, cfg, g, tr.v, Bm, tr.u)
         dI = m.gain * g.I
         d2 = dI.reshape(-1, dI.shape[-1])
         gW = d2.T @ hin.reshape(-1, hin.shape[-1])

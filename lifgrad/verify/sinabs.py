@@ -105,11 +105,21 @@ sinabs' ``StatefulLayer.__deepcopy__`` fails on them (it ``getattr`` s
 ``'rec_connect.weight'``), so a model holding one cannot be copied by
 ``compare``.
 
+``min_v_mem`` (LIF, IAF, their Recurrent and Squeeze forms, ALIF, ExpLeak):
+sinabs clips the state after the reset (ALIF: after the reset and the
+threshold update; ExpLeak: the carried state and the recorded v_mem, its
+output is the unclipped membrane), ``relu(v - m) + m``; the next step decays
+it, so lifgrad's pre-reset cell takes ``u_t = max(alpha u_{t-1} - reset,
+alpha m) + c s_t`` (``LIFConfig.u_min``, M11) and the recorded post-reset
+membrane is clipped too (``common.reported_membrane``).  Not learnable in
+sinabs (``nn.Parameter(requires_grad=False)`` on LIF, a float on ALIF): no
+gradient.  Refused when above 0: sinabs does not clip the initial state
+(0), lifgrad clips it at step 1.
+
 Not mapped yet (``layer_map`` refuses them, naming what lifgrad lacks):
 ``MembraneReset(reset_value != 0)`` (added to every neuron, spiking or not)
-and ``MembraneReset`` with several spikes per step, ``min_v_mem`` (a lower
-clip of the post-reset state), a ``rec_connect`` other than a bias-free
-``nn.Linear``.
+and ``MembraneReset`` with several spikes per step, a ``rec_connect`` other
+than a bias-free ``nn.Linear``.
 See ``derivations/peers.md`` (sinabs 3.1.3).
 """
 from __future__ import annotations
@@ -153,6 +163,17 @@ _LIF_VARIANTS = {
                                                                        tau="per-neuron")),
     # a per-neuron threshold: the threshold-scaled surrogates take each neuron's (M10)
     "MultiSpike threshold per neuron": ("multi", dict(theta="per-neuron")),
+    # min_v_mem (M11), the input driving the membrane below it often
+    "MultiSpike min_v_mem": ("multi", dict(min_v_mem=-0.375, input=(0.3, 2.5))),
+    "SingleSpike no norm_input min_v_mem": ("single", dict(norm_input=False, min_v_mem=-0.5,
+                                                           input=(0.05, 0.8))),
+    "SingleSpike MembraneReset min_v_mem": ("single", dict(membrane_reset=True,
+                                                           min_v_mem=-0.25, input=(0.3, 2.5))),
+    "MultiSpike tau_syn trainable threshold min_v_mem": (
+        "multi", dict(tau_syn=True, train_threshold=True, min_v_mem=-0.5, input=(0.3, 3.0))),
+    "MultiSpike subtract_value=0.6 min_v_mem=0": ("multi", dict(subtract_value=0.6,
+                                                                 min_v_mem=0.0,
+                                                                 input=(0.3, 2.5))),
 }
 # ALIF: keywords as for LIF, plus train_threshold (b0 and adapt_scale as
 # nn.Parameters) and rec (ALIFRecurrent's bias-free Linear)
@@ -166,6 +187,11 @@ _ALIF_VARIANTS = {
     "SingleSpike subtract_value=0.6": ("single", dict(subtract_value=0.6)),
     "SingleSpike MembraneReset": ("single", dict(membrane_reset=True)),
     "SingleSpike trainable b0, adapt_scale": ("single", dict(train_threshold=True)),
+    "SingleSpike min_v_mem": ("single", dict(min_v_mem=-0.5, input=(0.3, 3.0))),
+    "MultiSpike tau_syn min_v_mem": ("multi", dict(tau_syn=True, min_v_mem=-0.375,
+                                                   input=(0.5, 4.0))),
+    "SingleSpike MembraneReset min_v_mem": ("single", dict(membrane_reset=True,
+                                                           min_v_mem=-0.25, input=(0.3, 3.0))),
 }
 VARIANTS = {
     "LIF": _LIF_VARIANTS,
@@ -174,11 +200,14 @@ VARIANTS = {
                       "MultiSpike tau_syn": ("multi", dict(rec=True, tau_syn=True))},
     # a bias-free nn.Linear as rec_connect (R1)
     "LIFRecurrent": {"MultiSpike": ("multi", dict(rec=True)),
+                     "MultiSpike min_v_mem": ("multi", dict(rec=True, min_v_mem=-0.375,
+                                                            input=(0.3, 2.5))),
                      "SingleSpike tau_syn no norm_input, trainable threshold": (
                          "single", dict(rec=True, tau_syn=True, norm_input=False,
                                         train_threshold=True))},
     "IAFRecurrent": {"MaxSpike(2)": (("max", 2), dict(rec=True))},
     "ExpLeak": {"default": (None, dict(norm_input=False)),
+                "min_v_mem": (None, dict(norm_input=False, min_v_mem=-0.5, input=(0.0, 0.6))),
                 "norm_input": (None, dict(norm_input=True)),
                 "train_alphas, tau per neuron": (None, dict(train_alphas=True, norm_input=False,
                                                             tau="per-neuron"))},
@@ -187,7 +216,8 @@ VARIANTS = {
     "IAF": {"MultiSpike": ("multi", dict()), "SingleSpike": ("single", dict()),
             "MaxSpike(1)": (("max", 1), dict()), "MultiSpike theta=0.8": ("multi", dict(theta=0.8)),
             "MultiSpike tau_syn": ("multi", dict(tau_syn=True)),
-            "MaxSpike(2) trainable threshold": (("max", 2), dict(train_threshold=True))},
+            "MaxSpike(2) trainable threshold": (("max", 2), dict(train_threshold=True)),
+            "SingleSpike min_v_mem": ("single", dict(min_v_mem=-0.5, input=(0.0, 0.8)))},
 }
 NEURONS = {n: tuple(vs) for n, vs in VARIANTS.items()}
 
@@ -389,6 +419,7 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, B=3, T=20):
         tau = (np.linspace(1.6, 4.3, N) if kw.get("tau") == "per-neuron" else TAU)
         m = layers.ExpLeak(tau_mem=torch.tensor(tau, dtype=torch.float64),
                            norm_input=kw["norm_input"], record_states=True,
+                           min_v_mem=kw.get("min_v_mem"),
                            train_alphas=kw.get("train_alphas", False)).double()
         with torch.no_grad():
             tau_t = torch.tensor(tau, dtype=torch.float64)
@@ -408,6 +439,8 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, B=3, T=20):
         common["reset_fn"] = _sn()[1].MembraneSubtract(subtract_value=kw["subtract_value"])
     if kw.get("membrane_reset"):
         common["reset_fn"] = _sn()[1].MembraneReset()
+    if kw.get("min_v_mem") is not None:                                   # (M11)
+        common["min_v_mem"] = kw["min_v_mem"]
     syn = kw.get("tau_syn", False)
     if syn:
         common["tau_syn"] = torch.tensor(TAU_SYN, dtype=torch.float64)
@@ -496,6 +529,30 @@ def _alif_run(module, xb):
     spk = type(module).forward(module, torch.cat([torch.zeros_like(xb[:, :1]), xb], 1))
     module._lifgrad_mem = module.recordings["v_mem"][:, :-1]
     return spk[:, 1:]
+
+
+_CLIP_NOTE = ("min_v_mem: sinabs clips the state after the reset, relu(v - m) + m, and "
+              "decays it next step: lifgrad's u_t = max(alpha u_{t-1} - reset, alpha m) + "
+              "c s_t (u_min, M11), zero gradient where clipped; not learnable in sinabs")
+
+
+def _min_v_mem(module):
+    """sinabs' ``min_v_mem`` as lifgrad's ``u_min`` (M11): None, or a number
+    <= 0 (sinabs leaves the initial state 0 unclipped; lifgrad clips u_0)."""
+    m = getattr(module, "min_v_mem", None)
+    if m is None:
+        return None
+    val = _value(m) if hasattr(m, "detach") else m
+    if np.ndim(val) != 0:
+        raise ValueError(f"min_v_mem: expected a number, got shape {np.shape(val)}")
+    val = float(val)
+    if val > 0:
+        raise ValueError(f"min_v_mem={val}: above 0 it is not covered: sinabs does not clip "
+                         f"the initial state (0), lifgrad's clip acts on u_0 too (M11)")
+    if getattr(m, "requires_grad", False):
+        raise ValueError("min_v_mem: a trainable min_v_mem is not covered (lifgrad's u_min "
+                         "has no gradient)")
+    return val
 
 
 def _rec_weight(module):
@@ -653,9 +710,7 @@ class Sinabs(TorchAdapter):
         if sub is not None and (isinstance(sub, bool) or not isinstance(sub, (int, float))):
             raise ValueError(f"reset_fn: MembraneSubtract(subtract_value={sub!r}): expected a "
                              f"number (a tensor value is not mapped)")
-        if module.min_v_mem is not None:
-            raise ValueError("min_v_mem: a lower clip of the post-reset membrane (zero gradient "
-                             "where clipped) has no counterpart in lifgrad's cell")
+        u_min = _min_v_mem(module)
         th = module.spike_threshold
         if th is None:
             raise ValueError("spike_threshold: None is not supported")
@@ -701,12 +756,12 @@ class Sinabs(TorchAdapter):
                            strict=False, surrogate=sg, norm_input=norm, max_spikes=max_spikes,
                            synaptic=syn, decay_input=syn, theta_grad="none",
                            recurrent="all" if R is not None else None,
-                           surrogate_threshold=live)
+                           surrogate_threshold=live, u_min=u_min)
         params = LIFParams(alpha=alpha, theta=theta,
                            gamma=np.asarray(alpha) * np.asarray(sub)
                            if np.ndim(alpha) or np.ndim(sub) else alpha * sub, R=R,
                            **({"alpha_s": alpha_s} if syn else {}))
-        notes = list(_COMMON_NOTES)
+        notes = list(_COMMON_NOTES) + ([_CLIP_NOTE] if u_min is not None else [])
         if th.requires_grad:
             notes.append("a trainable spike_threshold: the spike function passes it no gradient "
                          "(lifgrad's theta_grad='none', M8); it is learnt through the reset "
@@ -797,9 +852,7 @@ class Sinabs(TorchAdapter):
         if sub is not None and (isinstance(sub, bool) or not isinstance(sub, (int, float))):
             raise ValueError(f"reset_fn: MembraneSubtract(subtract_value={sub!r}): expected a "
                              f"number (a tensor value is not mapped)")
-        if module.min_v_mem is not None:
-            raise ValueError("min_v_mem: a lower clip of the post-reset membrane (zero gradient "
-                             "where clipped) has no counterpart in lifgrad's cell")
+        u_min = _min_v_mem(module)
         if module.b0 is None:
             raise ValueError("spike_threshold: None is not supported")
         theta = _value(module.b0)
@@ -831,13 +884,14 @@ class Sinabs(TorchAdapter):
                            max_spikes=max_spikes, synaptic=syn, decay_input=syn, adaptive=True,
                            reset_by_threshold=by_theta, theta_grad="none",
                            recurrent="all" if R is not None else None,
-                           surrogate_threshold=live)
+                           surrogate_threshold=live, u_min=u_min)
         a = np.asarray(alpha)
         gamma = a if by_theta else (None if zero_reset else a * float(sub))
         params = LIFParams(alpha=alpha, theta=theta, gamma=gamma, rho=rho,
                            beta_a=scale * (1 - np.asarray(rho)), R=R,
                            **({"alpha_s": alpha_s} if syn else {}))
-        notes = list(_COMMON_NOTES[:1]) + list(_ALIF_NOTES)
+        notes = list(_COMMON_NOTES[:1]) + list(_ALIF_NOTES) + \
+            ([_CLIP_NOTE] if u_min is not None else [])
         if syn and norm:
             notes.append(_ALIF_SYN_NOTE)
         if zero_reset:
@@ -903,16 +957,14 @@ class Sinabs(TorchAdapter):
         """ExpLeak: no spikes, its output is the membrane ``v = alpha v + x`` (``(1 -
         alpha) x`` with ``norm_input``): lifgrad's cell without a reset and with
         no output spikes (a readout, as Spyx's LI)."""
-        if module.min_v_mem is not None:
-            raise ValueError("min_v_mem: a lower clip of the membrane (zero gradient where "
-                             "clipped) has no counterpart in lifgrad's cell")
+        u_min = _min_v_mem(module)
         torch = require_torch()
         with torch.no_grad():
             alpha = _value(module.alpha_mem_calculated.double())
         tau_name, tau = (("alpha_mem", None) if module.train_alphas
                          else ("tau_mem", _value(module.tau_mem)))
         config = LIFConfig(reset="none", surrogate="zero", strict=True,
-                           norm_input=bool(module.norm_input))
+                           norm_input=bool(module.norm_input), u_min=u_min)
         params = LIFParams(alpha=alpha, theta=0.0)
         shape = {n: tuple(p.shape) for n, p in module.named_parameters()}
         notes = ("ExpLeak emits no spikes: its output is the membrane (lifgrad's cell "
@@ -925,9 +977,15 @@ class Sinabs(TorchAdapter):
             if tau_name == "tau_mem":
                 ga = ga * np.asarray(alpha) / np.asarray(tau) ** 2
             target = shape[tau_name]
-            return {tau_name: np.reshape(np.sum(ga) if int(np.prod(target)) == 1 else ga,
-                                         target)}
-        return LayerMap(config, params, spike_scale=0.0, param_grads=param_grads, notes=notes)
+            out = {n: np.zeros(sh) for n, sh in shape.items()}    # min_v_mem: not trainable
+            out[tau_name] = np.reshape(np.sum(ga) if int(np.prod(target)) == 1 else ga, target)
+            return out
+        if u_min is not None:
+            notes = notes + (_CLIP_NOTE, "ExpLeak clips the carried state and the recorded "
+                             "v_mem; its output is the unclipped membrane")
+        # with min_v_mem the recorded v_mem is the clipped state (M11)
+        return LayerMap(config, params, spike_scale=0.0, param_grads=param_grads, notes=notes,
+                        post_reset=u_min is not None)
 
     # -- running --------------------------------------------------------------------
 
@@ -1013,7 +1071,7 @@ class Sinabs(TorchAdapter):
         key = "IAF" if case.neuron.startswith("IAF") else kw.get("norm_input", True)
         if case.neuron in _ALIF_KINDS:
             key = ("ALIF", kw.get("norm_input", True), kw.get("tau_syn", False))
-        mean, std = _INPUT[key]
+        mean, std = kw.get("input", _INPUT[key])
         theta = kw.get("theta", 1.0)
         theta = 1.0 if theta == "per-neuron" else theta     # the mean of 0.7 .. 1.4, roughly
         _, I, A, Bm = problem(case.seed, case.T, case.B, case.N, mean=mean * theta,
