@@ -15,6 +15,7 @@ k, then snnTorch epoch k), so a load change on the machine hits both:
   adaptive-threshold neuron, so the recurrent adaptive cell is written as
   its equations in PyTorch with snnTorch's atan (a user's way), all-to-all
   recurrence without autapses as lifgrad's ``recurrent_adaptive``;
+* the same gradient-norm clipping where the recipe clips (``clip``);
 * the same loss, lifgrad's ``ce_membrane``: cross-entropy of the readout
   membrane at every step, summed over the steps, mean over the batch;
   accuracy by the membrane summed over time.
@@ -43,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import pathlib
 import platform
@@ -168,6 +168,8 @@ def torch_epoch(model, opt, cfg, ds, epoch, sched):
         opt.zero_grad(set_to_none=True)
         loss = _ce_membrane(model(xb), yb)
         loss.backward()
+        if cfg.clip:                                 # as lifgrad.optim.clip_grad_norm
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
     return time.perf_counter() - t0
 

@@ -11,23 +11,26 @@ recipes/<name>.json`` (``shd_alif`` reads ``data/shd_synthetic``: write it
 first with ``python -m lifgrad.data.shd_synthetic data/shd_synthetic``, or
 point ``--data-dir`` at the real SHD files).
 
-Results here (2-core x86 CPU, seed 0; benchmarks/recipes.md has the
-per-seed numbers, the snnTorch timings beside them and the machine):
+Results here (2-core x86 CPU, default threads; benchmarks/recipes.md has
+the snnTorch timings beside them, the machine and the commands):
 
 * yinyang (Kriener et al. 2022; 4-200-3, T=20, static input, readout,
-  30 epochs): 99.1 % test (seeds 1, 2: 98.0, 98.6 %), 0.3 s per epoch.
-  The bar: 97 %.
-* randman (Zenke & Vogels 2021; 10 classes, 20 input units, 1-d manifolds,
-  alpha=1, 100 steps, spikes in the first half; 20-128-10, synaptic cells,
-  50 epochs): 96.8 % test (seed 0), about 2-3 s per epoch.  Reference: the
-  Zenke lab's stork example on the same data settings reaches 96.3 %.
-* shd_alif (a recurrent adaptive 700-128-20 network) on the *synthetic*
-  SHD-format set that this script generates (lifgrad.data.shd_synthetic; not
-  SHD, not its difficulty): 94 % test after 20 epochs; a feed-forward LIF
-  network of the same size stays near 80 % (the classes differ only in the
-  order of their phonemes).  On the real SHD files the published numbers are
-  Cramer et al. 2020's (recurrent SNN 83 %) and EventProp's 93.5 %; this
-  recipe has not been run on them here.
+  30 epochs): 99.1 % test with seed 0 (the reference test set; seeds 1, 2:
+  98.0, 98.6 %), 0.3 s per epoch.  The bar: 97 %.
+* randman (Zenke & Vogels 2021's generator; 10 classes, 20 input units, 1-d
+  manifolds, alpha=1, 100 steps, spikes in the first half; 20-128-10 with
+  synaptic cells, 50 epochs): 96.8 / 98.4 / 98.8 % test (seeds 0/1/2),
+  1.7 s per epoch.  Reference: the Zenke lab's stork example on the same
+  data settings reaches 96.3 % (the paper's own number could not be read
+  here).
+* shd_alif (a recurrent adaptive 700-128-20 network, gradients clipped at
+  200) on the *synthetic* SHD-format set this script writes
+  (lifgrad.data.shd_synthetic; not SHD, not its difficulty): 97.7 / 98.2 /
+  98.3 % test after 20 epochs, 4.6 s per epoch; a feed-forward LIF network
+  of the same size reaches 82-86 % (the classes differ only in the order of
+  their phonemes).  On the real SHD files the published numbers are Cramer
+  et al. 2020's recurrent SNN, 83.2 %, and EventProp's 93.5 % (Nowotny et
+  al. 2025); this recipe has not been run on them here.
 """
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ to the network as they are (``encoder="events"`` in training):
 * ``randman``: spike-timing classes on smooth random manifolds, generated
   (:mod:`.randman`).
 * ``shd`` / ``ssc``: Spiking Heidelberg Digits / Spiking Speech Commands, read
-  from the user's HDF5 files (:mod:`.shd`).
+  from the user's HDF5 files (:mod:`.shd`); :mod:`.shd_synthetic` writes a
+  synthetic set in SHD's file format (not SHD) for the SHD recipe.
 * ``nmnist``: N-MNIST, read from the user's ``.bin`` files (:mod:`.nmnist`).
 
 :func:`load` takes the name and the loader's options; ``Dataset.temporal``
