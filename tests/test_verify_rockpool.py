@@ -333,3 +333,44 @@ def test_compare_torch_sequential_with_liftorch():
 def test_max_spikes_above_255_is_mapped():
     lm = AD.layer_map(rp.make_module("max_spikes 300"))
     assert lm.config.max_spikes == 300
+
+
+def test_neuron_torch_maps_onto_the_one_state_cell():
+    """LIFNeuronTorch: no synapse, vmem = alpha vmem + x + bias; its own StepPWL
+    copy is recognised; the synaptic map (decay_input) would disagree."""
+    from rockpool.nn.modules.torch.lif_neuron_torch import LIFNeuronTorch
+    from rockpool.nn.modules.torch.lif_neuron_torch import StepPWL as OwnStep
+    stock = LIFNeuronTorch(4)
+    assert stock.spike_generation_fn.__self__ is OwnStep
+    lm = AD.layer_map(stock)
+    assert not lm.config.synaptic and lm.config.max_spikes is None
+    assert lm.limits and lm.limits[0].name == "float32 spike"
+    b = AD.build(AD.case("LIFNeuronTorch", "max_spikes 3, taus per neuron, bias"))
+    m = AD.layer_map(b.module)
+    assert AD.check(b, m).passed
+    wrong = m._replace(config=m.config.replace(synaptic=True, decay_input=True),
+                       params=m.params._replace(alpha_s=np.full(6, 0.5)))
+    assert not AD.check(b, wrong).passed
+    assert not AD.check(b, m._replace(params=m.params._replace(gamma=m.params.theta))).passed
+    with pytest.raises(ValueError, match="noise_std"):
+        AD.layer_map(LIFNeuronTorch(3, noise_std=0.1))
+
+
+def test_compare_rockpool_network_of_membrane_only_neurons():
+    from rockpool.nn.combinators import Sequential
+    from rockpool.nn.modules import LinearTorch
+    from rockpool.nn.modules.torch.lif_neuron_torch import LIFNeuronTorch
+    from lifgrad.verify.model import compare
+    torch.manual_seed(0)
+    net = Sequential(LinearTorch((3, 8)), LIFNeuronTorch(8, tau_mem=4e-3, dt=1e-3,
+                                                         max_spikes_per_dt=3),
+                     LinearTorch((8, 4), has_bias=True),
+                     LIFNeuronTorch(4, tau_mem=5e-3, dt=1e-3, bias=0.1))
+    with torch.no_grad():
+        net[0].weight.mul_(3)
+        net[2].weight.mul_(2)
+    rep = compare(net, np.random.default_rng(1).uniform(0, 2, (20, 4, 3)))
+    assert rep.status == "agrees" and rep.spike_mismatches == 0 and rep.worst <= TOL, rep.rows
+    assert {"grad:1_LIFNeuronTorch.tau_mem", "grad:3_LIFNeuronTorch.threshold",
+            "grad:3_LIFNeuronTorch.bias"} <= {r.quantity for r in rep.rows}
+    assert all(c.rate > 0.05 for c in rep.coverage), rep.coverage

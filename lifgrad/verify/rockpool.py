@@ -1,4 +1,5 @@
-"""Rockpool 3.1.0's ``LIFTorch``, ``aLIFTorch`` and ``LIFJax`` against lifgrad (issue 18).
+"""Rockpool 3.1.0's ``LIFTorch``, ``aLIFTorch``, ``LIFBitshiftTorch``,
+``LIFNeuronTorch`` and ``LIFJax`` against lifgrad (issue 18).
 
 What ``LIFTorch.forward`` computes per step (read from
 ``rockpool/nn/modules/torch/lif_torch.py``)::
@@ -57,6 +58,13 @@ likewise), ``max_spikes_per_dt`` 31 by default: the same map with those
 decays; ``dash`` is an integer, a step function of ``tau``, so ``tau_mem`` /
 ``tau_syn`` get no gradient (``dL/dtau = 0``, their ``.grad`` stays None);
 only its ``leak_mode='taus'`` is mapped.
+
+``LIFNeuronTorch`` (``lif_neuron_torch.py``) is the membrane alone: ``vmem =
+alpha vmem + x + bias``, the same spike count, subtract reset (``gamma = alpha
+theta``) and spike functions (its module holds a copy of ``StepPWL``; the
+check runs lif_torch's dtype-keeping one).  lifgrad's one-state cell with
+``u_bias = bias``; its docstring documents a threshold ``V_thr = 0`` crossed
+at ``>`` with one spike.
 
 Refused with the reason: ``n_synapses > 1`` (several synaptic states per
 neuron; lifgrad's cell has one), ``noise_std != 0`` (random), a ``leak_mode``
@@ -128,6 +136,15 @@ VARIANTS = {
         "defaults": dict(),
         "taus per neuron, has_rec, bias": dict(per_neuron=True, rec=True, bias=True),
         "max_spikes 1, threshold 0.8": dict(max_spikes=1, theta=0.8),
+    },
+    # the membrane-only LIF (lif_neuron_torch.py): no synaptic state, no recurrence,
+    # no leak_mode; tau_mem scalar or per neuron
+    "LIFNeuronTorch": {
+        "defaults": dict(),
+        "max_spikes 1": dict(max_spikes=1),
+        "max_spikes 3, taus per neuron, bias": dict(max_spikes=3, per_neuron=True, bias=True),
+        "threshold per neuron, bias": dict(theta="per-neuron", bias=True),
+        "learning_window 0.3, threshold 0.8": dict(window=0.3, theta=0.8),
     },
     "LIFJax": {
         "defaults": dict(),
@@ -208,8 +225,22 @@ def _spike_kind(fn):
     for name in ("StepPWL", "PeriodicExponential"):
         if isinstance(cls, type) and issubclass(cls, getattr(lt, name)):
             return name, issubclass(cls, ours[name])
+    # LIFNeuronTorch's module holds its own StepPWL, the same code as lif_torch's
+    from rockpool.nn.modules.torch import lif_neuron_torch as lnt
+    if isinstance(cls, type) and issubclass(cls, lnt.StepPWL):
+        return "StepPWL", False
     raise ValueError(f"spike_generation_fn: {getattr(cls, '__name__', cls)!r} is not covered: "
                      f"only Rockpool's StepPWL and PeriodicExponential have lifgrad presets")
+
+
+def _max_spikes(value):
+    """lifgrad's ``max_spikes`` of Rockpool's ``max_spikes_per_dt``: None for
+    the default 2^16 and above (never reached in one step), else the count."""
+    M = float(value)
+    max_spikes = None if M >= 2 ** 16 else int(M)
+    if max_spikes is not None and M != max_spikes:
+        raise ValueError(f"max_spikes_per_dt: expected a whole number, got {M}")
+    return max_spikes
 
 
 @contextlib.contextmanager
@@ -229,9 +260,9 @@ def make_module(variant="defaults", surrogate=DEFAULT_SURROGATE, N=6, seed=0,
     with the preset's dtype-keeping spike function."""
     torch = require_torch()
     lt = _rp()
-    if neuron not in ("LIFTorch", "aLIFTorch", "LIFBitshiftTorch"):
-        raise ValueError(f"neuron: expected LIFTorch, LIFBitshiftTorch or aLIFTorch, got "
-                         f"{neuron!r}")
+    if neuron not in ("LIFTorch", "aLIFTorch", "LIFBitshiftTorch", "LIFNeuronTorch"):
+        raise ValueError(f"neuron: expected LIFTorch, LIFBitshiftTorch, aLIFTorch or "
+                         f"LIFNeuronTorch, got {neuron!r}")
     if variant not in VARIANTS[neuron]:
         raise ValueError(f"variant: expected one of {', '.join(VARIANTS[neuron])}, "
                          f"got {variant!r}")
@@ -250,6 +281,8 @@ def make_module(variant="defaults", surrogate=DEFAULT_SURROGATE, N=6, seed=0,
     bias = rng.uniform(-0.1, 0.3, N) if kw.get("bias") else None
     ctor = dict(shape=(N, N), dt=DT, has_rec=kw.get("rec", False),
                 spike_generation_fn=spike_functions()[surrogate.split(".")[1]])
+    if neuron == "LIFNeuronTorch":      # one state per neuron: shape (N,), no has_rec
+        ctor = dict(shape=(N,), dt=DT, spike_generation_fn=ctor["spike_generation_fn"])
     if "max_spikes" in kw:
         ctor["max_spikes_per_dt"] = torch.tensor(float(kw["max_spikes"]))
     if kw.get("decays"):
@@ -265,6 +298,9 @@ def make_module(variant="defaults", surrogate=DEFAULT_SURROGATE, N=6, seed=0,
         elif neuron == "LIFBitshiftTorch":
             from rockpool.nn.modules.torch.lif_bitshift_torch import LIFBitshiftTorch
             m = LIFBitshiftTorch(**ctor).double()
+        elif neuron == "LIFNeuronTorch":
+            from rockpool.nn.modules.torch.lif_neuron_torch import LIFNeuronTorch
+            m = LIFNeuronTorch(**ctor).double()
         else:
             m = lt.LIFTorch(**ctor).double()
     with torch.no_grad():
@@ -284,7 +320,8 @@ def make_module(variant="defaults", surrogate=DEFAULT_SURROGATE, N=6, seed=0,
             m.beta.data = torch.as_tensor(np.exp(-DT / np.asarray(tau_s)), dtype=torch.float64)
         else:
             m.tau_mem.data = torch.as_tensor(tau_m, dtype=torch.float64)
-            m.tau_syn.data = torch.as_tensor(tau_s, dtype=torch.float64)
+            if neuron != "LIFNeuronTorch":
+                m.tau_syn.data = torch.as_tensor(tau_s, dtype=torch.float64)
         m.threshold.data = torch.as_tensor(theta, dtype=torch.float64)
         if bias is not None:
             m.bias.data = torch.as_tensor(bias, dtype=torch.float64)
@@ -329,8 +366,8 @@ def make_jax_module(variant="defaults", N=6, seed=0):
 
 
 class Rockpool(TorchAdapter):
-    """Rockpool's ``LIFTorch``, ``LIFBitshiftTorch`` and ``aLIFTorch`` (``StepPWL`` /
-    ``PeriodicExponential``), and ``LIFJax``."""
+    """Rockpool's ``LIFTorch``, ``LIFBitshiftTorch``, ``aLIFTorch`` and
+    ``LIFNeuronTorch`` (``StepPWL`` / ``PeriodicExponential``), and ``LIFJax``."""
 
     name = "rockpool"
     neurons = NEURONS
@@ -348,6 +385,8 @@ class Rockpool(TorchAdapter):
         out = super().cases(quick)
         if not quick:
             out.append(self.case("LIFTorch", "threshold per neuron, has_rec, max_spikes 3, bias",
+                                 "rockpool.PeriodicExponential"))
+            out.append(self.case("LIFNeuronTorch", "max_spikes 3, taus per neuron, bias",
                                  "rockpool.PeriodicExponential"))
         return out
 
@@ -382,9 +421,12 @@ class Rockpool(TorchAdapter):
         kind = type(module).__name__
         if kind == "LIFJax":
             return self._jax_map(module)
+        if kind == "LIFNeuronTorch":
+            return self._neuron_map(module)
         if kind not in ("LIFTorch", "aLIFTorch", "LIFBitshiftTorch"):
             raise ValueError(f"module: Rockpool {kind} is not covered yet: only LIFTorch, "
-                             f"LIFBitshiftTorch, aLIFTorch and LIFJax are mapped")
+                             f"LIFBitshiftTorch, aLIFTorch, LIFNeuronTorch and LIFJax are "
+                             f"mapped")
         shift = kind == "LIFBitshiftTorch"
         if shift and module.leak_mode != "taus":
             raise ValueError(f"leak_mode: LIFBitshiftTorch with leak_mode={module.leak_mode!r} "
@@ -420,10 +462,7 @@ class Rockpool(TorchAdapter):
         theta = np.broadcast_to(_value(module.threshold), (N,)).copy()
         bias = np.broadcast_to(_value(module.bias), (N,)).copy()
         sname, sparams = self.surrogate_of(module)
-        M = float(_value(module.max_spikes_per_dt))
-        max_spikes = None if M >= 2 ** 16 else int(M)
-        if max_spikes is not None and M != max_spikes:
-            raise ValueError(f"max_spikes_per_dt: expected a whole number, got {M}")
+        max_spikes = _max_spikes(_value(module.max_spikes_per_dt))
         rec = bool(module._has_rec)
         ahp = kind == "aLIFTorch"
         adapt = {}
@@ -504,6 +543,55 @@ class Rockpool(TorchAdapter):
                         param_grads=param_grads, notes=tuple(notes), limits=limits,
                         hidden_limits=limits)
 
+    def _neuron_map(self, module) -> LayerMap:
+        """The LayerMap of a ``LIFNeuronTorch``: ``LIFTorch`` without the
+        synaptic state, ``v = alpha v + x + bias``, the same spikes, reset and
+        surrogates (its own ``StepPWL`` is lif_torch's code)."""
+        if float(_value(module.noise_std)) != 0.0:
+            raise ValueError("noise_std: a noisy membrane is random; only noise_std=0 is checked")
+        N = module.size_out
+        dt = float(_value(module.dt))
+        tau_m = np.broadcast_to(np.asarray(_value(module.tau_mem), np.float64), (N,)).copy()
+        alpha = np.exp(-dt / tau_m)
+        theta = np.broadcast_to(_value(module.threshold), (N,)).astype(np.float64)
+        bias = np.broadcast_to(_value(module.bias), (N,)).astype(np.float64)
+        sname, sparams = self.surrogate_of(module)
+        _, keeps = _spike_kind(module.spike_generation_fn)
+        max_spikes = _max_spikes(_value(module.max_spikes_per_dt))
+        config = LIFConfig(reset="subtract", detach_reset=False, strict=False,
+                           surrogate=_sgs.get(sname, **sparams), max_spikes=max_spikes,
+                           theta_grad="ratio",
+                           surrogate_threshold="live" if self.live_threshold(module)
+                           else "constant")
+        params = LIFParams(alpha=alpha, theta=theta, gamma=alpha * theta, u_bias=bias)
+        notes = [_NOTES[0], _NOTES[2], _NOTES[3], _NOTES[5],
+                 "LIFNeuronTorch has no synaptic state: vmem = alpha vmem + x + bias, lifgrad's "
+                 "one-state cell with u_bias = bias; the membrane in the loss is "
+                 "record['vmem'], the post-reset state",
+                 "LIFNeuronTorch's docstring: a spike when V_mem > V_thr = 0, one spike, a "
+                 "reset of -theta; the code fires at V >= theta, emits floor(V/theta) spikes "
+                 "up to max_spikes_per_dt and subtracts n theta",
+                 "LIFNeuronTorch's StepPWL is a copy of lif_torch's (the same forward and "
+                 "backward); the check runs lif_torch's dtype-keeping subclass"]
+        if _sgs.preset(sname).note:
+            notes.append(f"{sname}: {_sgs.preset(sname).note}")
+        limits = ()
+        if not keeps:
+            limits = (Limit("float32 spike", F32_TOL, "Rockpool's spike functions return "
+                                                      "float32"),)
+        shape = {n: tuple(p.shape) for n, p in module.named_parameters()}
+
+        def param_grads(g, I, tr):
+            ga = np.asarray(g.alpha) + theta * np.asarray(g.gamma)
+            out = {"tau_mem": ga * alpha * dt / tau_m ** 2,
+                   "threshold": np.asarray(g.theta) + alpha * np.asarray(g.gamma),
+                   "bias": np.asarray(g.u_bias)}
+            return {k: (np.reshape(np.sum(v), shape[k]) if int(np.prod(shape[k])) == 1
+                        else np.reshape(v, shape[k])) for k, v in out.items() if k in shape}
+        return LayerMap(config, params, gain=1.0, bias=0.0, u0=None, post_reset=True,
+                        param_grads=param_grads, notes=tuple(notes), limits=limits,
+                        hidden_limits=limits)
+
     def _jax_map(self, module) -> LayerMap:
         """The LayerMap of a ``LIFJax``: the same cell as ``LIFTorch``; its
         surrogate is ``StepPWL`` with the window fixed at 0.5."""
@@ -520,10 +608,7 @@ class Rockpool(TorchAdapter):
         bias = np.broadcast_to(np.asarray(module.bias, np.float64), (N,)).copy()
         live = bool(np.any(theta != theta[0]))   # each neuron's surrogate divides by its own (M10)
         alpha, beta = np.exp(-dt / tau_m), np.exp(-dt / tau_s)
-        M = float(module.max_spikes_per_dt)
-        max_spikes = None if M >= 2 ** 16 else int(M)
-        if max_spikes is not None and M != max_spikes:
-            raise ValueError(f"max_spikes_per_dt: expected a whole number, got {M}")
+        max_spikes = _max_spikes(module.max_spikes_per_dt)
         rec = bool(module.has_rec) if hasattr(module, "has_rec") else False
         w_rec = np.asarray(module.w_rec, np.float64)
         rec = rec or bool(np.any(w_rec != 0))
