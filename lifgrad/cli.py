@@ -104,30 +104,10 @@ def _exit_code(reports):
 
 def _load_model(target, args):
     """``FILE.py:FACTORY`` or ``package.module:FACTORY`` -> (model, x)."""
-    import importlib
-    import importlib.util
-
     import numpy as np
-    mod_name, _, fn_name = target.rpartition(":")
-    if not mod_name or not fn_name:
-        raise ValueError(f"target: expected MODULE:FACTORY (a .py file or an importable module "
-                         f"and the function that returns the model), got {target!r}")
-    if mod_name.endswith(".py") or os.path.sep in mod_name:
-        if not os.path.isfile(mod_name):
-            raise FileNotFoundError(f"target: no file {mod_name!r}")
-        spec = importlib.util.spec_from_file_location("lifgrad_user_model", mod_name)
-        module = importlib.util.module_from_spec(spec)
-        sys.path.insert(0, os.path.dirname(os.path.abspath(mod_name)))
-        try:
-            spec.loader.exec_module(module)
-        finally:
-            sys.path.pop(0)
-    else:
-        module = importlib.import_module(mod_name)
-    factory = getattr(module, fn_name, None)
-    if not callable(factory):
-        raise ValueError(f"target: {mod_name} has no function {fn_name!r}")
-    model = factory()
+
+    from .factory import call_factory
+    model = call_factory(target)
     if args.input:
         x = np.load(args.input)
     elif args.shape:

@@ -69,7 +69,8 @@ def add_parser(sub):
 def _targets(args):
     from . import diagnose_zoo
     if args.target:
-        obj = _load_factory(args.target)
+        from .factory import call_factory
+        obj = call_factory(args.target)
         return [(args.target, obj, None, None)]
     if not (args.framework and args.neuron):
         raise ValueError("diagnose: give MODULE:FACTORY, --framework and --neuron, or --zoo N")
@@ -78,31 +79,6 @@ def _targets(args):
     module = diagnose_zoo.build_neuron(args.framework, args.neuron, args.size, args.surrogate,
                                        sp, **opts)
     return [(f"{args.framework} {args.neuron}", module, args.framework, args.size)]
-
-
-def _load_factory(target):
-    import importlib
-    import importlib.util
-    import os
-    mod_name, _, fn_name = target.rpartition(":")
-    if not mod_name or not fn_name:
-        raise ValueError(f"target: expected MODULE:FACTORY, got {target!r}")
-    if mod_name.endswith(".py") or os.path.sep in mod_name:
-        if not os.path.isfile(mod_name):
-            raise FileNotFoundError(f"target: no file {mod_name!r}")
-        spec = importlib.util.spec_from_file_location("lifgrad_user_model", mod_name)
-        module = importlib.util.module_from_spec(spec)
-        sys.path.insert(0, os.path.dirname(os.path.abspath(mod_name)))
-        try:
-            spec.loader.exec_module(module)
-        finally:
-            sys.path.pop(0)
-    else:
-        module = importlib.import_module(mod_name)
-    factory = getattr(module, fn_name, None)
-    if not callable(factory):
-        raise ValueError(f"target: {mod_name} has no function {fn_name!r}")
-    return factory()
 
 
 def _table(rows, head):
