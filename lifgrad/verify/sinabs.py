@@ -555,6 +555,45 @@ def _min_v_mem(module):
     return val
 
 
+def _reset_clip_threshold(module, th):
+    """``(zero_reset, sub, u_min, theta)`` of a sinabs spiking layer whose
+    threshold is ``th`` (``spike_threshold``, ALIF's ``b0``): its reset
+    (``MembraneReset(0)`` with one spike per step, or ``MembraneSubtract``
+    whose ``subtract_value`` ``sub`` is None or a number), ``min_v_mem`` as
+    lifgrad's ``u_min`` and the threshold's value; ValueError naming what is
+    not mapped."""
+    _, act = _sn()
+    zero_reset = isinstance(module.reset_fn, act.MembraneReset)
+    if zero_reset:
+        r = module.reset_fn.reset_value
+        if r != 0:
+            raise ValueError(f"reset_fn: MembraneReset(reset_value={r!r}) is not covered: "
+                             f"sinabs sets v (n == 0) + reset_value, adding reset_value to "
+                             f"every neuron, spiking or not (its docstring: the value a "
+                             f"neuron that spiked is reset to); lifgrad's zero reset sets "
+                             f"u_reset only where the neuron fired; only reset_value=0 is "
+                             f"mapped")
+        if _spike_kind(module.spike_fn)[0] != 1:
+            raise ValueError("reset_fn: MembraneReset with several spikes per step "
+                             "(MultiSpike, MaxSpike(M > 1)) is not covered: the zero reset "
+                             "forgets the count, and lifgrad's zero reset takes one spike "
+                             "per step (max_spikes=1)")
+    elif not isinstance(module.reset_fn, act.MembraneSubtract):
+        raise ValueError(f"reset_fn: {type(module.reset_fn).__name__} is not covered: "
+                         f"only MembraneSubtract and MembraneReset(reset_value=0) are mapped")
+    sub = None if zero_reset else module.reset_fn.subtract_value
+    if sub is not None and (isinstance(sub, bool) or not isinstance(sub, (int, float))):
+        raise ValueError(f"reset_fn: MembraneSubtract(subtract_value={sub!r}): expected a "
+                         f"number (a tensor value is not mapped)")
+    u_min = _min_v_mem(module)
+    if th is None:
+        raise ValueError("spike_threshold: None is not supported")
+    theta = _value(th)
+    if np.any(np.asarray(theta) <= 0):
+        raise ValueError(f"spike_threshold: expected > 0, got {theta}")
+    return zero_reset, sub, u_min, theta
+
+
 def _rec_weight(module):
     """lifgrad's ``R`` (R1) of a recurrent sinabs layer: its ``rec_connect``
     must be a bias-free ``torch.nn.Linear`` (ValueError otherwise)."""
@@ -682,41 +721,13 @@ class Sinabs(TorchAdapter):
 
     def layer_map(self, module) -> LayerMap:
         """lifgrad's :class:`LayerMap` of a constructed sinabs LIF / LIFSqueeze / IAF."""
-        _, act = _sn()
         kind = _kind(module)
         if kind.startswith("ExpLeak"):
             return self._leak_map(module, kind)
         if kind in _ALIF_KINDS:
             return self._alif_map(module, kind)
-        zero_reset = isinstance(module.reset_fn, act.MembraneReset)
-        if zero_reset:
-            r = module.reset_fn.reset_value
-            if r != 0:
-                raise ValueError(f"reset_fn: MembraneReset(reset_value={r!r}) is not covered: "
-                                 f"sinabs sets v (n == 0) + reset_value, adding reset_value to "
-                                 f"every neuron, spiking or not (its docstring: the value a "
-                                 f"neuron that spiked is reset to); lifgrad's zero reset sets "
-                                 f"u_reset only where the neuron fired; only reset_value=0 is "
-                                 f"mapped")
-            if _spike_kind(module.spike_fn)[0] != 1:
-                raise ValueError("reset_fn: MembraneReset with several spikes per step "
-                                 "(MultiSpike, MaxSpike(M > 1)) is not covered: the zero reset "
-                                 "forgets the count, and lifgrad's zero reset takes one spike "
-                                 "per step (max_spikes=1)")
-        elif not isinstance(module.reset_fn, act.MembraneSubtract):
-            raise ValueError(f"reset_fn: {type(module.reset_fn).__name__} is not covered: "
-                             f"only MembraneSubtract and MembraneReset(reset_value=0) are mapped")
-        sub = None if zero_reset else module.reset_fn.subtract_value
-        if sub is not None and (isinstance(sub, bool) or not isinstance(sub, (int, float))):
-            raise ValueError(f"reset_fn: MembraneSubtract(subtract_value={sub!r}): expected a "
-                             f"number (a tensor value is not mapped)")
-        u_min = _min_v_mem(module)
         th = module.spike_threshold
-        if th is None:
-            raise ValueError("spike_threshold: None is not supported")
-        theta = _value(th)
-        if np.any(np.asarray(theta) <= 0):
-            raise ValueError(f"spike_threshold: expected > 0, got {theta}")
+        zero_reset, sub, u_min, theta = _reset_clip_threshold(module, th)
         max_spikes, keeps = _spike_kind(module.spike_fn)
         sname, sparams = self.surrogate_of(module)
         sg = _sgs.get(sname, **sparams)
@@ -838,26 +849,9 @@ class Sinabs(TorchAdapter):
         """ALIF / ALIFRecurrent: lifgrad's adaptive cell with the reset by the
         adaptive threshold (M7) and no threshold gradient through the spike
         (M8); see the module docstring."""
-        _, act = _sn()
         torch = require_torch()
-        zero_reset = isinstance(module.reset_fn, act.MembraneReset)
+        zero_reset, sub, u_min, theta = _reset_clip_threshold(module, module.b0)
         max_spikes, keeps = _spike_kind(module.spike_fn)
-        if zero_reset and (module.reset_fn.reset_value != 0 or max_spikes != 1):
-            raise ValueError("reset_fn: only MembraneReset(reset_value=0) with one spike per "
-                             "step is mapped (see LIF)")
-        if not zero_reset and not isinstance(module.reset_fn, act.MembraneSubtract):
-            raise ValueError(f"reset_fn: {type(module.reset_fn).__name__} is not covered: "
-                             f"only MembraneSubtract and MembraneReset(reset_value=0) are mapped")
-        sub = None if zero_reset else module.reset_fn.subtract_value
-        if sub is not None and (isinstance(sub, bool) or not isinstance(sub, (int, float))):
-            raise ValueError(f"reset_fn: MembraneSubtract(subtract_value={sub!r}): expected a "
-                             f"number (a tensor value is not mapped)")
-        u_min = _min_v_mem(module)
-        if module.b0 is None:
-            raise ValueError("spike_threshold: None is not supported")
-        theta = _value(module.b0)
-        if np.any(np.asarray(theta) <= 0):
-            raise ValueError(f"spike_threshold: expected > 0, got {theta}")
         sname, sparams = self.surrogate_of(module)
         sg = _sgs.get(sname, **sparams)
         live = "live" if self.live_threshold(module, sname) else "constant"
