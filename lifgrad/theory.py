@@ -166,15 +166,23 @@ def _warn_unstable_reset(net):
     ``gamma s max g > 1 + alpha`` makes that factor exceed 1 in magnitude, and
     the backward pass grows geometrically in time (measured: training on digits
     stalls at chance with calibrated amplitudes 20-140, and is unaffected with
-    ``detach_reset=True``)."""
+    ``detach_reset=True``).  The reset strength is gamma, or with
+    ``reset_by_threshold`` (M7) ``k theta`` at the base threshold (gamma the
+    factor k)."""
     import warnings
     for i, layer in enumerate(net.layers):
         c = layer.config
         if layer.readout or c.reset != "subtract" or c.detach_reset:
             continue
         gmax = float(np.max(c.surrogate.phi(np.linspace(-3, 3, 601))))
-        theta = np.max(np.abs(np.asarray(layer.neuron.gamma if layer.neuron.gamma is not None
-                                         else layer.neuron.theta, np.float64)))
+        nrn = layer.neuron
+        th = np.abs(np.asarray(nrn.theta, np.float64))
+        if c.reset_by_threshold:    # gamma is the factor k of gamma_t = k theta_t (M7, 1 if tied)
+            k = 1.0 if nrn.gamma is None else np.abs(np.asarray(nrn.gamma, np.float64))
+            theta = float(np.max(k * th))      # at the base threshold: adaptation only adds
+        else:
+            theta = float(np.max(th if nrn.gamma is None
+                                 else np.abs(np.asarray(nrn.gamma, np.float64))))
         alpha = float(np.min(np.asarray(layer.neuron.alpha, np.float64)))
         if theta * gmax > 1 + alpha:
             warnings.warn(f"layer {i}: surrogate amplitude {c.surrogate.scale:.3g} with a "

@@ -201,3 +201,29 @@ def test_measured_calibration_brings_every_rho_to_one_with_a_detached_reset():
     np.testing.assert_allclose(after.rho, 1.0, rtol=1e-6)
     assert max(before.error_norm) / min(before.error_norm) > 2     # there was something to fix
     assert max(abs(r - 1) for r in before.rho) > 0.2
+
+
+def test_unstable_reset_warning_reads_gamma_as_a_factor_with_reset_by_threshold():
+    """With reset_by_threshold (M7) the reset removes k theta_t: gamma = k = 0.9
+    at theta 5 is a strength of 4.5, which with max g = 2 exceeds 1 + alpha;
+    the same gamma as an absolute strength (0.9 * 2 < 1.9) does not."""
+    import warnings
+    from types import SimpleNamespace
+
+    from lifgrad import surrogates as sgs
+    from lifgrad.config import LIFConfig, LIFParams
+    from lifgrad.theory import _warn_unstable_reset
+    sg = sgs.get("fast_sigmoid", scale=2.0)          # max g = 2
+    assert abs(float(np.max(sg.phi(np.linspace(-3, 3, 601)))) - 2.0) < 1e-12
+
+    def net(**cfg):
+        layer = SimpleNamespace(readout=False,
+                                config=LIFConfig(reset="subtract", surrogate=sg, **cfg),
+                                neuron=LIFParams(alpha=0.9, theta=5.0, gamma=0.9))
+        return SimpleNamespace(layers=[layer])
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        _warn_unstable_reset(net())
+    assert not w
+    with pytest.warns(UserWarning, match="grow geometrically"):
+        _warn_unstable_reset(net(reset_by_threshold=True))
