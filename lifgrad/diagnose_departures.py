@@ -94,9 +94,10 @@ def _effective(m, n):
 
 def _rest_of_map(m, n, T=TP):
     from .functional import lif_forward
+    from .verify.common import mapped_input
     cfg = m.config.replace(dtype="float64", backend="cpu")
     zeros = np.zeros((T, 1, n))
-    v, tr = lif_forward(m.gain * zeros + m.bias, m.params, cfg, u0=m.u0, s0=m.s0)
+    v, tr = lif_forward(mapped_input(m, zeros), m.params, cfg, u0=m.u0, s0=m.s0)
     return np.asarray(tr.u, np.float64)[:, 0]
 
 

@@ -169,10 +169,7 @@ def test_stock_spike_function_is_float32_limited():
     (lambda: sl.LIF(tau_mem=2.0, min_v_mem=0.5), "min_v_mem"),
     (lambda: sl.ALIF(tau_mem=2.0, tau_adapt=3.0, surrogate_grad_fn=Gaussian(), min_v_mem=0.5),
      "min_v_mem"),
-    (lambda: sl.ALIFRecurrent(tau_mem=2.0, tau_adapt=3.0, surrogate_grad_fn=Gaussian(),
-                              rec_connect=torch.nn.Linear(3, 3)), "rec_connect"),
     (lambda: sl.ExpLeak(tau_mem=2.0, min_v_mem=0.25), "min_v_mem"),
-    (lambda: sl.LIFRecurrent(tau_mem=2.0, rec_connect=torch.nn.Linear(3, 3)), "rec_connect"),
     (lambda: sl.IAFRecurrent(rec_connect=torch.nn.Sequential(torch.nn.Linear(3, 3, bias=False))),
      "rec_connect"),
 ])
@@ -411,3 +408,34 @@ def test_compare_model_with_tau_syn_and_subtract_value():
     names = {r.quantity for r in rep.rows}
     assert {"grad:1.tau_syn", "grad:1.tau_mem", "grad:3.tau_mem"} <= names
     assert all(c.rate > 0.02 for c in rep.coverage), rep.coverage
+
+
+@pytest.mark.parametrize("neuron,variant", [
+    ("LIFRecurrent", "MultiSpike, rec_connect bias"),
+    ("IAFRecurrent", "MaxSpike(2), rec_connect bias"),
+    ("ALIFRecurrent", "SingleSpike, rec_connect bias")])
+def test_rec_connect_bias_enters_from_the_second_step(neuron, variant):
+    """A biased nn.Linear rec_connect (nn.Linear's default): lif_recurrent starts
+    from rec_out = 0, so the bias is an input current from step 1 on.  The map
+    agrees; the bias from step 0, or none, disagrees; and the check's silent
+    first step leaves the module's own direct call unchanged (its spikes equal
+    lifgrad's on the same input)."""
+    from lifgrad.functional import lif_forward
+    from lifgrad.verify.common import mapped_input
+    b = AD.build(AD.case(neuron, variant))
+    m = AD.layer_map(b.module)
+    assert callable(m.bias)
+    rep = AD.check(b, m)
+    assert rep.passed and rep.spike_mismatches == 0
+    assert "grad:rec_connect.bias" in {r.quantity for r in rep.rows}
+    bias = b.module.rec_connect.bias.detach().numpy()
+    for wrong in (m._replace(bias=bias), m._replace(bias=0.0)):
+        assert not AD.check(b, wrong).passed
+    # the module called directly (no silent step, no wrapper)
+    sn._fresh_state(b.module)
+    with torch.no_grad():
+        direct = b.module(torch.tensor(b.I).transpose(0, 1)).transpose(0, 1).numpy()
+    v, _ = lif_forward(mapped_input(m, b.I), m.params, m.config.replace(dtype="float64",
+                                                                        backend="cpu"))
+    assert np.array_equal(direct, v) and direct.sum() > 0
+    assert type(b.module.rec_connect) is torch.nn.Linear      # the wrapper is gone

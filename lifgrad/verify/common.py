@@ -91,7 +91,8 @@ class LayerMap(NamedTuple):
 
     lifgrad's input current is ``I_lg[t] = gain * I_peer[t] + bias[t]`` (``bias``
     a scalar, ``(N,)`` or ``(T, B, N)`` array, e.g. a leak term or the
-    synaptic-bias trick); ``u0``/``s0`` are lifgrad's initial states;
+    synaptic-bias trick, or a function of ``I_peer``'s shape returning one, for
+    a bias that depends on the step; :func:`mapped_input`); ``u0``/``s0`` are lifgrad's initial states;
     ``post_reset`` says whether the framework returns the membrane after the
     reset (``u - theta v`` for subtract, ``(1 - v) u + v u_reset`` for zero,
     see :func:`reported_membrane`) rather than the pre-reset ``u``; ``spike_scale`` is a graded-spike factor.
@@ -382,11 +383,18 @@ def membrane_param_terms(m: LayerMap, cfg, g, v, Bm, u=None):
     return g._replace(u_reset=g.u_reset + (term.sum() if np.ndim(g.u_reset) == 0 else term))
 
 
+def mapped_input(m: LayerMap, I):
+    """lifgrad's input current ``gain * I + bias`` of the framework's ``I``
+    ``(T, B, N)`` (``bias`` called with ``I``'s shape when it is a function)."""
+    b = m.bias(np.shape(I)) if callable(m.bias) else m.bias
+    return m.gain * I + b
+
+
 def lifgrad_side(m: LayerMap, I, A, Bm):
     """Run lifgrad on the mapped layer with the mapped loss.
 
     Returns ``(spikes, membrane as the framework reports it, dL/dI_peer, grads, trace)``."""
-    I_lg = m.gain * I + m.bias
+    I_lg = mapped_input(m, I)
     cfg = m.config.replace(dtype="float64", backend="cpu")
     v, tr = lif_forward(I_lg, m.params, cfg, u0=m.u0, s0=m.s0)
     mem, du, dv = reported_membrane(m, cfg, tr.u, v, A, Bm)

@@ -28,8 +28,8 @@ import numpy as np
 from ..functional import lif_backward, lif_forward
 from . import chain as _chain
 from .common import (abs_floor, compare as _compare, coverage, error_over_time,
-                     membrane_param_terms, problem, quiet_framework, reported_membrane,
-                     require_torch)
+                     mapped_input, membrane_param_terms, problem, quiet_framework,
+                     reported_membrane, require_torch)
 from .protocol import REGISTRY, ChainLink, adapter_of
 from .torchpeer import to_numpy as values
 
@@ -146,7 +146,7 @@ def _lifgrad_chain(links, h, A, Bm, peer):
         m, W = link.map, np.asarray(link.W, np.float64)
         I = h @ W.T + link.b
         cfg = m.config.replace(dtype="float64", backend="cpu")
-        v, tr = lif_forward(m.gain * I + m.bias, m.params, cfg, u0=m.u0, s0=m.s0)
+        v, tr = lif_forward(mapped_input(m, I), m.params, cfg, u0=m.u0, s0=m.s0)
         saved.append((link, m, cfg, h, I, W, tr))
         cov.append(coverage(link.label, cfg, m.params, tr, m.spike_scale != 0))
         if m.domain is not None:

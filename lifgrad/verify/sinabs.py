@@ -103,7 +103,14 @@ appends each step's state dict, which the next step writes again), so they
 run with the silent step in front and the loss reads the pre-reset membrane.
 sinabs' ``StatefulLayer.__deepcopy__`` fails on them (it ``getattr`` s
 ``'rec_connect.weight'``), so a model holding one cannot be copied by
-``compare``.
+``compare``.  A ``rec_connect`` with a bias (``nn.Linear``'s default):
+``lif_recurrent`` starts from ``rec_out = 0`` and adds ``rec_connect(n_{t-1})``
+from the second step on, so the bias is an input current ``b [t >= 1]``
+(``LayerMap.bias`` a function of the input's shape), ``dL/db = sum_{t >= 1}
+dL/dI_t``; the silent step in front would send the bias into the first real
+step, so the check's run makes ``rec_connect``'s first call return zeros (the
+module's direct call is unchanged: a test compares its spikes with
+lifgrad's).
 
 ``min_v_mem`` (LIF, IAF, their Recurrent and Squeeze forms, ALIF, ExpLeak):
 sinabs clips the state after the reset (ALIF: after the reset and the
@@ -119,7 +126,7 @@ gradient.  Refused when above 0: sinabs does not clip the initial state
 Not mapped yet (``layer_map`` refuses them, naming what lifgrad lacks):
 ``MembraneReset(reset_value != 0)`` (added to every neuron, spiking or not)
 and ``MembraneReset`` with several spikes per step, a ``rec_connect`` other
-than a bias-free ``nn.Linear``.
+than an ``nn.Linear``.
 See ``derivations/peers.md`` (sinabs 3.1.3).
 """
 from __future__ import annotations
@@ -197,15 +204,22 @@ VARIANTS = {
     "LIF": _LIF_VARIANTS,
     "ALIF": _ALIF_VARIANTS,
     "ALIFRecurrent": {"SingleSpike": ("single", dict(rec=True)),
-                      "MultiSpike tau_syn": ("multi", dict(rec=True, tau_syn=True))},
-    # a bias-free nn.Linear as rec_connect (R1)
+                      "MultiSpike tau_syn": ("multi", dict(rec=True, tau_syn=True)),
+                      "SingleSpike, rec_connect bias": ("single", dict(rec=True,
+                                                                      rec_bias=True))},
+    # an nn.Linear as rec_connect (R1); its bias enters from the second step on
     "LIFRecurrent": {"MultiSpike": ("multi", dict(rec=True)),
+                     "MultiSpike, rec_connect bias": ("multi", dict(rec=True, rec_bias=True)),
+                     "SingleSpike tau_syn, rec_connect bias": (
+                         "single", dict(rec=True, rec_bias=True, tau_syn=True)),
                      "MultiSpike min_v_mem": ("multi", dict(rec=True, min_v_mem=-0.375,
                                                             input=(0.3, 2.5))),
                      "SingleSpike tau_syn no norm_input, trainable threshold": (
                          "single", dict(rec=True, tau_syn=True, norm_input=False,
                                         train_threshold=True))},
-    "IAFRecurrent": {"MaxSpike(2)": (("max", 2), dict(rec=True))},
+    "IAFRecurrent": {"MaxSpike(2)": (("max", 2), dict(rec=True)),
+                     "MaxSpike(2), rec_connect bias": (("max", 2), dict(rec=True,
+                                                                      rec_bias=True))},
     "ExpLeak": {"default": (None, dict(norm_input=False)),
                 "min_v_mem": (None, dict(norm_input=False, min_v_mem=-0.5, input=(0.0, 0.6))),
                 "norm_input": (None, dict(norm_input=True)),
@@ -444,7 +458,7 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, B=3, T=20):
     syn = kw.get("tau_syn", False)
     if syn:
         common["tau_syn"] = torch.tensor(TAU_SYN, dtype=torch.float64)
-    rec = _rec_linear(N) if kw.get("rec") else None
+    rec = _rec_linear(N, kw.get("rec_bias", False)) if kw.get("rec") else None
     if neuron == "IAFRecurrent":
         m = layers.IAFRecurrent(rec_connect=rec, **common).double()
         _float64_tau_syn(m, syn, False)
@@ -495,7 +509,8 @@ def _make_alif(neuron, kw, common, syn, N):
                norm_input=kw.get("norm_input", True), train_alphas=kw.get("train_alphas", False),
                **common)
     if neuron == "ALIFRecurrent":
-        m = layers.ALIFRecurrent(rec_connect=_rec_linear(N), **akw).double()
+        m = layers.ALIFRecurrent(rec_connect=_rec_linear(N, kw.get("rec_bias", False)),
+                                 **akw).double()
     else:
         m = layers.ALIF(**akw).double()
     with torch.no_grad():                 # created float32 by sinabs: write them in float64
@@ -509,14 +524,38 @@ def _make_alif(neuron, kw, common, syn, N):
     return m
 
 
-def _rec_linear(N):
-    """The cases' recurrence: a bias-free float64 ``nn.Linear(N, N)``."""
+def _rec_linear(N, bias=False):
+    """The cases' recurrence: a float64 ``nn.Linear(N, N)``, bias-free unless
+    ``bias``."""
     torch = require_torch()
-    lin = torch.nn.Linear(N, N, bias=False, dtype=torch.float64)
+    lin = torch.nn.Linear(N, N, bias=bias, dtype=torch.float64)
+    rng = np.random.default_rng(7)
     with torch.no_grad():
-        lin.weight.data = torch.as_tensor(np.random.default_rng(7).normal(
-            0.0, 0.5 / np.sqrt(N), (N, N)), dtype=torch.float64)
+        lin.weight.data = torch.as_tensor(rng.normal(0.0, 0.5 / np.sqrt(N), (N, N)),
+                                          dtype=torch.float64)
+        if bias:
+            lin.bias.data = torch.as_tensor(rng.uniform(-0.3, 0.3, N), dtype=torch.float64)
     return lin
+
+
+def _silent_first_call(inner):
+    """``inner`` (a ``rec_connect``) whose first call gives zeros: the silent
+    step _alif_run puts in front sends no spike, but a biased ``rec_connect``
+    would still send its bias into the first real step, which a direct call
+    never does (``lif_recurrent`` starts from ``rec_out = 0``)."""
+    torch = require_torch()
+
+    class SilentFirstCall(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+            self.calls = 0
+
+        def forward(self, s):
+            self.calls += 1
+            out = self.inner(s)
+            return torch.zeros_like(out) if self.calls == 1 else out
+    return SilentFirstCall()
 
 
 def _alif_run(module, xb):
@@ -526,7 +565,15 @@ def _alif_run(module, xb):
     pre-reset membrane of each step, which sinabs' aliased recordings hold one
     record early, is kept in ``module._lifgrad_mem``."""
     torch = require_torch()
-    spk = type(module).forward(module, torch.cat([torch.zeros_like(xb[:, :1]), xb], 1))
+    rc = getattr(module, "rec_connect", None)
+    biased = getattr(rc, "bias", None) is not None
+    if biased:
+        module.rec_connect = _silent_first_call(rc)
+    try:
+        spk = type(module).forward(module, torch.cat([torch.zeros_like(xb[:, :1]), xb], 1))
+    finally:
+        if biased:
+            module.rec_connect = rc
     module._lifgrad_mem = module.recordings["v_mem"][:, :-1]
     return spk[:, 1:]
 
@@ -595,15 +642,35 @@ def _reset_clip_threshold(module, th):
 
 
 def _rec_weight(module):
-    """lifgrad's ``R`` (R1) of a recurrent sinabs layer: its ``rec_connect``
-    must be a bias-free ``torch.nn.Linear`` (ValueError otherwise)."""
+    """``(R, b)`` of a recurrent sinabs layer: lifgrad's ``R`` (R1) and the bias
+    of its ``rec_connect`` (None if it has none), which must be a
+    ``torch.nn.Linear`` (ValueError otherwise)."""
     torch = require_torch()
     lin = module.rec_connect
-    if not isinstance(lin, torch.nn.Linear) or lin.bias is not None:
-        raise ValueError(f"rec_connect: {type(lin).__name__} is not covered: a bias-free "
-                         f"torch.nn.Linear (lifgrad's R v_{{t-1}}, R1) is mapped; a bias "
-                         f"would enter from the second step on")
-    return _value(lin.weight).copy()
+    if not isinstance(lin, torch.nn.Linear):
+        raise ValueError(f"rec_connect: {type(lin).__name__} is not covered: a "
+                         f"torch.nn.Linear (lifgrad's R v_{{t-1}}, R1, and a bias from the "
+                         f"second step on) is mapped")
+    b = None if lin.bias is None else _value(lin.bias).astype(np.float64)
+    return _value(lin.weight).copy(), b
+
+
+def _from_second_step(b):
+    """``LayerMap.bias`` of a biased ``rec_connect``: ``lif_recurrent`` adds
+    ``rec_connect(n_{t-1})`` from the second step on (``rec_out`` starts at
+    0), so its bias is an input current ``b [t >= 1]``."""
+    def bias(shape):
+        out = np.zeros((shape[0], 1, shape[-1]))
+        out[1:, 0] = b
+        return out
+    return bias
+
+
+_REC_BIAS_NOTE = ("rec_connect's bias: lif_recurrent starts from rec_out = 0 and adds "
+                  "rec_connect(n_{t-1}) from the second step on, so the bias is an input "
+                  "current b [t >= 1] (dL/db = sum over t >= 1 of dL/dI_t); the check's "
+                  "silent first step (aliased recordings) gets no bias into the first real "
+                  "step")
 
 
 def _float64_tau_syn(m, syn, train_alphas):
@@ -733,7 +800,7 @@ class Sinabs(TorchAdapter):
         sg = _sgs.get(sname, **sparams)
         live = "live" if self.live_threshold(module, sname) else "constant"
         torch = require_torch()
-        R = _rec_weight(module) if kind.endswith("Recurrent") else None
+        R, rec_b = _rec_weight(module) if kind.endswith("Recurrent") else (None, None)
         if kind in ("IAF", "IAFSqueeze", "IAFRecurrent"):
             alpha, norm, tau_name, tau = 1.0, False, None, None
         else:
@@ -803,6 +870,8 @@ class Sinabs(TorchAdapter):
             notes += [f"{kind} adds rec_connect(n_{{t-1}}) to the input before the synapse "
                       f"(and norm_input's (1 - alpha)): lifgrad's R = rec_connect.weight "
                       f"(recurrent='all')", _ALIASED_NOTE]
+        if rec_b is not None:
+            notes.append(_REC_BIAS_NOTE)
 
         shape = {}
         for n, p in module.named_parameters():
@@ -816,6 +885,8 @@ class Sinabs(TorchAdapter):
             out = {n: np.zeros(s) for n, s in shape.items()}     # not trainable: no gradient
             if R is not None:
                 out["rec_connect.weight"] = np.asarray(g.R, np.float64)
+            if rec_b is not None:
+                out["rec_connect.bias"] = np.asarray(g.I, np.float64)[1:].sum(axis=(0, 1))
             if th.requires_grad:
                 # the spike passes theta nothing (M8): g.theta holds a post-reset
                 # membrane's -sum Bm n; the reset's gamma = alpha theta adds alpha g.gamma
@@ -839,7 +910,9 @@ class Sinabs(TorchAdapter):
                              + fit(np.asarray(sub) * np.asarray(g.gamma) * ca, tau_name))
             return out
         # the recurrent layers' membrane is read before the reset (aliased recordings)
-        return LayerMap(config, params, gain=1.0, bias=0.0, u0=None, post_reset=R is None,
+        return LayerMap(config, params, gain=1.0,
+                        bias=0.0 if rec_b is None else _from_second_step(rec_b),
+                        u0=None, post_reset=R is None,
                         reset_value=None if zero_reset or module.reset_fn.subtract_value is None
                         else sub,
                         param_grads=param_grads, notes=tuple(notes), limits=limits,
@@ -871,7 +944,7 @@ class Sinabs(TorchAdapter):
         syn = alpha_syn is not None
         # the stored (1 - alpha) i_syn makes the synapse decay (1 - alpha) alpha_syn
         alpha_s = None if not syn else ((1 - np.asarray(alpha)) * alpha_syn if norm else alpha_syn)
-        R = _rec_weight(module) if kind == "ALIFRecurrent" else None
+        R, rec_b = _rec_weight(module) if kind == "ALIFRecurrent" else (None, None)
         by_theta = not zero_reset and sub is None
         config = LIFConfig(reset="zero" if zero_reset else "subtract", detach_reset=zero_reset,
                            strict=False, surrogate=sg, norm_input=norm and not syn,
@@ -897,6 +970,8 @@ class Sinabs(TorchAdapter):
         if R is not None:
             notes.append("ALIFRecurrent adds rec_connect(n_{t-1}) to the input before the "
                          "synapse: lifgrad's R = rec_connect.weight (recurrent='all')")
+        if rec_b is not None:
+            notes.append(_REC_BIAS_NOTE)
         if _sgs.preset(sname).note:
             notes.append(f"{sname}: {_sgs.preset(sname).note}")
         limits = ()
@@ -942,8 +1017,12 @@ class Sinabs(TorchAdapter):
                 out["b0"] = fit(g.theta, "b0")
             if R is not None:
                 out["rec_connect.weight"] = np.asarray(g.R, np.float64)
+            if rec_b is not None:
+                out["rec_connect.bias"] = np.asarray(g.I, np.float64)[1:].sum(axis=(0, 1))
             return out
-        return LayerMap(config, params, gain=1.0, bias=0.0, u0=None, post_reset=False,
+        return LayerMap(config, params, gain=1.0,
+                        bias=0.0 if rec_b is None else _from_second_step(rec_b),
+                        u0=None, post_reset=False,
                         param_grads=param_grads, notes=tuple(notes), limits=limits,
                         hidden_limits=limits)
 

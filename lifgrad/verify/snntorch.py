@@ -88,7 +88,7 @@ import numpy as np
 from .. import surrogates as _sg
 from ..config import LIFConfig, LIFParams
 from ..functional import lif_forward
-from .common import F32_TOL, LayerMap, Limit, problem, require_torch
+from .common import F32_TOL, LayerMap, Limit, mapped_input, problem, require_torch
 from .protocol import Built
 from .torchpeer import TorchAdapter, cast_to_weight, to_numpy
 
@@ -510,7 +510,7 @@ def delayed_term_steps(m, I, theta):
     subtract is 1: the post-reset membrane ``u_t - theta v_t`` (lifgrad's trace
     under the mapping ``m``) exceeds theta, so snnTorch's next step differs from
     the canonical form."""
-    v, tr = lif_forward(m.gain * np.asarray(I) + m.bias, m.params,
+    v, tr = lif_forward(mapped_input(m, np.asarray(I)), m.params,
                         m.config.replace(dtype="float64"))
     return int(np.sum(_above_after_reset(tr.u, v, theta)[1]))
 
