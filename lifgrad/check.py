@@ -69,7 +69,9 @@ def naive_forward(I, p, config, frozen_v=None, freeze_all=False, frozen_theta=No
     returned ``v`` is then the output ``v_{t-1}``), (M7) the reset removing
     ``k`` times the threshold the spike crossed, (M9) the adaptation as a
     current into the membrane, (M11) the decayed post-reset membrane clipped
-    from below at ``alpha u_min`` (``config.u_min``).
+    from below at ``alpha u_min`` (``config.u_min``; the initial state is not
+    clipped), (M12) the zero reset of
+    a count, where the neuron fired.
 
     ``p``: dict with alpha, theta, gamma (None = tied), u_reset, alpha_s, rho,
     beta_a, R, u0, s0, a0 and optionally u_bias, the membrane bias (M6).  ``frozen_v`` (T, B, N): use these spikes inside the
@@ -95,6 +97,8 @@ def naive_forward(I, p, config, frozen_v=None, freeze_all=False, frozen_theta=No
     held = np.zeros(I.shape)
     for t in range(T):
         r = prev_v if frozen_v is None else (frozen_v[t - 1] if t > 0 else np.zeros_like(prev_v))
+        # a zero reset acts where the neuron fired: a count of spikes counts once (M12)
+        z = np.where(r > 0, 1.0, 0.0) if config.multi_spike else r
         cur_in = I[t]
         if config.recurrent == "one":
             cur_in = cur_in + p["R"] * prev_v
@@ -116,11 +120,14 @@ def naive_forward(I, p, config, frozen_v=None, freeze_all=False, frozen_theta=No
             elif config.reset == "subtract":
                 kept = p["alpha"] * prev_u - gamma * r
             elif config.reset == "zero":
-                kept = p["alpha"] * (prev_u - r * prev_u + r * p["u_reset"])
+                kept = p["alpha"] * (prev_u - z * prev_u + z * p["u_reset"])
             else:
                 kept = p["alpha"] * prev_u
-            held[t] = kept <= p["alpha"] * config.u_min
-            cur = np.maximum(kept, p["alpha"] * config.u_min) + cur_in + bias
+            if t == 0:                    # the initial state is taken as given
+                cur = kept + cur_in + bias
+            else:
+                held[t] = kept <= p["alpha"] * config.u_min
+                cur = np.maximum(kept, p["alpha"] * config.u_min) + cur_in + bias
         elif config.reset == "subtract" and config.reset_by_threshold:
             # (M7): the threshold that v_{t-1} crossed, adaptation included
             crossed = p["theta"] + p["beta_a"] * prev_a if athr else p["theta"]
@@ -128,7 +135,7 @@ def naive_forward(I, p, config, frozen_v=None, freeze_all=False, frozen_theta=No
         elif config.reset == "subtract":
             cur = p["alpha"] * prev_u + cur_in + bias - gamma * r
         elif config.reset == "zero":
-            cur = p["alpha"] * (prev_u - r * prev_u + r * p["u_reset"]) + cur_in + bias
+            cur = p["alpha"] * (prev_u - z * prev_u + z * p["u_reset"]) + cur_in + bias
         else:
             cur = p["alpha"] * prev_u + cur_in + bias
         thr = p["theta"]
@@ -218,6 +225,12 @@ VARIANTS = {
                               synaptic=True, decay_input=True, u_min=0.125),
     "min-membrane-recurrent": dict(max_spikes=None, norm_input=True, recurrent="all",
                                    u_min=-0.125),
+    # sinabs' MembraneReset with MultiSpike / MaxSpike: a zero reset of a count, detached
+    # (M12); with the clip and norm_input, and with a synapse and an all-to-all recurrence
+    "zero-reset-count": dict(reset="zero", detach_reset=True, max_spikes=None, norm_input=True,
+                             u_min=-0.125),
+    "zero-reset-count-recurrent": dict(reset="zero", detach_reset=True, max_spikes=3,
+                                       synaptic=True, decay_input=True, recurrent="all"),
     "membrane-bias": dict(synaptic=True, recurrent="all"),
     "membrane-bias-rockpool": dict(synaptic=True, decay_input=True, max_spikes=5,
                                    theta_grad="ratio"),

@@ -73,8 +73,10 @@ class LIFConfig:
     max_spikes:   spikes per step: 1 (default) the Heaviside spike; M > 1 up to M
                   spikes, v_t = min(floor(u_t / theta_t), M) (Rockpool's
                   max_spikes_per_dt); None any number (sinabs' MultiSpike).
-                  Several spikes need the hard forward, a subtract or no reset
-                  and theta > 0; the surrogate stands for dv_t/du_t          (M2)
+                  Several spikes need the hard forward and theta > 0; the
+                  surrogate stands for dv_t/du_t (M2).  A zero reset of a count
+                  resets where the neuron fired, h_t = min(v_t, 1), and needs
+                  detach_reset=True (sinabs' MembraneReset)                  (M12)
     decay_input:  with synaptic=True, s_t = alpha_s (s_{t-1} + J_t): the input
                   decays in the step it arrives (sinabs' tau_syn, Rockpool) (M3)
     theta_grad:   the spike's derivative in theta: 'shift' (default) -phi_t, the
@@ -183,9 +185,12 @@ class LIFConfig:
             if self.forward != "hard":
                 raise ValueError(f"max_spikes={ms!r}: several spikes per step need "
                                  f"forward='hard', got {self.forward!r}")
-            if self.reset == "zero":
-                raise ValueError(f"max_spikes={ms!r}: several spikes per step need reset="
-                                 f"'subtract' or 'none' (a zero reset forgets the count)")
+            if self.reset == "zero" and not self.detach_reset:
+                raise ValueError(f"max_spikes={ms!r} with reset='zero': the zero reset of a "
+                                 f"count reads whether the neuron fired, min(v, 1), a step "
+                                 f"whose gradient the count's surrogate does not define; "
+                                 f"only detach_reset=True is supported (sinabs' "
+                                 f"MembraneReset), (M12)")
         _choice("surrogate_threshold", self.surrogate_threshold, SURROGATE_THRESHOLDS)
         live = None
         if self.surrogate_threshold == "live":

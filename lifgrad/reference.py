@@ -14,7 +14,9 @@ One cell covers every neuron model of lifgrad, switched by flags in ``mode``:
               gamma = gamma_{t-1} = k theta_{t-1} with reset_by_threshold     (M7)
               - beta_a a_t with the adaptation as a current                   (M9)
               clip: max(alpha u_{t-1} - gamma v_{t-1}, alpha u_min) + c s_t + b_u,
-              the leak and reset terms (any reset) clipped at alpha u_min   (M11)
+              the leak and reset terms (any reset) clipped at alpha u_min,
+              from the second step on: the initial state is not clipped     (M11)
+              a zero reset of a count reads h = min(v, 1), whether it fired (M12)
     a_t     = rho a_{t-1} + v_{t-1}           adaptive (else a_t = 0)          (L1)
     theta_t = theta + beta_a a_t              (theta with the current)         (L2)
     v_t     = H(u_t - theta_t)  or  G(u_t - theta_t)                           (A5), (A6)
@@ -160,14 +162,16 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
             s_t = (1 - alpha) * s_t                                           # (M1)
         if clip:                               # the decayed post-reset state clipped (M11)
             L = leak_reset(mode, P, u_prev, v_prev, a_prev if adaptive else zeros)
-            u_t = np.maximum(L, alpha * u_min) + s_t + u_bias
+            # the initial state is taken as given (sinabs does not clip it)
+            u_t = (np.maximum(L, alpha * u_min) if t > 0 else L) + s_t + u_bias
         elif reset == SUBTRACT and by_theta:   # gamma_{t-1} = k theta_{t-1}            (M7)
             theta_prev = theta + beta_a * a_prev if adaptive and not current else theta
             u_t = alpha * u_prev + s_t + u_bias - gamma * theta_prev * v_prev
         elif reset == SUBTRACT:
             u_t = alpha * u_prev + s_t + u_bias - gamma * v_prev              # (A2), (M6)
         elif reset == ZERO:
-            u_t = alpha * ((1 - v_prev) * u_prev + v_prev * u_reset) + s_t + u_bias  # (A3)
+            h_prev = fired(v_prev, spikes)                                    # (M12)
+            u_t = alpha * ((1 - h_prev) * u_prev + h_prev * u_reset) + s_t + u_bias  # (A3)
         else:
             u_t = alpha * u_prev + s_t + u_bias                               # (A4), (M6)
         if adaptive and current:
@@ -211,7 +215,7 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     (M7, when the reset removes the adaptive threshold).
     """
     has_dv, has_du, has_rec, partials = have
-    reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in, tgrad, by_theta, \
+    reset, _, _, detach, synaptic, adaptive, onetoone, norm, spikes, decay_in, tgrad, by_theta, \
         current, live, clip = mode
     alpha, theta, gamma, u_reset, alpha_s, rho, beta_a, r, _, u_min = P
     # the reset removes k theta_t v_t with the adaptive theta_t                (M7)
@@ -239,7 +243,8 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             leak = alpha
             reset_v = -gamma * ubk
         elif reset == ZERO:
-            leak = alpha * (1 - v_t)
+            h_t = fired(v_t, spikes)                                          # (M12)
+            leak = alpha * (1 - h_t)
             reset_v = alpha * (u_reset - u_t) * ubk
         else:
             leak = alpha
@@ -293,15 +298,18 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
             abar = zeros
         u_prev = _previous(u, t, state0[0])
         v_prev = _previous(v, t, zeros)
+        h_prev = fired(v_prev, spikes) if reset == ZERO else v_prev          # (M12)
         if not partials:
             pass
         elif clip:                 # alpha u_min where clipped, k_t             (M11)
             k_t = leak_reset(mode, P, u_prev, v_prev,
                              _previous(a, t, state0[2]) if adaptive else zeros) > alpha * u_min
-            d_alpha = ((1 - v_prev) * u_prev + v_prev * u_reset) if reset == ZERO else u_prev
+            if t == 0:                 # no clip on the initial state: k_0 = 1
+                k_t = np.ones_like(k_t)
+            d_alpha = ((1 - h_prev) * u_prev + h_prev * u_reset) if reset == ZERO else u_prev
             acc[ACC_ALPHA] += ubar * (np.where(k_t, d_alpha, u_min) - (s[t] if norm else 0))
         elif reset == ZERO:
-            acc[ACC_ALPHA] += ubar * ((1 - v_prev) * u_prev + v_prev * u_reset
+            acc[ACC_ALPHA] += ubar * ((1 - h_prev) * u_prev + h_prev * u_reset
                                       - (s[t] if norm else 0))                # (A14b), (M1)
         else:
             acc[ACC_ALPHA] += ubar * (u_prev - s[t] if norm else u_prev)      # (A14a), (M1)
@@ -310,7 +318,7 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
                 acc[ACC_THETA] -= phi * vbar * (u_t / theta)                  # (M4)
             elif spike_theta:
                 acc[ACC_THETA] -= phi * vbar                                  # (A15), (L5)
-            acc[ACC_RV] += ubk * v_t                                          # (A15)-(A17)
+            acc[ACC_RV] += ubk * (fired(v_t, spikes) if reset == ZERO else v_t)  # (A15)-(A17)
             acc[ACC_UBIAS] += ubar                                            # (M6)
         if onetoone:
             acc[ACC_R] += Ibar * v_prev                                       # (R3)
@@ -321,8 +329,7 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
         ubar_next, sbar_next, abar_next = ubar, sbar, abar
     adj[0], adj[1], adj[2] = ubar_next, sbar_next, abar_next
     if t0 == 0:
-        dstate0[0] = alpha * (clip_mask(mode, P, state0[0], zeros, zeros, ubar_next)
-                              if clip else ubar_next)                         # (A18), (M11)
+        dstate0[0] = alpha * ubar_next            # (A18); the clip spares u_0 (M11)
         dstate0[1] = alpha_s * sbar_next if synaptic else zeros               # (S5)
         dstate0[2] = rho * abar_next if adaptive else zeros                   # (L8)
 
@@ -342,8 +349,15 @@ def leak_reset(mode, P, u_prev, v_prev, a_prev):
     if reset == SUBTRACT:
         return alpha * u_prev - gamma * v_prev
     if reset == ZERO:
-        return alpha * ((1 - v_prev) * u_prev + v_prev * u_reset)
+        h = fired(v_prev, mode[M_SPIKES])                                     # (M12)
+        return alpha * ((1 - h) * u_prev + h * u_reset)
     return alpha * u_prev
+
+
+def fired(v, spikes):
+    """``h``: whether a neuron fired, what a zero reset reads: ``v`` itself with
+    one spike per step (``spikes`` = 1), ``min(v, 1)`` for a count (M12)."""
+    return v if spikes == 1 else np.minimum(v, 1)
 
 
 def clip_mask(mode, P, u_prev, v_prev, a_prev, ubar):

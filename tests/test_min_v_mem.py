@@ -81,16 +81,36 @@ def test_cuda_kernels_match_reference(variant):
 
 
 def test_worked_example():
-    """derivations/variants.md (M11): alpha 0.5, u_min -1, u_0 = -3: u_1 =
-    max(-1.5, -0.5) + 0.25 = -0.25; the clip holds, so dL/du_0 = 0 and
-    dL/dalpha = u_min = -1 for L = u_1; from u_0 = 0.5 it passes, 0.5 and 0.5."""
+    """derivations/variants.md (M11): alpha 0.5, u_min -1, u_0 = -3, input 0.25
+    per step.  The initial state is not clipped: u_1 = 0.5 (-3) + 0.25 = -1.25;
+    step 2 clips, u_2 = max(-0.625, -0.5) + 0.25 = -0.25.  For L = u_1:
+    dL/du_0 = 0.5, dL/dalpha = u_0 = -3; for L = u_2 the clip holds: dL/du_0
+    = 0 and dL/dalpha = u_min = -1.  From u_0 = 0.5 nothing clips: u_1 = u_2 =
+    0.5, and for L = u_2 dL/du_0 = alpha^2 = 0.25, dL/dalpha = u_1 + alpha u_0
+    = 0.75."""
     p = LIFParams(alpha=0.5, theta=1.0)
-    cfg = LIFConfig(u_min=-1.0, backend="reference")
-    for u0, want_u, du0, dalpha in ((-3.0, -0.25, 0.0, -1.0), (0.5, 0.5, 0.5, 0.5)):
-        v, tr = lif_forward(np.full((1, 1, 1), 0.25), p, cfg, u0=np.array([[u0]]))
-        assert tr.u[0, 0, 0] == want_u
-        g = lif_backward(tr, p, cfg, du=np.ones((1, 1, 1)))
-        assert g.u0[0, 0] == du0 and float(g.alpha) == dalpha
+    cfg = LIFConfig(u_min=-1.0, surrogate="zero", backend="reference")    # no spike paths
+    I = np.full((2, 1, 1), 0.25)
+    for u0, want, du0, dalpha in ((-3.0, (-1.25, -0.25), (0.5, 0.0), (-3.0, -1.0)),
+                                  (0.5, (0.5, 0.5), (0.5, 0.25), (0.5, 0.75))):
+        v, tr = lif_forward(I, p, cfg, u0=np.array([[u0]]))
+        assert tuple(tr.u[:, 0, 0]) == want
+        for t in (0, 1):
+            du = np.zeros((2, 1, 1))
+            du[t] = 1.0
+            g = lif_backward(tr, p, cfg, du=du)
+            assert g.u0[0, 0] == du0[t] and float(g.alpha) == dalpha[t], (u0, t)
+
+
+def test_the_initial_state_is_not_clipped():
+    """sinabs starts from an unclipped 0 and clips what its steps leave: so does
+    lifgrad, with u_min above 0 too (min_v_mem = 0.5 from rest: u_1 = the input
+    alone, u_2 = max(alpha u_1, alpha u_min) + input)."""
+    p = LIFParams(alpha=0.5, theta=10.0)
+    I = np.full((2, 1, 1), 0.1)
+    for backend in ("reference", "cpu"):
+        v, tr = lif_forward(I, p, LIFConfig(u_min=0.5, backend=backend))
+        assert tuple(tr.u[:, 0, 0]) == (0.1, 0.35), backend
 
 
 def test_very_low_u_min_is_the_unclipped_cell():

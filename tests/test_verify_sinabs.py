@@ -161,15 +161,26 @@ def test_stock_spike_function_is_float32_limited():
     assert 1e-10 < rep.worst < 1e-5
 
 
+def _trainable_min_v_mem(mod):
+    mod.min_v_mem.requires_grad_(True)
+    return mod
+
+
+def test_mapped_where_refused_before():
+    """MembraneReset with MultiSpike (M12) and min_v_mem above 0 (M11) map now."""
+    for mod in (sl.LIF(tau_mem=2.0, reset_fn=MembraneReset()), sl.LIF(tau_mem=2.0, min_v_mem=0.5),
+                sl.ALIF(tau_mem=2.0, tau_adapt=3.0, surrogate_grad_fn=Gaussian(),
+                        min_v_mem=0.5),
+                sl.ExpLeak(tau_mem=2.0, min_v_mem=0.25)):
+        m = AD.layer_map(mod)
+        assert m.config.u_min is not None or m.config.multi_spike
+
+
 @pytest.mark.parametrize("make,word", [
     (lambda: sl.LIF(tau_mem=2.0, reset_fn=MembraneReset(reset_value=0.3),
                     spike_fn=SingleSpike), "MembraneReset"),
-    (lambda: sl.LIF(tau_mem=2.0, reset_fn=MembraneReset()), "MembraneReset"),
-    # min_v_mem is mapped (M11), above 0 refused (sinabs leaves the initial state unclipped)
-    (lambda: sl.LIF(tau_mem=2.0, min_v_mem=0.5), "min_v_mem"),
-    (lambda: sl.ALIF(tau_mem=2.0, tau_adapt=3.0, surrogate_grad_fn=Gaussian(), min_v_mem=0.5),
-     "min_v_mem"),
-    (lambda: sl.ExpLeak(tau_mem=2.0, min_v_mem=0.25), "min_v_mem"),
+    # min_v_mem is mapped (M11, above 0 too); a trainable one is refused
+    (lambda: _trainable_min_v_mem(sl.LIF(tau_mem=2.0, min_v_mem=0.5)), "min_v_mem"),
     (lambda: sl.IAFRecurrent(rec_connect=torch.nn.Sequential(torch.nn.Linear(3, 3, bias=False))),
      "rec_connect"),
 ])
@@ -329,8 +340,9 @@ def test_compare_model_with_lif_recurrent_cannot_copy_it():
 
 
 def test_unsupported_model_is_refused_before_running():
-    net = torch.nn.Sequential(torch.nn.Linear(3, 4), sl.LIF(tau_mem=2.0, min_v_mem=0.5))
-    with pytest.raises(ValueError, match="min_v_mem"):
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), sl.LIF(
+        tau_mem=2.0, reset_fn=MembraneReset(reset_value=0.3), spike_fn=SingleSpike))
+    with pytest.raises(ValueError, match="MembraneReset"):
         compare(net, np.ones((2, 5, 3)), layout="BTN")
 
 

@@ -195,15 +195,8 @@ def _leak1(reset, by_theta, athr, al, up, vp, ga, th, ba, ap, ur, one):
 
 @cuda.jit(device=True)
 def _dstate0_u(P, state0, reset, clip, ubn, b, n, one):
-    """dL/du_0 = alpha k_0 ubar_1, k_0 the clip's mask at step 1 (A18), (M11)."""
-    al = P[0, n]
-    if clip:
-        zero = one - one
-        L = _leak1(reset, 0, False, al, state0[0, b, n], zero, P[2, n], P[1, n], P[6, n],
-                   zero, P[3, n], one)
-        if not (L > al * P[P_UMIN, n]):
-            return al * zero
-    return al * ubn
+    """dL/du_0 = alpha ubar_1 (A18): the clip spares the initial state (M11)."""
+    return P[0, n] * ubn
 
 
 @cuda.jit(device=True)
@@ -227,12 +220,13 @@ def _store_acc(acc, b, n, c, partials):
 # --------------------------------------------------------------------------
 
 @cuda.jit(device=True)
-def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
+def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one, first):
     """Step of one neuron: (S1), (R1), (A2)-(A6), (L1), (L2), (T7), (M1), (M2), (M6),
     (M7), (M9).
     J is the input current (plus any all-to-all recurrence), up..ap the
-    previous state, rt the uniform number of the stochastic forward.  Returns
-    u, v, s, a (s: the synaptic state, or with norm_input the input current)."""
+    previous state, rt the uniform number of the stochastic forward; ``first``:
+    the first step, whose initial state the clip spares (M11).  Returns u, v,
+    s, a (s: the synaptic state, or with norm_input the input current)."""
     reset, strict, fwd, _, synaptic, adaptive, onetoone, norm, spikes, decay_in, _, by_theta, \
         current, _, clip = mode
     al, th, ga, ur, als, rh, ba, rr, ub, mn = p
@@ -251,8 +245,13 @@ def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
             st = J
         J = (one - al) * J
     athr = adaptive != 0 and current == 0   # the adaptation raises the threshold (L2)
-    if clip:                             # the decayed post-reset state clipped  (M11)
-        ut = max(_leak1(reset, by_theta, athr, al, up, vp, ga, th, ba, ap, ur, one),
+    hp = vp                              # a zero reset of a count reads min(v, 1) (M12)
+    if reset == R_ZERO and spikes != 1:
+        hp = min(vp, one)
+    if clip and first:                   # the initial state is not clipped      (M11)
+        ut = _leak1(reset, by_theta, athr, al, up, hp, ga, th, ba, ap, ur, one) + J + ub
+    elif clip:                           # the decayed post-reset state clipped  (M11)
+        ut = max(_leak1(reset, by_theta, athr, al, up, hp, ga, th, ba, ap, ur, one),
                  al * mn) + J + ub
     elif reset == R_SUBTRACT and by_theta and athr:                       # (M7), (L2)
         ut = al * up + J + ub - ga * (th + ba * ap) * vp
@@ -261,7 +260,7 @@ def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one):
     elif reset == R_SUBTRACT:                                             # (A2), (M6)
         ut = al * up + J + ub - ga * vp
     elif reset == R_ZERO:                                                 # (A3), (M6)
-        ut = al * ((one - vp) * up + vp * ur) + J + ub
+        ut = al * ((one - hp) * up + hp * ur) + J + ub
     else:                                                                 # (A4), (M6)
         ut = al * up + J + ub
     at = zero
@@ -314,7 +313,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     N_ACC partial sums (rows ACC_*); rt the all-to-all term
     ``(R^T dI_{t+1})[n]``.  Returns ubar, sbar, abar and dL/dI of step t and
     the updated sums."""
-    reset, _, _, detach, synaptic, adaptive, onetoone, norm, _, decay_in, tgrad, by_theta, \
+    reset, _, _, detach, synaptic, adaptive, onetoone, norm, spikes, decay_in, tgrad, by_theta, \
         current, live, clip = mode
     al, th, ga, ur, als, rh, ba, rr, _, mn = p
     zero = one - one
@@ -324,14 +323,18 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     vt = _cast(v[t, b, n], one)           # spikes may be stored as uint8
     at = a[t, b, n] if adaptive else zero
     upr, vpr, spr, apr = _state_before(u, v, s, a, state0, t, b, n, synaptic, adaptive, zero)
+    hvt, hvpr = vt, vpr                   # what a zero reset reads: min(v, 1) of a count (M12)
+    if reset == R_ZERO and spikes != 1:
+        hvt, hvpr = min(vt, one), min(vpr, one)
     dvt = dv[t, b, n] if has_dv else zero
     dut = du[t, b, n] if has_du else zero
     uk = ubn                    # k_{t+1} ubar_{t+1}; kc the mask k_t        (M11)
     kc = True
     if clip:
-        if not (_leak1(reset, by_theta, athr, al, ut, vt, ga, th, ba, at, ur, one) > al * mn):
+        if not (_leak1(reset, by_theta, athr, al, ut, hvt, ga, th, ba, at, ur, one) > al * mn):
             uk = zero
-        kc = _leak1(reset, by_theta, athr, al, upr, vpr, ga, th, ba, apr, ur, one) > al * mn
+        kc = t == 0 or _leak1(reset, by_theta, athr, al, upr, hvpr, ga, th, ba, apr, ur,
+                              one) > al * mn          # the initial state is not clipped
     # phi_t = scale * clip(g(u_t - theta_t)), rounded once               (A7), (L2)
     if athr:
         x = ut - (th + ba * at)
@@ -367,18 +370,18 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     st = s[t, b, n] if (norm or decay_in) else zero                     # (M1), (M3)
     if clip:                                                              # (M11)
         if reset == R_ZERO:
-            ub = dut + ph * vbar + al * (one - vt) * uk
-            d = (one - vpr) * upr + vpr * ur if kc else mn
+            ub = dut + ph * vbar + al * (one - hvt) * uk
+            d = (one - hvpr) * upr + hvpr * ur if kc else mn
         else:
             ub = dut + ph * vbar + al * uk
             d = upr if kc else mn
         c0 = c0 + ub * (d - st if norm else d)
     elif reset == R_ZERO:
-        ub = dut + ph * vbar + al * (one - vt) * ubn                      # (A10b)
+        ub = dut + ph * vbar + al * (one - hvt) * ubn                     # (A10b)
         if norm:
-            c0 = c0 + ub * ((one - vpr) * upr + vpr * ur - st)            # (A14b), (M1)
+            c0 = c0 + ub * ((one - hvpr) * upr + hvpr * ur - st)          # (A14b), (M1)
         else:
-            c0 = c0 + ub * ((one - vpr) * upr + vpr * ur)                 # (A14b)
+            c0 = c0 + ub * ((one - hvpr) * upr + hvpr * ur)               # (A14b)
     else:
         ub = dut + ph * vbar + al * ubn                                   # (A10a,c)
         if norm:
@@ -389,7 +392,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
         c1 = c1 - ph * vbar * (ut / th)
     elif tgrad != TG_NONE:                                                # (A15); (M8): 0
         c1 = c1 - ph * vbar
-    c2 = c2 + uk * vt
+    c2 = c2 + uk * hvt                    # (A15)-(A17); h_t for a zero reset (M12)
     c7 = c7 + ub                                                          # (M6)
     sb = sbn
     if synaptic:                                                          # (S2), (S4)
@@ -443,7 +446,7 @@ def _forward_scan_kernel(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a
     for t in range(t0, t1):
         J = I[0, b, n] if static else I[t, b, n]
         rt = rnd[t, b, n] if stochastic else 0.0
-        up, vp, sp, ap = _forward_step(J, up, vp, sp, ap, rt, p, mode, sg, one)
+        up, vp, sp, ap = _forward_step(J, up, vp, sp, ap, rt, p, mode, sg, one, t == 0)
         u[t, b, n] = up
         v[t, b, n] = vp
         if synaptic or norm:
@@ -514,7 +517,8 @@ def _forward_recurrent_kernel(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u
                         r += w * RT[j, n]
                 J = r + It
             rt = rnd[t, b, n] if stochastic else 0.0
-            ut, vt, st, at = _forward_step(J, up, vp, sp, ap, rt, _params(P, n), mode, sg, one)
+            ut, vt, st, at = _forward_step(J, up, vp, sp, ap, rt, _params(P, n), mode, sg, one,
+                                           t == 0)
             u[t, b, n] = ut
             v[t, b, n] = vt
             if synaptic or norm:

@@ -296,15 +296,25 @@ def _leak1(reset, by_theta, athr, al, up, vp, ga, th, ba, ap, ur, one):
 
 
 @njit(inline="always", **_JIT)
+def _fired(v, spikes, one):
+    """h: whether a neuron fired, what a zero reset reads: v with one spike per
+    step, min(v, 1) for a count (M12); twin of ``reference.fired``."""
+    if spikes == 1:
+        return v
+    return min(v, one)
+
+
+@njit(inline="always", **_JIT)
 def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba, rr, ub, mn,
-                  mode, sg, rt, one, x64, G64, m):
+                  mode, sg, rt, one, x64, G64, m, first):
     """One time step of a block of m neurons, (S1), (R1), (A2)-(A6), (L1), (L2),
     (M1), (M2), (M6) (ub: the membrane bias), (M7), (M9).
 
     J holds the input current of the step (plus any all-to-all recurrence) and
     is used as scratch; up, vp, sp, ap hold the previous state and are updated;
     ut, vt (st, at) are the trace rows of this step; rt the uniform numbers of
-    the stochastic forward (T7)."""
+    the stochastic forward (T7).  ``first``: the first step, whose initial
+    state the clip spares (M11)."""
     reset, strict, fwd = mode[M_RESET], mode[M_STRICT], mode[M_FORWARD]
     synaptic, adaptive, onetoone = mode[M_SYN], mode[M_ADAPT], mode[M_ONE]
     norm, spikes, decay_in = mode[M_NORM], mode[M_SPIKES], mode[M_DECAY_IN]
@@ -328,10 +338,17 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
                 st[k] = J[k]
         for k in range(m):
             J[k] = (one - al[k]) * J[k]
-    if mode[M_CLIP]:                     # the decayed post-reset state clipped  (M11)
+    if mode[M_CLIP] and first:           # the initial state is not clipped     (M11)
         athr = adaptive == 1 and current == 0
         for k in range(m):
-            ut[k] = max(_leak1(reset, by_theta, athr, al[k], up[k], vp[k], ga[k], th[k],
+            hp = _fired(vp[k], spikes, one) if reset == R_ZERO else vp[k]
+            ut[k] = _leak1(reset, by_theta, athr, al[k], up[k], hp, ga[k], th[k],
+                           ba[k], ap[k], ur[k], one) + J[k] + ub[k]
+    elif mode[M_CLIP]:                   # the decayed post-reset state clipped  (M11)
+        athr = adaptive == 1 and current == 0
+        for k in range(m):
+            hp = _fired(vp[k], spikes, one) if reset == R_ZERO else vp[k]
+            ut[k] = max(_leak1(reset, by_theta, athr, al[k], up[k], hp, ga[k], th[k],
                                ba[k], ap[k], ur[k], one), al[k] * mn[k]) + J[k] + ub[k]
     elif reset == R_SUBTRACT and by_theta and adaptive and not current:   # (M7), (L2)
         for k in range(m):      # gamma_{t-1} = k theta_{t-1}, ap still a_{t-1}
@@ -342,6 +359,10 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
     elif reset == R_SUBTRACT:                                             # (A2), (M6)
         for k in range(m):
             ut[k] = al[k] * up[k] + J[k] + ub[k] - ga[k] * vp[k]
+    elif reset == R_ZERO and spikes != 1:                                 # (A3), (M12)
+        for k in range(m):
+            hp = min(vp[k], one)
+            ut[k] = al[k] * ((one - hp) * up[k] + hp * ur[k]) + J[k] + ub[k]
     elif reset == R_ZERO:                                                 # (A3), (M6)
         for k in range(m):
             ut[k] = al[k] * ((one - vp[k]) * up[k] + vp[k] * ur[k]) + J[k] + ub[k]
@@ -435,7 +456,7 @@ def _forward_tasks(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a, task
             rt = rnd[t, b, n0:n1] if stochastic else dummy64
             _forward_step(J, u[t, b, n0:n1], v[t, b, n0:n1], st, at, up, vp, sp, ap,
                           p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, mode, sg, rt, one, x64, G64,
-                          m)
+                          m, t == 0)
 
 
 @njit(**_JIT)
@@ -494,13 +515,13 @@ def _forward_recurrent(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u, v, s,
             rt = rnd[t, b] if stochastic else dummy64
             _forward_step(J, u[t, b], v[t, b], st, at, up[b], vp[b], sp[b], ap[b],
                           P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], P[P_UBIAS],
-                          P[P_UMIN], mode, sg, rt, one, x64, G64, N)
+                          P[P_UMIN], mode, sg, rt, one, x64, G64, N, t == 0)
 
 
 @njit(**_JIT)
 def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
                    al, th, ga, ur, als, rh, ba, rr, mn, mode, sg, one,
-                   ubn, sbn, abn, loc, vbar, ph, x64, m, partials, ib, ukn, kc):
+                   ubn, sbn, abn, loc, vbar, ph, x64, m, partials, ib, ukn, kc, first):
     """One reverse step of a block of m neurons, (A7)-(A17), (S2)-(S4), (R2),
     (R3), (L3)-(L7), (M1), (M6)-(M9).  ubn, sbn, abn hold ubar, sbar, abar of step t+1 on
     entry and of step t on exit; loc (N_ACC, m) accumulates the partial sums; ib
@@ -511,7 +532,8 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     an array it may store to through another name) is not vectorised by LLVM,
     which cannot prove the arrays distinct.  vbar ends holding phi_t vbar_t.
     With the clip (M11), ukn receives k_{t+1} ubar_{t+1}, what the leak and the
-    reset of step t+1 carry back, and kc the mask k_t (0/1) of step t."""
+    reset of step t+1 carry back, and kc the mask k_t (0/1) of step t (1 on
+    the ``first`` step: the initial state is not clipped)."""
     reset, detach = mode[M_RESET], mode[M_DETACH]
     synaptic, adaptive, onetoone = mode[M_SYN], mode[M_ADAPT], mode[M_ONE]
     norm, decay_in = mode[M_NORM], mode[M_DECAY_IN]
@@ -520,16 +542,19 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     adapt_reset = by_theta == 1 and athr and reset == R_SUBTRACT          # (M7)
     scale, lo, hi = sg[4], sg[5], sg[6]
     clip = mode[M_CLIP]
+    hz = reset == R_ZERO and mode[M_SPIKES] != 1     # a zero reset of a count (M12)
     uk = ubn
     if clip:                    # k_{t+1} ubar_{t+1} and k_t                   (M11)
         for k in range(m):
-            L = _leak1(reset, by_theta, athr, al[k], ut[k], one * vt[k], ga[k], th[k], ba[k],
+            h = min(one * vt[k], one) if hz else one * vt[k]
+            L = _leak1(reset, by_theta, athr, al[k], ut[k], h, ga[k], th[k], ba[k],
                        at[k], ur[k], one)
             ukn[k] = ubn[k] if L > al[k] * mn[k] else one - one
         for k in range(m):
-            L = _leak1(reset, by_theta, athr, al[k], upr[k], one * vpr[k], ga[k], th[k], ba[k],
+            h = min(one * vpr[k], one) if hz else one * vpr[k]
+            L = _leak1(reset, by_theta, athr, al[k], upr[k], h, ga[k], th[k], ba[k],
                        apr[k], ur[k], one)
-            kc[k] = one if L > al[k] * mn[k] else one - one
+            kc[k] = one if (first or L > al[k] * mn[k]) else one - one
         uk = ukn
     # phi_t = scale * clip(g(u_t - theta_t))                            (A7), (L2)
     if athr:
@@ -605,7 +630,7 @@ def _backward_step(ut, vt, at, st, upr, vpr, spr, apr, dvt, dut, rt, has_rec,
     for k in range(m):
         vbar[k] = ph[k] * vbar[k]
     _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, vbar, m, partials,
-               norm, st, th, tgrad, clip, uk, kc, mn)
+               norm, st, th, tgrad, clip, uk, kc, mn, hz)
     if adaptive and current:                    # a_t a current into u_t    (M9), (L6)
         l4, l5 = loc[4], loc[5]
         for k in range(m):
@@ -663,13 +688,19 @@ def _live_slots(sg, live, th):
 
 @njit(inline="always", **_JIT)
 def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, partials, norm, st,
-               th, tgrad, clip, uk, kc, mn):
+               th, tgrad, clip, uk, kc, mn, hz):
     """ubar_t = eps_t + pv_t + leak_t ubar_{t+1} with pv = phi_t vbar_t, and
     (when ``partials``) the partial sums of alpha, theta, the reset value and
     the membrane bias (A9), (A10), (A14)-(A16), (M6) (with norm_input, dalpha
     also gets -ubar_t s_t, (M1); the spike's theta term by ``tgrad``, (M4),
     (M8)); ubn holds ubar_{t+1} on entry, ubar_t on exit.  With the clip
-    (``clip``), uk is k_{t+1} ubar_{t+1} and kc the mask k_t (M11)."""
+    (``clip``), uk is k_{t+1} ubar_{t+1} and kc the mask k_t (M11).  ``hz``: a
+    zero reset of a count, which reads h = min(v, 1) (M12); it has its own
+    loops (:func:`_adjoint_u_zero_count`)."""
+    if hz:
+        _adjoint_u_zero_count(ut, vt, upr, vpr, dut, al, ur, one, ubn, loc, pv, m, partials,
+                              norm, st, th, tgrad, clip, uk, kc, mn)
+        return
     l0, l1, l2 = loc[0], loc[1], loc[2]
     if partials:
         if tgrad == TG_RATIO:                                             # (M4)
@@ -719,6 +750,36 @@ def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, parti
 
 
 @njit(inline="always", **_JIT)
+def _adjoint_u_zero_count(ut, vt, upr, vpr, dut, al, ur, one, ubn, loc, pv, m, partials, norm,
+                          st, th, tgrad, clip, uk, kc, mn):
+    """:func:`_adjoint_u` for a zero reset of a count (M12): the reset reads
+    h = min(v, 1) where one spike's cell reads v (the leak (1 - h_t), dL/dalpha's
+    (1 - h) u + h u_reset and u_reset's sum of ubar_{t+1} h_t)."""
+    l0, l1, l2 = loc[0], loc[1], loc[2]
+    if partials:
+        if tgrad == TG_RATIO:                                             # (M4)
+            for k in range(m):
+                l1[k] -= pv[k] * (ut[k] / th[k])
+        elif tgrad == TG_SHIFT:                                           # (A15)
+            for k in range(m):
+                l1[k] -= pv[k]
+        for k in range(m):
+            l2[k] += uk[k] * min(one * vt[k], one)
+    for k in range(m):
+        ubn[k] = dut[k] + pv[k] + al[k] * (one - min(one * vt[k], one)) * uk[k]
+    if partials:
+        for k in range(m):
+            h = min(one * vpr[k], one)
+            d = (one - h) * upr[k] + h * ur[k]
+            if clip and kc[k] == 0:
+                d = mn[k]
+            l0[k] += ubn[k] * (d - st[k] if norm else d)
+        l7 = loc[ACC_UBIAS]
+        for k in range(m):
+            l7[k] += ubn[k]
+
+
+@njit(inline="always", **_JIT)
 def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, one,
                          ubn, loc, ph, x64, m, partials):
     """:func:`_backward_step` for the plain cell (no synaptic current,
@@ -739,7 +800,8 @@ def _backward_step_plain(ut, vt, upr, vpr, dvt, dut, al, th, ga, ur, mode, sg, o
         for k in range(m):
             ph[k] = ph[k] * (dvt[k] + al[k] * (ur[k] - ut[k]) * ubn[k])
     _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, ph, m, partials, 0, ph,
-               th, mode[M_THETA_GRAD], 0, ubn, ph, ph)
+               th, mode[M_THETA_GRAD], 0, ubn, ph, ph,
+               reset == R_ZERO and mode[M_SPIKES] != 1)
 
 
 @njit(**_JIT)
@@ -815,7 +877,7 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
                 _backward_step(u[t, b, n0:n1], v[t, b, n0:n1], at, st, upr, vpr, spr, apr,
                                dvt, dut, rt, has_rec, p0, p1, p2, p3, p4, p5, p6, p7, p9, mode,
                                sg, one, ubn, sbn, abn, loc, vbar, ph, x64, m, partials, ib, ukn,
-                               kc)
+                               kc, t == 0)
             Ib = ubn if plain else ib                                     # (S3), (A13)
             if static:                                                    # (A21)
                 for k in range(m):
@@ -836,14 +898,8 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
                 adj[2, b, n] = abn[k]
             if static:
                 dI[0, b, n] = a_dI[k]
-            if t0 == 0:
-                u0k = ubn[k]
-                if mode[M_CLIP] and not (_leak1(mode[M_RESET], 0, False, P[0, n],
-                                                state0[0, b, n], one - one, P[2, n], P[1, n],
-                                                P[6, n], one - one, P[3, n], one)
-                                         > P[0, n] * P[P_UMIN, n]):
-                    u0k = one - one                                       # (M11)
-                dstate0[0, b, n] = P[0, n] * u0k                          # (A18)
+            if t0 == 0:                       # (A18); the clip spares u_0 (M11)
+                dstate0[0, b, n] = P[0, n] * ubn[k]
                 dstate0[1, b, n] = P[4, n] * sbn[k] if synaptic else 0.0  # (S5)
                 dstate0[2, b, n] = P[5, n] * abn[k] if adaptive else 0.0  # (L8)
 
@@ -906,7 +962,7 @@ def _backward_recurrent(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg
                            dvt, dut, rec[b], has_rec,
                            P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7], P[P_UMIN], mode, sg,
                            one, ubn[b], sbn[b], abn[b], loc[b], vbar, ph, x64, N, partials, ib,
-                           ukn, kc)
+                           ukn, kc, t == 0)
             dIt = dI[t, b]                                                # (S3), (A13)
             for k in range(N):
                 dIt[k] = ib[k]
@@ -921,13 +977,7 @@ def _backward_recurrent(u, v, s, a, state0, dv, du, have, t0, t1, P, R, mode, sg
             if adaptive:
                 adj[2, b, k] = abn[b, k]
         if t0 == 0:
-            for k in range(N):
-                u0k = ubn[b, k]
-                if mode[M_CLIP] and not (_leak1(mode[M_RESET], 0, False, P[0, k],
-                                                state0[0, b, k], one - one, P[2, k], P[1, k],
-                                                P[6, k], one - one, P[3, k], one)
-                                         > P[0, k] * P[P_UMIN, k]):
-                    u0k = one - one                                       # (M11)
-                dstate0[0, b, k] = P[0, k] * u0k                          # (A18)
+            for k in range(N):              # (A18); the clip spares u_0 (M11)
+                dstate0[0, b, k] = P[0, k] * ubn[b, k]
                 dstate0[1, b, k] = P[4, k] * sbn[b, k] if synaptic else 0.0   # (S5)
                 dstate0[2, b, k] = P[5, k] * abn[b, k] if adaptive else 0.0   # (L8)

@@ -47,6 +47,7 @@ import numpy as np
 
 from ..config import LIFConfig, LIFParams
 from ..functional import lif_backward, lif_forward
+from ..reference import fired
 from ..gradcheck import normwise_rel  # noqa: F401  (one normwise error for check, gradcheck, verify)
 
 TOL = 1e-10                 # relative agreement in float64
@@ -332,7 +333,8 @@ def reported_membrane(m: LayerMap, cfg, u, v, A, Bm):
 
     A post-reset membrane is ``u - theta v`` (subtract: the framework removes
     its threshold at once; the decay of that removal is what makes lifgrad's
-    ``gamma = alpha theta``) or ``(1 - v) u + v u_reset`` (zero).  With
+    ``gamma = alpha theta``) or ``(1 - h) u + h u_reset`` (zero; ``h = v``, or
+    ``min(v, 1)`` for a count, (M12)).  With
     ``detach_reset`` the spike inside that expression is detached too.  With
     ``cfg.u_min`` (M11) the post-reset membrane is recorded clipped,
     ``max(w, u_min)``, its derivative 0 where clipped (strictly: ``w > u_min``
@@ -348,8 +350,8 @@ def reported_membrane(m: LayerMap, cfg, u, v, A, Bm):
         theta = P[1] if m.reset_value is None else m.reset_value
         w, du, dv = u - theta * v, Bm, -keep * theta * Bm
     else:
-        ur = P[3]
-        w, du, dv = (1 - v) * u + v * ur, Bm * (1 - v), keep * Bm * (ur - u)
+        ur, h = P[3], _fired(cfg, v)
+        w, du, dv = (1 - h) * u + h * ur, Bm * (1 - h), keep * Bm * (ur - u)
     if clip:                                                              # (M11)
         k = w > cfg.u_min
         w, du, dv = np.where(k, w, cfg.u_min), du * k, dv * k
@@ -365,7 +367,13 @@ def clipped_membrane_mask(m: LayerMap, cfg, u, v):
     if cfg.reset == "subtract":
         theta = P[1] if m.reset_value is None else m.reset_value
         return (u - theta * v > cfg.u_min).astype(np.float64)
-    return ((1 - v) * u + v * P[3] > cfg.u_min).astype(np.float64)
+    h = _fired(cfg, v)
+    return ((1 - h) * u + h * P[3] > cfg.u_min).astype(np.float64)
+
+
+def _fired(cfg, v):
+    """What a zero reset reads: ``v``, or ``min(v, 1)`` for a count (M12)."""
+    return fired(np.asarray(v, np.float64), 1 if cfg.max_spikes == 1 else 0)
 
 
 def membrane_param_terms(m: LayerMap, cfg, g, v, Bm, u=None):
@@ -374,7 +382,8 @@ def membrane_param_terms(m: LayerMap, cfg, g, v, Bm, u=None):
     ``d((1 - v) u + v u_reset)/du_reset = v`` (zero), summed like the parameter."""
     if not m.post_reset or cfg.reset == "none":
         return g
-    term = np.sum(Bm * v * clipped_membrane_mask(m, cfg, u, v), axis=(0, 1))     # (M11)
+    h = v if cfg.reset == "subtract" else _fired(cfg, v)                 # (M12)
+    term = np.sum(Bm * h * clipped_membrane_mask(m, cfg, u, v), axis=(0, 1))     # (M11)
     if cfg.reset == "subtract" and m.reset_value is not None:
         return g                     # a constant removed, not theta
     if cfg.reset == "subtract":

@@ -43,8 +43,10 @@ spike function is checked within a float32 precision limit.
 tau_syn^2`` (or ``alpha_syn`` itself with ``train_alphas``);
 ``MembraneSubtract(subtract_value=c)`` is a free ``gamma = alpha c``.
 
-``MembraneReset()`` (``reset_value=0``, one spike per step) is the zero
-reset with the mask detached.  ``ExpLeak`` (no spikes; its output is the
+``MembraneReset()`` (``reset_value=0``) is the zero reset with the mask
+``(n == 0)`` detached; with several spikes per step (``MultiSpike``,
+``MaxSpike``) the mask reads whether the neuron fired, lifgrad's zero reset
+of a count (M12, ``h_t = min(n_t, 1)``).  ``ExpLeak`` (no spikes; its output is the
 membrane ``v = alpha v + x``, ``(1 - alpha) x`` with ``norm_input``) is the
 cell without reset read as a readout (``spike_scale=0``).
 
@@ -120,12 +122,12 @@ it, so lifgrad's pre-reset cell takes ``u_t = max(alpha u_{t-1} - reset,
 alpha m) + c s_t`` (``LIFConfig.u_min``, M11) and the recorded post-reset
 membrane is clipped too (``common.reported_membrane``).  Not learnable in
 sinabs (``nn.Parameter(requires_grad=False)`` on LIF, a float on ALIF): no
-gradient.  Refused when above 0: sinabs does not clip the initial state
-(0), lifgrad clips it at step 1.
+gradient.  Neither sinabs nor lifgrad clips the initial state (sinabs starts
+from an unclipped 0), so ``min_v_mem > 0`` maps as well.
 
 Not mapped yet (``layer_map`` refuses them, naming what lifgrad lacks):
-``MembraneReset(reset_value != 0)`` (added to every neuron, spiking or not)
-and ``MembraneReset`` with several spikes per step, a ``rec_connect`` other
+``MembraneReset(reset_value != 0)`` (added to every neuron, spiking or not),
+a ``rec_connect`` other
 than an ``nn.Linear``.
 See ``derivations/peers.md`` (sinabs 3.1.3).
 """
@@ -176,8 +178,13 @@ _LIF_VARIANTS = {
                                                            input=(0.05, 0.8))),
     "SingleSpike MembraneReset min_v_mem": ("single", dict(membrane_reset=True,
                                                            min_v_mem=-0.25, input=(0.3, 2.5))),
+    # MembraneReset of a count: the mask (n == 0), a zero reset where it fired (M12)
+    "MultiSpike MembraneReset": ("multi", dict(membrane_reset=True, input=(2.0, 5.0))),
+    "MaxSpike(3) MembraneReset tau_syn min_v_mem": (("max", 3), dict(
+        membrane_reset=True, tau_syn=True, min_v_mem=-0.25, input=(2.0, 6.0))),
     "MultiSpike tau_syn trainable threshold min_v_mem": (
         "multi", dict(tau_syn=True, train_threshold=True, min_v_mem=-0.5, input=(0.3, 3.0))),
+    "SingleSpike min_v_mem=0.2": ("single", dict(min_v_mem=0.2, input=(0.5, 2.5))),
     "MultiSpike subtract_value=0.6 min_v_mem=0": ("multi", dict(subtract_value=0.6,
                                                                  min_v_mem=0.0,
                                                                  input=(0.3, 2.5))),
@@ -193,6 +200,7 @@ _ALIF_VARIANTS = {
     "MaxSpike(2) tau_syn train_alphas": (("max", 2), dict(tau_syn=True, train_alphas=True)),
     "SingleSpike subtract_value=0.6": ("single", dict(subtract_value=0.6)),
     "SingleSpike MembraneReset": ("single", dict(membrane_reset=True)),
+    "MultiSpike MembraneReset": ("multi", dict(membrane_reset=True, input=(2.0, 5.0))),
     "SingleSpike trainable b0, adapt_scale": ("single", dict(train_threshold=True)),
     "SingleSpike min_v_mem": ("single", dict(min_v_mem=-0.5, input=(0.3, 3.0))),
     "MultiSpike tau_syn min_v_mem": ("multi", dict(tau_syn=True, min_v_mem=-0.375,
@@ -231,7 +239,9 @@ VARIANTS = {
             "MaxSpike(1)": (("max", 1), dict()), "MultiSpike theta=0.8": ("multi", dict(theta=0.8)),
             "MultiSpike tau_syn": ("multi", dict(tau_syn=True)),
             "MaxSpike(2) trainable threshold": (("max", 2), dict(train_threshold=True)),
-            "SingleSpike min_v_mem": ("single", dict(min_v_mem=-0.5, input=(0.0, 0.8)))},
+            "SingleSpike min_v_mem": ("single", dict(min_v_mem=-0.5, input=(0.0, 0.8))),
+            "MaxSpike(2) MembraneReset": (("max", 2), dict(membrane_reset=True,
+                                                           input=(0.8, 1.5)))},
 }
 NEURONS = {n: tuple(vs) for n, vs in VARIANTS.items()}
 
@@ -585,7 +595,7 @@ _CLIP_NOTE = ("min_v_mem: sinabs clips the state after the reset, relu(v - m) + 
 
 def _min_v_mem(module):
     """sinabs' ``min_v_mem`` as lifgrad's ``u_min`` (M11): None, or a number
-    <= 0 (sinabs leaves the initial state 0 unclipped; lifgrad clips u_0)."""
+    (neither clips the initial state, so ``min_v_mem > 0`` maps too)."""
     m = getattr(module, "min_v_mem", None)
     if m is None:
         return None
@@ -593,9 +603,6 @@ def _min_v_mem(module):
     if np.ndim(val) != 0:
         raise ValueError(f"min_v_mem: expected a number, got shape {np.shape(val)}")
     val = float(val)
-    if val > 0:
-        raise ValueError(f"min_v_mem={val}: above 0 it is not covered: sinabs does not clip "
-                         f"the initial state (0), lifgrad's clip acts on u_0 too (M11)")
     if getattr(m, "requires_grad", False):
         raise ValueError("min_v_mem: a trainable min_v_mem is not covered (lifgrad's u_min "
                          "has no gradient)")
@@ -605,7 +612,7 @@ def _min_v_mem(module):
 def _reset_clip_threshold(module, th):
     """``(zero_reset, sub, u_min, theta)`` of a sinabs spiking layer whose
     threshold is ``th`` (``spike_threshold``, ALIF's ``b0``): its reset
-    (``MembraneReset(0)`` with one spike per step, or ``MembraneSubtract``
+    (``MembraneReset(0)``, or ``MembraneSubtract``
     whose ``subtract_value`` ``sub`` is None or a number), ``min_v_mem`` as
     lifgrad's ``u_min`` and the threshold's value; ValueError naming what is
     not mapped."""
@@ -620,11 +627,6 @@ def _reset_clip_threshold(module, th):
                              f"neuron that spiked is reset to); lifgrad's zero reset sets "
                              f"u_reset only where the neuron fired; only reset_value=0 is "
                              f"mapped")
-        if _spike_kind(module.spike_fn)[0] != 1:
-            raise ValueError("reset_fn: MembraneReset with several spikes per step "
-                             "(MultiSpike, MaxSpike(M > 1)) is not covered: the zero reset "
-                             "forgets the count, and lifgrad's zero reset takes one spike "
-                             "per step (max_spikes=1)")
     elif not isinstance(module.reset_fn, act.MembraneSubtract):
         raise ValueError(f"reset_fn: {type(module.reset_fn).__name__} is not covered: "
                          f"only MembraneSubtract and MembraneReset(reset_value=0) are mapped")
