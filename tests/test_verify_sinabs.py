@@ -177,8 +177,6 @@ def test_mapped_where_refused_before():
 
 
 @pytest.mark.parametrize("make,word", [
-    (lambda: sl.LIF(tau_mem=2.0, reset_fn=MembraneReset(reset_value=0.3),
-                    spike_fn=SingleSpike), "MembraneReset"),
     # min_v_mem is mapped (M11, above 0 too); a trainable one is refused
     (lambda: _trainable_min_v_mem(sl.LIF(tau_mem=2.0, min_v_mem=0.5)), "min_v_mem"),
     (lambda: sl.IAFRecurrent(rec_connect=torch.nn.Sequential(torch.nn.Linear(3, 3, bias=False))),
@@ -341,8 +339,9 @@ def test_compare_model_with_lif_recurrent_cannot_copy_it():
 
 def test_unsupported_model_is_refused_before_running():
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), sl.LIF(
-        tau_mem=2.0, reset_fn=MembraneReset(reset_value=0.3), spike_fn=SingleSpike))
-    with pytest.raises(ValueError, match="MembraneReset"):
+        tau_mem=2.0, reset_fn=MembraneReset(reset_value=0.3), spike_fn=SingleSpike,
+        min_v_mem=-0.5))
+    with pytest.raises(ValueError, match="min_v_mem"):
         compare(net, np.ones((2, 5, 3)), layout="BTN")
 
 
@@ -451,3 +450,56 @@ def test_rec_connect_bias_enters_from_the_second_step(neuron, variant):
                                                                         backend="cpu"))
     assert np.array_equal(direct, v) and direct.sum() > 0
     assert type(b.module.rec_connect) is torch.nn.Linear      # the wrapper is gone
+
+
+@pytest.mark.parametrize("neuron,variant", [
+    ("LIF", "SingleSpike MembraneReset(reset_value=0.3), tau per neuron"),
+    ("IAF", "SingleSpike MembraneReset(reset_value=-0.2)"),
+    ("LIFRecurrent", "SingleSpike MembraneReset(reset_value=0.25)"),
+    ("ALIF", "SingleSpike MembraneReset(reset_value=0.2)")])
+def test_membrane_reset_value_added_to_every_neuron(neuron, variant):
+    """MembraneReset(reset_value=r) sets v (n == 0) + r for every neuron (a
+    departure from its docstring): lifgrad's zero reset with u_bias = alpha r,
+    u_0 = -r.  Agrees; without r, or without r's share in dL/dtau_mem, it
+    disagrees; the silent step of the aliased layers adds no r (the module's
+    direct call equals lifgrad's spikes)."""
+    from lifgrad.functional import lif_forward
+    from lifgrad.verify.common import mapped_input
+    sur = sn.ALIF_SURROGATE if neuron == "ALIF" else sn.DEFAULT_SURROGATE
+    b = AD.build(AD.case(neuron, variant, sur))
+    m = AD.layer_map(b.module)
+    assert m.config.reset == "zero" and m.u0 == -b.module.reset_fn.reset_value
+    rep = AD.check(b, m)
+    assert rep.status == "agrees" and rep.spike_mismatches == 0, rep.rows
+    assert any("every neuron" in n for n in rep.notes)
+    no_r = m._replace(params=m.params._replace(u_bias=0.0), u0=None, mem_offset=0.0)
+    assert AD.check(b, no_r).status == "disagrees"
+    if "tau_mem" in dict(b.module.named_parameters()):
+        right = m.param_grads
+
+        def wrong(g, I, tr):                 # r's share u_bias = alpha r left out
+            return right(g._replace(u_bias=np.zeros_like(np.asarray(g.u_bias))), I, tr)
+        assert [r.quantity for r in AD.check(b, m._replace(param_grads=wrong)).failing] == \
+            ["grad:tau_mem"]
+    sn._fresh_state(b.module)
+    with torch.no_grad():
+        direct = b.module(torch.tensor(b.I).transpose(0, 1)).transpose(0, 1).numpy()
+    v, _ = lif_forward(mapped_input(m, b.I), m.params,
+                       m.config.replace(dtype="float64", backend="cpu"), u0=m.u0)
+    assert np.array_equal(direct, v) and direct.sum() > 0
+
+
+def test_membrane_reset_value_with_min_v_mem_is_refused():
+    with pytest.raises(ValueError, match="min_v_mem"):
+        AD.layer_map(sl.LIF(tau_mem=2.0, reset_fn=MembraneReset(reset_value=0.3),
+                            spike_fn=SingleSpike, min_v_mem=-0.5))
+
+
+def test_compare_refuses_a_trainable_min_v_mem_that_the_copy_would_hide():
+    """sinabs' deep copy drops min_v_mem's requires_grad; compare() restores it
+    on its copy, so the map refuses a trainable min_v_mem as on the layer."""
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), _trainable_min_v_mem(
+        sl.LIF(tau_mem=2.0, min_v_mem=-0.5)))
+    assert not copy.deepcopy(net[1]).min_v_mem.requires_grad
+    with pytest.raises(ValueError, match="min_v_mem"):
+        compare(net, np.ones((2, 5, 3)), layout="BTN")

@@ -111,6 +111,8 @@ class LayerMap(NamedTuple):
     report names the gradient of ``W`` ``grad:<name>``.  ``reset_value``: what a
     subtract reset removes per spike from the reported post-reset membrane, a
     constant (sinabs' ``MembraneSubtract(subtract_value=...)``); None: theta.
+    ``mem_offset``: a constant the framework adds to every neuron's reported
+    post-reset membrane (sinabs' ``MembraneReset(reset_value=r)``).
     """
 
     config: LIFConfig
@@ -128,6 +130,7 @@ class LayerMap(NamedTuple):
     hidden_limits: tuple = ()
     input_weights: tuple | None = None
     reset_value: object = None
+    mem_offset: float = 0.0
 
 
 class Limit(NamedTuple):
@@ -352,6 +355,7 @@ def reported_membrane(m: LayerMap, cfg, u, v, A, Bm):
     else:
         ur, h = P[3], _fired(cfg, v)
         w, du, dv = (1 - h) * u + h * ur, Bm * (1 - h), keep * Bm * (ur - u)
+    w = w + m.mem_offset
     if clip:                                                              # (M11)
         k = w > cfg.u_min
         w, du, dv = np.where(k, w, cfg.u_min), du * k, dv * k

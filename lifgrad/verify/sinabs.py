@@ -125,8 +125,18 @@ sinabs (``nn.Parameter(requires_grad=False)`` on LIF, a float on ALIF): no
 gradient.  Neither sinabs nor lifgrad clips the initial state (sinabs starts
 from an unclipped 0), so ``min_v_mem > 0`` maps as well.
 
+``MembraneReset(reset_value=r)``, r != 0: sinabs sets ``v (n == 0) + r``,
+adding r to every neuron, spiking or not (its docstring: the value a neuron
+that spiked is reset to); the next step decays it, ``u_t = alpha (1 - h)
+u_{t-1} + alpha r + input``: lifgrad's zero reset to 0 with the membrane bias
+``u_bias = alpha r`` (M6) and ``u_0 = -r`` (sinabs' first step starts from an
+unshifted 0: ``alpha u_0 + alpha r = 0``), the recorded post-reset membrane
+shifted by r (``LayerMap.mem_offset``); ``dL/dtau_mem`` gets ``r g.u_bias``
+through ``alpha``.  The aliased layers' silent first step adds no r (its
+reset runs with 0).  Refused with ``min_v_mem`` (sinabs clips after adding
+r).
+
 Not mapped yet (``layer_map`` refuses them, naming what lifgrad lacks):
-``MembraneReset(reset_value != 0)`` (added to every neuron, spiking or not),
 a ``rec_connect`` other
 than an ``nn.Linear``.
 See ``derivations/peers.md`` (sinabs 3.1.3).
@@ -180,6 +190,9 @@ _LIF_VARIANTS = {
                                                            min_v_mem=-0.25, input=(0.3, 2.5))),
     # MembraneReset of a count: the mask (n == 0), a zero reset where it fired (M12)
     "MultiSpike MembraneReset": ("multi", dict(membrane_reset=True, input=(2.0, 5.0))),
+    # MembraneReset(reset_value=r): r added to every neuron after each step
+    "SingleSpike MembraneReset(reset_value=0.3), tau per neuron": ("single", dict(
+        membrane_reset=0.3, tau="per-neuron")),
     "MaxSpike(3) MembraneReset tau_syn min_v_mem": (("max", 3), dict(
         membrane_reset=True, tau_syn=True, min_v_mem=-0.25, input=(2.0, 6.0))),
     "MultiSpike tau_syn trainable threshold min_v_mem": (
@@ -201,6 +214,7 @@ _ALIF_VARIANTS = {
     "SingleSpike subtract_value=0.6": ("single", dict(subtract_value=0.6)),
     "SingleSpike MembraneReset": ("single", dict(membrane_reset=True)),
     "MultiSpike MembraneReset": ("multi", dict(membrane_reset=True, input=(2.0, 5.0))),
+    "SingleSpike MembraneReset(reset_value=0.2)": ("single", dict(membrane_reset=0.2)),
     "SingleSpike trainable b0, adapt_scale": ("single", dict(train_threshold=True)),
     "SingleSpike min_v_mem": ("single", dict(min_v_mem=-0.5, input=(0.3, 3.0))),
     "MultiSpike tau_syn min_v_mem": ("multi", dict(tau_syn=True, min_v_mem=-0.375,
@@ -218,6 +232,8 @@ VARIANTS = {
     # an nn.Linear as rec_connect (R1); its bias enters from the second step on
     "LIFRecurrent": {"MultiSpike": ("multi", dict(rec=True)),
                      "MultiSpike, rec_connect bias": ("multi", dict(rec=True, rec_bias=True)),
+                     "SingleSpike MembraneReset(reset_value=0.25)": (
+                         "single", dict(rec=True, membrane_reset=0.25)),
                      "SingleSpike tau_syn, rec_connect bias": (
                          "single", dict(rec=True, rec_bias=True, tau_syn=True)),
                      "MultiSpike min_v_mem": ("multi", dict(rec=True, min_v_mem=-0.375,
@@ -241,7 +257,9 @@ VARIANTS = {
             "MaxSpike(2) trainable threshold": (("max", 2), dict(train_threshold=True)),
             "SingleSpike min_v_mem": ("single", dict(min_v_mem=-0.5, input=(0.0, 0.8))),
             "MaxSpike(2) MembraneReset": (("max", 2), dict(membrane_reset=True,
-                                                           input=(0.8, 1.5)))},
+                                                           input=(0.8, 1.5))),
+            "SingleSpike MembraneReset(reset_value=-0.2)": ("single", dict(
+                membrane_reset=-0.2))},
 }
 NEURONS = {n: tuple(vs) for n, vs in VARIANTS.items()}
 
@@ -462,7 +480,9 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, B=3, T=20):
     if "subtract_value" in kw:
         common["reset_fn"] = _sn()[1].MembraneSubtract(subtract_value=kw["subtract_value"])
     if kw.get("membrane_reset"):
-        common["reset_fn"] = _sn()[1].MembraneReset()
+        r = kw["membrane_reset"]
+        common["reset_fn"] = _sn()[1].MembraneReset(
+            reset_value=0.0 if r is True else float(r))
     if kw.get("min_v_mem") is not None:                                   # (M11)
         common["min_v_mem"] = kw["min_v_mem"]
     syn = kw.get("tau_syn", False)
@@ -568,6 +588,19 @@ def _silent_first_call(inner):
     return SilentFirstCall()
 
 
+def _unshifted_first_call(reset):
+    """``MembraneReset(reset_value=r)`` whose first call (the silent step
+    _alif_run puts in front) adds nothing: from rest, sinabs' own first step
+    starts at 0, not at r."""
+    calls = [0]
+    plain = type(reset)(reset_value=0.0)
+
+    def call(spikes, state, spike_threshold):
+        calls[0] += 1
+        return (plain if calls[0] == 1 else reset)(spikes, state, spike_threshold)
+    return call
+
+
 def _alif_run(module, xb):
     """sinabs' ALIF (ALIFRecurrent) on ``xb`` ``(B, T, ...)`` with one silent
     step in front (a zero input from rest leaves every state at zero, and sends
@@ -579,11 +612,17 @@ def _alif_run(module, xb):
     biased = getattr(rc, "bias", None) is not None
     if biased:
         module.rec_connect = _silent_first_call(rc)
+    reset = module.reset_fn
+    shifted = isinstance(reset, _sn()[1].MembraneReset) and reset.reset_value != 0
+    if shifted:                 # the silent step must not add reset_value to every neuron
+        module.reset_fn = _unshifted_first_call(reset)
     try:
         spk = type(module).forward(module, torch.cat([torch.zeros_like(xb[:, :1]), xb], 1))
     finally:
         if biased:
             module.rec_connect = rc
+        if shifted:
+            module.reset_fn = reset
     module._lifgrad_mem = module.recordings["v_mem"][:, :-1]
     return spk[:, 1:]
 
@@ -610,23 +649,26 @@ def _min_v_mem(module):
 
 
 def _reset_clip_threshold(module, th):
-    """``(zero_reset, sub, u_min, theta)`` of a sinabs spiking layer whose
+    """``(zero_reset, sub, u_min, theta, r)`` of a sinabs spiking layer whose
     threshold is ``th`` (``spike_threshold``, ALIF's ``b0``): its reset
     (``MembraneReset(0)``, or ``MembraneSubtract``
     whose ``subtract_value`` ``sub`` is None or a number), ``min_v_mem`` as
-    lifgrad's ``u_min`` and the threshold's value; ValueError naming what is
-    not mapped."""
+    lifgrad's ``u_min``, the threshold's value and ``MembraneReset``'s
+    ``reset_value`` r (0 otherwise); ValueError naming what is not mapped."""
     _, act = _sn()
     zero_reset = isinstance(module.reset_fn, act.MembraneReset)
+    r = 0.0
     if zero_reset:
         r = module.reset_fn.reset_value
-        if r != 0:
-            raise ValueError(f"reset_fn: MembraneReset(reset_value={r!r}) is not covered: "
-                             f"sinabs sets v (n == 0) + reset_value, adding reset_value to "
-                             f"every neuron, spiking or not (its docstring: the value a "
-                             f"neuron that spiked is reset to); lifgrad's zero reset sets "
-                             f"u_reset only where the neuron fired; only reset_value=0 is "
-                             f"mapped")
+        if isinstance(r, bool) or not isinstance(r, (int, float)):
+            raise ValueError(f"reset_fn: MembraneReset(reset_value={r!r}): expected a number "
+                             f"(a tensor value is not mapped)")
+        r = float(r)
+        if r != 0 and getattr(module, "min_v_mem", None) is not None:
+            raise ValueError(f"reset_fn: MembraneReset(reset_value={r!r}) with min_v_mem is "
+                             f"not covered: sinabs clips max((n == 0) v + r, min_v_mem) after "
+                             f"adding r, which lifgrad's clip of the decayed state at alpha "
+                             f"u_min before its bias alpha r does not hold")
     elif not isinstance(module.reset_fn, act.MembraneSubtract):
         raise ValueError(f"reset_fn: {type(module.reset_fn).__name__} is not covered: "
                          f"only MembraneSubtract and MembraneReset(reset_value=0) are mapped")
@@ -640,7 +682,23 @@ def _reset_clip_threshold(module, th):
     theta = _value(th)
     if np.any(np.asarray(theta) <= 0):
         raise ValueError(f"spike_threshold: expected > 0, got {theta}")
-    return zero_reset, sub, u_min, theta
+    return zero_reset, sub, u_min, theta, r
+
+
+_RESET_VALUE_NOTE = (
+    "MembraneReset(reset_value=r): sinabs sets v (n == 0) + r, adding r to every neuron, "
+    "spiking or not (its docstring: the value a neuron that spiked is reset to); the next "
+    "step decays it: lifgrad's zero reset to 0 with the membrane bias u_bias = alpha r (M6) "
+    "and u_0 = -r (sinabs' first step starts from an unshifted 0), the recorded post-reset "
+    "membrane shifted by r")
+
+
+def _reset_value_bias(alpha, r):
+    """``{"u_bias": alpha r}`` for ``MembraneReset(reset_value=r)``, r != 0 (the
+    r added to every neuron after a step, decayed into the next; M6)."""
+    if not r:
+        return {}
+    return {"u_bias": np.asarray(alpha, np.float64) * r if np.ndim(alpha) else alpha * r}
 
 
 def _rec_weight(module):
@@ -716,13 +774,21 @@ class Sinabs(TorchAdapter):
     def repair_copy(self, original, copy):
         """sinabs' deep copy rebuilds a layer from ``_param_dict``, which for ALIF
         lacks ``norm_input`` (the copy gets the default True): set it back on
-        the copy; returns a note ("" when nothing was repaired)."""
+        the copy; and a trainable ``min_v_mem`` comes back with
+        ``requires_grad=False``: set it back (the map then refuses it).  Returns
+        a note ("" when nothing was repaired)."""
+        notes = []
         if type(original).__name__ in _ALIF_KINDS and copy.norm_input != original.norm_input:
             copy.norm_input = original.norm_input
-            return (f"sinabs' deep copy of {type(original).__name__} loses norm_input "
-                    f"(ALIF._param_dict omits it; the copy had True): set back to "
-                    f"{original.norm_input} on lifgrad's copy")
-        return ""
+            notes.append(f"sinabs' deep copy of {type(original).__name__} loses norm_input "
+                         f"(ALIF._param_dict omits it; the copy had True): set back to "
+                         f"{original.norm_input} on lifgrad's copy")
+        m0, m1 = getattr(original, "min_v_mem", None), getattr(copy, "min_v_mem", None)
+        if getattr(m0, "requires_grad", False) and not getattr(m1, "requires_grad", True):
+            m1.requires_grad_(True)
+            notes.append(f"sinabs' deep copy of {type(original).__name__} drops min_v_mem's "
+                         f"requires_grad: set back on lifgrad's copy")
+        return "; ".join(notes)
 
     def cases(self, quick=False) -> list:
         """The protocol's cases, ALIF's run with ``ALIF_SURROGATE``, once with
@@ -796,7 +862,7 @@ class Sinabs(TorchAdapter):
         if kind in _ALIF_KINDS:
             return self._alif_map(module, kind)
         th = module.spike_threshold
-        zero_reset, sub, u_min, theta = _reset_clip_threshold(module, th)
+        zero_reset, sub, u_min, theta, r_add = _reset_clip_threshold(module, th)
         max_spikes, keeps = _spike_kind(module.spike_fn)
         sname, sparams = self.surrogate_of(module)
         sg = _sgs.get(sname, **sparams)
@@ -840,8 +906,11 @@ class Sinabs(TorchAdapter):
         params = LIFParams(alpha=alpha, theta=theta,
                            gamma=np.asarray(alpha) * np.asarray(sub)
                            if np.ndim(alpha) or np.ndim(sub) else alpha * sub, R=R,
-                           **({"alpha_s": alpha_s} if syn else {}))
+                           **({"alpha_s": alpha_s} if syn else {}),
+                           **_reset_value_bias(alpha, r_add))
         notes = list(_COMMON_NOTES) + ([_CLIP_NOTE] if u_min is not None else [])
+        if r_add:
+            notes.append(_RESET_VALUE_NOTE)
         if th.requires_grad:
             notes.append("a trainable spike_threshold: the spike function passes it no gradient "
                          "(lifgrad's theta_grad='none', M8); it is learnt through the reset "
@@ -910,11 +979,14 @@ class Sinabs(TorchAdapter):
             ca = np.asarray(alpha) / np.asarray(tau) ** 2 if tau_name == "tau_mem" else 1.0
             out[tau_name] = (fit(np.asarray(g.alpha, np.float64) * ca, tau_name)
                              + fit(np.asarray(sub) * np.asarray(g.gamma) * ca, tau_name))
+            if r_add:                        # u_bias = alpha r
+                out[tau_name] = out[tau_name] + fit(r_add * np.asarray(g.u_bias) * ca,
+                                                    tau_name)
             return out
         # the recurrent layers' membrane is read before the reset (aliased recordings)
         return LayerMap(config, params, gain=1.0,
                         bias=0.0 if rec_b is None else _from_second_step(rec_b),
-                        u0=None, post_reset=R is None,
+                        u0=-r_add if r_add else None, mem_offset=r_add, post_reset=R is None,
                         reset_value=None if zero_reset or module.reset_fn.subtract_value is None
                         else sub,
                         param_grads=param_grads, notes=tuple(notes), limits=limits,
@@ -925,7 +997,7 @@ class Sinabs(TorchAdapter):
         adaptive threshold (M7) and no threshold gradient through the spike
         (M8); see the module docstring."""
         torch = require_torch()
-        zero_reset, sub, u_min, theta = _reset_clip_threshold(module, module.b0)
+        zero_reset, sub, u_min, theta, r_add = _reset_clip_threshold(module, module.b0)
         max_spikes, keeps = _spike_kind(module.spike_fn)
         sname, sparams = self.surrogate_of(module)
         sg = _sgs.get(sname, **sparams)
@@ -958,7 +1030,8 @@ class Sinabs(TorchAdapter):
         gamma = a if by_theta else (None if zero_reset else a * float(sub))
         params = LIFParams(alpha=alpha, theta=theta, gamma=gamma, rho=rho,
                            beta_a=scale * (1 - np.asarray(rho)), R=R,
-                           **({"alpha_s": alpha_s} if syn else {}))
+                           **({"alpha_s": alpha_s} if syn else {}),
+                           **_reset_value_bias(alpha, r_add))
         notes = list(_COMMON_NOTES[:1]) + list(_ALIF_NOTES) + \
             ([_CLIP_NOTE] if u_min is not None else [])
         if syn and norm:
@@ -966,6 +1039,8 @@ class Sinabs(TorchAdapter):
         if zero_reset:
             notes.append("MembraneReset: v (n == 0) + reset_value, the mask (spikes == 0) "
                          "without gradient (lifgrad's zero reset, detached)")
+        if r_add:
+            notes.append(_RESET_VALUE_NOTE)
         elif sub is not None:
             notes.append(f"MembraneSubtract(subtract_value={sub}) removes {sub} per spike, not "
                          f"the adaptive threshold: gamma = alpha * {sub}")
@@ -997,6 +1072,8 @@ class Sinabs(TorchAdapter):
             out = {n: np.zeros(sh) for n, sh in shape.items()}
             # each term reduced on its own (a scalar's gradient is already summed)
             mem = chain(g.alpha, "mem")
+            if r_add:                                    # u_bias = alpha r
+                mem = mem + chain(r_add * np.asarray(g.u_bias), "mem")
             if by_theta:                                 # gamma = alpha (M7)
                 mem = mem + chain(g.gamma, "mem")
             elif not zero_reset:                         # gamma = alpha sub
@@ -1024,7 +1101,7 @@ class Sinabs(TorchAdapter):
             return out
         return LayerMap(config, params, gain=1.0,
                         bias=0.0 if rec_b is None else _from_second_step(rec_b),
-                        u0=None, post_reset=False,
+                        u0=-r_add if r_add else None, post_reset=False,
                         param_grads=param_grads, notes=tuple(notes), limits=limits,
                         hidden_limits=limits)
 
