@@ -187,7 +187,7 @@ def test_stock_spike_function_cannot_run_in_float64():
 
 
 @pytest.mark.parametrize("kw,word", [
-    (dict(shape=(6, 3)), "n_synapses"),
+    (dict(shape=(6, 3), tau_syn=np.array([[2e-3, 3e-3]] * 3)), "n_synapses"),
     (dict(shape=(3, 3), noise_std=0.1), "noise_std"),
 ])
 def test_unsupported_modules_raise(kw, word):
@@ -374,3 +374,43 @@ def test_compare_rockpool_network_of_membrane_only_neurons():
     assert {"grad:1_LIFNeuronTorch.tau_mem", "grad:3_LIFNeuronTorch.threshold",
             "grad:3_LIFNeuronTorch.bias"} <= {r.quantity for r in rep.rows}
     assert all(c.rate > 0.05 for c in rep.coverage), rep.coverage
+
+
+def test_synapses_sharing_a_time_constant():
+    """n_synapses > 1 with one tau_syn per neuron: the summed channels drive
+    one synaptic state (input_sum); each synapse's tau_syn gets its own share
+    of dL/dbeta, which the even split of g.alpha_s does not reproduce."""
+    b = AD.build(AD.case("LIFTorch", "n_synapses 3, taus per neuron, has_rec, max_spikes 3"))
+    m = AD.layer_map(b.module)
+    assert m.input_sum == 3 and b.I.shape[-1] == 3 * 6
+    rep = AD.check(b, m)
+    assert rep.status == "agrees" and rep.spike_mismatches == 0
+    tau = next(r for r in rep.rows if r.quantity == "grad:tau_syn")
+    assert tau.status == "agrees"
+    right = m.param_grads
+
+    def even(g, I, tr):
+        out = right(g, I, tr)
+        out["tau_syn"] = np.repeat(np.sum(out["tau_syn"], axis=1, keepdims=True) / 3, 3, axis=1)
+        return out
+    assert [r.quantity for r in AD.check(b, m._replace(param_grads=even)).failing] == \
+        ["grad:tau_syn"]
+
+
+def test_compare_network_with_several_synapses_per_neuron():
+    from rockpool.nn.combinators import Sequential
+    from rockpool.nn.modules import LinearTorch
+    from lifgrad.verify.model import compare
+    torch.manual_seed(0)
+    net = Sequential(LinearTorch((3, 8 * 2)),
+                     LIFTorch((8 * 2, 8), tau_mem=4e-3, tau_syn=3e-3, has_rec=True, dt=1e-3,
+                              max_spikes_per_dt=3),
+                     LinearTorch((8, 4 * 3)), LIFTorch((4 * 3, 4), tau_mem=5e-3, dt=1e-3))
+    with torch.no_grad():
+        net[0].weight.mul_(3)
+        net[2].weight.mul_(2)
+    rep = compare(net, np.random.default_rng(1).uniform(0, 2, (20, 4, 3)))
+    assert rep.status == "agrees" and rep.spike_mismatches == 0 and rep.worst <= TOL, rep.rows
+    assert {"grad:1_LIFTorch.tau_syn", "grad:1_LIFTorch.w_rec", "grad:3_LIFTorch.tau_syn",
+            "grad:0_LinearTorch.weight"} <= {r.quantity for r in rep.rows}
+    assert all(c.rate > 0.02 for c in rep.coverage), rep.coverage

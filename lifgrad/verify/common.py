@@ -113,6 +113,11 @@ class LayerMap(NamedTuple):
     constant (sinabs' ``MembraneSubtract(subtract_value=...)``); None: theta.
     ``mem_offset``: a constant the framework adds to every neuron's reported
     post-reset membrane (sinabs' ``MembraneReset(reset_value=r)``).
+    ``input_sum``: the framework's input has ``input_sum`` channels per neuron
+    (neuron-major, channel ``n * input_sum + k``) whose currents add up
+    (Rockpool's synapses sharing a time constant): lifgrad's ``I_lg`` sums
+    them, and ``dL/dI_peer`` repeats ``dL/dI_lg`` over them (:func:`mapped_input`,
+    :func:`input_grad`).
     """
 
     config: LIFConfig
@@ -131,6 +136,7 @@ class LayerMap(NamedTuple):
     input_weights: tuple | None = None
     reset_value: object = None
     mem_offset: float = 0.0
+    input_sum: int = 1
 
 
 class Limit(NamedTuple):
@@ -398,9 +404,22 @@ def membrane_param_terms(m: LayerMap, cfg, g, v, Bm, u=None):
 
 def mapped_input(m: LayerMap, I):
     """lifgrad's input current ``gain * I + bias`` of the framework's ``I``
-    ``(T, B, N)`` (``bias`` called with ``I``'s shape when it is a function)."""
-    b = m.bias(np.shape(I)) if callable(m.bias) else m.bias
-    return m.gain * I + b
+    ``(T, B, N)`` (``(T, B, N * input_sum)`` summed per neuron first; ``bias``
+    called with the summed shape when it is a function)."""
+    J = m.gain * np.asarray(I)
+    if m.input_sum != 1:
+        J = J.reshape(J.shape[:-1] + (-1, m.input_sum)).sum(-1)
+    b = m.bias(np.shape(J)) if callable(m.bias) else m.bias
+    return J + b
+
+
+def input_grad(m: LayerMap, gI):
+    """``dL/dI_peer`` from lifgrad's ``dL/dI_lg``: times ``gain``, repeated over
+    the ``input_sum`` channels of each neuron."""
+    gI = np.asarray(gI)
+    if m.input_sum != 1:
+        gI = np.repeat(gI, m.input_sum, axis=-1)
+    return m.gain * gI
 
 
 def lifgrad_side(m: LayerMap, I, A, Bm):
@@ -413,7 +432,7 @@ def lifgrad_side(m: LayerMap, I, A, Bm):
     mem, du, dv = reported_membrane(m, cfg, tr.u, v, A, Bm)
     g = membrane_param_terms(m, cfg, lif_backward(tr, m.params, cfg, dv=dv, du=du), v, Bm,
                              tr.u)
-    dI = m.gain * g.I
+    dI = input_grad(m, g.I)
     return v * m.spike_scale, mem, dI, g, tr
 
 

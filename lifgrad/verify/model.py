@@ -27,7 +27,7 @@ import numpy as np
 
 from ..functional import lif_backward, lif_forward
 from . import chain as _chain
-from .common import (abs_floor, compare as _compare, coverage, error_over_time,
+from .common import (abs_floor, compare as _compare, coverage, error_over_time, input_grad,
                      mapped_input, membrane_param_terms, problem, quiet_framework,
                      reported_membrane, require_torch)
 from .protocol import REGISTRY, ChainLink, adapter_of
@@ -164,7 +164,7 @@ def _lifgrad_chain(links, h, A, Bm, peer):
         g = lif_backward(tr, m.params, cfg, dv=dv, du=du)
         if k == 0:
             g = membrane_param_terms(m, cfg, g, tr.v, Bm, tr.u)
-        dI = m.gain * g.I
+        dI = input_grad(m, g.I)
         d2 = dI.reshape(-1, dI.shape[-1])
         gW = d2.T @ hin.reshape(-1, hin.shape[-1])
         ours[f"grad:{link.weight}"] = gW.T if link.transposed else gW
@@ -242,7 +242,8 @@ def _compare_own(ad, links, model, x, seed, framework_name, layout):
     if h.shape[-1] != n_in:
         raise ValueError(f"x: {h.shape[-1]} input features per step, the first Linear "
                          f"({links[0].weight}) takes {n_in}")
-    _, _, A, Bm = problem(seed, T, B, links[-1].W.shape[0])
+    # the last neuron's count: its Linear's outputs, input_sum of them per neuron
+    _, _, A, Bm = problem(seed, T, B, links[-1].W.shape[0] // links[-1].map.input_sum)
     with quiet_framework():
         peer = ad.model_gradients(model, x, A, Bm)
     ours, dX, cov, ood, limits, notes = _lifgrad_chain(links, h, A, Bm, peer)

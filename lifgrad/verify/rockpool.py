@@ -66,8 +66,20 @@ check runs lif_torch's dtype-keeping one).  lifgrad's one-state cell with
 ``u_bias = bias``; its docstring documents a threshold ``V_thr = 0`` crossed
 at ``>`` with one spike.
 
-Refused with the reason: ``n_synapses > 1`` (several synaptic states per
-neuron; lifgrad's cell has one), ``noise_std != 0`` (random), a ``leak_mode``
+``n_synapses = S > 1`` (``LIFTorch``, ``aLIFTorch``): the input has ``N S``
+channels, channel ``n S + s`` feeding synapse s of neuron n, ``isyn[n, s] =
+beta[n, s] (isyn + x + spikes @ w_rec)``, and the membrane adds ``sum_s
+isyn[n, s]``.  With one decay per neuron (``beta[n, s] = beta[n]``, what a
+scalar or per-neuron ``tau_syn`` builds) the sum of the states is one
+synaptic state driven by the summed channels: ``LayerMap.input_sum = S``,
+``R[n, j] = sum_s w_rec[j, n S + s]``, ``dL/dx[n S + s] = dL/dJ[n]``,
+``dL/dw_rec[j, n S + s] = g.R[n, j]``, and each synapse's
+``dL/dbeta[n, s] = sum_t dL/dJ_t isyn[t, n, s] / beta^2`` from its state
+filtered again (summed over s it is ``g.alpha_s``).  Different time
+constants within a neuron are refused (several synaptic states).
+
+Refused with the reason: ``n_synapses > 1`` with different ``tau_syn`` within
+a neuron, and on ``LIFJax``; ``noise_std != 0`` (random), a ``leak_mode``
 other than taus, decays and bitshifts, a spike function other than the two
 above.  A per-neuron threshold is mapped with ``surrogate_threshold='live'``
 (M10): ``StepPWL`` and ``PeriodicExponential`` divide by each neuron's own
@@ -119,6 +131,11 @@ VARIANTS = {
         "threshold per neuron": dict(theta="per-neuron"),
         "threshold per neuron, has_rec, max_spikes 3, bias": dict(theta="per-neuron", rec=True,
                                                                    max_spikes=3, bias=True),
+        # several synapses per neuron sharing its tau_syn (n_synapses, input_sum)
+        "n_synapses 2": dict(synapses=2),
+        "n_synapses 3, taus per neuron, has_rec, max_spikes 3": dict(
+            synapses=3, per_neuron=True, rec=True, max_spikes=3),
+        "n_synapses 2, leak_mode decays": dict(synapses=2, decays=True, per_neuron=True),
     },
     # the after-hyperpolarisation current (M9); w_ahp: Rockpool's default -0.9 or
     # per neuron, tau_ahp scalar or per neuron
@@ -130,6 +147,7 @@ VARIANTS = {
                                             ahp_per_neuron=True),
         "leak_mode decays": dict(decays=True, ahp_per_neuron=True),
         "threshold per neuron": dict(theta="per-neuron", ahp_per_neuron=True),
+        "n_synapses 2, has_rec": dict(synapses=2, rec=True, ahp_per_neuron=True),
     },
     # LIFTorch with decays 1 - 2^-round(log2(tau/dt)); its max_spikes_per_dt defaults to 31
     "LIFBitshiftTorch": {
@@ -243,6 +261,69 @@ def _max_spikes(value):
     return max_spikes
 
 
+
+_SYNAPSES_NOTE = (
+    "n_synapses = {S}: the input has {S} channels per neuron (channel n {S} + s), each "
+    "filtered by its own synaptic state isyn[n, s] and summed into the membrane; with one "
+    "time constant per neuron the sum of the states is one synaptic state driven by the sum "
+    "of the channels (lifgrad's input_sum), and each tau_syn[n, s] gets its synapse's share "
+    "sum_t dL/dJ_t isyn[t, n, s] / beta^2 of dL/dbeta, from the states filtered again")
+
+
+def _shared_synapse_decay(beta, N, S):
+    """lifgrad's ``alpha_s`` ``(N,)`` of Rockpool's synaptic decays ``beta``
+    (scalar, ``(N,)`` or ``(N, S)``): with ``S`` synapses per neuron they must
+    share one decay per neuron; ValueError otherwise."""
+    b = np.asarray(beta, np.float64)
+    if b.ndim == 2:
+        if b.shape[1] > 1 and np.any(b != b[:, :1]):
+            raise ValueError(f"n_synapses: {S} synapses per neuron with different tau_syn are "
+                             f"not covered: each has its own synaptic state, and lifgrad's "
+                             f"synaptic cell has one (synapses sharing one tau_syn per neuron "
+                             f"are mapped)")
+        b = b[:, 0]
+    return np.broadcast_to(np.reshape(b, -1) if b.ndim else b, (N,)).copy()
+
+
+def _synapse_grid(x, N, S):
+    """A per-synapse value (scalar, ``(N,)``, ``(N, 1)`` or ``(N, S)``) as ``(N, S)``."""
+    x = np.asarray(x, np.float64)
+    if x.ndim == 1:
+        x = x.reshape(-1, 1)
+    return np.broadcast_to(x, (N, S))
+
+
+def _col(x, S):
+    """``x`` per neuron as a column ``(N, 1)`` when there are ``S > 1`` synapses."""
+    x = np.asarray(x, np.float64)
+    return x.reshape(-1, 1) if S > 1 and x.ndim else x
+
+
+def _synapse_decay_grads(g, I, tr, beta, S, w_rec):
+    """``dL/dbeta[n, s]`` of Rockpool's ``S`` synapses per neuron sharing the
+    decay ``beta[n]``: ``isyn[t, n, s] = beta (isyn[t-1, n, s] + x[t, n, s] +
+    irec[t, n, s])`` filtered again from the input ``I`` ``(T, B, N S)`` and
+    lifgrad's spikes, and ``dL/dbeta[n, s] = sum_t dL/dJ_t isyn[t, n, s] /
+    beta^2`` (decay_input: ``dL/dJ_t = beta sbar_t``, (M3)); summed over s it
+    is ``g.alpha_s``."""
+    I = np.asarray(I, np.float64)
+    T, B = I.shape[:2]
+    N = beta.shape[0]
+    x = I.reshape(T, B, N, S)
+    v = np.asarray(tr.v, np.float64)
+    isyn = np.zeros((B, N, S))
+    out = np.zeros((N, S))
+    gJ = np.asarray(g.I, np.float64)
+    b = beta[:, None]
+    for t in range(T):
+        drive = x[t]
+        if w_rec is not None and t > 0:
+            drive = drive + (v[t - 1] @ w_rec).reshape(B, N, S)
+        isyn = b * (isyn + drive)
+        out += np.einsum("bn,bns->ns", gJ[t], isyn)
+    return out / b ** 2
+
+
 @contextlib.contextmanager
 def _float64_default():
     torch = require_torch()
@@ -279,7 +360,10 @@ def make_module(variant="defaults", surrogate=DEFAULT_SURROGATE, N=6, seed=0,
     if theta == "per-neuron":
         theta = np.linspace(0.7, 1.3, N)
     bias = rng.uniform(-0.1, 0.3, N) if kw.get("bias") else None
-    ctor = dict(shape=(N, N), dt=DT, has_rec=kw.get("rec", False),
+    S = kw.get("synapses", 1)
+    if S > 1:           # (N, n_synapses): one tau_syn per neuron, shared by its synapses
+        tau_s = np.repeat(np.reshape(np.broadcast_to(tau_s, (N, 1)), (N, 1)), S, axis=1)
+    ctor = dict(shape=(N * S, N), dt=DT, has_rec=kw.get("rec", False),
                 spike_generation_fn=spike_functions()[surrogate.split(".")[1]])
     if neuron == "LIFNeuronTorch":      # one state per neuron: shape (N,), no has_rec
         ctor = dict(shape=(N,), dt=DT, spike_generation_fn=ctor["spike_generation_fn"])
@@ -326,7 +410,7 @@ def make_module(variant="defaults", surrogate=DEFAULT_SURROGATE, N=6, seed=0,
         if bias is not None:
             m.bias.data = torch.as_tensor(bias, dtype=torch.float64)
         if kw.get("rec"):
-            m.w_rec.data = torch.as_tensor(rng.normal(0, 0.4 / np.sqrt(N), (N, N)),
+            m.w_rec.data = torch.as_tensor(rng.normal(0, 0.4 / np.sqrt(N), (N, N * S)),
                                            dtype=torch.float64)
     return m
 
@@ -432,9 +516,7 @@ class Rockpool(TorchAdapter):
             raise ValueError(f"leak_mode: LIFBitshiftTorch with leak_mode={module.leak_mode!r} "
                              f"is not covered: its alpha / beta properties round the time "
                              f"constants, which only leak_mode='taus' holds as parameters")
-        if module.n_synapses != 1:
-            raise ValueError(f"n_synapses: {module.n_synapses} synaptic states per neuron are not "
-                             f"covered: lifgrad's synaptic cell has one")
+        S = int(module.n_synapses)
         if float(_value(module.noise_std)) != 0.0:
             raise ValueError("noise_std: a noisy membrane is random; only noise_std=0 is checked")
         if module.leak_mode not in ("taus", "decays", "bitshifts"):
@@ -458,7 +540,7 @@ class Rockpool(TorchAdapter):
             alpha = np.asarray(_value(module.alpha), np.float64)
             beta = np.asarray(_value(module.beta), np.float64)
         alpha = np.broadcast_to(alpha, (N,)).copy()
-        beta = np.broadcast_to(np.reshape(beta, -1) if np.ndim(beta) else beta, (N,)).copy()
+        beta = _shared_synapse_decay(beta, N, S)
         theta = np.broadcast_to(_value(module.threshold), (N,)).copy()
         bias = np.broadcast_to(_value(module.bias), (N,)).copy()
         sname, sparams = self.surrogate_of(module)
@@ -478,10 +560,13 @@ class Rockpool(TorchAdapter):
                            adaptation="current" if ahp else "threshold",
                            surrogate_threshold="live" if self.live_threshold(module)
                            else "constant")
-        R = _value(module.w_rec).T.copy() if rec else None
+        # w_rec (N, N S): neuron j's spikes into synapse s of neuron n at column n S + s
+        R = _value(module.w_rec).reshape(N, N, S).sum(-1).T.copy() if rec else None
         params = LIFParams(alpha=alpha, theta=theta, gamma=alpha * theta, alpha_s=beta,
                            u_bias=bias, R=R, **adapt)
         notes = list(_NOTES)
+        if S > 1:
+            notes.append(_SYNAPSES_NOTE.format(S=S))
         if ahp:
             notes += list(_AHP_NOTES)
         if shift:
@@ -502,7 +587,11 @@ class Rockpool(TorchAdapter):
         dt = float(_value(module.dt))
         mode = module.leak_mode
         tau_m = _value(module.tau_mem) if mode == "taus" else None
-        tau_s = np.reshape(_value(module.tau_syn), -1) if mode == "taus" else None
+        tau_s = None
+        if mode == "taus":
+            tau_s = _value(module.tau_syn)
+            # per neuron (N,) with one synapse; a grid (N, S) with several
+            tau_s = _synapse_grid(tau_s, N, S) if S > 1 else np.reshape(tau_s, -1)
         ln2 = np.log(2.0)
 
         def fit(g, name):
@@ -516,22 +605,25 @@ class Rockpool(TorchAdapter):
             out = {}
             ga = np.asarray(g.alpha) + theta * np.asarray(g.gamma)
             gb = np.asarray(g.alpha_s)
+            if S > 1:           # each synapse's share of dL/dbeta, (N, S)
+                gb = _synapse_decay_grads(g, I, tr, beta, S,
+                                          _value(module.w_rec) if rec else None)
             if shift:                 # alpha a step function of tau_mem: no gradient
                 out["tau_mem"] = np.zeros(shape["tau_mem"])
                 out["tau_syn"] = np.zeros(shape["tau_syn"])
             elif mode == "taus":
                 out["tau_mem"] = fit(ga * alpha * dt / np.asarray(tau_m) ** 2, "tau_mem")
-                out["tau_syn"] = fit(gb * beta * dt / np.asarray(tau_s) ** 2, "tau_syn")
+                out["tau_syn"] = fit(gb * _col(beta, S) * dt / np.asarray(tau_s) ** 2, "tau_syn")
             elif mode == "bitshifts":     # d(1 - 2^-dash)/ddash = ln2 2^-dash = ln2 (1 - alpha)
                 out["dash_mem"] = fit(ga * ln2 * (1 - alpha), "dash_mem")
-                out["dash_syn"] = fit(gb * ln2 * (1 - beta), "dash_syn")
+                out["dash_syn"] = fit(gb * ln2 * (1 - _col(beta, S)), "dash_syn")
             else:
                 out["alpha"] = fit(ga, "alpha")
                 out["beta"] = fit(gb, "beta")
             out["threshold"] = fit(np.asarray(g.theta) + alpha * np.asarray(g.gamma), "threshold")
             out["bias"] = fit(g.u_bias, "bias")
-            if rec:
-                out["w_rec"] = fit(np.asarray(g.R).T, "w_rec")
+            if rec:             # every synapse of neuron n carries neuron j's spikes alike
+                out["w_rec"] = fit(np.repeat(np.asarray(g.R).T, S, axis=1), "w_rec")
             if ahp:                 # rho = gamma, beta_a = -gamma w_ahp (M9)
                 gba = np.asarray(g.beta_a, np.float64)
                 out["w_ahp"] = fit(-g_ahp * gba, "w_ahp")
@@ -541,7 +633,7 @@ class Rockpool(TorchAdapter):
             return {k: v for k, v in out.items() if k in shape}
         return LayerMap(config, params, gain=1.0, bias=0.0, u0=None, post_reset=True,
                         param_grads=param_grads, notes=tuple(notes), limits=limits,
-                        hidden_limits=limits)
+                        hidden_limits=limits, input_sum=S)
 
     def _neuron_map(self, module) -> LayerMap:
         """The LayerMap of a ``LIFNeuronTorch``: ``LIFTorch`` without the
@@ -596,8 +688,8 @@ class Rockpool(TorchAdapter):
         """The LayerMap of a ``LIFJax``: the same cell as ``LIFTorch``; its
         surrogate is ``StepPWL`` with the window fixed at 0.5."""
         if module.n_synapses != 1:
-            raise ValueError(f"n_synapses: {module.n_synapses} synaptic states per neuron are not "
-                             f"covered: lifgrad's synaptic cell has one")
+            raise ValueError(f"n_synapses: LIFJax with {module.n_synapses} synapses per neuron is "
+                             f"not covered (LIFTorch's, sharing one tau_syn per neuron, is)")
         if float(module.noise_std) != 0.0:
             raise ValueError("noise_std: a noisy membrane is random; only noise_std=0 is checked")
         N = module.size_out
@@ -802,6 +894,10 @@ class Rockpool(TorchAdapter):
         if "max_spikes" not in kw:
             mean, std = 0.6, 0.9
         _, I, A, Bm = problem(case.seed, case.T, case.B, case.N, mean=mean, std=std)
+        S = kw.get("synapses", 1)
+        if S > 1:       # N S input channels, S summed into each neuron
+            I = np.random.default_rng(case.seed + 5).normal(
+                mean / S, std / np.sqrt(S), (case.T, case.B, case.N * S))
         if case.neuron == "LIFJax":
             I = I.astype(np.float32).astype(np.float64)      # LIFJax casts it to float32
         return Built(case, module, I, A, Bm, (case.neuron, case.variant, case.surrogate))
