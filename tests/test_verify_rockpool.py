@@ -187,7 +187,7 @@ def test_stock_spike_function_cannot_run_in_float64():
 
 
 @pytest.mark.parametrize("kw,word", [
-    (dict(shape=(6, 3), tau_syn=np.array([[2e-3, 3e-3]] * 3)), "n_synapses"),
+    (dict(shape=(6, 3), tau_syn=np.array([[2e-3, 3e-3]] * 3), has_rec=True), "n_synapses"),
     (dict(shape=(3, 3), noise_std=0.1), "noise_std"),
 ])
 def test_unsupported_modules_raise(kw, word):
@@ -413,4 +413,41 @@ def test_compare_network_with_several_synapses_per_neuron():
     assert rep.status == "agrees" and rep.spike_mismatches == 0 and rep.worst <= TOL, rep.rows
     assert {"grad:1_LIFTorch.tau_syn", "grad:1_LIFTorch.w_rec", "grad:3_LIFTorch.tau_syn",
             "grad:0_LinearTorch.weight"} <= {r.quantity for r in rep.rows}
+    assert all(c.rate > 0.02 for c in rep.coverage), rep.coverage
+
+
+def test_synapses_with_their_own_time_constants_are_a_filter_bank():
+    """n_synapses > 1, a tau_syn per synapse, no recurrence: the synaptic states
+    are a linear filter bank before lifgrad's one-state cell (LayerMap.pre).
+    Agrees; one shared decay (the neuron's mean) disagrees; the bank's
+    transpose is the adjoint of its forward (<vjp(g), x> = <g, forward(x)>)."""
+    b = AD.build(AD.case("LIFTorch", "n_synapses 2, tau_syn per synapse"))
+    m = AD.layer_map(b.module)
+    assert m.pre is not None and not m.config.synaptic
+    rep = AD.check(b, m)
+    assert rep.status == "agrees" and rep.spike_mismatches == 0
+    assert "grad:tau_syn" in {r.quantity for r in rep.rows}
+    mean = rp._SynapseBank(np.repeat(m.pre.beta.mean(1, keepdims=True), 2, axis=1))
+    assert AD.check(b, m._replace(pre=mean)).status == "disagrees"
+    rng = np.random.default_rng(0)
+    x, g = rng.normal(size=b.I.shape), rng.normal(size=b.I.shape[:2] + (6,))
+    assert np.isclose(np.sum(m.pre.vjp(g) * x), np.sum(g * m.pre.forward(x)), rtol=1e-13)
+
+
+def test_compare_network_with_a_tau_syn_per_synapse():
+    from rockpool.nn.combinators import Sequential
+    from rockpool.nn.modules import LinearTorch
+    from lifgrad.verify.model import compare
+    torch.manual_seed(0)
+    taus = torch.tensor(np.linspace(2e-3, 6e-3, 8 * 2).reshape(8, 2), dtype=torch.float32)
+    net = Sequential(LinearTorch((3, 8 * 2)),
+                     LIFTorch((8 * 2, 8), tau_mem=4e-3, tau_syn=taus, dt=1e-3,
+                              max_spikes_per_dt=3),
+                     LinearTorch((8, 4)), LIFTorch(4, tau_mem=5e-3, dt=1e-3))
+    with torch.no_grad():
+        net[0].weight.mul_(3)
+        net[2].weight.mul_(2)
+    rep = compare(net, np.random.default_rng(1).uniform(0, 2, (20, 4, 3)))
+    assert rep.status == "agrees" and rep.spike_mismatches == 0 and rep.worst <= TOL, rep.rows
+    assert "grad:1_LIFTorch.tau_syn" in {r.quantity for r in rep.rows}
     assert all(c.rate > 0.02 for c in rep.coverage), rep.coverage

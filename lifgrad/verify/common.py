@@ -117,7 +117,10 @@ class LayerMap(NamedTuple):
     (neuron-major, channel ``n * input_sum + k``) whose currents add up
     (Rockpool's synapses sharing a time constant): lifgrad's ``I_lg`` sums
     them, and ``dL/dI_peer`` repeats ``dL/dI_lg`` over them (:func:`mapped_input`,
-    :func:`input_grad`).
+    :func:`input_grad`).  ``pre``: a linear filter of the framework's input
+    before the cell (Rockpool's synapses with different time constants), an
+    object with ``forward(I) -> I_lg`` and its transpose ``vjp(dL/dI_lg) ->
+    dL/dI``.
     """
 
     config: LIFConfig
@@ -137,6 +140,7 @@ class LayerMap(NamedTuple):
     reset_value: object = None
     mem_offset: float = 0.0
     input_sum: int = 1
+    pre: object = None
 
 
 class Limit(NamedTuple):
@@ -407,7 +411,9 @@ def mapped_input(m: LayerMap, I):
     ``(T, B, N)`` (``(T, B, N * input_sum)`` summed per neuron first; ``bias``
     called with the summed shape when it is a function)."""
     J = m.gain * np.asarray(I)
-    if m.input_sum != 1:
+    if m.pre is not None:
+        J = m.pre.forward(J)
+    elif m.input_sum != 1:
         J = J.reshape(J.shape[:-1] + (-1, m.input_sum)).sum(-1)
     b = m.bias(np.shape(J)) if callable(m.bias) else m.bias
     return J + b
@@ -417,7 +423,9 @@ def input_grad(m: LayerMap, gI):
     """``dL/dI_peer`` from lifgrad's ``dL/dI_lg``: times ``gain``, repeated over
     the ``input_sum`` channels of each neuron."""
     gI = np.asarray(gI)
-    if m.input_sum != 1:
+    if m.pre is not None:
+        gI = m.pre.vjp(gI)
+    elif m.input_sum != 1:
         gI = np.repeat(gI, m.input_sum, axis=-1)
     return m.gain * gI
 

@@ -76,10 +76,15 @@ synaptic state driven by the summed channels: ``LayerMap.input_sum = S``,
 ``dL/dw_rec[j, n S + s] = g.R[n, j]``, and each synapse's
 ``dL/dbeta[n, s] = sum_t dL/dJ_t isyn[t, n, s] / beta^2`` from its state
 filtered again (summed over s it is ``g.alpha_s``).  Different time
-constants within a neuron are refused (several synaptic states).
+constants within a neuron without ``has_rec``: the states are linear
+filters of their own channels, never reset, so they form a filter bank
+before lifgrad's one-state cell (``LayerMap.pre``, :class:`_SynapseBank`:
+its forward, its transpose for ``dL/dx`` and ``dL/dbeta[n, s] = sum_t
+lambda_t (isyn_{t-1} + x_t)``, ``lambda_t = dL/dJ_t + beta lambda_{t+1}``).
 
 Refused with the reason: ``n_synapses > 1`` with different ``tau_syn`` within
-a neuron, and on ``LIFJax``; ``noise_std != 0`` (random), a ``leak_mode``
+a neuron and ``has_rec`` (the recurrence runs through several synaptic
+states), and on ``LIFJax``; ``noise_std != 0`` (random), a ``leak_mode``
 other than taus, decays and bitshifts, a spike function other than the two
 above.  A per-neuron threshold is mapped with ``surrogate_threshold='live'``
 (M10): ``StepPWL`` and ``PeriodicExponential`` divide by each neuron's own
@@ -136,6 +141,10 @@ VARIANTS = {
         "n_synapses 3, taus per neuron, has_rec, max_spikes 3": dict(
             synapses=3, per_neuron=True, rec=True, max_spikes=3),
         "n_synapses 2, leak_mode decays": dict(synapses=2, decays=True, per_neuron=True),
+        # a tau_syn per synapse, no recurrence: a filter bank before the cell (LayerMap.pre)
+        "n_synapses 2, tau_syn per synapse": dict(synapses=2, per_synapse=True),
+        "n_synapses 3, tau_syn per synapse, leak_mode decays, max_spikes 2": dict(
+            synapses=3, per_synapse=True, decays=True, max_spikes=2),
     },
     # the after-hyperpolarisation current (M9); w_ahp: Rockpool's default -0.9 or
     # per neuron, tau_ahp scalar or per neuron
@@ -148,6 +157,7 @@ VARIANTS = {
         "leak_mode decays": dict(decays=True, ahp_per_neuron=True),
         "threshold per neuron": dict(theta="per-neuron", ahp_per_neuron=True),
         "n_synapses 2, has_rec": dict(synapses=2, rec=True, ahp_per_neuron=True),
+        "n_synapses 2, tau_syn per synapse": dict(synapses=2, per_synapse=True),
     },
     # LIFTorch with decays 1 - 2^-round(log2(tau/dt)); its max_spikes_per_dt defaults to 31
     "LIFBitshiftTorch": {
@@ -270,6 +280,64 @@ _SYNAPSES_NOTE = (
     "sum_t dL/dJ_t isyn[t, n, s] / beta^2 of dL/dbeta, from the states filtered again")
 
 
+_BANK_NOTE = (
+    "n_synapses = {S} with different tau_syn within a neuron and no recurrence: the "
+    "synaptic states are linear filters of their own input channels, not reset by spikes, "
+    "so their sum is a filter bank before the cell: lifgrad's one-state cell (synaptic=False) "
+    "driven by sum_s isyn[n, s] (LayerMap.pre), dL/dx by the bank's transpose, and "
+    "dL/dbeta[n, s] = sum_t lambda_t (isyn_{{t-1}} + x_t), lambda_t = dL/dJ_t + beta "
+    "lambda_{{t+1}}")
+
+
+class _SynapseBank:
+    """Rockpool's ``S`` synapses per neuron as a linear filter bank before the
+    cell: ``isyn[t, n, s] = beta[n, s] (isyn[t-1, n, s] + x[t, n S + s])``,
+    ``J[t, n] = sum_s isyn[t, n, s]`` (no recurrence through them)."""
+
+    def __init__(self, beta):
+        self.beta = np.asarray(beta, np.float64)            # (N, S)
+        self.N, self.S = self.beta.shape
+
+    def _states(self, I):
+        I = np.asarray(I, np.float64)
+        x = I.reshape(I.shape[:2] + (self.N, self.S))
+        isyn = np.zeros_like(x)
+        prev = np.zeros(x.shape[1:])
+        for t in range(x.shape[0]):
+            prev = self.beta * (prev + x[t])
+            isyn[t] = prev
+        return x, isyn
+
+    def forward(self, I):
+        return self._states(I)[1].sum(-1)
+
+    def _lambda(self, gJ):
+        """lambda_t = dL/disyn_t = dL/dJ_t + beta lambda_{t+1}, (T, B, N, S)."""
+        gJ = np.asarray(gJ, np.float64)
+        lam = np.zeros(gJ.shape + (self.S,))
+        nxt = np.zeros(gJ.shape[1:] + (self.S,))
+        for t in range(gJ.shape[0] - 1, -1, -1):
+            nxt = gJ[t][..., None] + self.beta * nxt
+            lam[t] = nxt
+        return lam
+
+    def vjp(self, gJ):
+        lam = self._lambda(gJ)
+        return (self.beta * lam).reshape(lam.shape[:2] + (self.N * self.S,))
+
+    def beta_grads(self, I, gJ):
+        """dL/dbeta ``(N, S)``: sum over t and the batch of lambda_t (isyn_{t-1} + x_t)."""
+        x, isyn = self._states(I)
+        before = np.concatenate([np.zeros_like(isyn[:1]), isyn[:-1]]) + x
+        return np.einsum("tbns,tbns->ns", self._lambda(gJ), before)
+
+
+def _shared(beta, N, S):
+    """Whether the synaptic decays (scalar, ``(N,)`` or ``(N, S)``) are one per neuron."""
+    b = np.asarray(beta)
+    return b.ndim < 2 or b.shape[1] == 1 or not np.any(b != b[:, :1])
+
+
 def _shared_synapse_decay(beta, N, S):
     """lifgrad's ``alpha_s`` ``(N,)`` of Rockpool's synaptic decays ``beta``
     (scalar, ``(N,)`` or ``(N, S)``): with ``S`` synapses per neuron they must
@@ -361,7 +429,9 @@ def make_module(variant="defaults", surrogate=DEFAULT_SURROGATE, N=6, seed=0,
         theta = np.linspace(0.7, 1.3, N)
     bias = rng.uniform(-0.1, 0.3, N) if kw.get("bias") else None
     S = kw.get("synapses", 1)
-    if S > 1:           # (N, n_synapses): one tau_syn per neuron, shared by its synapses
+    if S > 1 and kw.get("per_synapse"):      # (N, n_synapses), every synapse its own
+        tau_s = np.linspace(1.5e-3, 5e-3, N * S).reshape(N, S)
+    elif S > 1:         # (N, n_synapses): one tau_syn per neuron, shared by its synapses
         tau_s = np.repeat(np.reshape(np.broadcast_to(tau_s, (N, 1)), (N, 1)), S, axis=1)
     ctor = dict(shape=(N * S, N), dt=DT, has_rec=kw.get("rec", False),
                 spike_generation_fn=spike_functions()[surrogate.split(".")[1]])
@@ -540,12 +610,23 @@ class Rockpool(TorchAdapter):
             alpha = np.asarray(_value(module.alpha), np.float64)
             beta = np.asarray(_value(module.beta), np.float64)
         alpha = np.broadcast_to(alpha, (N,)).copy()
-        beta = _shared_synapse_decay(beta, N, S)
+        rec = bool(module._has_rec)
+        bank = None
+        if S > 1 and not _shared(beta, N, S):
+            if rec:
+                raise ValueError(f"n_synapses: {S} synapses per neuron with different tau_syn "
+                                 f"and has_rec are not covered: the recurrence passes through "
+                                 f"several synaptic states, and lifgrad's cell has one "
+                                 f"(without has_rec they are a filter bank before the cell; "
+                                 f"sharing one tau_syn per neuron they are mapped with it)")
+            bank = _SynapseBank(_synapse_grid(beta, N, S))
+            beta = None
+        else:
+            beta = _shared_synapse_decay(beta, N, S)
         theta = np.broadcast_to(_value(module.threshold), (N,)).copy()
         bias = np.broadcast_to(_value(module.bias), (N,)).copy()
         sname, sparams = self.surrogate_of(module)
         max_spikes = _max_spikes(_value(module.max_spikes_per_dt))
-        rec = bool(module._has_rec)
         ahp = kind == "aLIFTorch"
         adapt = {}
         if ahp:     # iahp_t = gamma w_ahp a_t: the adaptation as a current (M9)
@@ -554,8 +635,8 @@ class Rockpool(TorchAdapter):
             w_ahp = np.broadcast_to(np.asarray(_value(module.w_ahp), np.float64), (N,)).copy()
             adapt = dict(rho=g_ahp, beta_a=-g_ahp * w_ahp)
         config = LIFConfig(reset="subtract", detach_reset=False, strict=False,
-                           surrogate=_sgs.get(sname, **sparams), synaptic=True, decay_input=True,
-                           max_spikes=max_spikes, theta_grad="ratio",
+                           surrogate=_sgs.get(sname, **sparams), synaptic=bank is None,
+                           decay_input=bank is None, max_spikes=max_spikes, theta_grad="ratio",
                            recurrent="all" if rec else None, adaptive=ahp,
                            adaptation="current" if ahp else "threshold",
                            surrogate_threshold="live" if self.live_threshold(module)
@@ -565,7 +646,9 @@ class Rockpool(TorchAdapter):
         params = LIFParams(alpha=alpha, theta=theta, gamma=alpha * theta, alpha_s=beta,
                            u_bias=bias, R=R, **adapt)
         notes = list(_NOTES)
-        if S > 1:
+        if bank is not None:
+            notes.append(_BANK_NOTE.format(S=S))
+        elif S > 1:
             notes.append(_SYNAPSES_NOTE.format(S=S))
         if ahp:
             notes += list(_AHP_NOTES)
@@ -604,19 +687,23 @@ class Rockpool(TorchAdapter):
         def param_grads(g, I, tr):
             out = {}
             ga = np.asarray(g.alpha) + theta * np.asarray(g.gamma)
-            gb = np.asarray(g.alpha_s)
-            if S > 1:           # each synapse's share of dL/dbeta, (N, S)
+            if bank is not None:        # the filter bank's dL/dbeta, (N, S)
+                gb = bank.beta_grads(I, g.I)
+            elif S > 1:                 # each synapse's share of dL/dbeta, (N, S)
                 gb = _synapse_decay_grads(g, I, tr, beta, S,
                                           _value(module.w_rec) if rec else None)
+            else:
+                gb = np.asarray(g.alpha_s)
+            bcol = bank.beta if bank is not None else _col(beta, S)
             if shift:                 # alpha a step function of tau_mem: no gradient
                 out["tau_mem"] = np.zeros(shape["tau_mem"])
                 out["tau_syn"] = np.zeros(shape["tau_syn"])
             elif mode == "taus":
                 out["tau_mem"] = fit(ga * alpha * dt / np.asarray(tau_m) ** 2, "tau_mem")
-                out["tau_syn"] = fit(gb * _col(beta, S) * dt / np.asarray(tau_s) ** 2, "tau_syn")
+                out["tau_syn"] = fit(gb * bcol * dt / np.asarray(tau_s) ** 2, "tau_syn")
             elif mode == "bitshifts":     # d(1 - 2^-dash)/ddash = ln2 2^-dash = ln2 (1 - alpha)
                 out["dash_mem"] = fit(ga * ln2 * (1 - alpha), "dash_mem")
-                out["dash_syn"] = fit(gb * ln2 * (1 - _col(beta, S)), "dash_syn")
+                out["dash_syn"] = fit(gb * ln2 * (1 - bcol), "dash_syn")
             else:
                 out["alpha"] = fit(ga, "alpha")
                 out["beta"] = fit(gb, "beta")
@@ -633,7 +720,7 @@ class Rockpool(TorchAdapter):
             return {k: v for k, v in out.items() if k in shape}
         return LayerMap(config, params, gain=1.0, bias=0.0, u0=None, post_reset=True,
                         param_grads=param_grads, notes=tuple(notes), limits=limits,
-                        hidden_limits=limits, input_sum=S)
+                        hidden_limits=limits, input_sum=S, pre=bank)
 
     def _neuron_map(self, module) -> LayerMap:
         """The LayerMap of a ``LIFNeuronTorch``: ``LIFTorch`` without the
