@@ -4,6 +4,14 @@
     python benchmarks/startup.py                 # this checkout's venv
     python benchmarks/startup.py --fresh-clone   # git clone into a temporary folder,
                                                  # `make venv` there (timed), then the same
+    python benchmarks/startup.py --fresh-clone --modes aot --user-commands
+                                                 # also `make peers` (timed) and the README's
+                                                 # commands: verify all, a recipe, compare()
+
+``--user-commands`` adds, with the ahead-of-time kernels, `lifgrad verify all
+--json`, `lifgrad train --config recipes/yinyang.json` and the README's
+``compare()`` example saved as a script (numpy and torch imported first, as
+written there), each cold and warm.
 
 Each figure is the wall time of a fresh process, run twice: *cold* with an
 empty Numba cache (``NUMBA_CACHE_DIR`` pointed at a new, empty folder: the only
@@ -57,6 +65,48 @@ def _run(cmd, env, cwd):
     return wall, p.stdout, p.stderr
 
 
+def _readme_compare_example(root):
+    """The README's compare() example (the block that imports spikingjelly), as a file."""
+    import re
+    with open(os.path.join(root, "README.md")) as f:
+        blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+    code = next(b for b in blocks if "from lifgrad.verify import compare" in b)
+    path = os.path.join(tempfile.mkdtemp(prefix="lifgrad-readme-"), "compare_example.py")
+    with open(path, "w") as f:
+        f.write(code)
+    return path
+
+
+def measure_user_commands(python, lifgrad_bin, root):
+    """The README's verify / recipe / compare() commands, cold then warm (aot)."""
+    rows = []
+    cache = tempfile.mkdtemp(prefix="lifgrad-numba-cache-")
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache, LIFGRAD_KERNELS="aot")
+    out = tempfile.mkdtemp(prefix="lifgrad-recipe-")
+    script = _readme_compare_example(root)
+    try:
+        for state in ("cold", "warm"):
+            wall, so, se = _run([lifgrad_bin, "verify", "all", "--json"], env, root)
+            import json
+            d = json.loads(so)
+            rows.append(("aot", state, "lifgrad verify all --json", wall,
+                         f"{len(d['cases'])} cases, {d['passed']} pass"))
+            wall, so, se = _run([lifgrad_bin, "train", "--config", "recipes/yinyang.json",
+                                 "--out", os.path.join(out, state)], env, root)
+            acc = [ln for ln in (so + se).splitlines() if "test" in ln and "acc" in ln]
+            rows.append(("aot", state, "lifgrad train --config recipes/yinyang.json", wall,
+                         acc[-1].strip()[:80] if acc else ""))
+            wall, so, se = _run([python, script], env, root)
+            rows.append(("aot", state, "README compare() example (a script)", wall,
+                         so.strip().splitlines()[0][:80] if so.strip() else ""))
+        print("user commands: done", flush=True)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(os.path.dirname(script), ignore_errors=True)
+    return rows
+
+
 def measure(python, lifgrad_bin, root, modes=("aot", "jit")):
     rows = []
     for mode in modes:
@@ -98,6 +148,9 @@ def main(argv=None):
     ap.add_argument("--fresh-clone", action="store_true",
                     help="clone this repository into a temporary folder and `make venv` there")
     ap.add_argument("--modes", nargs="+", default=["aot", "jit"], choices=["aot", "jit"])
+    ap.add_argument("--user-commands", action="store_true",
+                    help="also the README's verify all, a recipe and compare() (needs the peers: "
+                         "with --fresh-clone, `make peers` is run and timed)")
     ap.add_argument("--out", default=os.path.join(HERE, "startup.md"))
     a = ap.parse_args(argv)
     started = datetime.datetime.now()
@@ -116,10 +169,17 @@ def main(argv=None):
         t0 = time.perf_counter()
         _run(["make", "-s", "venv"], env, root)
         setup.append(("make: kernels compiled ahead of time", time.perf_counter() - t0))
+        if a.user_commands:
+            t0 = time.perf_counter()
+            _run(["make", "-s", ".venv/.stamp-peers"], env, root)
+            setup.append(("make: the peer frameworks (torch, snnTorch, ..., JAX)",
+                          time.perf_counter() - t0))
     python = os.path.join(root, ".venv", "bin", "python")
     lifgrad_bin = os.path.join(root, ".venv", "bin", "lifgrad")
     try:
         rows = measure(python, lifgrad_bin, root, a.modes)
+        if a.user_commands:
+            rows += measure_user_commands(python, lifgrad_bin, root)
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -19,8 +19,9 @@ def test_variant_configuration_is_validated():
         LIFConfig(max_spikes=2.5)
     with pytest.raises(ValueError, match="need forward='hard'"):
         LIFConfig(max_spikes=3, forward="smooth", surrogate="sigmoid")
-    with pytest.raises(ValueError, match="reset='subtract' or 'none'"):
+    with pytest.raises(ValueError, match="only detach_reset=True"):   # (M12)
         LIFConfig(max_spikes=None, reset="zero")
+    assert LIFConfig(max_spikes=None, reset="zero", detach_reset=True).multi_spike
     with pytest.raises(TypeError, match="norm_input: expected True or False"):
         LIFConfig(norm_input=1)
     with pytest.raises(ValueError, match="theta: several spikes per step .* need theta > 0"):
