@@ -223,11 +223,15 @@ def test_alif_maps_onto_the_reset_by_the_adaptive_threshold():
 
 
 def test_other_modules_are_refused():
+    from spyx.experimental.stochastic import SPSN, StochasticAssociativeLIF
     from spyx.phasor import ResonateFire          # a complex (resonate-and-fire) state
-    m = ResonateFire((4,), rngs=nnx.Rngs(0))
-    assert AD.is_neuron(m)
-    with pytest.raises(ValueError, match="not covered"):
-        AD.layer_map(m)
+    for m, word in ((ResonateFire((4,), rngs=nnx.Rngs(0)), "resonate-and-fire"),
+                    (StochasticAssociativeLIF((4,), rngs=nnx.Rngs(0)), "multiplies by p"),
+                    (SPSN((4,), rngs=nnx.Rngs(0)), "FFT")):
+        assert AD.is_neuron(m)
+        with pytest.raises(ValueError, match="not covered") as e:
+            AD.layer_map(m)
+        assert word in str(e.value)
     lin = nnx.Linear(2, 2, rngs=nnx.Rngs(0))
     assert not AD.is_neuron(lin) and not AD.is_neuron(object())
     with pytest.raises(ValueError, match="expected a Spyx neuron"):

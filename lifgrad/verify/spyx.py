@@ -98,7 +98,11 @@ reproduces every spike while the gradients still differ by 3.3e-4, and the
 default ``K = 3`` misses 18 of 360 spikes (gradients off by 58 %).
 
 Not mapped (``layer_map`` refuses them, naming what lifgrad lacks): the
-other stateful modules of ``spyx`` (the stochastic and phasor neurons, SSMs).
+stochastic neurons of ``spyx.experimental`` (Bernoulli spikes drawn with a
+JAX key from ``p = max_prob sigmoid(k (V - theta))``, whose backward
+multiplies by ``p`` itself rather than ``dp/dV``: lifgrad's stochastic
+forward draws with the primitive of the surrogate it differentiates with),
+the phasor and resonate-and-fire neurons (complex states), SSMs.
 See ``derivations/peers.md`` (Spyx 1.0.0).
 """
 from __future__ import annotations
@@ -201,7 +205,20 @@ _CLIP_NOTE = ("beta (and CuBaLIF's alpha) enter as jnp.clip(p, 0, 1): JAX gives 
               "derivative 1/2 at the bounds 0 and 1, so a decay of exactly 1 (or 0) gets half "
               "its gradient (0 outside [0, 1]); the mapping reproduces it")
 
-_UNSUPPORTED = {}
+_STOCHASTIC = ("spyx.experimental.stochastic: the whole sequence at once, spikes drawn "
+               "Bernoulli(p) with a JAX key, p = max_prob sigmoid(k (V - theta)), and a "
+               "backward that multiplies by p itself (g p), not by dp/dV; lifgrad's "
+               "stochastic forward (T7) draws with G, the primitive of the surrogate it "
+               "differentiates with, so the two cannot be set apart")
+_UNSUPPORTED = {
+    "StochasticAssociativeLIF": _STOCHASTIC,
+    "StochasticAssociativeCuBaLIF": _STOCHASTIC + " (and a refractory cosine factor in p)",
+    "SPSN": _STOCHASTIC + " (the membrane by an FFT convolution with beta^t (1 - beta))",
+    "ResonateFire": "a resonate-and-fire neuron: a complex membrane z = lambda z + x that "
+                    "rotates, spiking on Re(z); lifgrad's cell is a real leaky integrator",
+    "SpikingPhasor": "a phasor network neuron (complex phases): no leaky integrate-and-fire "
+                     "counterpart",
+}
 _ALIF_NOTES = (
     "ALIF's adaptation T = gamma T + (1 - gamma) s is lifgrad's a_t with rho = gamma and "
     "beta_a = 1 - gamma (T = (1 - gamma) a); its threshold theta + T, read one step late like "
@@ -527,6 +544,8 @@ class Spyx(Adapter):
         _, _, _, snn, _ = _jax()
         if isinstance(module, (snn.Sequential, snn.ActivityRegularization)):
             return False
+        if type(module).__name__ in _UNSUPPORTED:     # refused by name, with the reason
+            return True
         return callable(getattr(module, "initial_state", None))
 
     def surrogate_of(self, module):
