@@ -82,9 +82,10 @@ before lifgrad's one-state cell (``LayerMap.pre``, :class:`_SynapseBank`:
 its forward, its transpose for ``dL/dx`` and ``dL/dbeta[n, s] = sum_t
 lambda_t (isyn_{t-1} + x_t)``, ``lambda_t = dL/dJ_t + beta lambda_{t+1}``).
 
+The same holds for ``LIFJax`` (one :class:`_Synapses` map for both).
+
 Refused with the reason: ``n_synapses > 1`` with different ``tau_syn`` within
-a neuron and ``has_rec`` (the recurrence runs through several synaptic
-states), and on ``LIFJax``; ``noise_std != 0`` (random), a ``leak_mode``
+a neuron and a recurrence (it runs through several synaptic states); ``noise_std != 0`` (random), a ``leak_mode``
 other than taus, decays and bitshifts, a spike function other than the two
 above.  A per-neuron threshold is mapped with ``surrogate_threshold='live'``
 (M10): ``StepPWL`` and ``PeriodicExponential`` divide by each neuron's own
@@ -180,6 +181,8 @@ VARIANTS = {
         "taus per neuron, bias": dict(per_neuron=True, bias=True),
         "has_rec, max_spikes 2, bias": dict(rec=True, max_spikes=2, bias=True),
         "threshold per neuron, bias": dict(theta="per-neuron", bias=True),
+        "n_synapses 2, has_rec": dict(synapses=2, rec=True, per_neuron=True),
+        "n_synapses 3, tau_syn per synapse": dict(synapses=3, per_synapse=True),
     },
 }
 NEURONS = {n: tuple(vs) for n, vs in VARIANTS.items()}
@@ -353,6 +356,49 @@ def _shared_synapse_decay(beta, N, S):
     return np.broadcast_to(np.reshape(b, -1) if b.ndim else b, (N,)).copy()
 
 
+class _Synapses:
+    """How ``S`` synapses per neuron map (``LIFTorch``, ``aLIFTorch``,
+    ``LIFJax``): one synapse, or several sharing a decay per neuron (one
+    synaptic state driven by the summed channels, ``input_sum``), or several
+    with their own decays and no recurrence (a filter bank before the
+    one-state cell, ``pre``); with their own decays and a recurrence:
+    ValueError.  ``beta`` the decays as the module holds them (scalar,
+    ``(N,)`` or ``(N, S)``), ``w_rec`` ``(N, N S)`` or None."""
+
+    def __init__(self, beta, N, S, w_rec):
+        self.S, self.w_rec = S, w_rec
+        self.bank = None
+        self.alpha_s = None
+        if S > 1 and not _shared(beta, N, S):
+            if w_rec is not None:
+                raise ValueError(f"n_synapses: {S} synapses per neuron with different tau_syn "
+                                 f"and a recurrence are not covered: the recurrence runs "
+                                 f"through several synaptic states, and lifgrad's cell has "
+                                 f"one (without it they are a filter bank before the cell; "
+                                 f"sharing one tau_syn per neuron they are mapped with it)")
+            self.bank = _SynapseBank(_synapse_grid(beta, N, S))
+        else:
+            self.alpha_s = _shared_synapse_decay(beta, N, S)
+        # w_rec (N, N S): neuron j's spikes into synapse s of neuron n at column n S + s
+        self.R = None if w_rec is None else \
+            np.asarray(w_rec, np.float64).reshape(N, N, S).sum(-1).T.copy()
+        self.beta = self.bank.beta if self.bank is not None else _col(self.alpha_s, S)
+        self.note = (_BANK_NOTE.format(S=S) if self.bank is not None
+                     else _SYNAPSES_NOTE.format(S=S) if S > 1 else None)
+
+    def dbeta(self, g, I, tr):
+        """dL/dbeta: ``(N,)`` for one synapse, ``(N, S)`` for several."""
+        if self.bank is not None:
+            return self.bank.beta_grads(I, g.I)
+        if self.S > 1:
+            return _synapse_decay_grads(g, I, tr, self.alpha_s, self.S, self.w_rec)
+        return np.asarray(g.alpha_s)
+
+    def dw_rec(self, g):
+        """dL/dw_rec ``(N, N S)``: every synapse of neuron n carries neuron j's spikes alike."""
+        return np.repeat(np.asarray(g.R).T, self.S, axis=1)
+
+
 def _synapse_grid(x, N, S):
     """A per-synapse value (scalar, ``(N,)``, ``(N, 1)`` or ``(N, S)``) as ``(N, S)``."""
     x = np.asarray(x, np.float64)
@@ -494,13 +540,19 @@ def _values(variant, N, seed, neuron):
     kw = VARIANTS[neuron][variant]
     rng = np.random.default_rng(seed + 17)
     per = kw.get("per_neuron", False)
+    S = kw.get("synapses", 1)
+    tau_s = (np.linspace(1.5e-3, 4e-3, N) if per else np.full(N, TAU_SYN))[:, None]
+    if kw.get("per_synapse"):           # (N, n_synapses), every synapse its own
+        tau_s = np.linspace(1.5e-3, 5e-3, N * S).reshape(N, S)
+    elif S > 1:
+        tau_s = np.repeat(tau_s, S, axis=1)
     return kw, dict(
         tau_m=np.linspace(3e-3, 6e-3, N) if per else np.full(N, TAU_MEM),
-        tau_s=(np.linspace(1.5e-3, 4e-3, N) if per else np.full(N, TAU_SYN))[:, None],
+        tau_s=tau_s,
         theta=(np.linspace(0.7, 1.3, N) if kw.get("theta") == "per-neuron"
                else np.full(N, float(kw.get("theta", 1.0)))),
         bias=rng.uniform(-0.1, 0.3, N) if kw.get("bias") else np.zeros(N),
-        w_rec=rng.normal(0, 0.4 / np.sqrt(N), (N, N)) if kw.get("rec") else None)
+        w_rec=rng.normal(0, 0.4 / np.sqrt(N), (N, N * S)) if kw.get("rec") else None)
 
 
 def make_jax_module(variant="defaults", N=6, seed=0):
@@ -516,7 +568,7 @@ def make_jax_module(variant="defaults", N=6, seed=0):
     if "max_spikes" in kw:
         ctor["max_spikes_per_dt"] = float(kw["max_spikes"])
     with jax.enable_x64(True):
-        return LIFJax((N, N), **ctor)
+        return LIFJax((N * kw.get("synapses", 1), N), **ctor)
 
 
 class Rockpool(TorchAdapter):
@@ -611,18 +663,8 @@ class Rockpool(TorchAdapter):
             beta = np.asarray(_value(module.beta), np.float64)
         alpha = np.broadcast_to(alpha, (N,)).copy()
         rec = bool(module._has_rec)
-        bank = None
-        if S > 1 and not _shared(beta, N, S):
-            if rec:
-                raise ValueError(f"n_synapses: {S} synapses per neuron with different tau_syn "
-                                 f"and has_rec are not covered: the recurrence passes through "
-                                 f"several synaptic states, and lifgrad's cell has one "
-                                 f"(without has_rec they are a filter bank before the cell; "
-                                 f"sharing one tau_syn per neuron they are mapped with it)")
-            bank = _SynapseBank(_synapse_grid(beta, N, S))
-            beta = None
-        else:
-            beta = _shared_synapse_decay(beta, N, S)
+        syn = _Synapses(beta, N, S, _value(module.w_rec) if rec else None)
+        bank = syn.bank
         theta = np.broadcast_to(_value(module.threshold), (N,)).copy()
         bias = np.broadcast_to(_value(module.bias), (N,)).copy()
         sname, sparams = self.surrogate_of(module)
@@ -641,15 +683,9 @@ class Rockpool(TorchAdapter):
                            adaptation="current" if ahp else "threshold",
                            surrogate_threshold="live" if self.live_threshold(module)
                            else "constant")
-        # w_rec (N, N S): neuron j's spikes into synapse s of neuron n at column n S + s
-        R = _value(module.w_rec).reshape(N, N, S).sum(-1).T.copy() if rec else None
-        params = LIFParams(alpha=alpha, theta=theta, gamma=alpha * theta, alpha_s=beta,
-                           u_bias=bias, R=R, **adapt)
-        notes = list(_NOTES)
-        if bank is not None:
-            notes.append(_BANK_NOTE.format(S=S))
-        elif S > 1:
-            notes.append(_SYNAPSES_NOTE.format(S=S))
+        params = LIFParams(alpha=alpha, theta=theta, gamma=alpha * theta, alpha_s=syn.alpha_s,
+                           u_bias=bias, R=syn.R, **adapt)
+        notes = list(_NOTES) + ([syn.note] if syn.note else [])
         if ahp:
             notes += list(_AHP_NOTES)
         if shift:
@@ -687,14 +723,7 @@ class Rockpool(TorchAdapter):
         def param_grads(g, I, tr):
             out = {}
             ga = np.asarray(g.alpha) + theta * np.asarray(g.gamma)
-            if bank is not None:        # the filter bank's dL/dbeta, (N, S)
-                gb = bank.beta_grads(I, g.I)
-            elif S > 1:                 # each synapse's share of dL/dbeta, (N, S)
-                gb = _synapse_decay_grads(g, I, tr, beta, S,
-                                          _value(module.w_rec) if rec else None)
-            else:
-                gb = np.asarray(g.alpha_s)
-            bcol = bank.beta if bank is not None else _col(beta, S)
+            gb, bcol = syn.dbeta(g, I, tr), syn.beta      # per synapse with several
             if shift:                 # alpha a step function of tau_mem: no gradient
                 out["tau_mem"] = np.zeros(shape["tau_mem"])
                 out["tau_syn"] = np.zeros(shape["tau_syn"])
@@ -709,8 +738,8 @@ class Rockpool(TorchAdapter):
                 out["beta"] = fit(gb, "beta")
             out["threshold"] = fit(np.asarray(g.theta) + alpha * np.asarray(g.gamma), "threshold")
             out["bias"] = fit(g.u_bias, "bias")
-            if rec:             # every synapse of neuron n carries neuron j's spikes alike
-                out["w_rec"] = fit(np.repeat(np.asarray(g.R).T, S, axis=1), "w_rec")
+            if rec:
+                out["w_rec"] = fit(syn.dw_rec(g), "w_rec")
             if ahp:                 # rho = gamma, beta_a = -gamma w_ahp (M9)
                 gba = np.asarray(g.beta_a, np.float64)
                 out["w_ahp"] = fit(-g_ahp * gba, "w_ahp")
@@ -774,31 +803,33 @@ class Rockpool(TorchAdapter):
     def _jax_map(self, module) -> LayerMap:
         """The LayerMap of a ``LIFJax``: the same cell as ``LIFTorch``; its
         surrogate is ``StepPWL`` with the window fixed at 0.5."""
-        if module.n_synapses != 1:
-            raise ValueError(f"n_synapses: LIFJax with {module.n_synapses} synapses per neuron is "
-                             f"not covered (LIFTorch's, sharing one tau_syn per neuron, is)")
+        S = int(module.n_synapses)
         if float(module.noise_std) != 0.0:
             raise ValueError("noise_std: a noisy membrane is random; only noise_std=0 is checked")
         N = module.size_out
         dt = float(module.dt)
         tau_m = np.broadcast_to(np.asarray(module.tau_mem, np.float64), (N,)).copy()
-        tau_s = np.broadcast_to(np.asarray(module.tau_syn, np.float64).reshape(-1), (N,)).copy()
+        tau_s = np.asarray(module.tau_syn, np.float64)
+        tau_s = _synapse_grid(tau_s, N, S) if S > 1 else \
+            np.broadcast_to(tau_s.reshape(-1), (N,)).copy()
         theta = np.broadcast_to(np.asarray(module.threshold, np.float64), (N,)).copy()
         bias = np.broadcast_to(np.asarray(module.bias, np.float64), (N,)).copy()
         live = bool(np.any(theta != theta[0]))   # each neuron's surrogate divides by its own (M10)
-        alpha, beta = np.exp(-dt / tau_m), np.exp(-dt / tau_s)
+        alpha = np.exp(-dt / tau_m)
         max_spikes = _max_spikes(module.max_spikes_per_dt)
         rec = bool(module.has_rec) if hasattr(module, "has_rec") else False
         w_rec = np.asarray(module.w_rec, np.float64)
         rec = rec or bool(np.any(w_rec != 0))
+        syn = _Synapses(np.exp(-dt / tau_s), N, S, w_rec if rec else None)
         config = LIFConfig(reset="subtract", detach_reset=False, strict=False,
                            surrogate=_sgs.get("rockpool.StepPWL", window=0.5,
                                               threshold=1.0 if live else float(theta[0])),
-                           synaptic=True, decay_input=True, max_spikes=max_spikes,
-                           theta_grad="ratio", recurrent="all" if rec else None,
+                           synaptic=syn.bank is None, decay_input=syn.bank is None,
+                           max_spikes=max_spikes, theta_grad="ratio",
+                           recurrent="all" if rec else None,
                            surrogate_threshold="live" if live else "constant")
-        params = LIFParams(alpha=alpha, theta=theta, gamma=alpha * theta, alpha_s=beta,
-                           u_bias=bias, R=w_rec.T.copy() if rec else None)
+        params = LIFParams(alpha=alpha, theta=theta, gamma=alpha * theta, alpha_s=syn.alpha_s,
+                           u_bias=bias, R=syn.R)
         notes = list(_NOTES[:4]) + [
             "LIFJax's docstring says a neuron spikes when V > V_thr and emits one spike; the "
             "code fires at V >= theta and emits floor(V/theta) spikes up to max_spikes_per_dt",
@@ -807,24 +838,27 @@ class Rockpool(TorchAdapter):
             "LIFJax casts its input to float32 (_auto_batch) whatever JAX's 64-bit switch "
             "says: the check gives it float32-exact inputs (the rest runs in float64) and "
             "dL/dinput comes back through that cast, rounded to float32",
-            "the check runs LIFJax with JAX's 64-bit switch on inside its own calls only"]
+            "the check runs LIFJax with JAX's 64-bit switch on inside its own calls only"] + \
+            ([syn.note] if syn.note else [])
         limits = (Limit("float32 input", F32_TOL, "LIFJax casts its input to float32, so the "
                                                   "input gradient is rounded to float32"),)
 
         def param_grads(g, I, tr):
             ga = np.asarray(g.alpha) + theta * np.asarray(g.gamma)
+            gb = syn.dbeta(g, I, tr)
             out = {"tau_mem": ga * alpha * dt / tau_m ** 2,
-                   "tau_syn": (np.asarray(g.alpha_s) * beta * dt / tau_s ** 2)[:, None],
+                   "tau_syn": (gb * syn.beta * dt / tau_s ** 2) if S > 1 else
+                   (gb * syn.alpha_s * dt / tau_s ** 2)[:, None],
                    "threshold": np.asarray(g.theta) + alpha * np.asarray(g.gamma),
                    "bias": np.asarray(g.u_bias)}
             if rec:
-                out["w_rec"] = np.asarray(g.R).T
+                out["w_rec"] = syn.dw_rec(g)
             shapes = {k: np.shape(v) for k, v in module.parameters().items()}
             return {k: np.reshape(v, shapes[k]) if int(np.prod(shapes[k])) == np.size(v)
                     else np.reshape(np.sum(v), shapes[k]) for k, v in out.items() if k in shapes}
         return LayerMap(config, params, gain=1.0, bias=0.0, u0=None, post_reset=True,
                         param_grads=param_grads, notes=tuple(notes), limits=limits,
-                        hidden_limits=limits)
+                        hidden_limits=limits, input_sum=S, pre=syn.bank)
 
     def _jax_run(self, module, I, A=None, Bm=None):
         """LIFJax on NumPy ``I`` ``(T, B, N)`` in float64 (JAX's 64-bit switch on
@@ -992,7 +1026,7 @@ class Rockpool(TorchAdapter):
     # -- LIFTorch and LIFJax, one neuron in two backends (lifgrad verify backends) ----
 
     backend_pair = ("LIFTorch", "LIFJax")
-    backend_variants = tuple(VARIANTS["LIFJax"])
+    backend_variants = tuple(v for v, kw in VARIANTS["LIFJax"].items() if "synapses" not in kw)
 
     def backend_unavailable(self) -> str:
         try:
