@@ -632,8 +632,7 @@ class Rockpool(TorchAdapter):
         if kind == "LIFExodus":
             raise ValueError("module: Rockpool LIFExodus is not covered: it runs sinabs-exodus' "
                              "CUDA kernels, which need an NVIDIA GPU and the sinabs-exodus "
-                             "package; none was available to write and test its map against "
-                             "(its cell is Rockpool's LIFTorch dynamics on EXODUS)")
+                             "package; none was available to write and test its map against")
         if kind not in ("LIFTorch", "aLIFTorch", "LIFBitshiftTorch"):
             raise ValueError(f"module: Rockpool {kind} is not covered yet: only LIFTorch, "
                              f"LIFBitshiftTorch, aLIFTorch, LIFNeuronTorch and LIFJax are "
