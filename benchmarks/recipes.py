@@ -246,17 +246,6 @@ def table(results):
     return "\n".join(lines)
 
 
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES))
@@ -281,7 +270,9 @@ def main(argv=None):
     results = []
     for name in a.recipes:
         results.append(run_recipe(name, a.epochs, a.shd_dir, a.detach_reset))
-    machine = {"cpu": _cpu_name(), "cores": os.cpu_count(),
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from machine import cpu_name
+    machine = {"cpu": cpu_name(), "cores": os.cpu_count(),
                "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                "snntorch": snn.__version__, "python": platform.python_version(),
                "numpy": np.__version__, "threads_flag": a.threads,

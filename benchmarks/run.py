@@ -44,6 +44,7 @@ ROOT = os.path.dirname(HERE)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+from machine import cpu_name  # noqa: E402
 from workloads import IMPL_MODULES, IMPLS, WORKLOADS  # noqa: E402  (numpy only)
 
 LIFGRAD_ORDERS = ("lifgrad", "lifgrad[torch-first]", "lifgrad[lifgrad-first]")
@@ -87,15 +88,6 @@ def _fmt_ratio(x):
     return "—" if x is None else f"{x:.2f}"
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
 
 
 def _med_ms(r):
