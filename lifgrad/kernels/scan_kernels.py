@@ -701,14 +701,9 @@ def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, parti
         _adjoint_u_zero_count(ut, vt, upr, vpr, dut, al, ur, one, ubn, loc, pv, m, partials,
                               norm, st, th, tgrad, clip, uk, kc, mn)
         return
-    l0, l1, l2 = loc[0], loc[1], loc[2]
+    l0, l2 = loc[0], loc[2]
     if partials:
-        if tgrad == TG_RATIO:                                             # (M4)
-            for k in range(m):
-                l1[k] -= pv[k] * (ut[k] / th[k])
-        elif tgrad == TG_SHIFT:                                           # (A15)
-            for k in range(m):
-                l1[k] -= pv[k]
+        _theta_partial(loc[1], pv, ut, th, tgrad, m)
         for k in range(m):
             l2[k] += uk[k] * vt[k]
     if clip:                                                              # (M11)
@@ -750,19 +745,25 @@ def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, parti
 
 
 @njit(inline="always", **_JIT)
+def _theta_partial(l1, pv, ut, th, tgrad, m):
+    """The spike's share of dL/dtheta in l1: -pv (A15), -(u/theta) pv (M4), none (M8)."""
+    if tgrad == TG_RATIO:                                                 # (M4)
+        for k in range(m):
+            l1[k] -= pv[k] * (ut[k] / th[k])
+    elif tgrad == TG_SHIFT:                                               # (A15)
+        for k in range(m):
+            l1[k] -= pv[k]
+
+
+@njit(inline="always", **_JIT)
 def _adjoint_u_zero_count(ut, vt, upr, vpr, dut, al, ur, one, ubn, loc, pv, m, partials, norm,
                           st, th, tgrad, clip, uk, kc, mn):
     """:func:`_adjoint_u` for a zero reset of a count (M12): the reset reads
     h = min(v, 1) where one spike's cell reads v (the leak (1 - h_t), dL/dalpha's
     (1 - h) u + h u_reset and u_reset's sum of ubar_{t+1} h_t)."""
-    l0, l1, l2 = loc[0], loc[1], loc[2]
+    l0, l2 = loc[0], loc[2]
     if partials:
-        if tgrad == TG_RATIO:                                             # (M4)
-            for k in range(m):
-                l1[k] -= pv[k] * (ut[k] / th[k])
-        elif tgrad == TG_SHIFT:                                           # (A15)
-            for k in range(m):
-                l1[k] -= pv[k]
+        _theta_partial(loc[1], pv, ut, th, tgrad, m)
         for k in range(m):
             l2[k] += uk[k] * min(one * vt[k], one)
     for k in range(m):
