@@ -516,6 +516,28 @@ SHORT = {AGREES: "agrees", LIMITED: "agrees*", DISAGREES: "DISAGREES",
          NOT_APPLICABLE: "n/a", CANNOT_RUN: "cannot run"}
 
 
+def detail_items(reports, code=str):
+    """What a report lists under its table, case by case: ``(case name, serious,
+    text)`` for a case that does not apply, differing spikes, a quantity that
+    disagrees (serious) or is precision-limited, and a warning; ``code``
+    formats a quantity's name (plain text, or backticks for markdown)."""
+    for r in reports:
+        name = f"{r.framework} {r.neuron} {r.variant} {r.surrogate}"
+        if r.out_of_domain:
+            yield name, True, f"does not apply: {r.out_of_domain}"
+        if r.spike_mismatches:
+            yield name, True, f"{r.spike_mismatches} spikes differ, {r.spike_where}"
+        for q in r.rows:
+            if q.status == DISAGREES:
+                yield name, True, (f"{code(q.quantity)} disagrees, relative {q.max_rel:.2e} "
+                                   f"(absolute {q.max_abs:.2e}) {q.where}")
+            elif q.status == LIMITED:
+                yield name, False, (f"{code(q.quantity)} within the limit '{q.limit}', "
+                                    f"relative {q.max_rel:.2e}")
+        for w in r.warnings:
+            yield name, False, f"warning: {w}"
+
+
 def format_reports(reports, details=True):
     """A table (framework, neuron, variant, surrogate, spike mismatches, worst
     relative difference, firing rate, status), its columns as wide as their
@@ -543,22 +565,7 @@ def format_reports(reports, details=True):
     lines.append(f"{len(reports)} cases: {summary}")
     if not details:
         return "\n".join(lines)
-    extra = []
-    for r in reports:
-        name = f"{r.framework} {r.neuron} {r.variant} {r.surrogate}"
-        if r.out_of_domain:
-            extra.append(f"  {name}: does not apply: {r.out_of_domain}")
-        if r.spike_mismatches:
-            extra.append(f"  {name}: {r.spike_mismatches} spikes differ, {r.spike_where}")
-        for q in r.rows:
-            if q.status == DISAGREES:
-                extra.append(f"  {name}: {q.quantity} disagrees, relative {q.max_rel:.2e} "
-                             f"(absolute {q.max_abs:.2e}) {q.where}")
-            elif q.status == LIMITED:
-                extra.append(f"  {name}: {q.quantity} within the limit '{q.limit}', relative "
-                             f"{q.max_rel:.2e}")
-        for w in r.warnings:
-            extra.append(f"  {name}: warning: {w}")
+    extra = [f"  {name}: {text}" for name, _, text in detail_items(reports)]
     if extra:
         lines.append("")
         lines.extend(extra)

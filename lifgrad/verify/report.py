@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import plot as _plot
-from .common import AGREES, DISAGREES, LIMITED, NOT_APPLICABLE, SHORT, TOL
+from .common import AGREES, DISAGREES, LIMITED, NOT_APPLICABLE, SHORT, TOL, detail_items
 
 __all__ = ["Section", "write", "surrogate_figure", "FLOOR"]
 
@@ -191,23 +191,8 @@ def _summary_rows(reports):
 
 
 def _details(reports):
-    lines = []
-    for r in reports:
-        name = f"{r.framework} {r.neuron} {r.variant} {r.surrogate}"
-        if r.out_of_domain:
-            lines.append(f"- **{name}**: does not apply: {r.out_of_domain}")
-        if r.spike_mismatches:
-            lines.append(f"- **{name}**: {r.spike_mismatches} spikes differ, {r.spike_where}")
-        for q in r.rows:
-            if q.status == DISAGREES:
-                lines.append(f"- **{name}**: `{q.quantity}` disagrees, relative "
-                             f"{q.max_rel:.2e} (absolute {q.max_abs:.2e}) {q.where}")
-            elif q.status == LIMITED:
-                lines.append(f"- {name}: `{q.quantity}` within the limit '{q.limit}', "
-                             f"relative {q.max_rel:.2e}")
-        for w in r.warnings:
-            lines.append(f"- {name}: warning: {w}")
-    return lines
+    return [f"- **{name}**: {text}" if serious else f"- {name}: {text}"
+            for name, serious, text in detail_items(reports, code=lambda q: f"`{q}`")]
 
 
 def write(reports, out_dir, title="lifgrad verify", command=None, seconds=None,
