@@ -324,17 +324,38 @@ def test_lif_recurrent_maps_onto_the_all_to_all_recurrence(neuron):
     assert torch.equal(rec[:-1], u[1:]) and not torch.allclose(rec[-1], u[-1])
 
 
-def test_compare_model_with_lif_recurrent_cannot_copy_it():
+@pytest.mark.parametrize("make", [
+    lambda: sl.LIFRecurrent(tau_mem=3.0, rec_connect=torch.nn.Linear(6, 6)),
+    lambda: sl.IAFRecurrent(rec_connect=torch.nn.Linear(6, 6, bias=False), spike_fn=MaxSpike(2)),
+    lambda: sl.ALIFRecurrent(tau_mem=3.0, tau_adapt=5.0, rec_connect=torch.nn.Linear(6, 6),
+                             surrogate_grad_fn=Gaussian(), norm_input=False)],
+    ids=["LIFRecurrent", "IAFRecurrent", "ALIFRecurrent"])
+def test_compare_model_with_a_recurrent_layer(make):
     """Departure: sinabs' StatefulLayer.__deepcopy__ rebuilds the layer from
     _param_dict (sharing rec_connect) and then getattr()s every named parameter,
-    'rec_connect.weight' included, which fails: compare() (which works on a
-    copy) says so; the single layer is checked by lifgrad verify sinabs."""
-    net = torch.nn.Sequential(torch.nn.Linear(3, 6), sl.LIFRecurrent(
-        tau_mem=3.0, rec_connect=torch.nn.Linear(6, 6, bias=False)))
-    with pytest.raises(AttributeError, match="rec_connect.weight"):
+    'rec_connect.weight' included, which fails (ALIFRecurrent's _param_dict
+    lacks rec_connect altogether).  compare() copies such a layer
+    itself (the adapter's copy_module): the model agrees, rec_connect's bias
+    included, and the user's model, its rec_connect object among it, is left
+    as it was (float32)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 6), make(), torch.nn.Linear(6, 4), sl.IAF())
+    with torch.no_grad():
+        net[0].weight.mul_(3)
+        torch.nn.init.uniform_(net[2].weight, -0.1, 0.5)      # the last layer fires too
+    with pytest.raises((AttributeError, TypeError), match="rec_connect"):
         copy.deepcopy(net[1])
-    with pytest.raises(TypeError, match="cannot be copied"):
-        compare(net, np.ones((2, 5, 3)), layout="BTN")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    rc = net[1].rec_connect
+    rep = compare(net, np.random.default_rng(1).uniform(0, 2, (2, 20, 3)), layout="BTN")
+    assert rep.status == "agrees" and rep.spike_mismatches == 0 and rep.worst <= TOL, rep.rows
+    names = {r.quantity for r in rep.rows}
+    assert "grad:1.rec_connect.weight" in names
+    if rc.bias is not None:
+        assert "grad:1.rec_connect.bias" in names
+    assert all(c.rate > 0.02 for c in rep.coverage), rep.coverage
+    assert net[1].rec_connect is rc and rc.weight.dtype == torch.float32
+    assert all(torch.equal(before[k], net.state_dict()[k]) for k in before)
 
 
 def test_unsupported_model_is_refused_before_running():

@@ -54,8 +54,18 @@ def working_copy(model):
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     notes = []
+    # modules whose own deep copy is broken are copied by their adapter
+    # (copy_module), and Python's deepcopy takes those copies from its memo
+    memo = {}
+    for path, m0 in model.named_modules():
+        ad = _adapter_of(m0)
+        made = ad.copy_module(m0) if ad is not None and hasattr(ad, "copy_module") else None
+        if made is not None:
+            memo[id(m0)] = made
+            notes.append(f"{path or type(m0).__name__}: copied by lifgrad.verify.{ad.name} "
+                         f"(the framework's own deep copy of it fails)")
     try:
-        work = copy.deepcopy(model)
+        work = copy.deepcopy(model, memo)
     except Exception as e:          # a module that cannot be copied (open handles, ...)
         raise TypeError(f"model: cannot be copied for the check ({type(e).__name__}: {e}); "
                         f"lifgrad works on a copy so that your model stays as it is") from e

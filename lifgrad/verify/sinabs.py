@@ -104,8 +104,9 @@ synapse and the ``(1 - alpha)`` scaling: lifgrad's all-to-all ``R = W`` (R1),
 appends each step's state dict, which the next step writes again), so they
 run with the silent step in front and the loss reads the pre-reset membrane.
 sinabs' ``StatefulLayer.__deepcopy__`` fails on them (it ``getattr`` s
-``'rec_connect.weight'``), so a model holding one cannot be copied by
-``compare``.  A ``rec_connect`` with a bias (``nn.Linear``'s default):
+``'rec_connect.weight'``; ALIFRecurrent's ``_param_dict`` lacks
+``rec_connect``), so ``compare`` copies them itself (:meth:`Sinabs.copy_module`:
+rebuilt with a deep copy of ``rec_connect``, every parameter cloned).  A ``rec_connect`` with a bias (``nn.Linear``'s default):
 ``lif_recurrent`` starts from ``rec_out = 0`` and adds ``rec_connect(n_{t-1})``
 from the second step on, so the bias is an input current ``b [t >= 1]``
 (``LayerMap.bias`` a function of the input's shape), ``dL/db = sum_{t >= 1}
@@ -770,6 +771,27 @@ class Sinabs(TorchAdapter):
              ("ALIF", "SingleSpike tau_syn", ALIF_SURROGATE),
              ("LIF", "MultiSpike", "sinabs.PeriodicExponential"))
     option_defaults = {}
+
+    def copy_module(self, module):
+        """A copy of a ``LIFRecurrent`` / ``IAFRecurrent`` / ``ALIFRecurrent``,
+        whose own ``__deepcopy__`` fails (it rebuilds the layer sharing
+        ``rec_connect`` and then ``getattr`` s ``'rec_connect.weight'``): rebuilt
+        from ``_param_dict`` with a deep copy of ``rec_connect``, every
+        parameter and buffer cloned (``requires_grad`` kept); None for the
+        other layers (their deep copy works)."""
+        if type(module).__name__ not in ("LIFRecurrent", "IAFRecurrent", "ALIFRecurrent"):
+            return None
+        import copy as _copy
+        pd = dict(module._param_dict)
+        pd["rec_connect"] = _copy.deepcopy(module.rec_connect)
+        new = type(module)(**pd)
+        for name, p in module.named_parameters():
+            q = new.get_parameter(name)
+            q.data = p.data.clone()
+            q.requires_grad_(p.requires_grad)
+        for name, b in module.named_buffers():
+            new.get_buffer(name).data = b.data.clone()
+        return new
 
     def repair_copy(self, original, copy):
         """sinabs' deep copy rebuilds a layer from ``_param_dict``, which for ALIF
