@@ -56,8 +56,8 @@ import numpy as np
 from numba import config as _nbconfig, cuda, float32, float64
 
 from .. import surrogates as _sg
-from .constants import (ACC_RVA, ACC_UBIAS, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT, M_CLIP,
-                        M_FORWARD, M_NORM, M_RESET, M_SYN, N_ACC, P_UBIAS, P_UMIN, R_NONE,
+from .constants import (ACC_RVA, ACC_UBIAS, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT,
+                        M_FORWARD, M_NORM, M_SYN, N_ACC, P_UBIAS, P_UMIN, R_NONE,
                         R_SUBTRACT, R_ZERO, TG_NONE, TG_RATIO)
 
 __all__ = ["cell_forward_scan", "cell_backward_scan", "cell_forward_recurrent",
@@ -191,12 +191,6 @@ def _leak1(reset, by_theta, athr, al, up, vp, ga, th, ba, ap, ur, one):
     if reset == R_ZERO:
         return al * ((one - vp) * up + vp * ur)
     return al * up
-
-
-@cuda.jit(device=True)
-def _dstate0_u(P, state0, reset, clip, ubn, b, n, one):
-    """dL/du_0 = alpha ubar_1 (A18): the clip spares the initial state (M11)."""
-    return P[0, n] * ubn
 
 
 @cuda.jit(device=True)
@@ -490,7 +484,7 @@ def _backward_scan_kernel(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     if static:
         dI[0, b, n] = sum_dI
     if t0 == 0:
-        dstate0[0, b, n] = _dstate0_u(P, state0, mode[M_RESET], mode[M_CLIP], ubn, b, n, one)
+        dstate0[0, b, n] = p[0] * ubn             # (A18); the clip spares u_0 (M11)
         dstate0[1, b, n] = p[4] * sbn if synaptic else zero               # (S5)
         dstate0[2, b, n] = p[5] * abn if adaptive else zero               # (L8)
 
@@ -558,8 +552,7 @@ def _backward_recurrent_kernel(u, v, s, a, state0, dv, du, have, t0, t1, P, R, m
         cuda.syncthreads()      # dI_t of the whole row before step t-1
     if t0 == 0:
         for n in range(cuda.threadIdx.x, N, cuda.blockDim.x):
-            dstate0[0, b, n] = _dstate0_u(P, state0, mode[M_RESET], mode[M_CLIP], adj[0, b, n],
-                                          b, n, one)                      # (A18), (M11)
+            dstate0[0, b, n] = P[0, n] * adj[0, b, n]  # (A18); the clip spares u_0 (M11)
             dstate0[1, b, n] = P[4, n] * adj[1, b, n] if synaptic else zero   # (S5)
             dstate0[2, b, n] = P[5, n] * adj[2, b, n] if adaptive else zero   # (L8)
 

@@ -304,12 +304,7 @@ class _SynapseBank:
     def _states(self, I):
         I = np.asarray(I, np.float64)
         x = I.reshape(I.shape[:2] + (self.N, self.S))
-        isyn = np.zeros_like(x)
-        prev = np.zeros(x.shape[1:])
-        for t in range(x.shape[0]):
-            prev = self.beta * (prev + x[t])
-            isyn[t] = prev
-        return x, isyn
+        return x, _synaptic_states(self.beta, x)
 
     def forward(self, I):
         return self._states(I)[1].sum(-1)
@@ -333,6 +328,17 @@ class _SynapseBank:
         x, isyn = self._states(I)
         before = np.concatenate([np.zeros_like(isyn[:1]), isyn[:-1]]) + x
         return np.einsum("tbns,tbns->ns", self._lambda(gJ), before)
+
+
+def _synaptic_states(beta, drive):
+    """``isyn[t] = beta (isyn[t-1] + drive[t])`` from 0 (Rockpool's synapses,
+    decay after the input, (M3)); ``beta`` ``(N, S)``, ``drive`` ``(T, B, N, S)``."""
+    isyn = np.zeros_like(drive)
+    prev = np.zeros(drive.shape[1:])
+    for t in range(drive.shape[0]):
+        prev = beta * (prev + drive[t])
+        isyn[t] = prev
+    return isyn
 
 
 def _shared(beta, N, S):
@@ -415,27 +421,21 @@ def _col(x, S):
 
 def _synapse_decay_grads(g, I, tr, beta, S, w_rec):
     """``dL/dbeta[n, s]`` of Rockpool's ``S`` synapses per neuron sharing the
-    decay ``beta[n]``: ``isyn[t, n, s] = beta (isyn[t-1, n, s] + x[t, n, s] +
-    irec[t, n, s])`` filtered again from the input ``I`` ``(T, B, N S)`` and
-    lifgrad's spikes, and ``dL/dbeta[n, s] = sum_t dL/dJ_t isyn[t, n, s] /
-    beta^2`` (decay_input: ``dL/dJ_t = beta sbar_t``, (M3)); summed over s it
-    is ``g.alpha_s``."""
+    decay ``beta[n]``: each synapse's state ``isyn[t, n, s]`` filtered again
+    (:func:`_synaptic_states`) from the input ``I`` ``(T, B, N S)`` plus the
+    recurrence of lifgrad's spikes, and ``dL/dbeta[n, s] = sum_t dL/dJ_t
+    isyn[t, n, s] / beta^2`` (decay_input: ``dL/dJ_t = beta sbar_t``, (M3));
+    summed over s it is ``g.alpha_s``."""
     I = np.asarray(I, np.float64)
     T, B = I.shape[:2]
     N = beta.shape[0]
-    x = I.reshape(T, B, N, S)
-    v = np.asarray(tr.v, np.float64)
-    isyn = np.zeros((B, N, S))
-    out = np.zeros((N, S))
-    gJ = np.asarray(g.I, np.float64)
-    b = beta[:, None]
-    for t in range(T):
-        drive = x[t]
-        if w_rec is not None and t > 0:
-            drive = drive + (v[t - 1] @ w_rec).reshape(B, N, S)
-        isyn = b * (isyn + drive)
-        out += np.einsum("bn,bns->ns", gJ[t], isyn)
-    return out / b ** 2
+    drive = I.reshape(T, B, N, S).copy()
+    if w_rec is not None:               # spikes of step t-1 into the synapses of step t
+        v = np.asarray(tr.v, np.float64)
+        drive[1:] += (v[:-1] @ w_rec).reshape(T - 1, B, N, S)
+    b = np.repeat(beta[:, None], S, axis=1)
+    isyn = _synaptic_states(b, drive)
+    return np.einsum("tbn,tbns->ns", np.asarray(g.I, np.float64), isyn) / b ** 2
 
 
 @contextlib.contextmanager
