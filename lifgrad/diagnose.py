@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .diagnose_departures import _num  # one number format for the report and the departures
 from .diagnose_departures import (Departure, compare_with_documentation, compare_with_map,
                                   read_arguments)
 from .diagnose_gradients import surrogate_grid
@@ -227,13 +228,6 @@ class Diagnosis(NamedTuple):
 def _list(a):
     a = np.asarray(a, np.float64)
     return float(a) if a.ndim == 0 else [float(x) for x in a]
-
-
-def _num(a, digits=6):
-    a = np.atleast_1d(np.asarray(a, np.float64)).ravel()
-    if a.size and np.all(a == a[0]):
-        return f"{a[0]:.{digits}g}"
-    return "[" + ", ".join(f"{x:.{digits}g}" for x in a) + "]"
 
 
 def _preset_text(p):
