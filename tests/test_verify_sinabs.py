@@ -449,9 +449,8 @@ def test_compare_model_with_tau_syn_and_subtract_value():
 def test_rec_connect_bias_enters_from_the_second_step(neuron, variant):
     """A biased nn.Linear rec_connect (nn.Linear's default): lif_recurrent starts
     from rec_out = 0, so the bias is an input current from step 1 on.  The map
-    agrees; the bias from step 0, or none, disagrees; and the check's silent
-    first step leaves the module's own direct call unchanged (its spikes equal
-    lifgrad's on the same input)."""
+    agrees; the bias from step 0, or none, disagrees; and the module's own
+    direct call gives lifgrad's spikes on the same input."""
     from lifgrad.functional import lif_forward
     from lifgrad.verify.common import mapped_input
     b = AD.build(AD.case(neuron, variant))
@@ -463,14 +462,14 @@ def test_rec_connect_bias_enters_from_the_second_step(neuron, variant):
     bias = b.module.rec_connect.bias.detach().numpy()
     for wrong in (m._replace(bias=bias), m._replace(bias=0.0)):
         assert not AD.check(b, wrong).passed
-    # the module called directly (no silent step, no wrapper)
+    # the module called directly (no wrapper)
     sn._fresh_state(b.module)
     with torch.no_grad():
         direct = b.module(torch.tensor(b.I).transpose(0, 1)).transpose(0, 1).numpy()
     v, _ = lif_forward(mapped_input(m, b.I), m.params, m.config.replace(dtype="float64",
                                                                         backend="cpu"))
     assert np.array_equal(direct, v) and direct.sum() > 0
-    assert type(b.module.rec_connect) is torch.nn.Linear      # the wrapper is gone
+    assert type(b.module.rec_connect) is torch.nn.Linear
 
 
 @pytest.mark.parametrize("neuron,variant", [
@@ -482,8 +481,7 @@ def test_membrane_reset_value_added_to_every_neuron(neuron, variant):
     """MembraneReset(reset_value=r) sets v (n == 0) + r for every neuron (a
     departure from its docstring): lifgrad's zero reset with u_bias = alpha r,
     u_0 = -r.  Agrees; without r, or without r's share in dL/dtau_mem, it
-    disagrees; the silent step of the aliased layers adds no r (the module's
-    direct call equals lifgrad's spikes)."""
+    disagrees; the module's direct call equals lifgrad's spikes."""
     from lifgrad.functional import lif_forward
     from lifgrad.verify.common import mapped_input
     sur = sn.ALIF_SURROGATE if neuron == "ALIF" else sn.DEFAULT_SURROGATE
@@ -524,3 +522,32 @@ def test_compare_refuses_a_trainable_min_v_mem_that_the_copy_would_hide():
     assert not copy.deepcopy(net[1]).min_v_mem.requires_grad
     with pytest.raises(ValueError, match="min_v_mem"):
         compare(net, np.ones((2, 5, 3)), layout="BTN")
+
+
+def test_sinabs_float32_initial_state_rounds_the_first_steps_share_of_dl_db0():
+    """sinabs makes its states as float32 zeros whatever the layer's dtype, so
+    in a float64 ALIF the first step's threshold b0 + adapt_scale b is float32
+    and the first step's share of dL/db0 is rounded to float32.  The check
+    starts from float64 zeros (and agrees); sinabs' own start differs in
+    dL/db0 alone, by float32 rounding (1e-10 .. 1e-7 relative)."""
+    b = AD.build(AD.case("ALIF", "SingleSpike trainable b0, adapt_scale", sn.ALIF_SURROGATE))
+    assert AD.check(b, AD.layer_map(b.module)).status == "agrees"
+    m, A = b.module, torch.tensor(b.A)
+    xb = torch.tensor(b.I).transpose(0, 1)
+
+    def grads(own_start):
+        sn._fresh_state(m)
+        for p in m.parameters():
+            p.grad = None
+        spk = type(m).forward(m, xb) if own_start else sn._alif_run(m, xb)
+        assert spk.dtype == torch.float64 and spk.sum() > 0
+        (A * spk.transpose(0, 1)).sum().backward()
+        return {n: p.grad.clone() for n, p in m.named_parameters()}
+    ours, theirs = grads(False), grads(True)
+    assert set(ours) >= {"b0", "adapt_scale", "tau_mem"}
+    for name in ours:
+        rel = float((ours[name] - theirs[name]).abs().max() / ours[name].abs().max())
+        if name == "b0":
+            assert 1e-10 < rel < 1e-7, rel
+        else:
+            assert rel == 0.0, (name, rel)

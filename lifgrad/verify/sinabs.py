@@ -78,10 +78,12 @@ Chain rules::
 (times ``alpha / tau^2`` for the ``tau_*`` parameters).  sinabs' recordings
 of ALIF are aliased (each step's record dict is written again by the next
 step: ``recordings['v_mem'][:, t]`` holds the *next* step's pre-reset
-membrane); the adapter runs ALIF on the input with one silent step in front
-(a zero input from rest changes no state), so that the record of step ``t``
-holds ``v_t``, the pre-reset membrane, which the loss reads
-(``post_reset=False``).  ``ALIFRecurrent`` with a bias-free ``nn.Linear`` as
+membrane); the adapter reads each step's pre-reset membrane ``v_t`` where
+``reset_fn`` receives it, and the loss reads that (``post_reset=False``).
+The run starts from a zero state in the input's dtype: sinabs makes its
+states in float32 whatever the layer's dtype, so a float64 ALIF's first-step
+threshold ``b0 + adapt_scale b`` is float32 and that step's share of
+``dL/db0`` is rounded to float32 (5e-9 relative on the standard problem).  ``ALIFRecurrent`` with a bias-free ``nn.Linear`` as
 ``rec_connect`` adds ``W n_{t-1}`` to the input: lifgrad's all-to-all ``R =
 W`` (R1).  The threshold-scaled surrogates (``SingleExponential``, ALIF's
 default, ``PeriodicExponential``, ``Heaviside``), which sinabs calls with
@@ -102,7 +104,7 @@ theta``) and the recorded post-reset membrane::
 synapse and the ``(1 - alpha)`` scaling: lifgrad's all-to-all ``R = W`` (R1),
 ``dL/dW = g.R``; their recordings are aliased as ALIF's (``lif_recurrent``
 appends each step's state dict, which the next step writes again), so they
-run with the silent step in front and the loss reads the pre-reset membrane.
+are run the same way and the loss reads the pre-reset membrane.
 sinabs' ``StatefulLayer.__deepcopy__`` fails on them (it ``getattr`` s
 ``'rec_connect.weight'``; ALIFRecurrent's ``_param_dict`` lacks
 ``rec_connect``), so ``compare`` copies them itself (:meth:`Sinabs.copy_module`:
@@ -110,10 +112,7 @@ rebuilt with a deep copy of ``rec_connect``, every parameter cloned).  A ``rec_c
 ``lif_recurrent`` starts from ``rec_out = 0`` and adds ``rec_connect(n_{t-1})``
 from the second step on, so the bias is an input current ``b [t >= 1]``
 (``LayerMap.bias`` a function of the input's shape), ``dL/db = sum_{t >= 1}
-dL/dI_t``; the silent step in front would send the bias into the first real
-step, so the check's run makes ``rec_connect``'s first call return zeros (the
-module's direct call is unchanged: a test compares its spikes with
-lifgrad's).
+dL/dI_t`` (a test compares the module's direct call with lifgrad's spikes).
 
 ``min_v_mem`` (LIF, IAF, their Recurrent and Squeeze forms, ALIF, ExpLeak):
 sinabs clips the state after the reset (ALIF: after the reset and the
@@ -133,8 +132,7 @@ u_{t-1} + alpha r + input``: lifgrad's zero reset to 0 with the membrane bias
 ``u_bias = alpha r`` (M6) and ``u_0 = -r`` (sinabs' first step starts from an
 unshifted 0: ``alpha u_0 + alpha r = 0``), the recorded post-reset membrane
 shifted by r (``LayerMap.mem_offset``); ``dL/dtau_mem`` gets ``r g.u_bias``
-through ``alpha``.  The aliased layers' silent first step adds no r (its
-reset runs with 0).  Refused with ``min_v_mem`` (sinabs clips after adding
+through ``alpha``.  Refused with ``min_v_mem`` (sinabs clips after adding
 r).
 
 Not mapped yet (``layer_map`` refuses them, naming what lifgrad lacks):
@@ -271,7 +269,7 @@ ADAPT_SCALE = 1.8       # ALIF's default adapt_scale
 ALIF_SURROGATE = "sinabs.Gaussian"       # the cases' surrogate on ALIF (see _alif_map)
 _ALIF_KINDS = ("ALIF", "ALIFRecurrent")
 # the layers whose recordings are aliased (each step's record dict is written
-# again by the next step): run with a silent step in front (_alif_run)
+# again by the next step): their pre-reset membrane is read in reset_fn (_alif_run)
 _ALIASED = _ALIF_KINDS + ("LIFRecurrent", "IAFRecurrent")
 
 # Parameters the surrogate cases construct (sinabs' own names; non-default
@@ -322,8 +320,9 @@ _ALIF_NOTES = (
     "the spike function passes the threshold no gradient (theta_grad='none', M8)",
     "ALIF's recordings are aliased: the record dict of each step is written again by the next "
     "step, so recordings['v_mem'][:, t] holds the next step's pre-reset membrane (the last one "
-    "the post-reset state); the check runs ALIF with one silent step in front and reads the "
-    "pre-reset membrane of every step from them",
+    "the post-reset state); the check reads each step's pre-reset membrane where reset_fn "
+    "receives it, from a zero state in the input's dtype (sinabs' own is float32, which "
+    "rounds the first step's share of dL/db0 in a float64 model to float32)",
     "ALIF's docstring gives V(t+1) = alpha V(t) + (1 - alpha) sum w.s(t) and V -> V - b0, b -> 0 "
     "on a spike; the code subtracts the adaptive threshold b0 + adapt_scale b and leaves b to "
     "rise by (1 - rho)",
@@ -336,8 +335,8 @@ _ALIF_SYN_NOTE = ("ALIF with tau_syn and norm_input stores (1 - alpha) i_syn bac
 _UNSUPPORTED = {}    # sinabs layers recognised as neurons but refused by name
 _ALIASED_NOTE = ("LIFRecurrent's (IAFRecurrent's) recordings are aliased as ALIF's: each step's "
                  "record dict is written again by the next step (recordings['v_mem'][:, t] is "
-                 "the next step's pre-reset membrane); the check runs it with one silent step in "
-                 "front and reads the pre-reset membrane of every step (post_reset=False)")
+                 "the next step's pre-reset membrane); the check reads each step's pre-reset "
+                 "membrane where reset_fn receives it (post_reset=False)")
 
 
 def _sn():
@@ -569,63 +568,35 @@ def _rec_linear(N, bias=False):
     return lin
 
 
-def _silent_first_call(inner):
-    """``inner`` (a ``rec_connect``) whose first call gives zeros: the silent
-    step _alif_run puts in front sends no spike, but a biased ``rec_connect``
-    would still send its bias into the first real step, which a direct call
-    never does (``lif_recurrent`` starts from ``rec_out = 0``)."""
-    torch = require_torch()
-
-    class SilentFirstCall(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.inner = inner
-            self.calls = 0
-
-        def forward(self, s):
-            self.calls += 1
-            out = self.inner(s)
-            return torch.zeros_like(out) if self.calls == 1 else out
-    return SilentFirstCall()
-
-
-def _unshifted_first_call(reset):
-    """``MembraneReset(reset_value=r)`` whose first call (the silent step
-    _alif_run puts in front) adds nothing: from rest, sinabs' own first step
-    starts at 0, not at r."""
-    calls = [0]
-    plain = type(reset)(reset_value=0.0)
-
-    def call(spikes, state, spike_threshold):
-        calls[0] += 1
-        return (plain if calls[0] == 1 else reset)(spikes, state, spike_threshold)
-    return call
-
-
 def _alif_run(module, xb):
-    """sinabs' ALIF (ALIFRecurrent) on ``xb`` ``(B, T, ...)`` with one silent
-    step in front (a zero input from rest leaves every state at zero, and sends
-    no spike through ``rec_connect``): its spikes ``(B, T, ...)``; the
-    pre-reset membrane of each step, which sinabs' aliased recordings hold one
-    record early, is kept in ``module._lifgrad_mem``."""
-    torch = require_torch()
-    rc = getattr(module, "rec_connect", None)
-    biased = getattr(rc, "bias", None) is not None
-    if biased:
-        module.rec_connect = _silent_first_call(rc)
-    reset = module.reset_fn
-    shifted = isinstance(reset, _sn()[1].MembraneReset) and reset.reset_value != 0
-    if shifted:                 # the silent step must not add reset_value to every neuron
-        module.reset_fn = _unshifted_first_call(reset)
+    """sinabs' ALIF (ALIFRecurrent, LIFRecurrent, IAFRecurrent) on ``xb``
+    ``(B, T, ...)`` from a zero state in ``xb``'s dtype: its spikes ``(B, T,
+    ...)``; the pre-reset membrane of each step (which sinabs' aliased
+    recordings hold one record early) is read where ``reset_fn`` receives it
+    and kept in ``module._lifgrad_mem``.
+
+    The zero state is made here in ``xb``'s dtype because sinabs makes it in
+    float32 whatever the layer's dtype (``init_state_with_shape``): in a
+    float64 ALIF the first step's threshold ``b0 + adapt_scale b`` is then a
+    float32 tensor (a 0-d float64 parameter times a float32 ``b`` stays
+    float32), and the first step's share of ``dL/db0`` is rounded to float32
+    (5e-9 relative on the standard problem)."""
+    B, _, *trailing = xb.shape
+    module.init_state_with_shape((B, *trailing))
+    for name, buf in list(module.named_buffers(recurse=False)):
+        module.register_buffer(name, buf.to(xb.dtype))
+    reset, mems = module.reset_fn, []
+
+    def recording_reset(spikes, state, threshold):
+        mems.append(state["v_mem"])
+        return reset(spikes, state, threshold)
+    module.reset_fn = recording_reset
     try:
-        spk = type(module).forward(module, torch.cat([torch.zeros_like(xb[:, :1]), xb], 1))
+        spk = type(module).forward(module, xb)
     finally:
-        if biased:
-            module.rec_connect = rc
-        if shifted:
-            module.reset_fn = reset
-    module._lifgrad_mem = module.recordings["v_mem"][:, :-1]
-    return spk[:, 1:]
+        module.reset_fn = reset
+    module._lifgrad_mem = require_torch().stack(mems, 1)
+    return spk
 
 
 _CLIP_NOTE = ("min_v_mem: sinabs clips the state after the reset, relu(v - m) + m, and "
@@ -729,9 +700,7 @@ def _from_second_step(b):
 
 _REC_BIAS_NOTE = ("rec_connect's bias: lif_recurrent starts from rec_out = 0 and adds "
                   "rec_connect(n_{t-1}) from the second step on, so the bias is an input "
-                  "current b [t >= 1] (dL/db = sum over t >= 1 of dL/dI_t); the check's "
-                  "silent first step (aliased recordings) gets no bias into the first real "
-                  "step")
+                  "current b [t >= 1] (dL/db = sum over t >= 1 of dL/dI_t)")
 
 
 def _float64_tau_syn(m, syn, train_alphas):
@@ -1184,8 +1153,8 @@ class Sinabs(TorchAdapter):
                 finally:
                     module.batch_size, module.num_timesteps = bs, nt
             elif type(module).__name__ in _ALIASED:
-                # through module(...) so that hooks see the call; the silent
-                # step in front because its recordings are aliased (_alif_run)
+                # through module(...) so that hooks see the call; its recordings
+                # are aliased: the pre-reset membrane is read in reset_fn (_alif_run)
                 own = module.__dict__.get("forward")
                 module.forward = functools.partial(_alif_run, module)
                 try:
@@ -1233,8 +1202,8 @@ class Sinabs(TorchAdapter):
             except ValueError:
                 pass                         # layer_map has refused it already
         if type(module).__name__ in _ALIASED:
-            # run with a silent step in front: the recordings then hold every
-            # step's pre-reset membrane (they are aliased, see _alif_run)
+            # read every step's pre-reset membrane in reset_fn (the recordings
+            # are aliased, see _alif_run)
             module.forward = functools.partial(_alif_run, module)
         _fresh_state(module)
 
