@@ -359,10 +359,10 @@ def test_compare_model_with_a_recurrent_layer(make):
 
 
 def test_unsupported_model_is_refused_before_running():
-    net = torch.nn.Sequential(torch.nn.Linear(3, 4), sl.LIF(
-        tau_mem=2.0, reset_fn=MembraneReset(reset_value=0.3), spike_fn=SingleSpike,
-        min_v_mem=-0.5))
-    with pytest.raises(ValueError, match="min_v_mem"):
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), sl.LIFRecurrent(
+        tau_mem=2.0, rec_connect=torch.nn.Sequential(torch.nn.Linear(4, 4)),
+        spike_fn=SingleSpike))
+    with pytest.raises(ValueError, match="rec_connect: Sequential is not covered"):
         compare(net, np.ones((2, 5, 3)), layout="BTN")
 
 
@@ -508,10 +508,46 @@ def test_membrane_reset_value_added_to_every_neuron(neuron, variant):
     assert np.array_equal(direct, v) and direct.sum() > 0
 
 
-def test_membrane_reset_value_with_min_v_mem_is_refused():
-    with pytest.raises(ValueError, match="min_v_mem"):
-        AD.layer_map(sl.LIF(tau_mem=2.0, reset_fn=MembraneReset(reset_value=0.3),
-                            spike_fn=SingleSpike, min_v_mem=-0.5))
+@pytest.mark.parametrize("neuron,variant", [
+    ("LIF", "SingleSpike MembraneReset(reset_value=0.3) min_v_mem=0.5"),
+    ("LIF", "MultiSpike MembraneReset(reset_value=-0.2) min_v_mem=-0.5, tau_syn"),
+    ("ALIF", "SingleSpike MembraneReset(reset_value=0.2) min_v_mem=-0.3"),
+    ("LIFRecurrent", "SingleSpike MembraneReset(reset_value=0.25) min_v_mem=0.4")])
+def test_membrane_reset_value_with_min_v_mem(neuron, variant):
+    """MembraneReset(r) with min_v_mem m: sinabs clips max((n == 0) v + r, m)
+    after adding r; in lifgrad's state (sinabs' shifted by -r) that is the
+    clip at u_min = m - r before the bias alpha r.  Agrees, the clip acting;
+    u_min = m disagrees, and so does a recorded membrane shifted by r before
+    the clip instead of after."""
+    from lifgrad.verify import common
+    sur = sn.ALIF_SURROGATE if neuron == "ALIF" else sn.DEFAULT_SURROGATE
+    b = AD.build(AD.case(neuron, variant, sur))
+    m = AD.layer_map(b.module)
+    r, mv = b.module.reset_fn.reset_value, float(b.module.min_v_mem)
+    assert m.config.u_min == pytest.approx(mv - r)
+    rep = AD.check(b, m)
+    assert rep.status == "agrees" and rep.spike_mismatches == 0, rep.rows
+    assert AD.check(b, m._replace(config=m.config.replace(u_min=mv))).status == "disagrees"
+    clipped = 1.0 - np.asarray(common.clipped_membrane_mask(
+        m._replace(post_reset=True), m.config, *_lifgrad_uv(b, m)))
+    assert clipped.mean() > 0.05
+    if m.post_reset:                        # the recorded membrane: clip, then shift
+        cfg = m.config.replace(dtype="float64", backend="cpu")
+        u, v = _lifgrad_uv(b, m)
+        A = Bm = np.ones_like(u)
+        w = common.reported_membrane(m, cfg, u, v, A, Bm)[0]
+        free = common.reported_membrane(m._replace(mem_offset=0.0), cfg.replace(u_min=None),
+                                        u, v, A, Bm)[0]
+        assert np.abs(w - np.maximum(free + r, mv)).max() < 1e-14
+        assert np.abs(w - np.maximum(free + r, mv - r)).max() > 0.1
+
+
+def _lifgrad_uv(b, m):
+    from lifgrad.functional import lif_forward
+    from lifgrad.verify.common import mapped_input
+    v, tr = lif_forward(mapped_input(m, b.I), m.params,
+                        m.config.replace(dtype="float64", backend="cpu"), u0=m.u0)
+    return tr.u, tr.v
 
 
 def test_compare_refuses_a_trainable_min_v_mem_that_the_copy_would_hide():

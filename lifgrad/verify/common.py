@@ -351,7 +351,8 @@ def reported_membrane(m: LayerMap, cfg, u, v, A, Bm):
     ``detach_reset`` the spike inside that expression is detached too.  With
     ``cfg.u_min`` (M11) the post-reset membrane is recorded clipped,
     ``max(w, u_min)``, its derivative 0 where clipped (strictly: ``w > u_min``
-    passes, as torch's relu'(0) = 0), the reset none included."""
+    passes, as torch's relu'(0) = 0), the reset none included; then shifted
+    by ``m.mem_offset`` (the clip acts in lifgrad's coordinates)."""
     clip = m.post_reset and cfg.u_min is not None
     if not m.post_reset or (cfg.reset == "none" and not clip):
         return u, Bm, A * m.spike_scale
@@ -365,11 +366,10 @@ def reported_membrane(m: LayerMap, cfg, u, v, A, Bm):
     else:
         ur, h = P[3], _fired(cfg, v)
         w, du, dv = (1 - h) * u + h * ur, Bm * (1 - h), keep * Bm * (ur - u)
-    w = w + m.mem_offset
     if clip:                                                              # (M11)
         k = w > cfg.u_min
         w, du, dv = np.where(k, w, cfg.u_min), du * k, dv * k
-    return w, du, A * m.spike_scale + dv
+    return w + m.mem_offset, du, A * m.spike_scale + dv
 
 
 def clipped_membrane_mask(m: LayerMap, cfg, u, v):

@@ -132,8 +132,11 @@ u_{t-1} + alpha r + input``: lifgrad's zero reset to 0 with the membrane bias
 ``u_bias = alpha r`` (M6) and ``u_0 = -r`` (sinabs' first step starts from an
 unshifted 0: ``alpha u_0 + alpha r = 0``), the recorded post-reset membrane
 shifted by r (``LayerMap.mem_offset``); ``dL/dtau_mem`` gets ``r g.u_bias``
-through ``alpha``.  Refused with ``min_v_mem`` (sinabs clips after adding
-r).
+through ``alpha``.  With ``min_v_mem`` m sinabs clips after adding r,
+``max((1 - h) v + r, m)``, decayed into the next step: ``max(alpha (1 - h)
+v, alpha (m - r)) + alpha r``, lifgrad's clip at ``u_min = m - r`` before its
+bias ``alpha r`` (the recorded membrane clipped in lifgrad's coordinates,
+then shifted by r).
 
 Not mapped yet (``layer_map`` refuses them, naming what lifgrad lacks):
 a ``rec_connect`` other
@@ -200,6 +203,11 @@ _LIF_VARIANTS = {
     "MultiSpike subtract_value=0.6 min_v_mem=0": ("multi", dict(subtract_value=0.6,
                                                                  min_v_mem=0.0,
                                                                  input=(0.3, 2.5))),
+    # min_v_mem above reset_value: a neuron that spiked is clipped up to m
+    "SingleSpike MembraneReset(reset_value=0.3) min_v_mem=0.5": (
+        "single", dict(membrane_reset=0.3, min_v_mem=0.5, input=(0.5, 2.5))),
+    "MultiSpike MembraneReset(reset_value=-0.2) min_v_mem=-0.5, tau_syn": (
+        "multi", dict(membrane_reset=-0.2, min_v_mem=-0.5, tau_syn=True, input=(0.3, 3.0))),
 }
 # ALIF: keywords as for LIF, plus train_threshold (b0 and adapt_scale as
 # nn.Parameters) and rec (ALIFRecurrent's bias-free Linear)
@@ -220,6 +228,8 @@ _ALIF_VARIANTS = {
                                                    input=(0.5, 4.0))),
     "SingleSpike MembraneReset min_v_mem": ("single", dict(membrane_reset=True,
                                                            min_v_mem=-0.25, input=(0.3, 3.0))),
+    "SingleSpike MembraneReset(reset_value=0.2) min_v_mem=-0.3": (
+        "single", dict(membrane_reset=0.2, min_v_mem=-0.3, input=(0.3, 3.0))),
 }
 VARIANTS = {
     "LIF": _LIF_VARIANTS,
@@ -237,6 +247,9 @@ VARIANTS = {
                          "single", dict(rec=True, rec_bias=True, tau_syn=True)),
                      "MultiSpike min_v_mem": ("multi", dict(rec=True, min_v_mem=-0.375,
                                                             input=(0.3, 2.5))),
+                     "SingleSpike MembraneReset(reset_value=0.25) min_v_mem=0.4": (
+                         "single", dict(rec=True, membrane_reset=0.25, min_v_mem=0.4,
+                                        input=(0.3, 2.5))),
                      "SingleSpike tau_syn no norm_input, trainable threshold": (
                          "single", dict(rec=True, tau_syn=True, norm_input=False,
                                         train_threshold=True))},
@@ -623,10 +636,12 @@ def _min_v_mem(module):
 def _reset_clip_threshold(module, th):
     """``(zero_reset, sub, u_min, theta, r)`` of a sinabs spiking layer whose
     threshold is ``th`` (``spike_threshold``, ALIF's ``b0``): its reset
-    (``MembraneReset(0)``, or ``MembraneSubtract``
-    whose ``subtract_value`` ``sub`` is None or a number), ``min_v_mem`` as
-    lifgrad's ``u_min``, the threshold's value and ``MembraneReset``'s
-    ``reset_value`` r (0 otherwise); ValueError naming what is not mapped."""
+    (``MembraneReset(r)``, or ``MembraneSubtract``
+    whose ``subtract_value`` ``sub`` is None or a number), ``min_v_mem`` m as
+    lifgrad's ``u_min`` (``m - r`` under ``MembraneReset(r)``: lifgrad's
+    state is sinabs' shifted by -r), the threshold's value and
+    ``MembraneReset``'s ``reset_value`` r (0 otherwise); ValueError naming
+    what is not mapped."""
     _, act = _sn()
     zero_reset = isinstance(module.reset_fn, act.MembraneReset)
     r = 0.0
@@ -636,11 +651,6 @@ def _reset_clip_threshold(module, th):
             raise ValueError(f"reset_fn: MembraneReset(reset_value={r!r}): expected a number "
                              f"(a tensor value is not mapped)")
         r = float(r)
-        if r != 0 and getattr(module, "min_v_mem", None) is not None:
-            raise ValueError(f"reset_fn: MembraneReset(reset_value={r!r}) with min_v_mem is "
-                             f"not covered: sinabs clips max((n == 0) v + r, min_v_mem) after "
-                             f"adding r, which lifgrad's clip of the decayed state at alpha "
-                             f"u_min before its bias alpha r does not hold")
     elif not isinstance(module.reset_fn, act.MembraneSubtract):
         raise ValueError(f"reset_fn: {type(module.reset_fn).__name__} is not covered: "
                          f"only MembraneSubtract and MembraneReset(reset_value=0) are mapped")
@@ -649,6 +659,10 @@ def _reset_clip_threshold(module, th):
         raise ValueError(f"reset_fn: MembraneSubtract(subtract_value={sub!r}): expected a "
                          f"number (a tensor value is not mapped)")
     u_min = _min_v_mem(module)
+    if u_min is not None and r:
+        # sinabs clips max((n == 0) v + r, m); lifgrad's state is sinabs' shifted
+        # by -r (u_bias = alpha r after its clip): max(alpha (1 - h) u, alpha (m - r)) + alpha r
+        u_min -= r
     if th is None:
         raise ValueError("spike_threshold: None is not supported")
     theta = _value(th)
