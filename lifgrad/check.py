@@ -74,7 +74,8 @@ def naive_forward(I, p, config, frozen_v=None, freeze_all=False, frozen_theta=No
     a count, where the neuron fired.
 
     ``p``: dict with alpha, theta, gamma (None = tied), u_reset, alpha_s, rho,
-    beta_a, R, u0, s0, a0 and optionally u_bias, the membrane bias (M6).  ``frozen_v`` (T, B, N): use these spikes inside the
+    beta_a, R, u0, s0, a0 and optionally u_bias, the membrane bias (M6), and
+    u_min, the clip's level (M11; default ``config.u_min``).  ``frozen_v`` (T, B, N): use these spikes inside the
     reset instead of the simulated ones (the function whose exact gradient
     ``detach_reset=True`` computes, (A11)); with ``freeze_all`` these spikes
     replace the simulated ones everywhere (reset, recurrence, adaptation,
@@ -126,8 +127,9 @@ def naive_forward(I, p, config, frozen_v=None, freeze_all=False, frozen_theta=No
             if t == 0:                    # the initial state is taken as given
                 cur = kept + cur_in + bias
             else:
-                held[t] = kept <= p["alpha"] * config.u_min
-                cur = np.maximum(kept, p["alpha"] * config.u_min) + cur_in + bias
+                u_min = p.get("u_min", config.u_min)
+                held[t] = kept <= p["alpha"] * u_min
+                cur = np.maximum(kept, p["alpha"] * u_min) + cur_in + bias
         elif config.reset == "subtract" and config.reset_by_threshold:
             # (M7): the threshold that v_{t-1} crossed, adaptation included
             crossed = p["theta"] + p["beta_a"] * prev_a if athr else p["theta"]
@@ -328,6 +330,9 @@ def _layer_fd(config, seed, T, B, N, gamma_free, h, check_flips, u_bias=None):
     frozen = tr.v if config.detach_reset else None    # the cell's spikes (M5: not the output)
     names = _fd_names(config, gamma_free) + (["u_bias"] if "u_bias" in p else [])   # (M6)
     base = dict(I=I, **p)
+    if config.u_min is not None:        # the clip's level (M11)
+        names.append("u_min")
+        base["u_min"] = np.float64(config.u_min)
     theta_held = None
     if config.theta_grad == "none":     # (M8): the spike's threshold held at this point
         theta_held = np.broadcast_to(p["theta"], I.shape).astype(I.dtype)

@@ -59,7 +59,9 @@ class LIFGrads(NamedTuple):
     ``sum_t ubar_t`` (M6); ``alpha_s``/``s0`` are ``None`` unless the cell is synaptic,
     ``rho``/``beta_a``/``a0`` unless adaptive, ``R`` unless recurrent.
     ``u0`` (and s0, a0) are shaped like the value given to the forward,
-    ``(B, N)`` when none was given.
+    ``(B, N)`` when none was given.  ``u_min`` is the gradient of the clip's
+    level ``config.u_min`` (M11), a scalar of the layer's dtype, ``alpha`` times the sum of
+    ``ubar_t`` over the clipped steps; ``None`` without the clip.
     """
 
     I: np.ndarray
@@ -76,6 +78,7 @@ class LIFGrads(NamedTuple):
     a0: np.ndarray | None = None
     u_bias: np.ndarray | None = None     # always set by reduce_grads (last: positional
                                          # construction of the fields above unchanged)
+    u_min: float | None = None           # with config.u_min (M11)
 
 
 _backend = kernels_for      # the kernels of config.backend (lifgrad.backends)
@@ -545,4 +548,7 @@ def reduce_grads(parts, params, trace, config):
         a0=_state_like(parts.dstate0[2], shapes[2])
         if config.adaptive and parts.dstate0 is not None else None,
         u_bias=_like(acc[R_.ACC_UBIAS], params.u_bias),                   # (M6)
+        # sum over the clipped steps of d(alpha u_min)/du_min ubar_t (M11)
+        u_min=None if config.u_min is None else
+        acc.dtype.type(np.sum(parts.P[R_.P_ALPHA] * acc[R_.ACC_UMIN])),
     )

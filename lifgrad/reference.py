@@ -48,7 +48,7 @@ Packed arguments (numbers only, resolved by ``lifgrad.functional``):
                       the slots' base-3 code, M10), clip at u_min (M11)
     sg      7 numbers surrogate (code, p0, p1, p2, scale, clip_lo, clip_hi)
     state0  (3, B, N) u_0, s_0, a_0
-    acc     (N_ACC, B, N) partial sums, see ACC_* below (N_ACC = 9)
+    acc     (N_ACC, B, N) partial sums, see ACC_* below (N_ACC = 10)
     adj     (3, B, N) adjoint carried between calls: ubar, sbar, abar at t1
 """
 from __future__ import annotations
@@ -67,7 +67,7 @@ SUBTRACT, ZERO, NONE = R_SUBTRACT, R_ZERO, R_NONE
 P_ALPHA, P_THETA, P_GAMMA, P_URESET, P_ALPHA_S, P_RHO, P_BETA_A, P_R, P_UBIAS, P_UMIN = range(N_P)
 M_SMOOTH = M_FORWARD          # the forward flag: 0 hard, 1 smooth, 2 stochastic
 (ACC_ALPHA, ACC_THETA, ACC_RV, ACC_ALPHA_S, ACC_RHO, ACC_BETA_A, ACC_R, ACC_UBIAS,
- ACC_RVA) = range(N_ACC)
+ ACC_RVA, ACC_UMIN) = range(N_ACC)
 
 
 def surrogate_phi(x, v, sg):
@@ -212,7 +212,8 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
     acc rows: alpha (A14), theta (A15), rv = sum ubar_{t+1} v_t (A15)-(A17),
     alpha_s (S4), rho (L6), beta_a (L7), r (R3), u_bias = sum ubar_t (M6)
     (with ``partials``, like alpha, theta and rv), rva = sum ubar_{t+1} v_t a_t
-    (M7, when the reset removes the adaptive threshold).
+    (M7, when the reset removes the adaptive threshold), umin = sum of ubar_t
+    where the clip holds, k_t = 0 (M11, with ``partials``).
     """
     has_dv, has_du, has_rec, partials = have
     reset, _, _, detach, synaptic, adaptive, onetoone, norm, spikes, decay_in, tgrad, by_theta, \
@@ -308,6 +309,7 @@ def cell_backward_scan(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
                 k_t = np.ones_like(k_t)
             d_alpha = ((1 - h_prev) * u_prev + h_prev * u_reset) if reset == ZERO else u_prev
             acc[ACC_ALPHA] += ubar * (np.where(k_t, d_alpha, u_min) - (s[t] if norm else 0))
+            acc[ACC_UMIN] += np.where(k_t, 0, ubar)           # dL/du_min / alpha (M11)
         elif reset == ZERO:
             acc[ACC_ALPHA] += ubar * ((1 - h_prev) * u_prev + h_prev * u_reset
                                       - (s[t] if norm else 0))                # (A14b), (M1)

@@ -47,6 +47,36 @@ def test_adjoint_matches_finite_differences_with_the_clip(kw):
     assert max(errs.values()) < 1e-6, errs
 
 
+@pytest.mark.parametrize("kw", FD_CASES[:2] + FD_CASES[3:4],
+                         ids=("lif", "zero", "alif"))
+def test_gradient_of_the_clip_level(kw, monkeypatch):
+    """dL/du_min = alpha sum of ubar_t over the clipped steps (LIFGrads.u_min,
+    a scalar in the layer's dtype): finite differences of the level agree, on
+    the reference and the CPU kernels; the sum divided by alpha does not."""
+    for backend in ("reference", "cpu"):
+        cfg = LIFConfig(forward="smooth", surrogate="sigmoid", backend=backend,
+                        **{"u_min": 0.05, **kw})
+        errs = ck.fd_layer(cfg)
+        assert errs["u_min"] < 1e-6, errs
+    rng = np.random.default_rng(0)
+    I, p, A, C = ck._layer_problem(rng, 12, 2, 5, False, cfg)
+    params = LIFParams(**{k: p[k] for k in ("alpha", "theta", "gamma", "u_reset")},
+                       **{k: p[k] for k in ("alpha_s", "rho", "beta_a", "R") if k in p})
+    _, tr = lif_forward(I.astype(np.float32), params, cfg, u0=p["u0"], s0=p.get("s0"),
+                        a0=p.get("a0"))
+    g32 = lif_backward(tr, params, cfg, dv=A, du=C).u_min
+    assert np.asarray(g32).dtype == np.float32 and g32 != 0
+    real = ck.lif_backward
+    alpha = np.asarray(params.alpha)
+    assert alpha.min() < 0.95                  # so that leaving alpha out shows
+
+    def without_alpha(tr, params, config, **kw):     # sum of ubar_t, alpha left out
+        g = real(tr, params, config, **kw)
+        return g._replace(u_min=g.u_min / float(np.mean(alpha)))
+    monkeypatch.setattr(ck, "lif_backward", without_alpha)
+    assert ck.fd_layer(cfg)["u_min"] > 1e-3
+
+
 def test_dropping_the_mask_fails(monkeypatch):
     """The adjoint of the unclipped cell on the clipped trace: finite
     differences tell it apart (the planted error this variant guards against)."""

@@ -44,6 +44,7 @@ R_SUBTRACT, R_ZERO, R_NONE = range(3)                # LIFConfig.reset_code
 # are the membrane bias b_u, added to u_t directly (Rockpool's bias)                (M6);
 # acc's last row is sum_t ubar_{t+1} v_t a_t, the reset's share of the adaptation
 # when the reset removes the adaptive threshold (M7)
-# P's row P_UMIN: the clip's u_min (M11), read only with M_CLIP
-N_P, N_ACC = 10, 9
-P_UBIAS, ACC_UBIAS, ACC_RVA, P_UMIN = 8, 7, 8, 9
+# P's row P_UMIN: the clip's u_min (M11), read only with M_CLIP; acc's row
+# ACC_UMIN: sum of ubar_t over the clipped steps (k_t = 0), dL/du_min = alpha times it
+N_P, N_ACC = 10, 10
+P_UBIAS, ACC_UBIAS, ACC_RVA, P_UMIN, ACC_UMIN = 8, 7, 8, 9, 9

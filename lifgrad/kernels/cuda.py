@@ -15,7 +15,7 @@ Thread layout
   (batch row b, neuron n), ``thread = b * N + n``, so consecutive threads
   touch consecutive n of every ``(T, B, N)`` row (coalesced).  The time loop
   runs inside the thread; the state (u, v, s, a forward; ubar, sbar, abar and
-  the N_ACC = 9 partial sums backward) lives in registers.  Like ``cpu.py`` the
+  the N_ACC = 10 partial sums backward) lives in registers.  Like ``cpu.py`` the
   scans start from the trace at ``t0 - 1`` (forward) or from ``adj`` and
   ``acc`` (backward), so splitting time into segments changes no result;
   a static input reads ``I[0]`` and accumulates ``dI[0]``.
@@ -56,8 +56,8 @@ import numpy as np
 from numba import config as _nbconfig, cuda, float32, float64
 
 from .. import surrogates as _sg
-from .constants import (ACC_RVA, ACC_UBIAS, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT,
-                        M_FORWARD, M_NORM, M_SYN, N_ACC, P_UBIAS, P_UMIN, R_NONE,
+from .constants import (ACC_RVA, ACC_UBIAS, ACC_UMIN, FWD_SMOOTH, FWD_STOCHASTIC,
+                        M_ADAPT, M_FORWARD, M_NORM, M_SYN, N_ACC, P_UBIAS, P_UMIN, R_NONE,
                         R_SUBTRACT, R_ZERO, TG_NONE, TG_RATIO)
 
 __all__ = ["cell_forward_scan", "cell_backward_scan", "cell_forward_recurrent",
@@ -197,15 +197,16 @@ def _leak1(reset, by_theta, athr, al, up, vp, ga, th, ba, ap, ur, one):
 def _acc(acc, b, n):
     """The N_ACC partial sums of neuron (b, n), rows ACC_*."""
     return (acc[0, b, n], acc[1, b, n], acc[2, b, n], acc[3, b, n],
-            acc[4, b, n], acc[5, b, n], acc[6, b, n], acc[ACC_UBIAS, b, n], acc[ACC_RVA, b, n])
+            acc[4, b, n], acc[5, b, n], acc[6, b, n], acc[ACC_UBIAS, b, n], acc[ACC_RVA, b, n],
+            acc[ACC_UMIN, b, n])
 
 
 @cuda.jit(device=True)
 def _store_acc(acc, b, n, c, partials):
-    """Write the sums back: rows alpha, theta, rv and u_bias only when asked
-    for (``partials``, as in cpu.py), the model's rows always."""
+    """Write the sums back: rows alpha, theta, rv, u_bias and u_min only when
+    asked for (``partials``, as in cpu.py), the model's rows always."""
     for j in range(N_ACC):
-        if partials or (j >= 3 and j != ACC_UBIAS):
+        if partials or (j >= 3 and j != ACC_UBIAS and j != ACC_UMIN):
             acc[j, b, n] = c[j]
 
 
@@ -360,7 +361,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
     if adaptive:                                                          # (L3)
         vbar = vbar + abn
     # ubar_t = eps_t + phi_t vbar_t + leak_t ubar_{t+1}; gradients        (A9), (A14)-(A17)
-    c0, c1, c2, c3, c4, c5, c6, c7, c8 = c
+    c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 = c
     st = s[t, b, n] if (norm or decay_in) else zero                     # (M1), (M3)
     if clip:                                                              # (M11)
         if reset == R_ZERO:
@@ -370,6 +371,8 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
             ub = dut + ph * vbar + al * uk
             d = upr if kc else mn
         c0 = c0 + ub * (d - st if norm else d)
+        if not kc:
+            c9 = c9 + ub                                                  # dL/du_min / alpha
     elif reset == R_ZERO:
         ub = dut + ph * vbar + al * (one - hvt) * ubn                     # (A10b)
         if norm:
@@ -417,7 +420,7 @@ def _backward_step(u, v, s, a, state0, dv, du, t, b, n, has_dv, has_du, has_rec,
             c5 = c5 - ph * vbar * at
     if onetoone:                                                          # (R3)
         c6 = c6 + ib * vpr
-    return ub, sb, ab, ib, (c0, c1, c2, c3, c4, c5, c6, c7, c8)
+    return ub, sb, ab, ib, (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9)
 
 
 # --------------------------------------------------------------------------

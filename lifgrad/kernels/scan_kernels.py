@@ -24,8 +24,8 @@ import numpy as np
 from numba import njit
 
 from .. import surrogates as _sg
-from .constants import (ACC_RVA, ACC_UBIAS, BLOCK, FWD_SMOOTH, FWD_STOCHASTIC, M_ADAPT,
-                        M_ADAPT_CURRENT, M_DECAY_IN, M_DETACH, M_FORWARD, M_NORM, M_ONE,
+from .constants import (ACC_RVA, ACC_UBIAS, ACC_UMIN, BLOCK, FWD_SMOOTH, FWD_STOCHASTIC,
+                        M_ADAPT, M_ADAPT_CURRENT, M_DECAY_IN, M_DETACH, M_FORWARD, M_NORM, M_ONE,
                         M_RESET, M_RESET_THETA, M_SG_LIVE, M_SPIKES, M_STRICT, M_SYN,
                         M_THETA_GRAD, M_CLIP, N_ACC,
                         P_UBIAS, P_UMIN, R_NONE, R_SUBTRACT, R_ZERO, TG_NONE, TG_RATIO, TG_SHIFT)
@@ -714,11 +714,13 @@ def _adjoint_u(ut, vt, upr, vpr, dut, al, ur, reset, one, ubn, loc, pv, m, parti
             for k in range(m):
                 ubn[k] = dut[k] + pv[k] + al[k] * uk[k]
         if partials:
+            l9 = loc[ACC_UMIN]
             for k in range(m):
                 if kc[k] != 0:
                     d = (one - vpr[k]) * upr[k] + vpr[k] * ur[k] if reset == R_ZERO else upr[k]
                 else:
                     d = mn[k]
+                    l9[k] += ubn[k]                                       # dL/du_min / alpha
                 l0[k] += ubn[k] * (d - st[k] if norm else d)
     elif reset == R_ZERO:                                                    # (A10b), (A14b)
         for k in range(m):
@@ -769,11 +771,13 @@ def _adjoint_u_zero_count(ut, vt, upr, vpr, dut, al, ur, one, ubn, loc, pv, m, p
     for k in range(m):
         ubn[k] = dut[k] + pv[k] + al[k] * (one - min(one * vt[k], one)) * uk[k]
     if partials:
+        l9 = loc[ACC_UMIN]
         for k in range(m):
             h = min(one * vpr[k], one)
             d = (one - h) * upr[k] + h * ur[k]
             if clip and kc[k] == 0:
                 d = mn[k]
+                l9[k] += ubn[k]                                           # dL/du_min / alpha
             l0[k] += ubn[k] * (d - st[k] if norm else d)
         l7 = loc[ACC_UBIAS]
         for k in range(m):
@@ -818,10 +822,11 @@ def _backward_tasks(u, v, s, a, state0, dv, du, rec, have, static, t0, t1,
                  or mode[M_SG_LIVE] or mode[M_CLIP])
     # acc rows (reference.ACC_*): alpha, theta, rv when asked for; alpha_s, rho,
     # beta_a, r by model; u_bias when asked for; rva with the reset by the
-    # adaptive threshold (M7)
+    # adaptive threshold (M7); u_min when asked for, with the clip (M11)
     used = (partials, partials, partials, synaptic == 1, adaptive == 1, adaptive == 1,
             mode[M_ONE] == 1, partials,
-            adaptive == 1 and mode[M_RESET_THETA] == 1 and mode[M_ADAPT_CURRENT] == 0)
+            adaptive == 1 and mode[M_RESET_THETA] == 1 and mode[M_ADAPT_CURRENT] == 0,
+            partials and mode[M_CLIP] == 1)
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
     for task in range(task0, task1):
