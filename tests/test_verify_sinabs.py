@@ -45,7 +45,7 @@ def test_case_matches(case):
         return
     if case.neuron.startswith("ALIF"):               # b0 a plain tensor unless trainable
         assert "grad:tau_adapt" in names or "grad:alpha_adapt" in names
-        assert ("grad:b0" in names) == ("trainable" in case.variant)
+        assert ("grad:b0" in names) == ("trainable b0" in case.variant)
         assert 0.05 < rep.coverage[0].rate < 0.9, rep.coverage
         return
     assert "grad:spike_threshold" in names
@@ -167,8 +167,10 @@ def _trainable_min_v_mem(mod):
 
 
 def test_mapped_where_refused_before():
-    """MembraneReset with MultiSpike (M12) and min_v_mem above 0 (M11) map now."""
+    """MembraneReset with MultiSpike (M12), min_v_mem above 0 (M11) and a
+    trainable min_v_mem map now."""
     for mod in (sl.LIF(tau_mem=2.0, reset_fn=MembraneReset()), sl.LIF(tau_mem=2.0, min_v_mem=0.5),
+                _trainable_min_v_mem(sl.LIF(tau_mem=2.0, min_v_mem=0.5)),
                 sl.ALIF(tau_mem=2.0, tau_adapt=3.0, surrogate_grad_fn=Gaussian(),
                         min_v_mem=0.5),
                 sl.ExpLeak(tau_mem=2.0, min_v_mem=0.25)):
@@ -177,8 +179,6 @@ def test_mapped_where_refused_before():
 
 
 @pytest.mark.parametrize("make,word", [
-    # min_v_mem is mapped (M11, above 0 too); a trainable one is refused
-    (lambda: _trainable_min_v_mem(sl.LIF(tau_mem=2.0, min_v_mem=0.5)), "min_v_mem"),
     (lambda: sl.IAFRecurrent(rec_connect=torch.nn.Sequential(torch.nn.Linear(3, 3, bias=False))),
      "rec_connect"),
 ])
@@ -550,14 +550,45 @@ def _lifgrad_uv(b, m):
     return tr.u, tr.v
 
 
-def test_compare_refuses_a_trainable_min_v_mem_that_the_copy_would_hide():
+def test_compare_checks_a_trainable_min_v_mem_that_the_copy_would_hide():
     """sinabs' deep copy drops min_v_mem's requires_grad; compare() restores it
-    on its copy, so the map refuses a trainable min_v_mem as on the layer."""
+    on its copy, so a trainable min_v_mem's gradient is compared (and agrees)."""
+    torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), _trainable_min_v_mem(
         sl.LIF(tau_mem=2.0, min_v_mem=-0.5)))
     assert not copy.deepcopy(net[1]).min_v_mem.requires_grad
-    with pytest.raises(ValueError, match="min_v_mem"):
-        compare(net, np.ones((2, 5, 3)), layout="BTN")
+    x = np.random.default_rng(0).normal(0.0, 3.0, (2, 12, 3))
+    rep = compare(net, x, layout="BTN")
+    rows = {r.quantity: r for r in rep.rows}
+    assert "grad:1.min_v_mem" in rows and rep.passed, rep.rows
+    assert net[1].min_v_mem.requires_grad and net[1].min_v_mem.grad is None
+
+
+TRAINABLE_MIN = [(n, v) for n, vs in sn.VARIANTS.items() for v in vs
+                 if "trainable min_v_mem" in v]
+
+
+@pytest.mark.parametrize("neuron,variant", TRAINABLE_MIN)
+def test_trainable_min_v_mem(neuron, variant):
+    """A trainable min_v_mem (a user's requires_grad_(True); an nn.Parameter
+    given to ALIF): dL/dm is lifgrad's dL/du_min (M11), with the clipped
+    entries of a recorded post-reset membrane; it agrees, and 10 % off does
+    not."""
+    sur = sn.ALIF_SURROGATE if neuron == "ALIF" else sn.DEFAULT_SURROGATE
+    b = AD.build(AD.case(neuron, variant, sur))
+    assert b.module.min_v_mem.requires_grad
+    m = AD.layer_map(b.module)
+    rep = AD.check(b, m)
+    assert rep.status == "agrees" and rep.spike_mismatches == 0, rep.rows
+    assert "grad:min_v_mem" in {r.quantity for r in rep.rows}
+    right = m.param_grads
+
+    def off(g, I, tr):
+        out = right(g, I, tr)
+        assert abs(out["min_v_mem"]) > 1e-3
+        return dict(out, min_v_mem=out["min_v_mem"] * 0.9)
+    assert [r.quantity for r in AD.check(b, m._replace(param_grads=off)).failing] == \
+        ["grad:min_v_mem"]
 
 
 def test_sinabs_float32_initial_state_rounds_the_first_steps_share_of_dl_db0():

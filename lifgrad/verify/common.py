@@ -375,8 +375,10 @@ def reported_membrane(m: LayerMap, cfg, u, v, A, Bm):
 def clipped_membrane_mask(m: LayerMap, cfg, u, v):
     """1 where the recorded post-reset membrane is not clipped (M11), else 0
     (1 without the clip)."""
-    if not (m.post_reset and cfg.u_min is not None) or cfg.reset == "none":
+    if not (m.post_reset and cfg.u_min is not None):
         return 1.0
+    if cfg.reset == "none":
+        return (np.asarray(u) > cfg.u_min).astype(np.float64)
     P = m.params.packed(u.shape[-1], np.float64, cfg)
     if cfg.reset == "subtract":
         theta = P[1] if m.reset_value is None else m.reset_value
@@ -393,8 +395,14 @@ def _fired(cfg, v):
 def membrane_param_terms(m: LayerMap, cfg, g, v, Bm, u=None):
     """Add to lifgrad's gradients what a post-reset membrane in the loss adds
     directly: ``d(u - theta v)/dtheta = -v`` (subtract) and
-    ``d((1 - v) u + v u_reset)/du_reset = v`` (zero), summed like the parameter."""
-    if not m.post_reset or cfg.reset == "none":
+    ``d((1 - v) u + v u_reset)/du_reset = v`` (zero), summed like the parameter;
+    with the clip (M11), ``d max(w, u_min)/du_min = 1`` where it clips."""
+    if not m.post_reset:
+        return g
+    if cfg.u_min is not None and g.u_min is not None:
+        clipped = 1.0 - clipped_membrane_mask(m, cfg, u, v)
+        g = g._replace(u_min=g.u_min + np.sum(Bm * clipped))
+    if cfg.reset == "none":
         return g
     h = v if cfg.reset == "subtract" else _fired(cfg, v)                 # (M12)
     term = np.sum(Bm * h * clipped_membrane_mask(m, cfg, u, v), axis=(0, 1))     # (M11)

@@ -120,9 +120,12 @@ threshold update; ExpLeak: the carried state and the recorded v_mem, its
 output is the unclipped membrane), ``relu(v - m) + m``; the next step decays
 it, so lifgrad's pre-reset cell takes ``u_t = max(alpha u_{t-1} - reset,
 alpha m) + c s_t`` (``LIFConfig.u_min``, M11) and the recorded post-reset
-membrane is clipped too (``common.reported_membrane``).  Not learnable in
-sinabs (``nn.Parameter(requires_grad=False)`` on LIF, a float on ALIF): no
-gradient.  Neither sinabs nor lifgrad clips the initial state (sinabs starts
+membrane is clipped too (``common.reported_membrane``).  sinabs registers
+it with ``requires_grad=False`` (LIF, IAF, ExpLeak; ALIF keeps what it is
+given); a trainable one (a user's ``requires_grad_(True)``, an
+``nn.Parameter`` given to ALIF) gets lifgrad's ``dL/du_min`` (M11: ``alpha``
+times the sum of ``ubar_t`` over the clipped steps, plus the clipped entries
+of a recorded post-reset membrane).  Neither sinabs nor lifgrad clips the initial state (sinabs starts
 from an unclipped 0), so ``min_v_mem > 0`` maps as well.
 
 ``MembraneReset(reset_value=r)``, r != 0: sinabs sets ``v (n == 0) + r``,
@@ -208,6 +211,12 @@ _LIF_VARIANTS = {
         "single", dict(membrane_reset=0.3, min_v_mem=0.5, input=(0.5, 2.5))),
     "MultiSpike MembraneReset(reset_value=-0.2) min_v_mem=-0.5, tau_syn": (
         "multi", dict(membrane_reset=-0.2, min_v_mem=-0.5, tau_syn=True, input=(0.3, 3.0))),
+    # a trainable min_v_mem (requires_grad switched on): dL/dm = lifgrad's dL/du_min
+    "MultiSpike trainable min_v_mem": ("multi", dict(min_v_mem=-0.375, train_min_v_mem=True,
+                                                     input=(0.3, 2.5))),
+    "SingleSpike MembraneReset(reset_value=0.3) trainable min_v_mem=0.5": (
+        "single", dict(membrane_reset=0.3, min_v_mem=0.5, train_min_v_mem=True,
+                       input=(0.5, 2.5))),
 }
 # ALIF: keywords as for LIF, plus train_threshold (b0 and adapt_scale as
 # nn.Parameters) and rec (ALIFRecurrent's bias-free Linear)
@@ -230,6 +239,9 @@ _ALIF_VARIANTS = {
                                                            min_v_mem=-0.25, input=(0.3, 3.0))),
     "SingleSpike MembraneReset(reset_value=0.2) min_v_mem=-0.3": (
         "single", dict(membrane_reset=0.2, min_v_mem=-0.3, input=(0.3, 3.0))),
+    # an nn.Parameter given as min_v_mem (ALIF keeps what it is given)
+    "SingleSpike trainable min_v_mem": ("single", dict(min_v_mem=-0.5, train_min_v_mem=True,
+                                                       input=(0.3, 3.0))),
 }
 VARIANTS = {
     "LIF": _LIF_VARIANTS,
@@ -250,6 +262,9 @@ VARIANTS = {
                      "SingleSpike MembraneReset(reset_value=0.25) min_v_mem=0.4": (
                          "single", dict(rec=True, membrane_reset=0.25, min_v_mem=0.4,
                                         input=(0.3, 2.5))),
+                     "MultiSpike trainable min_v_mem": (
+                         "multi", dict(rec=True, min_v_mem=-0.375, train_min_v_mem=True,
+                                       input=(0.3, 2.5))),
                      "SingleSpike tau_syn no norm_input, trainable threshold": (
                          "single", dict(rec=True, tau_syn=True, norm_input=False,
                                         train_threshold=True))},
@@ -258,6 +273,8 @@ VARIANTS = {
                                                                       rec_bias=True))},
     "ExpLeak": {"default": (None, dict(norm_input=False)),
                 "min_v_mem": (None, dict(norm_input=False, min_v_mem=-0.5, input=(0.0, 0.6))),
+                "trainable min_v_mem": (None, dict(norm_input=False, min_v_mem=-0.5,
+                                                   train_min_v_mem=True, input=(0.0, 0.6))),
                 "norm_input": (None, dict(norm_input=True)),
                 "train_alphas, tau per neuron": (None, dict(train_alphas=True, norm_input=False,
                                                             tau="per-neuron"))},
@@ -462,14 +479,21 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, B=3, T=20):
     """A float64 sinabs ``neuron`` of ``variant`` (see :data:`VARIANTS`) with the
     preset surrogate, dtype-keeping spike functions and float64 time constants
     (``LIFSqueeze`` reads ``B`` as its batch size)."""
-    torch = require_torch()
-    layers, _ = _sn()
     if neuron not in VARIANTS:
         raise ValueError(f"neuron: expected one of {', '.join(VARIANTS)}, got {neuron!r}")
     if variant not in VARIANTS[neuron]:
         raise ValueError(f"variant: expected one of {', '.join(VARIANTS[neuron])} for "
                          f"{neuron}, got {variant!r}")
-    spike, kw = VARIANTS[neuron][variant]
+    m = _make_module(neuron, VARIANTS[neuron][variant], surrogate, N, B)
+    if VARIANTS[neuron][variant][1].get("train_min_v_mem"):      # a user's requires_grad_
+        m.min_v_mem.requires_grad_(True)
+    return m
+
+
+def _make_module(neuron, spec, surrogate, N, B):
+    torch = require_torch()
+    layers, _ = _sn()
+    spike, kw = spec
     if neuron == "ExpLeak":
         tau = (np.linspace(1.6, 4.3, N) if kw.get("tau") == "per-neuron" else TAU)
         m = layers.ExpLeak(tau_mem=torch.tensor(tau, dtype=torch.float64),
@@ -543,6 +567,9 @@ def _make_alif(neuron, kw, common, syn, N):
     tau = np.linspace(1.6, 4.3, N) if per else TAU
     tau_a = np.linspace(3.0, 8.0, N) if per else TAU_ADAPT
     common = dict(common)
+    if kw.get("train_min_v_mem"):            # ALIF keeps a tensor it is given as it is
+        common["min_v_mem"] = torch.nn.Parameter(torch.tensor(common["min_v_mem"],
+                                                              dtype=torch.float64))
     scale = ADAPT_SCALE
     if kw.get("train_threshold"):           # registered as the parameters b0, adapt_scale
         common["spike_threshold"] = torch.nn.Parameter(common["spike_threshold"])
@@ -614,7 +641,10 @@ def _alif_run(module, xb):
 
 _CLIP_NOTE = ("min_v_mem: sinabs clips the state after the reset, relu(v - m) + m, and "
               "decays it next step: lifgrad's u_t = max(alpha u_{t-1} - reset, alpha m) + "
-              "c s_t (u_min, M11), zero gradient where clipped; not learnable in sinabs")
+              "c s_t (u_min, M11), zero gradient where clipped; sinabs registers it with "
+              "requires_grad=False, and when a user makes it trainable dL/dm is lifgrad's "
+              "dL/du_min = alpha sum of ubar_t over the clipped steps (plus the clipped "
+              "entries of the recorded membrane)")
 
 
 def _min_v_mem(module):
@@ -626,11 +656,19 @@ def _min_v_mem(module):
     val = _value(m) if hasattr(m, "detach") else m
     if np.ndim(val) != 0:
         raise ValueError(f"min_v_mem: expected a number, got shape {np.shape(val)}")
-    val = float(val)
-    if getattr(m, "requires_grad", False):
-        raise ValueError("min_v_mem: a trainable min_v_mem is not covered (lifgrad's u_min "
-                         "has no gradient)")
-    return val
+    return float(val)
+
+
+def _min_v_mem_grad(module, g, shape):
+    """``{"min_v_mem": dL/dm}`` when ``min_v_mem`` is a trainable tensor (sinabs
+    registers it with ``requires_grad=False``; a user may switch that on),
+    else ``{}``: lifgrad's ``g.u_min`` (M11: alpha times the sum of ubar over
+    the clipped steps, plus the clipped entries of a recorded post-reset
+    membrane), unchanged under ``MembraneReset(r)``'s shift ``u_min = m - r``."""
+    m = getattr(module, "min_v_mem", None)
+    if not getattr(m, "requires_grad", False):
+        return {}
+    return {"min_v_mem": np.reshape(np.float64(g.u_min), shape.get("min_v_mem", ()))}
 
 
 def _reset_clip_threshold(module, th):
@@ -780,7 +818,7 @@ class Sinabs(TorchAdapter):
         """sinabs' deep copy rebuilds a layer from ``_param_dict``, which for ALIF
         lacks ``norm_input`` (the copy gets the default True): set it back on
         the copy; and a trainable ``min_v_mem`` comes back with
-        ``requires_grad=False``: set it back (the map then refuses it).  Returns
+        ``requires_grad=False``: set it back (so that its gradient is checked).  Returns
         a note ("" when nothing was repaired)."""
         notes = []
         if type(original).__name__ in _ALIF_KINDS and copy.norm_input != original.norm_input:
@@ -963,6 +1001,7 @@ class Sinabs(TorchAdapter):
                 out["rec_connect.weight"] = np.asarray(g.R, np.float64)
             if rec_b is not None:
                 out["rec_connect.bias"] = np.asarray(g.I, np.float64)[1:].sum(axis=(0, 1))
+            out.update(_min_v_mem_grad(module, g, shape))
             if th.requires_grad:
                 # the spike passes theta nothing (M8): g.theta holds a post-reset
                 # membrane's -sum Bm n; the reset's gamma = alpha theta adds alpha g.gamma
@@ -1103,6 +1142,7 @@ class Sinabs(TorchAdapter):
                 out["rec_connect.weight"] = np.asarray(g.R, np.float64)
             if rec_b is not None:
                 out["rec_connect.bias"] = np.asarray(g.I, np.float64)[1:].sum(axis=(0, 1))
+            out.update(_min_v_mem_grad(module, g, shape))
             return out
         return LayerMap(config, params, gain=1.0,
                         bias=0.0 if rec_b is None else _from_second_step(rec_b),
@@ -1134,8 +1174,9 @@ class Sinabs(TorchAdapter):
             if tau_name == "tau_mem":
                 ga = ga * np.asarray(alpha) / np.asarray(tau) ** 2
             target = shape[tau_name]
-            out = {n: np.zeros(sh) for n, sh in shape.items()}    # min_v_mem: not trainable
+            out = {n: np.zeros(sh) for n, sh in shape.items()}
             out[tau_name] = np.reshape(np.sum(ga) if int(np.prod(target)) == 1 else ga, target)
+            out.update(_min_v_mem_grad(module, g, shape))
             return out
         if u_min is not None:
             notes = notes + (_CLIP_NOTE, "ExpLeak clips the carried state and the recorded "
