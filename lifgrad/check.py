@@ -236,6 +236,13 @@ VARIANTS = {
     "membrane-bias": dict(synaptic=True, recurrent="all"),
     "membrane-bias-rockpool": dict(synaptic=True, decay_input=True, max_spikes=5,
                                    theta_grad="ratio"),
+    # Spyx's Bernoulli neurons: the spike drawn with probability phi itself, the
+    # backward g phi (M13); a forward, so only the kernels-vs-reference rows (the
+    # backward is (A7)-(A10) with phi, checked by the rows above)
+    "bernoulli-probability": dict(forward="stochastic", spike_probability="surrogate",
+                                  synaptic=True),
+    "bernoulli-probability-recurrent": dict(forward="stochastic", spike_probability="surrogate",
+                                            norm_input=True, recurrent="all"),
 }
 
 # variants that are parameter values, not configuration: {variant: {parameter:
@@ -717,7 +724,7 @@ def run_suite(quick=False, progress=None, models=None):
         for reset, detach, strict in itertools.product(resets, (False, True), (False, True)):
             for gamma_free in ((False, True) if reset == "subtract" else (False,)):
                 cfg = _variant_config(model, reset=reset, detach_reset=detach, strict=strict)
-                if cfg is None:
+                if cfg is None or cfg.forward == "stochastic":    # (M13): kernels only
                     continue
                 errs, _ = fd_zero_surrogate(cfg, seed=next(seed), gamma_free=gamma_free,
                                             **variant_params(model))
@@ -735,6 +742,8 @@ def run_suite(quick=False, progress=None, models=None):
         for reset, detach, strict, fam in itertools.product(resets, (False, True), (False, True),
                                                             fams_for(model, False)):
             fwds = ("hard", "smooth") if sgs.get(fam).has_primitive else ("hard",)
+            if VARIANTS.get(model, {}).get("spike_probability") == "surrogate":
+                fwds = ("stochastic",)            # the probability phi itself (M13)
             for fwd in fwds:
                 if fwd == "smooth" and strict:
                     continue                     # strict only matters for the hard forward

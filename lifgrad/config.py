@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import surrogates as _sg
-from .kernels.constants import N_P, P_UBIAS, P_UMIN
+from .kernels.constants import FWD_STOCHASTIC_PHI, N_P, P_UBIAS, P_UMIN
 
 __all__ = ["LIFConfig", "LIFParams", "RESETS", "FORWARDS", "BACKENDS",
            "alpha_from_tau", "tau_from_alpha"]
@@ -27,6 +27,7 @@ RECURRENT = ("one", "all")
 THETA_GRADS = ("shift", "ratio", "none")            # kernels/constants.py TG_* order
 ADAPTATIONS = ("threshold", "current")
 SURROGATE_THRESHOLDS = ("constant", "live")
+SPIKE_PROBABILITIES = ("primitive", "surrogate")
 _RESET_ALIASES = {"hard": "zero"}
 DTYPES = (np.float32, np.float64)
 
@@ -108,7 +109,15 @@ class LIFConfig:
     u_min:        None (default), or a number: the post-reset membrane is clipped
                   from below at u_min before it decays, u_t = max(alpha u_{t-1} -
                   reset, alpha u_min) + c s_t + b_u, zero gradient where clipped
-                  (sinabs' ``min_v_mem``).  A constant, not differentiated  (M11)
+                  (sinabs' ``min_v_mem``).  A constant of the configuration; its
+                  gradient is returned as ``LIFGrads.u_min``                   (M11)
+    spike_probability: with forward='stochastic', what a spike's probability is:
+                  'primitive' (default) G(u - theta), whose derivative is the
+                  surrogate (T7); 'surrogate' the surrogate phi(u - theta) itself
+                  (scaled and clipped), so the backward multiplies by the
+                  probability, not its derivative (Spyx's Bernoulli neurons,
+                  ``spyx.sigmoid_bernoulli``); a probability above 1 always
+                  fires.  The surrogate then needs no primitive              (M13)
     """
 
     reset: str = "subtract"
@@ -130,6 +139,7 @@ class LIFConfig:
     adaptation: str = "threshold"
     surrogate_threshold: str = "constant"
     u_min: float | None = None
+    spike_probability: str = "primitive"
 
     def __post_init__(self):
         object.__setattr__(self, "reset", _choice("reset", self.reset, RESETS, _RESET_ALIASES))
@@ -209,9 +219,16 @@ class LIFConfig:
                     or not math.isfinite(um):
                 raise ValueError(f"u_min: expected None or a finite number, got {um!r}")
             object.__setattr__(self, "u_min", float(um))
-        if self.forward in ("smooth", "stochastic") and not self.surrogate.has_primitive:
+        _choice("spike_probability", self.spike_probability, SPIKE_PROBABILITIES)
+        if self.spike_probability == "surrogate" and self.forward != "stochastic":
+            raise ValueError(f"spike_probability='surrogate': the spike's probability is read "
+                             f"by the stochastic forward only; got forward={self.forward!r}")
+        if self.forward in ("smooth", "stochastic") and not self.surrogate.has_primitive \
+                and self.spike_probability != "surrogate":
             raise ValueError(f"forward={self.forward!r} needs a surrogate with a primitive; "
-                             f"{self.surrogate.name!r} has none")
+                             f"{self.surrogate.name!r} has none"
+                             + (" (or spike_probability='surrogate', the surrogate itself as "
+                                "the probability, M13)" if self.forward == "stochastic" else ""))
 
     def replace(self, **changes) -> "LIFConfig":
         """A copy with ``changes``; a new surrogate brings its preset's comparison
@@ -244,7 +261,10 @@ class LIFConfig:
 
     def mode(self) -> tuple:
         """The flags the kernels read, see ``lifgrad.reference`` (M_*)."""
-        return (self.reset_code, int(self.strict), FORWARDS.index(self.forward),
+        fwd = FORWARDS.index(self.forward)
+        if self.spike_probability == "surrogate":
+            fwd = FWD_STOCHASTIC_PHI                                       # (M13)
+        return (self.reset_code, int(self.strict), fwd,
                 int(self.detach_reset), int(self.synaptic), int(self.adaptive),
                 int(self.recurrent == "one"), int(self.norm_input),
                 0 if self.max_spikes is None else self.max_spikes, int(self.decay_input),

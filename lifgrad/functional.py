@@ -214,7 +214,9 @@ def lif_forward(I, params=LIFParams(), config=None, u0=None, T=None, s0=None, a0
     u0, s0, a0: initial membrane, synaptic current and adaptation; each a
             scalar, ``(N,)`` or ``(B, N)``; default 0.
     rng:    a ``numpy.random.Generator``, required by ``forward='stochastic'``
-            (its uniform draws decide the spikes, (T7)).
+            (its uniform draws decide the spikes, (T7)), or the uniform draws
+            themselves, an array ``(T, B, N)`` in [0, 1) (to reproduce another
+            framework's Bernoulli spikes, (M13)).
 
     ``v`` is ``(T, B, N)``: ``uint8`` spikes (0 or 1) for the hard and stochastic
     forwards, the input's float dtype for the smooth one; ``trace`` feeds
@@ -256,11 +258,22 @@ def spike_dtype(config, dtype):
 
 
 def _random_draws(config, rng, shape):
+    """The uniform numbers of the stochastic forward: drawn from ``rng``, a
+    ``numpy.random.Generator``, or ``rng`` itself when it is an array of them
+    (``shape``, values in [0, 1): another framework's draws, reproduced)."""
     if config.forward != "stochastic":
         return np.zeros((1, 1, 1))
+    if isinstance(rng, np.ndarray):
+        if rng.shape != tuple(shape):
+            raise ValueError(f"rng: an array of uniform draws must have shape {tuple(shape)} "
+                             f"(T, B, N), got {rng.shape}")
+        if rng.dtype.kind != "f" or not np.all((rng >= 0) & (rng < 1)):
+            raise ValueError("rng: an array of uniform draws must be floats in [0, 1)")
+        return np.ascontiguousarray(rng, dtype=np.float64)
     if not isinstance(rng, np.random.Generator):
         raise TypeError("rng: forward='stochastic' needs a numpy.random.Generator "
-                        f"(e.g. numpy.random.default_rng(seed)), got {type(rng).__name__}")
+                        f"(e.g. numpy.random.default_rng(seed)) or an array of uniform "
+                        f"draws of shape (T, B, N), got {type(rng).__name__}")
     return rng.random(shape)
 
 

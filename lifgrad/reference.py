@@ -188,6 +188,8 @@ def cell_forward_scan(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a):
             v_t = surrogate_primitive(x, sg)                                  # (A6)
         elif fwd == 2:                                                        # (T7)
             v_t = (rnd[t] < surrogate_primitive(x, sg).astype(np.float64)).astype(u.dtype)
+        elif fwd == 3:                          # the probability phi itself     (M13)
+            v_t = (rnd[t] < surrogate_phi(x, x, sg).astype(np.float64)).astype(u.dtype)
         elif strict:
             v_t = (x > 0).astype(u.dtype)                                     # (A5) strict
         else:

@@ -270,6 +270,20 @@ def _multi_gaussian_G(x, v, sigma, r, k):
                   - r * k * ((1.0 + erf((x - sigma) / q)) + (1.0 + erf((x + sigma) / q))))
 
 
+def _logistic_g(x, v, k, p1, p2):
+    # the logistic function itself, 1/(1 + exp(-kx)), written without overflow
+    e = exp(-k * fabs(x))
+    r = 1.0 / (1.0 + e)
+    return step(x) * r + (1.0 - step(x)) * e * r
+
+
+def _refractory_logistic_g(x, v, k, theta, p2):
+    # max(cos(2 pi theta x) / (1 + exp(-kx)), 0): Spyx's refractory Bernoulli probability
+    e = exp(-k * fabs(x))
+    r = 1.0 / (1.0 + e)
+    return hi(cos((2.0 * PI * theta) * x) * (step(x) * r + (1.0 - step(x)) * e * r), 0.0)
+
+
 # --------------------------------------------------------------------------
 # Binding the formulas to NumPy and to math (for njit).
 # --------------------------------------------------------------------------
@@ -408,6 +422,12 @@ FAMILIES: tuple = (
          [Param("sigma", 0.5), Param("r", 0.15 / (1.15 * 6), positive=False), Param("k", 6.0)],
          "N(0, sigma) minus side lobes N(+-sigma, k sigma) of relative height r (sinabs "
          "MultiGaussian: r = h/((1+h) k); negative where the lobes win)"),
+    _row("logistic", 31, _logistic_g, None, [Param("k", 10.0)],
+         "sig(kx) = 1/(1 + exp(-kx)) itself, not its derivative (Spyx's Bernoulli "
+         "probability and its backward)"),
+    _row("refractory_logistic", 32, _refractory_logistic_g, None,
+         [Param("k", 50.0), Param("theta", 1.0)],
+         "max(cos(2 pi theta x) sig(kx), 0) (Spyx's refractory Bernoulli probability)"),
 )
 
 _BY_NAME = {}
@@ -782,6 +802,17 @@ PRESETS = {p.name: p for p in (
        lambda width, height: ("rect_open", {"w": width / 2}, height * width), True,
        "height on the open window |x| < width/2 (the docstring says <=)"),
     _p("spyx.triangular", {"k": 2.0}, lambda k: ("triangle", {"w": 1.0 / k}, 1.0 / k), True),
+    # spyx.experimental's Bernoulli neurons: the spike is drawn with probability p and
+    # the backward multiplies by p itself (LIFConfig(forward='stochastic',
+    # spike_probability='surrogate'), (M13))
+    _p("spyx.sigmoid_bernoulli", {"k": 10.0, "max_prob": 0.8},
+       lambda k, max_prob: ("logistic", {"k": k}, max_prob), True,
+       "spyx.experimental: p = max_prob sig(kx) is both the Bernoulli spike's probability "
+       "and its backward g p (not dp/dx)"),
+    _p("spyx.refractory_sigmoid_bernoulli", {"k": 50.0, "threshold": 1.0},
+       lambda k, threshold: ("refractory_logistic", {"k": k, "theta": threshold}, 1.0), True,
+       "spyx.experimental: p = max(cos(2 pi theta x) sig(kx), 0) is both the Bernoulli "
+       "spike's probability and its backward g p"),
     _p("spikede.gaussian", {"sigma": 1.0}, _spikede_gaussian, False,
        "normalised by a float32 sigma sqrt(2 pi) (torch.tensor(2*pi) is float32): 6e-8 "
        "relative from the float64 density"),

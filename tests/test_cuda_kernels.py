@@ -189,6 +189,10 @@ SCAN_CASES = {
     "none-clipped": (dict(reset="none", surrogate=sgs.get("fast_sigmoid", scale=1.5, clip=0.7)), {}),
     "smooth": (dict(reset="zero", forward="smooth", surrogate="gaussian"), {}),
     "stochastic": (dict(reset="subtract", forward="stochastic", surrogate="sigmoid"), {}),
+    # the probability is the surrogate itself (M13): Spyx's Bernoulli neurons
+    "stochastic-surrogate": (dict(reset="none", synaptic=True, forward="stochastic",
+                                  spike_probability="surrogate",
+                                  surrogate="spyx.refractory_sigmoid_bernoulli"), {}),
     "synaptic": (dict(reset="zero", synaptic=True, surrogate="laplace"), {}),
     "adaptive": (dict(reset="subtract", adaptive=True, surrogate="rect"), dict(gamma_free=True)),
     "one-to-one": (dict(reset="zero", recurrent="one", surrogate="sigmoid"), {}),
@@ -281,6 +285,9 @@ RECURRENT_CASES = {
                              surrogate="gaussian"), dict(gamma_free=True)),
     "stochastic-detach": (dict(reset="zero", detach_reset=True, strict=True, forward="stochastic",
                                surrogate="sigmoid"), {}),
+    "stochastic-surrogate": (dict(reset="subtract", forward="stochastic",
+                                  spike_probability="surrogate",
+                                  surrogate=sgs.get("spyx.sigmoid_bernoulli", k=4.0)), {}),
 }
 
 

@@ -36,6 +36,9 @@ N_MODE = 15
 # u_t = max(alpha u_{t-1} - reset, alpha u_min) + c s_t + b_u, u_min in P's row
 # P_UMIN (LIFConfig.u_min; sinabs' min_v_mem)                                       (M11)
 FWD_HARD, FWD_SMOOTH, FWD_STOCHASTIC = range(3)      # config.FORWARDS order
+# the stochastic forward whose spike probability is the surrogate phi itself, not
+# its primitive G (LIFConfig(spike_probability='surrogate'), Spyx's Bernoulli)     (M13)
+FWD_STOCHASTIC_PHI = 3
 TG_SHIFT, TG_RATIO, TG_NONE = range(3)               # config.THETA_GRADS order
 R_SUBTRACT, R_ZERO, R_NONE = range(3)                # LIFConfig.reset_code
 

@@ -57,7 +57,7 @@ from numba import config as _nbconfig, cuda, float32, float64
 
 from .. import surrogates as _sg
 from .constants import (ACC_RVA, ACC_UBIAS, ACC_UMIN, FWD_SMOOTH, FWD_STOCHASTIC,
-                        M_ADAPT, M_FORWARD, M_NORM, M_SYN, N_ACC, P_UBIAS, P_UMIN, R_NONE,
+                        FWD_STOCHASTIC_PHI, M_ADAPT, M_FORWARD, M_NORM, M_SYN, N_ACC, P_UBIAS, P_UMIN, R_NONE,
                         R_SUBTRACT, R_ZERO, TG_NONE, TG_RATIO)
 
 __all__ = ["cell_forward_scan", "cell_backward_scan", "cell_forward_recurrent",
@@ -282,6 +282,8 @@ def _forward_step(J, up, vp, sp, ap, rt, p, mode, q, one, first):
         vt = _flush(_cast(_prim(float(x), q), one), one)
     elif fwd == FWD_STOCHASTIC:                                                        # (T7)
         vt = one if rt < _cast(_prim(float(x), q), one) else zero
+    elif fwd == FWD_STOCHASTIC_PHI:                     # probability phi itself   (M13)
+        vt = one if rt < _flush(_cast(_phi(float(x), 0.0, q), one), one) else zero
     elif strict:                                                          # (A5) strict
         vt = one if x > zero else zero
     else:                                                                 # (A5)
@@ -436,7 +438,7 @@ def _forward_scan_kernel(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a
     b = i // N
     n = i - b * N
     synaptic, adaptive, norm = mode[M_SYN], mode[M_ADAPT], mode[M_NORM]
-    stochastic = mode[M_FORWARD] == FWD_STOCHASTIC
+    stochastic = mode[M_FORWARD] >= FWD_STOCHASTIC       # (T7), (M13)
     p = _params(P, n)
     zero = one - one
     up, vp, sp, ap = _state_before(u, v, s, a, state0, t0, b, n, synaptic, adaptive, zero)
@@ -497,7 +499,7 @@ def _forward_recurrent_kernel(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u
     N = u.shape[2]
     b = cuda.blockIdx.x
     synaptic, adaptive, norm = mode[M_SYN], mode[M_ADAPT], mode[M_NORM]
-    stochastic = mode[M_FORWARD] == FWD_STOCHASTIC
+    stochastic = mode[M_FORWARD] >= FWD_STOCHASTIC       # (T7), (M13)
     zero = one - one
     for t in range(t0, t1):
         for n in range(cuda.threadIdx.x, N, cuda.blockDim.x):

@@ -25,7 +25,7 @@ from numba import njit
 
 from .. import surrogates as _sg
 from .constants import (ACC_RVA, ACC_UBIAS, ACC_UMIN, BLOCK, FWD_SMOOTH, FWD_STOCHASTIC,
-                        M_ADAPT, M_ADAPT_CURRENT, M_DECAY_IN, M_DETACH, M_FORWARD, M_NORM, M_ONE,
+                        FWD_STOCHASTIC_PHI, M_ADAPT, M_ADAPT_CURRENT, M_DECAY_IN, M_DETACH, M_FORWARD, M_NORM, M_ONE,
                         M_RESET, M_RESET_THETA, M_SG_LIVE, M_SPIKES, M_STRICT, M_SYN,
                         M_THETA_GRAD, M_CLIP, N_ACC,
                         P_UBIAS, P_UMIN, R_NONE, R_SUBTRACT, R_ZERO, TG_NONE, TG_RATIO, TG_SHIFT)
@@ -82,6 +82,8 @@ _g_periodic_exponential = _F["periodic_exponential"][0]
 _g_periodic_exponential_steep = _F["periodic_exponential_steep"][0]
 _g_gaussian_shifted, _G_gaussian_shifted = _F["gaussian_shifted"]
 _g_multi_gaussian, _G_multi_gaussian = _F["multi_gaussian"]
+_g_logistic = _F["logistic"][0]
+_g_refractory_logistic = _F["refractory_logistic"][0]
 
 
 @njit(**_JIT)
@@ -203,6 +205,12 @@ def _phi_block(c, a, b, d, scale, lo, hi, x, v, out, m):
     elif c == 30:
         for k in range(m):
             out[k] = scale * min(max(_g_multi_gaussian(x[k], v[k], a, b, d), lo), hi)
+    elif c == 31:
+        for k in range(m):
+            out[k] = scale * min(max(_g_logistic(x[k], v[k], a, b, d), lo), hi)
+    elif c == 32:
+        for k in range(m):
+            out[k] = scale * min(max(_g_refractory_logistic(x[k], v[k], a, b, d), lo), hi)
     else:
         for k in range(m):
             out[k] = np.nan
@@ -399,6 +407,12 @@ def _forward_step(J, ut, vt, st, at, up, vp, sp, ap, al, th, ga, ur, als, rh, ba
         _G_block(sg[0], sg[1], sg[2], sg[3], x64, G64, m)
         for k in range(m):
             vt[k] = 1.0 if rt[k] < G64[k] else 0.0
+    elif fwd == FWD_STOCHASTIC_PHI:                     # probability phi itself   (M13)
+        for k in range(m):
+            x64[k] = J[k]
+        _phi_block(sg[0], sg[1], sg[2], sg[3], sg[4], sg[5], sg[6], x64, x64, G64, m)
+        for k in range(m):
+            vt[k] = 1.0 if rt[k] < G64[k] else 0.0
     elif strict:                                                          # (A5) strict
         for k in range(m):
             vt[k] = 1.0 if J[k] > 0 else 0.0
@@ -416,7 +430,7 @@ def _forward_tasks(I, static, t0, t1, state0, P, mode, sg, rnd, u, v, s, a, task
     [task0, task1) (task = batch row x block of BLOCK neurons)."""
     T, B, N = u.shape
     synaptic, adaptive, norm = mode[M_SYN], mode[M_ADAPT], mode[M_NORM]
-    stochastic = mode[M_FORWARD] == FWD_STOCHASTIC
+    stochastic = mode[M_FORWARD] >= FWD_STOCHASTIC       # (T7), (M13)
     nblk = (N + BLOCK - 1) // BLOCK
     one = np.ones(1, u.dtype)[0]
     for task in range(task0, task1):
@@ -466,7 +480,7 @@ def _forward_recurrent(I, static, t0, t1, state0, P, RT, mode, sg, rnd, u, v, s,
     ``state0`` at t0 = 0)."""
     T, B, N = u.shape
     synaptic, adaptive, norm = mode[M_SYN], mode[M_ADAPT], mode[M_NORM]
-    stochastic = mode[M_FORWARD] == FWD_STOCHASTIC
+    stochastic = mode[M_FORWARD] >= FWD_STOCHASTIC       # (T7), (M13)
     one = np.ones(1, u.dtype)[0]
     up = np.empty((B, N), u.dtype)
     vp = np.zeros((B, N), u.dtype)
