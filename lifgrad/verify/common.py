@@ -120,7 +120,9 @@ class LayerMap(NamedTuple):
     :func:`input_grad`).  ``pre``: a linear filter of the framework's input
     before the cell (Rockpool's synapses with different time constants), an
     object with ``forward(I) -> I_lg`` and its transpose ``vjp(dL/dI_lg) ->
-    dL/dI``.
+    dL/dI``.  ``draws``: for a stochastic forward, a function of lifgrad's
+    input shape ``(T, B, N)`` giving the uniform numbers the framework's
+    Bernoulli spikes were drawn with (lifgrad's ``rng``, (M13)).
     """
 
     config: LIFConfig
@@ -141,6 +143,7 @@ class LayerMap(NamedTuple):
     mem_offset: float = 0.0
     input_sum: int = 1
     pre: object = None
+    draws: Callable | None = None
 
 
 class Limit(NamedTuple):
@@ -444,7 +447,8 @@ def lifgrad_side(m: LayerMap, I, A, Bm):
     Returns ``(spikes, membrane as the framework reports it, dL/dI_peer, grads, trace)``."""
     I_lg = mapped_input(m, I)
     cfg = m.config.replace(dtype="float64", backend="cpu")
-    v, tr = lif_forward(I_lg, m.params, cfg, u0=m.u0, s0=m.s0)
+    rng = None if m.draws is None else m.draws(np.shape(I_lg))
+    v, tr = lif_forward(I_lg, m.params, cfg, u0=m.u0, s0=m.s0, rng=rng)
     mem, du, dv = reported_membrane(m, cfg, tr.u, v, A, Bm)
     g = membrane_param_terms(m, cfg, lif_backward(tr, m.params, cfg, dv=dv, du=du), v, Bm,
                              tr.u)

@@ -97,12 +97,20 @@ first and the gradient later: on the standard problem (T = 20) ``K = 10``
 reproduces every spike while the gradients still differ by 3.3e-4, and the
 default ``K = 3`` misses 18 of 360 spikes (gradients off by 58 %).
 
+``spyx.experimental.stochastic``'s ``StochasticAssociativeLIF``, ``SPSN``
+and ``StochasticAssociativeCuBaLIF`` (called on the whole sequence with a
+JAX key, ``module(key, x)``): reset-free, Bernoulli spikes drawn with ``p =
+max_prob sigmoid(k (V - theta))`` (the refractory form ``max(cos(2 pi theta
+(V - theta)) sigmoid(k (V - theta)), 0)``) and a backward that multiplies by
+``p`` itself rather than ``dp/dV``: lifgrad's stochastic forward with
+``spike_probability='surrogate'`` (M13), the presets
+``spyx.sigmoid_bernoulli`` / ``spyx.refractory_sigmoid_bernoulli``, and the
+uniform draws behind ``jax.random.bernoulli`` with the check's key
+(``BERNOULLI_KEY``) given to both sides (``LayerMap.draws``).  Checked as
+single layers: a ``spyx.nn.Sequential`` cannot call them.
+
 Not mapped (``layer_map`` refuses them, naming what lifgrad lacks): the
-stochastic neurons of ``spyx.experimental`` (Bernoulli spikes drawn with a
-JAX key from ``p = max_prob sigmoid(k (V - theta))``, whose backward
-multiplies by ``p`` itself rather than ``dp/dV``: lifgrad's stochastic
-forward draws with the primitive of the surrogate it differentiates with),
-the phasor and resonate-and-fire neurons (complex states), SSMs.
+phasor and resonate-and-fire neurons (complex states), SSMs.
 See ``derivations/peers.md`` (Spyx 1.0.0).
 """
 from __future__ import annotations
@@ -149,6 +157,13 @@ VARIANTS = {
                          "beta per neuron": dict(beta="per-neuron"),
                          "beta per neuron, parallel(K=T)": dict(beta="per-neuron",
                                                                 parallel=True)},
+    # spyx.experimental.stochastic: the whole sequence at once, reset-free, spikes
+    # Bernoulli(p) with a JAX key, backward g p (M13); k the sharpness of p
+    "StochasticAssociativeLIF": {"k=100": dict(k=100.0),
+                                 "k=10, threshold=0.8": dict(k=10.0, theta=0.8),
+                                 "spike=False (the membrane out)": dict(k=100.0, spike=False)},
+    "SPSN": {"k=10": dict(k=10.0), "k=40, threshold=0.8": dict(k=40.0, theta=0.8)},
+    "StochasticAssociativeCuBaLIF": {"k=100": dict(k=100.0), "k=20": dict(k=20.0)},
     "ALIF": {"beta, gamma scalar": dict(beta="scalar", gamma="scalar"),
              "beta, gamma per neuron": dict(beta="per-neuron", gamma="per-neuron"),
              "gamma at the clip bounds": dict(beta="per-neuron", gamma="bounds"),
@@ -161,7 +176,13 @@ _DELAYED = ("IF", "LIF", "RIF", "RLIF", "CuBaLIF", "RCuBaLIF", "ParallelResetLIF
 _SYNAPTIC = ("CuBaLIF", "RCuBaLIF")
 _RECURRENT = ("RIF", "RLIF", "RCuBaLIF")
 _NO_RESET = ("PSU_LIF", "AssociativeLIF")
-_MAPPED = _DELAYED + _NO_RESET + ("LI", "ALIF")
+# spyx.experimental.stochastic's Bernoulli neurons (M13), and their surrogate presets
+_BERNOULLI = ("StochasticAssociativeLIF", "SPSN", "StochasticAssociativeCuBaLIF")
+_BERNOULLI_PRESET = {"StochasticAssociativeLIF": "spyx.sigmoid_bernoulli",
+                     "SPSN": "spyx.sigmoid_bernoulli",
+                     "StochasticAssociativeCuBaLIF": "spyx.refractory_sigmoid_bernoulli"}
+BERNOULLI_KEY = 20261203    # jax.random.PRNGKey of the check's Bernoulli draws (both sides)
+_MAPPED = _DELAYED + _NO_RESET + ("LI", "ALIF") + _BERNOULLI
 
 BETA = 0.8              # a scalar beta
 ALPHA = 0.6             # a scalar CuBaLIF alpha
@@ -177,12 +198,16 @@ SURROGATE_PARAMS = {
     "spyx.boxcar": dict(width=1.2, height=0.8),
     "spyx.triangular": dict(k=1.5),
 }
+# the Bernoulli presets are the neurons' own (their k is the constructor's)
+BERNOULLI_PARAMS = {"spyx.sigmoid_bernoulli": ("k", "threshold", "max_prob"),
+                    "spyx.refractory_sigmoid_bernoulli": ("k", "threshold")}
 
 # input (mean, std) per neuron, times theta
 _INPUT = {"IF": (0.3, 0.8), "LIF": (0.35, 0.6), "RIF": (0.3, 0.8), "RLIF": (0.35, 0.6),
           "CuBaLIF": (0.1, 0.5), "RCuBaLIF": (0.1, 0.5), "PSU_LIF": (0.12, 0.6),
           "AssociativeLIF": (0.12, 0.6), "LI": (0.3, 1.0), "ALIF": (0.5, 0.8),
-          "ParallelResetLIF": (0.35, 0.6)}
+          "ParallelResetLIF": (0.35, 0.6), "StochasticAssociativeLIF": (0.35, 0.6),
+          "SPSN": (0.7, 1.2), "StochasticAssociativeCuBaLIF": (0.12, 0.5)}
 
 _COMMON_NOTES = {
     "delayed": (
@@ -205,15 +230,17 @@ _CLIP_NOTE = ("beta (and CuBaLIF's alpha) enter as jnp.clip(p, 0, 1): JAX gives 
               "derivative 1/2 at the bounds 0 and 1, so a decay of exactly 1 (or 0) gets half "
               "its gradient (0 outside [0, 1]); the mapping reproduces it")
 
-_STOCHASTIC = ("spyx.experimental.stochastic: the whole sequence at once, spikes drawn "
-               "Bernoulli(p) with a JAX key, p = max_prob sigmoid(k (V - theta)), and a "
-               "backward that multiplies by p itself (g p), not by dp/dV; lifgrad's "
-               "stochastic forward (T7) draws with G, the primitive of the surrogate it "
-               "differentiates with, so the two cannot be set apart")
+_BERNOULLI_NOTES = (
+    "spyx.experimental.stochastic runs the whole sequence at once (an associative scan, "
+    "SPSN an FFT convolution with beta^t (1 - beta)) and never resets: lifgrad's reset='none' "
+    "(SPSN with norm_input, StochasticAssociativeCuBaLIF synaptic); beta (alpha) enter as "
+    "clip(p, 0, 1)",
+    "the spike is Bernoulli(p) drawn with a JAX key, p the preset's value at V - theta, and "
+    "its backward multiplies by p itself (g p), not by dp/dV: lifgrad's stochastic forward "
+    "with spike_probability='surrogate' (M13); the check draws both sides' uniforms from "
+    "jax.random.PRNGKey(BERNOULLI_KEY) (jax.random.bernoulli(key, p) is uniform(key) < p)",
+)
 _UNSUPPORTED = {
-    "StochasticAssociativeLIF": _STOCHASTIC,
-    "StochasticAssociativeCuBaLIF": _STOCHASTIC + " (and a refractory cosine factor in p)",
-    "SPSN": _STOCHASTIC + " (the membrane by an FFT convolution with beta^t (1 - beta))",
     "ResonateFire": "a resonate-and-fire neuron: a complex membrane z = lambda z + x that "
                     "rotates, spiking on Re(z); lifgrad's cell is a real leaky integrator",
     "SpikingPhasor": "a phasor network neuron (complex phases): no leaky integrate-and-fire "
@@ -255,13 +282,43 @@ def _neuron_cls(name):
     """The Spyx class of a mapped neuron ``name``."""
     if name == "ParallelResetLIF":
         return _parallel_reset_cls()
+    if name in _BERNOULLI:
+        try:
+            from spyx.experimental import stochastic
+        except ImportError:
+            return None
+        return getattr(stochastic, name, None)
     return getattr(_jax()[3], name, None)
+
+
+def _bernoulli_activation(kind, module):
+    """``(preset, {preset parameter: value}, threshold)`` of a Bernoulli
+    neuron's spike (read from the closure of ``sigmoid_bernoulli`` /
+    ``refractory_sigmoid_bernoulli``), or None for ``spike=False`` (the
+    membrane is the output)."""
+    fn = module.spike
+    inner = _closure(getattr(fn, "__wrapped__", None)).get("fun")
+    if inner is None:
+        if kind == "StochasticAssociativeLIF" and getattr(fn, "__name__", "") == "<lambda>":
+            return None                 # spike=False: lambda x, k: x
+        raise ValueError(f"spike: {fn!r} is not Spyx's sigmoid_bernoulli / "
+                         f"refractory_sigmoid_bernoulli; lifgrad has no preset for it")
+    cl = _closure(inner)
+    preset = _BERNOULLI_PRESET[kind]
+    names = BERNOULLI_PARAMS[preset]
+    missing = [n for n in names if n not in cl]
+    if missing or inner.__qualname__.split(".<locals>")[0] != preset.split(".")[1]:
+        raise ValueError(f"spike: {inner.__qualname__} is not {preset} (closure lacks "
+                         f"{missing})")
+    own = dict(_sgs.preset(preset).defaults)
+    return (preset, {n: float(np.asarray(cl[n])) for n in names if n in own},
+            float(np.asarray(cl["threshold"])))
 
 
 def _kind(module):
     """The Spyx neuron class name of ``module`` (its mapped kind)."""
     _jax()
-    for name in ("AssociativeLIF", "PSU_LIF") + _DELAYED + ("LI", "ALIF"):
+    for name in ("AssociativeLIF", "PSU_LIF") + _DELAYED + ("LI", "ALIF") + _BERNOULLI:
         cls = _neuron_cls(name)
         if cls is not None and type(module) is cls:
             return name
@@ -385,6 +442,11 @@ def make_module(neuron, variant, surrogate=DEFAULT_SURROGATE, N=6, seed=0):
                          f"{neuron}, got {variant!r}")
     kw = VARIANTS[neuron][variant]
     rng = np.random.default_rng(1000 + seed)
+    if neuron in _BERNOULLI:            # their spike is built by the class (M13)
+        args = dict(threshold=kw.get("theta", 1.0), k=kw["k"])
+        if "spike" in kw:
+            args["spike"] = kw["spike"]
+        return _neuron_cls(neuron)((N,), rngs=nnx.Rngs(seed), **args)
     act = _make_activation(surrogate)
     theta = kw.get("theta", 1.0)
     if theta == "per-neuron":             # an array, as spyx.nir builds them
@@ -456,6 +518,31 @@ def _parallel_reset(module, x):
     with as many iterations as steps (exact: iteration k makes step k exact),
     the spikes only."""
     return module.parallel(x, K=int(x.shape[0])), None
+
+
+def bernoulli_draws(shape):
+    """The uniform numbers ``(T, B, N)`` behind ``jax.random.bernoulli`` with the
+    check's key on Spyx's ``(B, T, N)`` layout (``bernoulli(key, p)`` is
+    ``uniform(key, p.shape, p.dtype) < p``): lifgrad's stochastic forward
+    takes them as its ``rng`` (M13)."""
+    jax, jnp, _, _, _ = _jax()
+    T, B, N = shape
+    u = jax.random.uniform(jax.random.PRNGKey(BERNOULLI_KEY), (B, T, N), jnp.float64)
+    return np.ascontiguousarray(np.asarray(u, np.float64).transpose(1, 0, 2))
+
+
+def _bernoulli_run(kind, module, x):
+    """``(spikes, membrane or None)`` ``(T, B, N)`` of a spyx.experimental.stochastic
+    neuron called on the whole of ``x`` (``(B, T, N)`` for Spyx) with the
+    check's key; ``spike=False``: no spikes, the membrane out."""
+    jax, jnp, _, _, _ = _jax()
+    out = module(jax.random.PRNGKey(BERNOULLI_KEY), jnp.swapaxes(x, 0, 1))
+    if kind == "StochasticAssociativeCuBaLIF":
+        return jnp.swapaxes(out, 0, 1), None
+    spk, mem = jnp.swapaxes(out[0], 0, 1), jnp.swapaxes(out[1], 0, 1)
+    if _bernoulli_activation(kind, module) is None:
+        return jnp.zeros_like(mem), mem
+    return spk, mem
 
 
 def _float64(tree):
@@ -535,6 +622,31 @@ class Spyx(Adapter):
              ("LIF", "beta per neuron", "spyx.arctan"))
     option_defaults = {}
 
+    def case(self, neuron, variant, surrogate=None, **kw):
+        """As the protocol's; a Bernoulli neuron's surrogate is its own preset
+        (its class builds its spike), the Bernoulli presets no other neuron's."""
+        if neuron in _BERNOULLI:
+            own = _BERNOULLI_PRESET[neuron]
+            if surrogate not in (None, own):
+                raise ValueError(f"spyx: surrogate: {neuron} spikes with {own} (its class "
+                                 f"builds it), got {surrogate!r}")
+            surrogate = own
+        elif surrogate in BERNOULLI_PARAMS:
+            raise ValueError(f"spyx: surrogate: {surrogate} is the spike of "
+                             f"spyx.experimental.stochastic's neurons, not an activation of "
+                             f"{neuron}")
+        return super().case(neuron, variant, surrogate, **kw)
+
+    def cases(self, quick=False) -> list:
+        """The protocol's cases without the Bernoulli presets on
+        :attr:`preset_case` (they come with their own neurons)."""
+        if quick:
+            return super().cases(quick)
+        out = [self.case(n, v) for n, vs in self.neurons.items() for v in vs]
+        n, v = self.preset_case
+        return out + [self.case(n, v, p) for p in self.presets()
+                      if p != self.default_surrogate and p not in BERNOULLI_PARAMS]
+
     # -- a neuron module ---------------------------------------------------------
 
     def is_neuron(self, module):
@@ -544,8 +656,8 @@ class Spyx(Adapter):
         _, _, _, snn, _ = _jax()
         if isinstance(module, (snn.Sequential, snn.ActivityRegularization)):
             return False
-        if type(module).__name__ in _UNSUPPORTED:     # refused by name, with the reason
-            return True
+        if type(module).__name__ in _UNSUPPORTED or type(module).__name__ in _BERNOULLI:
+            return True             # _UNSUPPORTED: refused by name, with the reason
         return callable(getattr(module, "initial_state", None))
 
     def surrogate_of(self, module):
@@ -553,9 +665,16 @@ class Spyx(Adapter):
         (or of an activation function itself), read from the closure that
         ``spyx.axn``'s factories build; ValueError for ``LI`` (no spikes) and
         for any other activation."""
-        if hasattr(module, "initial_state"):
-            if _kind(module) == "LI":
+        if hasattr(module, "initial_state") or type(module).__name__ in _BERNOULLI:
+            kind = _kind(module)
+            if kind == "LI":
                 raise ValueError("LI emits no spikes: it has no surrogate")
+            if kind in _BERNOULLI:
+                got = _bernoulli_activation(kind, module)
+                if got is None:
+                    raise ValueError("StochasticAssociativeLIF(spike=False) emits no spikes: "
+                                     "it has no surrogate")
+                return got[:2]
             return _activation(module.spike)
         return _activation(module)
 
@@ -577,6 +696,8 @@ class Spyx(Adapter):
                 return {"beta": _sum_to(np.asarray(g.alpha) * dbeta, shape["beta"])}
             return LayerMap(cfg, params, spike_scale=0.0, param_grads=param_grads,
                             notes=tuple(notes))
+        if kind in _BERNOULLI:
+            return self._bernoulli_map(module, kind, shape)
         theta = _threshold(module)
         sname, sparams = self.surrogate_of(module)
         sg = _sgs.get(sname, **sparams)
@@ -640,16 +761,62 @@ class Spyx(Adapter):
             return out
         return LayerMap(config, params, param_grads=param_grads, notes=tuple(notes))
 
+    def _bernoulli_map(self, module, kind, shape) -> LayerMap:
+        """spyx.experimental.stochastic's reset-free Bernoulli neurons: lifgrad's
+        cell with reset='none', the stochastic forward whose probability is the
+        surrogate itself (M13) and the check's uniform draws (``draws``)."""
+        got = _bernoulli_activation(kind, module)
+        beta, dbeta = _clipped(_param_value(module.beta))
+        notes = list(_BERNOULLI_NOTES)
+        cfg = dict(reset="none", strict=True, norm_input=kind == "SPSN")
+        pkw = dict(alpha=beta)
+        if got is None:                 # spike=False: the membrane is the output
+            cfg["surrogate"] = "zero"
+            pkw["theta"] = 0.0
+            notes.append("StochasticAssociativeLIF(spike=False) returns (V, V): lifgrad's "
+                         "readout (reset='none', no spikes)")
+        else:
+            sname, sparams, pkw["theta"] = got
+            cfg.update(surrogate=_sgs.get(sname, **sparams), forward="stochastic",
+                       spike_probability="surrogate")
+            notes.append(f"{sname}: {_sgs.preset(sname).note}")
+        dalpha = None
+        if kind == "StochasticAssociativeCuBaLIF":
+            alpha_s, dalpha = _clipped(_param_value(module.alpha))
+            cfg["synaptic"] = True
+            pkw["alpha_s"] = alpha_s
+            notes.append("StochasticAssociativeCuBaLIF returns the spikes only: the loss "
+                         "reads them alone")
+
+        def param_grads(g, I, tr):
+            out = {"beta": _sum_to(np.asarray(g.alpha, np.float64) * dbeta, shape["beta"])}
+            if dalpha is not None:
+                out["alpha"] = _sum_to(np.asarray(g.alpha_s, np.float64) * dalpha,
+                                       shape["alpha"])
+            return out
+        return LayerMap(LIFConfig(**cfg), LIFParams(**pkw), param_grads=param_grads,
+                        spike_scale=0.0 if got is None else 1.0, notes=tuple(notes),
+                        draws=None if got is None else bernoulli_draws)
+
     # -- running ------------------------------------------------------------------
 
     def peer_forward(self, module, I):
         _, jnp, _, _, _ = _jax()
         kind = _kind(module)
-        spk, mem = _scan_neuron(kind, module, jnp.asarray(np.asarray(I, np.float64)))
+        x = jnp.asarray(np.asarray(I, np.float64))
+        if kind in _BERNOULLI:
+            spk, mem = _bernoulli_run(kind, module, x)
+            return np.asarray(spk, np.float64), \
+                None if mem is None else np.asarray(mem, np.float64)
+        spk, mem = _scan_neuron(kind, module, x)
         return np.asarray(spk, np.float64), np.asarray(mem, np.float64)
 
     def peer_gradients(self, built: Built) -> dict:
         kind = _kind(built.module)
+        if kind in _BERNOULLI:
+            return _autograd(built.module, ("bernoulli", kind),
+                             functools.partial(_bernoulli_run, kind), built.I, built.A,
+                             built.Bm)
         if VARIANTS[built.case.neuron][built.case.variant].get("parallel"):
             if kind == "ParallelResetLIF":
                 return _autograd(built.module, ("parallel_reset",), _parallel_reset, built.I,
@@ -667,7 +834,11 @@ class Spyx(Adapter):
         _, I, A, Bm = problem(case.seed, case.T, case.B, case.N, mean=mean * theta,
                               std=std * theta)
         sur = case.surrogate if case.neuron != "LI" else "(no spikes)"
+        if case.neuron in _BERNOULLI:
+            sur = _BERNOULLI_PRESET[case.neuron] if kw.get("spike", True) else "(no spikes)"
         notes = ()
+        if case.neuron == "StochasticAssociativeCuBaLIF":
+            Bm = np.zeros_like(Bm)
         if kw.get("parallel") and case.neuron == "ParallelResetLIF":
             Bm = np.zeros_like(Bm)
             notes = ("ParallelResetLIF.parallel(x, K) returns only the spikes: the loss reads "
@@ -692,6 +863,13 @@ class Spyx(Adapter):
                             f"{type(model).__qualname__}")
         layers = [(f"layers.{i}", x) for i, x in enumerate(model.layers)
                   if not isinstance(x, snn.Flatten)]
+        for path, x in layers:
+            if type(x).__name__ in _BERNOULLI:
+                raise ValueError(f"model.{path}: spyx.experimental.stochastic's "
+                                 f"{type(x).__name__} is called on the whole sequence with a "
+                                 f"key, module(key, x), which spyx.nn.Sequential's step does "
+                                 f"not do: lifgrad verify checks it as a single layer "
+                                 f"(lifgrad.verify.spyx cases), not inside a Sequential")
         pairs = self.chain_pairs(layers, lambda x: isinstance(x, nnx.Linear),
                                  f"flax.nnx.Linear, Spyx neurons ({', '.join(_MAPPED)}) and "
                                  f"spyx.nn.Flatten")

@@ -24,7 +24,10 @@ How each framework is called:
   float32), in float32 the stock function;
 * Spyx: ``jax.vmap(jax.grad(spyx.axn.<fn>(**params)))`` with 64-bit types on
   for float64 and off for float32 (a context: the global setting is left as
-  it is).
+  it is); ``sigmoid_bernoulli`` / ``refractory_sigmoid_bernoulli`` from
+  ``spyx.experimental.stochastic`` with ``threshold=0`` (their input is then
+  ``x``) and a fixed key: the gradient is their backward's factor p, the
+  spikes Bernoulli draws.
 
 sinabs and Rockpool take the membrane ``v`` and the threshold, the others
 ``x = u - theta``: :func:`takes_membrane` says which, :func:`peer_input`
@@ -199,8 +202,26 @@ def _spyx(fn, inp, params, dtype):
     import jax.numpy as jnp
     from spyx import axn
     with jax.enable_x64(dtype == np.float64):
-        act = getattr(axn, fn)(**params)
         z = jnp.asarray(inp, dtype=jnp.float64 if dtype == np.float64 else jnp.float32)
+        if fn in _BERNOULLI:            # activation(x, key) of spyx.experimental.stochastic
+            from spyx.experimental import stochastic
+            d = dict(_sg.preset(f"spyx.{fn}").defaults)
+            d.update(params)
+            if fn == "refractory_sigmoid_bernoulli":
+                # the threshold is also the cosine's frequency: keep it, and shift
+                # the input instead (U = (x + theta) - theta)
+                act = getattr(stochastic, fn)(k=d["k"], threshold=d["threshold"])
+                z = z + d["threshold"]
+            else:
+                act = getattr(stochastic, fn)(k=d["k"], threshold=0.0, max_prob=d["max_prob"])
+            key = jax.random.PRNGKey(0)
+            grad = np.asarray(jax.vmap(jax.grad(lambda s: act(s, key)))(z))
+            spikes = np.asarray(act(z, key))
+            return PeerOutput(grad, spikes)
+        act = getattr(axn, fn)(**params)
         grad = np.asarray(jax.vmap(jax.grad(lambda s: act(s)))(z))
         spikes = np.asarray(jax.vmap(act)(z))
     return PeerOutput(grad, spikes)
+
+
+_BERNOULLI = ("sigmoid_bernoulli", "refractory_sigmoid_bernoulli")
