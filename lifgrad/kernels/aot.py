@@ -105,6 +105,9 @@ def build(out_dir=HERE, verbose=True):
     from numba.pycc import CC
 
     t0 = time.perf_counter()
+    # the hash of the sources as they are read now: a source edited while the
+    # compiler runs leaves a build that the next import rejects as stale
+    digest = source_hash()
     cc = CC(MODULE)
     cc.output_dir = out_dir
     cc.target_cpu = "host"          # this machine's vector units (the default is generic x86-64)
@@ -127,7 +130,7 @@ def build(out_dir=HERE, verbose=True):
             cc.compile()
     finally:
         compiler.Flags.__init__ = init
-    meta = {"source_hash": source_hash(), "python": sys.version.split()[0],
+    meta = {"source_hash": digest, "python": sys.version.split()[0],
             "exports": len(_exports()), "seconds": round(time.perf_counter() - t0, 1)}
     write_meta(meta, out_dir)
     if verbose:
