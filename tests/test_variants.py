@@ -128,10 +128,15 @@ def test_variant_kernel_problem_has_several_spikes():
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_variants_against_finite_differences(name):
     """Zero surrogate on the spiking network (every variant, resets that exist),
-    smooth forward (the variants with one spike per step)."""
+    smooth forward (the variants with one spike per step).  The stochastic
+    variants (M13, a forward: the spike drawn with probability phi) have
+    kernel rows only; their backward is the hard cell's, checked here."""
     for reset in ("subtract", "zero", "none"):
         for detach in (False, True):
             cfg = _variant_config(name, reset=reset, detach_reset=detach, strict=detach)
+            if cfg is not None and cfg.forward == "stochastic":
+                assert cfg.spike_probability == "surrogate" and name.startswith("bernoulli")
+                continue
             if cfg is not None:
                 errs, _ = fd_zero_surrogate(cfg, seed=11, gamma_free=(reset == "subtract"),
                                             **variant_params(name))
