@@ -123,7 +123,7 @@ import numpy as np
 from .. import surrogates as _sgs
 from ..config import LIFConfig, LIFParams
 from .common import LayerMap, problem
-from .protocol import Adapter, Built, ChainLink
+from .protocol import Adapter, Built, Case, ChainLink
 
 DEFAULT_SURROGATE = "spyx.superspike"
 
@@ -622,7 +622,8 @@ class Spyx(Adapter):
              ("LIF", "beta per neuron", "spyx.arctan"))
     option_defaults = {}
 
-    def case(self, neuron, variant, surrogate=None, **kw):
+    def case(self, neuron, variant, surrogate=None, *, seed=0, T=20, B=3, N=6,
+             **options) -> Case:
         """As the protocol's; a Bernoulli neuron's surrogate is its own preset
         (its class builds its spike), the Bernoulli presets no other neuron's."""
         if neuron in _BERNOULLI:
@@ -635,7 +636,7 @@ class Spyx(Adapter):
             raise ValueError(f"spyx: surrogate: {surrogate} is the spike of "
                              f"spyx.experimental.stochastic's neurons, not an activation of "
                              f"{neuron}")
-        return super().case(neuron, variant, surrogate, **kw)
+        return super().case(neuron, variant, surrogate, seed=seed, T=T, B=B, N=N, **options)
 
     def cases(self, quick=False) -> list:
         """The protocol's cases without the Bernoulli presets on
