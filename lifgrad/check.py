@@ -75,7 +75,8 @@ def naive_forward(I, p, config, frozen_v=None, freeze_all=False, frozen_theta=No
 
     ``p``: dict with alpha, theta, gamma (None = tied), u_reset, alpha_s, rho,
     beta_a, R, u0, s0, a0 and optionally u_bias, the membrane bias (M6), and
-    u_min, the clip's level (M11; default ``config.u_min``).  ``frozen_v`` (T, B, N): use these spikes inside the
+    u_min, the clip's level (M11; default ``config.u_min``).  ``frozen_v``
+    (T, B, N): use these spikes inside the
     reset instead of the simulated ones (the function whose exact gradient
     ``detach_reset=True`` computes, (A11)); with ``freeze_all`` these spikes
     replace the simulated ones everywhere (reset, recurrence, adaptation,

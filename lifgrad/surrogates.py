@@ -270,13 +270,6 @@ def _multi_gaussian_G(x, v, sigma, r, k):
                   - r * k * ((1.0 + erf((x - sigma) / q)) + (1.0 + erf((x + sigma) / q))))
 
 
-def _logistic_g(x, v, k, p1, p2):
-    # the logistic function itself, 1/(1 + exp(-kx)), written without overflow
-    e = exp(-k * fabs(x))
-    r = 1.0 / (1.0 + e)
-    return step(x) * r + (1.0 - step(x)) * e * r
-
-
 def _refractory_logistic_g(x, v, k, theta, p2):
     # max(cos(2 pi theta x) / (1 + exp(-kx)), 0): Spyx's refractory Bernoulli probability
     e = exp(-k * fabs(x))
@@ -422,7 +415,8 @@ FAMILIES: tuple = (
          [Param("sigma", 0.5), Param("r", 0.15 / (1.15 * 6), positive=False), Param("k", 6.0)],
          "N(0, sigma) minus side lobes N(+-sigma, k sigma) of relative height r (sinabs "
          "MultiGaussian: r = h/((1+h) k); negative where the lobes win)"),
-    _row("logistic", 31, _logistic_g, None, [Param("k", 10.0)],
+    # the logistic function itself: the sigmoid family's primitive as a surrogate
+    _row("logistic", 31, _sigmoid_G, None, [Param("k", 10.0)],
          "sig(kx) = 1/(1 + exp(-kx)) itself, not its derivative (Spyx's Bernoulli "
          "probability and its backward)"),
     _row("refractory_logistic", 32, _refractory_logistic_g, None,

@@ -57,7 +57,8 @@ from numba import config as _nbconfig, cuda, float32, float64
 
 from .. import surrogates as _sg
 from .constants import (ACC_RVA, ACC_UBIAS, ACC_UMIN, FWD_SMOOTH, FWD_STOCHASTIC,
-                        FWD_STOCHASTIC_PHI, M_ADAPT, M_FORWARD, M_NORM, M_SYN, N_ACC, P_UBIAS, P_UMIN, R_NONE,
+                        FWD_STOCHASTIC_PHI, M_ADAPT, M_FORWARD, M_NORM, M_SYN, N_ACC,
+                        P_UBIAS, P_UMIN, R_NONE,
                         R_SUBTRACT, R_ZERO, TG_NONE, TG_RATIO)
 
 __all__ = ["cell_forward_scan", "cell_backward_scan", "cell_forward_recurrent",

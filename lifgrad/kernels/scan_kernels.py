@@ -25,7 +25,8 @@ from numba import njit
 
 from .. import surrogates as _sg
 from .constants import (ACC_RVA, ACC_UBIAS, ACC_UMIN, BLOCK, FWD_SMOOTH, FWD_STOCHASTIC,
-                        FWD_STOCHASTIC_PHI, M_ADAPT, M_ADAPT_CURRENT, M_DECAY_IN, M_DETACH, M_FORWARD, M_NORM, M_ONE,
+                        FWD_STOCHASTIC_PHI, M_ADAPT, M_ADAPT_CURRENT, M_DECAY_IN, M_DETACH,
+                        M_FORWARD, M_NORM, M_ONE,
                         M_RESET, M_RESET_THETA, M_SG_LIVE, M_SPIKES, M_STRICT, M_SYN,
                         M_THETA_GRAD, M_CLIP, N_ACC,
                         P_UBIAS, P_UMIN, R_NONE, R_SUBTRACT, R_ZERO, TG_NONE, TG_RATIO, TG_SHIFT)

@@ -83,7 +83,8 @@ membrane); the adapter reads each step's pre-reset membrane ``v_t`` where
 The run starts from a zero state in the input's dtype: sinabs makes its
 states in float32 whatever the layer's dtype, so a float64 ALIF's first-step
 threshold ``b0 + adapt_scale b`` is float32 and that step's share of
-``dL/db0`` is rounded to float32 (5e-9 relative on the standard problem).  ``ALIFRecurrent`` with a bias-free ``nn.Linear`` as
+``dL/db0`` is rounded to float32 (5e-9 relative on the standard problem).
+``ALIFRecurrent`` with a bias-free ``nn.Linear`` as
 ``rec_connect`` adds ``W n_{t-1}`` to the input: lifgrad's all-to-all ``R =
 W`` (R1).  The threshold-scaled surrogates (``SingleExponential``, ALIF's
 default, ``PeriodicExponential``, ``Heaviside``), which sinabs calls with
@@ -125,7 +126,8 @@ it with ``requires_grad=False`` (LIF, IAF, ExpLeak; ALIF keeps what it is
 given); a trainable one (a user's ``requires_grad_(True)``, an
 ``nn.Parameter`` given to ALIF) gets lifgrad's ``dL/du_min`` (M11: ``alpha``
 times the sum of ``ubar_t`` over the clipped steps, plus the clipped entries
-of a recorded post-reset membrane).  Neither sinabs nor lifgrad clips the initial state (sinabs starts
+of a recorded post-reset membrane).  Neither sinabs nor lifgrad clips the
+initial state (sinabs starts
 from an unclipped 0), so ``min_v_mem > 0`` maps as well.
 
 ``MembraneReset(reset_value=r)``, r != 0: sinabs sets ``v (n == 0) + r``,
